@@ -1,0 +1,50 @@
+"""hitl-router: approvals for AI agents, decided in Slack.
+
+The public surface is small on purpose::
+
+    from hitl import Approvals
+    approvals = Approvals()
+    req = approvals.request(action="send_email", summary="...", params={...})
+    decision = req.wait()
+"""
+
+from __future__ import annotations
+
+from hitl.client import Approvals, AsyncApprovals, AsyncRequestHandle, RequestHandle
+from hitl.errors import (
+    AlreadyDecided,
+    ConfigError,
+    HitlError,
+    InvalidRequest,
+    NotAllowed,
+    Rejected,
+    RequestNotFound,
+    StaleVersion,
+    TransitionRefused,
+    WaitTimeout,
+)
+from hitl.models import Decision, Request
+from hitl.status import Mode, Risk, Status, Verb
+
+__all__ = [
+    "AlreadyDecided",
+    "Approvals",
+    "AsyncApprovals",
+    "AsyncRequestHandle",
+    "ConfigError",
+    "Decision",
+    "HitlError",
+    "InvalidRequest",
+    "Mode",
+    "NotAllowed",
+    "Rejected",
+    "Request",
+    "RequestHandle",
+    "RequestNotFound",
+    "Risk",
+    "StaleVersion",
+    "Status",
+    "TransitionRefused",
+    "Verb",
+    "WaitTimeout",
+]

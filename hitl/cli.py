@@ -1,0 +1,147 @@
+"""The `hitl` console script.
+
+The `worker`, `bot` and `dev` subcommands load the `workers` and `bot` packages on demand;
+the core library (`import hitl`) never imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from hitl.errors import ConfigError, HitlError
+from hitl.settings import load_settings
+from hitl.status import Mode, Status
+
+# `hitl request --wait` exit codes (SPEC).
+EXIT_APPROVED, EXIT_REJECTED, EXIT_EXPIRED, EXIT_ERROR = 0, 1, 2, 3
+_EXIT_BY_STATUS = {
+    Status.APPROVED: EXIT_APPROVED,
+    Status.FINALIZED: EXIT_APPROVED,
+    Status.JUDGED: EXIT_APPROVED,
+    Status.REJECTED: EXIT_REJECTED,
+    Status.VETOED: EXIT_REJECTED,
+    Status.CANCELLED: EXIT_REJECTED,
+    Status.EXPIRED: EXIT_EXPIRED,
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 3 (SPEC's "error"), not argparse's 2, which means "expired"."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"hitl: error: {message}\n")
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """`key=value`; the value is read as JSON when it parses (numbers, booleans, lists)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"--param wants key=value, got {text!r}")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+def _request(args: argparse.Namespace) -> int:
+    from hitl.client import Approvals
+
+    approvals = Approvals()
+    handle = approvals.request(
+        action=args.action,
+        summary=args.summary,
+        params=dict(args.param or []),
+        context=args.context,
+        agent=args.agent,
+        run_id=args.run_id,
+        mode=args.mode,
+        channel=args.channel,
+        timeout=args.timeout,
+        window=args.window,
+        approvers=args.approver,
+        requested_by=args.requested_by,
+        risk=args.risk,
+        reversible=args.reversible,
+        idempotency_key=args.idempotency_key,
+    )
+    print(f"request {handle.id} filed ({handle.mode})", file=sys.stderr)
+    if not args.wait:
+        print(handle.id)
+        return EXIT_APPROVED
+    decision = handle.wait() if handle.mode in (Mode.GATE, Mode.OVERRIDE) else handle.fetch().decision()
+    print(json.dumps(decision.model_dump(mode="json")))
+    who = f" by {', '.join(decision.by)}" if decision.by else ""
+    why = f": {decision.comment}" if decision.comment else ""
+    print(f"{decision.status}{who}{why}", file=sys.stderr)
+    return _EXIT_BY_STATUS.get(decision.status, EXIT_ERROR)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    runner = importlib.import_module("workers.runner")
+    runner.run(load_settings(), burst=args.burst, fork=args.fork)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hitl", description="Approvals for AI agents, decided in Slack.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    req = sub.add_parser("request", help="file a request from a shell; --wait to gate on it")
+    req.add_argument("--action", required=True)
+    req.add_argument("--summary", required=True)
+    req.add_argument("--param", action="append", type=parse_param, metavar="KEY=VALUE")
+    req.add_argument("--context")
+    req.add_argument("--agent")
+    req.add_argument("--run-id")
+    req.add_argument("--mode", choices=[m.value for m in Mode])
+    req.add_argument("--channel")
+    req.add_argument("--timeout", type=float, metavar="SECONDS")
+    req.add_argument("--window", type=float, metavar="SECONDS")
+    req.add_argument("--approver", action="append", metavar="USER_OR_GROUP")
+    req.add_argument("--requested-by", metavar="USER")
+    req.add_argument("--risk", choices=["low", "medium", "high", "critical"])
+    req.add_argument("--irreversible", dest="reversible", action="store_false", default=None)
+    req.add_argument("--idempotency-key")
+    req.add_argument(
+        "--wait", action="store_true",
+        help="block until decided; exit 0 approved, 1 rejected or vetoed, 2 expired, 3 error",
+    )
+    req.set_defaults(func=_request)
+
+    wrk = sub.add_parser("worker", help="run an RQ worker with the scheduler and the timer ticker")
+    wrk.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    wrk.add_argument("--fork", action="store_true", help="run each job in a forked work horse")
+    wrk.set_defaults(func=_worker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except ConfigError as exc:
+        print(f"hitl: configuration error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except HitlError as exc:
+        print(f"hitl: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

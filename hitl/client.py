@@ -1,0 +1,391 @@
+"""The enqueue client: what an agent calls before a risky action.
+
+`Approvals` files requests and hands back a `RequestHandle` whose `wait()` blocks on a
+Redis list until the decision lands (no polling), survives a dropped connection, and
+returns at once when the request is already final. `AsyncApprovals` is the asyncio twin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio as aioredis
+
+from hitl.errors import InvalidRequest, Rejected, WaitTimeout
+from hitl.ids import new_id
+from hitl.keys import Keys
+from hitl.models import MAX_PARAMS_BYTES, Decision, Request, RequestInput
+from hitl.policy import PolicySource, route
+from hitl.settings import Settings, load_settings
+from hitl.status import Mode, Status, Verb
+from hitl.store import AsyncStore, Store
+
+log = logging.getLogger(__name__)
+
+# Longest single block on the done list before the request is re-read (seconds). Only a
+# safety net: a decision wakes the waiter at once.
+WAIT_SLICE = 10.0
+# Back-off bounds while Redis is unreachable during a wait (seconds).
+RECONNECT_MIN, RECONNECT_MAX = 0.05, 2.0
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _connect_kwargs() -> dict[str, Any]:
+    # No socket timeout: a waiter legitimately blocks for WAIT_SLICE; keepalive and health
+    # checks notice a dead server instead.
+    return {"socket_connect_timeout": 5, "socket_keepalive": True, "health_check_interval": 30}
+
+
+def build_doc(settings: Settings, policy: PolicySource, **kwargs: Any) -> dict[str, Any]:
+    """Validate an agent's arguments and route them with the policy: the stored `doc`."""
+    req = RequestInput.parse(**kwargs)
+    r = route(req, policy.current(), settings.default_channel)
+    return {
+        "id": new_id(),
+        "action": req.action,
+        "summary": req.summary,
+        "params": req.params,
+        "context": req.context,
+        "agent": req.agent,
+        "run_id": req.run_id,
+        "risk": req.risk.value if req.risk else None,
+        "reversible": req.reversible,
+        "confidence": req.confidence,
+        "mode": r.mode.value,
+        "urgent": r.urgent,
+        "channel": r.channel,
+        "approvers": r.approvers,
+        "requested_by": req.requested_by,
+        "quorum": r.quorum,
+        "timeout": r.timeout,
+        "window": r.window,
+        "escalation": [s.model_dump() for s in r.escalation],
+        "idempotency_key": req.idempotency_key,
+    }
+
+
+def check_decision(verb: str, params: dict[str, Any] | None) -> Verb:
+    try:
+        v = Verb(verb)
+    except ValueError:
+        raise InvalidRequest("verb", f"{verb!r} is not one of approve, reject, veto, confirm") from None
+    if params is not None:
+        if v is not Verb.APPROVE:
+            raise InvalidRequest("params", "edited parameters go with an approval only")
+        if not isinstance(params, dict):
+            raise InvalidRequest("params", "must be a JSON object")
+        try:
+            size = len(json.dumps(params, allow_nan=False, ensure_ascii=False).encode())
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest("params", f"must be JSON-serialisable ({exc})") from None
+        if size > MAX_PARAMS_BYTES:
+            raise InvalidRequest("params", f"is {size:,} bytes as JSON; the limit is {MAX_PARAMS_BYTES:,}")
+    return v
+
+
+class _Deadline:
+    def __init__(self, timeout: float | timedelta | None) -> None:
+        if isinstance(timeout, timedelta):
+            timeout = timeout.total_seconds()
+        self.timeout = timeout
+        self.end = None if timeout is None else time.monotonic() + timeout
+
+    def slice(self) -> float:
+        """Seconds to block next; raises nothing, returns <= 0 when time is up."""
+        if self.end is None:
+            return WAIT_SLICE
+        return min(WAIT_SLICE, self.end - time.monotonic())
+
+
+class RequestHandle:
+    """A filed request, seen from the agent."""
+
+    def __init__(self, approvals: Approvals, request_id: str, mode: Mode, status: Status | None = None):
+        self._approvals = approvals
+        self.id = request_id
+        self.mode = mode
+        self._status = status
+
+    def __repr__(self) -> str:
+        return f"<RequestHandle {self.id} mode={self.mode}>"
+
+    def status(self) -> Status:
+        """The current status, read from Redis."""
+        return self._approvals.store.status(self.id)
+
+    def fetch(self) -> Request:
+        """The whole stored request."""
+        return self._approvals.store.get(self.id)
+
+    def wait(self, timeout: float | timedelta | None = None) -> Decision:
+        """Block until the request is final and return the decision.
+
+        Wakes within milliseconds of the decision; raises `WaitTimeout` after `timeout`
+        seconds. A Redis outage is waited out: the decision is read again once it is back.
+        """
+        store = self._approvals.store
+        deadline = _Deadline(timeout)
+        backoff = RECONNECT_MIN
+        while True:
+            try:
+                req = store.get(self.id)
+                if req.final:
+                    return req.decision()
+                block = deadline.slice()
+                if block <= 0:
+                    raise WaitTimeout(self.id, deadline.timeout or 0)
+                store.wait_token(self.id, max(block, 0.01))
+                backoff = RECONNECT_MIN
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if deadline.slice() <= 0:
+                    raise WaitTimeout(self.id, deadline.timeout or 0) from exc
+                log.warning("Redis unreachable while waiting for %s (%s); retrying", self.id, exc)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, RECONNECT_MAX)
+
+    def cancel(self) -> Status:
+        """Withdraw a pending request; raises `AlreadyDecided` when it is too late."""
+        return self._approvals.store.transition(self.id, "cancel")
+
+
+class Approvals:
+    """Files approval requests and reads decisions. Thread-safe; share one per process."""
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        client: redis.Redis | None = None,
+        prefix: str | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        url = redis_url or self.settings.redis
+        self.redis = client or redis.Redis.from_url(url, **_connect_kwargs())
+        self.keys = Keys(prefix or self.settings.prefix)
+        self.store = Store(self.redis, self.keys, self.settings.retention)
+        self.policy = PolicySource(self.settings.policy_file)
+        self._url = url
+
+    def request(self, action: str | None = None, summary: str | None = None, **kwargs: Any) -> RequestHandle:
+        """File a request (see SPEC for the arguments) and return its handle at once."""
+        doc = build_doc(self.settings, self.policy, action=action, summary=summary, **kwargs)
+        _, rid, mode, status = self.store.create(doc)
+        return RequestHandle(self, rid, mode, status)
+
+    def get(self, request_id: str) -> RequestHandle:
+        """A handle for an existing request; raises `RequestNotFound`."""
+        req = self.store.get(request_id)
+        return RequestHandle(self, req.id, req.mode, req.status)
+
+    def decide(
+        self,
+        request_id: str,
+        verb: str,
+        by: str,
+        comment: str | None = None,
+        params: dict[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        groups: Sequence[str] = (),
+    ) -> Request:
+        """Record a person's decision and return the request as it now stands.
+
+        `groups` are the user groups `by` belongs to (the bot resolves them); `version`
+        refuses the decision if the request changed since the reviewer saw it. Raises
+        `AlreadyDecided`, `NotAllowed` or `StaleVersion`; nothing changes then.
+        """
+        v = check_decision(verb, params)
+        self.store.transition(
+            request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
+        )
+        return self.store.get(request_id)
+
+    def require_approval(
+        self, action: str | None = None, summary: str | None = None, **request_kwargs: Any
+    ) -> Callable[[F], F]:
+        """Gate a function behind a decision; raises `hitl.Rejected` with the reason.
+
+        The call's arguments become the request's `params` (edited values are passed to the
+        function when a reviewer changed them). `summary` may use `{name}` placeholders
+        for the arguments. Works on coroutine functions too.
+        """
+
+        def wrap(func: F) -> F:
+            name = action or func.__name__
+            sig = inspect.signature(func)
+
+            def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[inspect.BoundArguments, dict]:
+                bound = sig.bind(*args, **kwargs)
+                bound.apply_defaults()
+                params = {k: v for k, v in bound.arguments.items() if _jsonable(v)}
+                text = (summary or f"Run {name}").format(**bound.arguments)
+                return bound, {"action": name, "summary": text, "params": params, **request_kwargs}
+
+            def finish(bound: inspect.BoundArguments, decision: Decision) -> inspect.BoundArguments:
+                if not decision.approved:
+                    raise Rejected(decision)
+                for key, value in decision.params.items():
+                    if key in bound.arguments:
+                        bound.arguments[key] = value
+                return bound
+
+            if inspect.iscoroutinefunction(func):
+
+                @functools.wraps(func)
+                async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    bound, req_kwargs = prepare(args, kwargs)
+                    aio = self.asyncio()
+                    try:
+                        handle = await aio.request(**req_kwargs)
+                        if handle.mode is Mode.GATE:
+                            decision = await handle.wait()
+                        else:
+                            decision = await handle.decision()
+                    finally:
+                        await aio.aclose()
+                    bound = finish(bound, decision)
+                    return await func(*bound.args, **bound.kwargs)
+
+                return async_wrapper  # type: ignore[return-value]
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                bound, req_kwargs = prepare(args, kwargs)
+                handle = self.request(**req_kwargs)
+                # Only gate waits: override, shadow, notify and auto act at once (SPEC).
+                decision = handle.wait() if handle.mode is Mode.GATE else handle.fetch().decision()
+                bound = finish(bound, decision)
+                return func(*bound.args, **bound.kwargs)
+
+            return wrapper  # type: ignore[return-value]
+
+        return wrap
+
+    def asyncio(self) -> AsyncApprovals:
+        """An asyncio client on the same Redis, prefix and policy."""
+        return AsyncApprovals(self._url, settings=self.settings, prefix=self.keys.prefix)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def __enter__(self) -> Approvals:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class AsyncRequestHandle:
+    """`RequestHandle` for asyncio code."""
+
+    def __init__(self, approvals: AsyncApprovals, request_id: str, mode: Mode) -> None:
+        self._approvals = approvals
+        self.id = request_id
+        self.mode = mode
+
+    async def status(self) -> Status:
+        return await self._approvals.store.status(self.id)
+
+    async def fetch(self) -> Request:
+        return await self._approvals.store.get(self.id)
+
+    async def decision(self) -> Decision:
+        return (await self.fetch()).decision()
+
+    async def wait(self, timeout: float | timedelta | None = None) -> Decision:
+        store = self._approvals.store
+        deadline = _Deadline(timeout)
+        backoff = RECONNECT_MIN
+        while True:
+            try:
+                req = await store.get(self.id)
+                if req.final:
+                    return req.decision()
+                block = deadline.slice()
+                if block <= 0:
+                    raise WaitTimeout(self.id, deadline.timeout or 0)
+                await store.wait_token(self.id, max(block, 0.01))
+                backoff = RECONNECT_MIN
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if deadline.slice() <= 0:
+                    raise WaitTimeout(self.id, deadline.timeout or 0) from exc
+                log.warning("Redis unreachable while waiting for %s (%s); retrying", self.id, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RECONNECT_MAX)
+
+    async def cancel(self) -> Status:
+        return await self._approvals.store.transition(self.id, "cancel")
+
+
+class AsyncApprovals:
+    """The asyncio twin of `Approvals`."""
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        client: aioredis.Redis | None = None,
+        prefix: str | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.redis = client or aioredis.Redis.from_url(redis_url or self.settings.redis, **_connect_kwargs())
+        self.keys = Keys(prefix or self.settings.prefix)
+        self.store = AsyncStore(self.redis, self.keys, self.settings.retention)
+        self.policy = PolicySource(self.settings.policy_file)
+
+    async def request(
+        self, action: str | None = None, summary: str | None = None, **kwargs: Any
+    ) -> AsyncRequestHandle:
+        doc = build_doc(self.settings, self.policy, action=action, summary=summary, **kwargs)
+        _, rid, mode, _status = await self.store.create(doc)
+        return AsyncRequestHandle(self, rid, mode)
+
+    async def get(self, request_id: str) -> AsyncRequestHandle:
+        req = await self.store.get(request_id)
+        return AsyncRequestHandle(self, req.id, req.mode)
+
+    async def decide(
+        self,
+        request_id: str,
+        verb: str,
+        by: str,
+        comment: str | None = None,
+        params: dict[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        groups: Sequence[str] = (),
+    ) -> Request:
+        v = check_decision(verb, params)
+        await self.store.transition(
+            request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
+        )
+        return await self.store.get(request_id)
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> AsyncApprovals:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,91 @@
+"""One exception hierarchy for everything `hitl` raises.
+
+Agent code catches `HitlError` once; callers that need to tell cases apart catch the
+subclasses. Every message is written for a person: it names the field, the request or the
+setting at fault and says what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hitl.models import Decision
+
+
+class HitlError(Exception):
+    """Base class of every error raised by hitl-router."""
+
+
+class ConfigError(HitlError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class InvalidRequest(HitlError, ValueError):
+    """A request's arguments are invalid; `field` names the offending argument."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class RequestNotFound(HitlError, LookupError):
+    """No request with that id exists (or it has aged out of Redis)."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(f"no request with id {request_id!r}")
+
+
+class TransitionRefused(HitlError):
+    """A decision was refused; nothing changed. `reason` is a short machine-readable code.
+
+    Subclasses tell a reviewer (or an agent) why: the request is already final, the person
+    may not decide it, or the card they clicked is out of date.
+    """
+
+    def __init__(self, request_id: str, reason: str, message: str) -> None:
+        self.request_id = request_id
+        self.reason = reason
+        super().__init__(message)
+
+
+class AlreadyDecided(TransitionRefused):
+    """The request reached a final state before this decision; the first decision stands."""
+
+    def __init__(self, request_id: str, status: str, by: list[str]) -> None:
+        self.status = status
+        self.by = by
+        who = f" by {', '.join(by)}" if by else ""
+        super().__init__(request_id, "final", f"request {request_id} is already {status}{who}")
+
+
+class NotAllowed(TransitionRefused):
+    """The person may not take this decision (not an approver, the requester, already voted)."""
+
+
+class StaleVersion(TransitionRefused):
+    """The request changed (for example its parameters were edited) since the card was drawn."""
+
+
+class WaitTimeout(HitlError, TimeoutError):
+    """`wait(timeout=...)` ran out before the request reached a final state."""
+
+    def __init__(self, request_id: str, timeout: float) -> None:
+        self.request_id = request_id
+        super().__init__(f"request {request_id} still undecided after {timeout:g}s")
+
+
+class Rejected(HitlError):
+    """Raised by `require_approval` when a request is not approved.
+
+    Carries the reviewer's reason so an agent framework can hand it back to the model
+    ("the reviewer rejected this because ...") instead of failing blindly.
+    """
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        self.reason = decision.comment
+        who = f" by {', '.join(decision.by)}" if decision.by else ""
+        because = f": {decision.comment}" if decision.comment else ""
+        super().__init__(f"{decision.action} was {decision.status}{who}{because}")

@@ -1,0 +1,20 @@
+"""Request ids: short, URL- and RQ-safe, and sortable by creation time."""
+
+from __future__ import annotations
+
+import os
+import time
+
+# Crockford's base32 (no i, l, o, u): easy to read aloud and to type into `/hitl show`.
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+# 48 bits of milliseconds + 42 random bits = 90 bits = 18 base32 characters.
+ID_LENGTH = 18
+
+
+def new_id() -> str:
+    value = (time.time_ns() // 1_000_000) << 42 | int.from_bytes(os.urandom(6)) >> 6
+    out = []
+    for _ in range(ID_LENGTH):
+        value, digit = divmod(value, 32)
+        out.append(_ALPHABET[digit])
+    return "".join(reversed(out))

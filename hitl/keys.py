@@ -1,0 +1,94 @@
+"""The Redis key layout, in one place.
+
+Everything lives under one prefix (default ``hitl``; ``HITL_REDIS_PREFIX``), so a
+deployment or a test run can share a Redis with others and be cleaned with one SCAN.
+
+=====================================  ======  ================================================
+key                                    type    what it holds
+=====================================  ======  ================================================
+``{p}:req:{id}``                       hash    a request: ``doc`` (immutable JSON) + live state
+``{p}:req:{id}:done``                  list    one token pushed when the request turns final;
+                                               waiters block on it (BLMOVE onto itself)
+``{p}:idem:{key}``                     string  idempotency key -> request id
+``{p}:pending``                        zset    every undecided request (pending or open),
+                                               scored by creation time (ms)
+``{p}:pending:ch:{channel}``           zset    the same, per Slack channel
+``{p}:pending:mode:{mode}``            zset    the same, per mode
+``{p}:channels``                       set     channels that ever had a request
+``{p}:timers``                         zset    due work, scored by due time (ms); members
+                                               ``{id}|timeout``, ``{id}|window``,
+                                               ``{id}|esc|{n}`` and ``{id}|sync`` (make the
+                                               Slack card match Redis)
+``{p}:events``                         stream  the audit log, one entry per transition
+``{p}:stats:{action}``                 hash    per-action counters by outcome
+``{p}:actions``                        set     actions that have counters
+``{p}:paused``                         set     kill switch scopes: ``*`` or action names
+=====================================  ======  ================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Separator inside timer members; request ids never contain it.
+TIMER_SEP = "|"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Builds key names for one prefix."""
+
+    prefix: str = "hitl"
+
+    def req(self, request_id: str) -> str:
+        return f"{self.prefix}:req:{request_id}"
+
+    def done(self, request_id: str) -> str:
+        return f"{self.prefix}:req:{request_id}:done"
+
+    def idem(self, key: str) -> str:
+        return f"{self.prefix}:idem:{key}"
+
+    @property
+    def pending(self) -> str:
+        return f"{self.prefix}:pending"
+
+    def pending_channel(self, channel: str) -> str:
+        return f"{self.prefix}:pending:ch:{channel}"
+
+    def pending_mode(self, mode: str) -> str:
+        return f"{self.prefix}:pending:mode:{mode}"
+
+    @property
+    def channels(self) -> str:
+        return f"{self.prefix}:channels"
+
+    @property
+    def timers(self) -> str:
+        return f"{self.prefix}:timers"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    def stats(self, action: str) -> str:
+        return f"{self.prefix}:stats:{action}"
+
+    @property
+    def actions(self) -> str:
+        return f"{self.prefix}:actions"
+
+    @property
+    def paused(self) -> str:
+        return f"{self.prefix}:paused"
+
+
+def timer_member(request_id: str, kind: str, step: int | None = None) -> str:
+    parts = [request_id, kind] if step is None else [request_id, kind, str(step)]
+    return TIMER_SEP.join(parts)
+
+
+def parse_timer_member(member: str) -> tuple[str, str, int | None]:
+    parts = member.split(TIMER_SEP)
+    step = int(parts[2]) if len(parts) > 2 else None
+    return parts[0], parts[1], step

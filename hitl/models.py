@@ -1,0 +1,210 @@
+"""What a request and a decision look like, validated with pydantic.
+
+`RequestInput` is what an agent hands to `Approvals.request()`: it is checked field by
+field so a mistake surfaces as one `InvalidRequest` naming the argument. `Request` is the
+stored record (input + routing + live state) and `Decision` is what a waiting agent gets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hitl.errors import InvalidRequest
+from hitl.status import Mode, Risk, Status
+
+# Largest JSON encoding of `params` accepted; larger payloads belong in a link, not a card.
+MAX_PARAMS_BYTES = 256 * 1024
+# Longest summary: it is the card's headline text and must stay readable.
+MAX_SUMMARY_CHARS = 2_000
+# Longest context (markdown reasoning shown under "Details").
+MAX_CONTEXT_CHARS = 20_000
+# Most distinct approvals a request may require.
+MAX_QUORUM = 10
+
+Seconds = float
+
+
+def to_seconds(value: float | int | timedelta | None, field: str) -> float | None:
+    """Accept seconds or a timedelta, as SPEC promises for `timeout` and `window`."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidRequest(field, "must be a number of seconds or a timedelta")
+    if value <= 0:
+        raise InvalidRequest(field, f"must be positive, got {value:g}")
+    return float(value)
+
+
+class EscalationStep(BaseModel):
+    """One rung of an escalation ladder, frozen into a request when it is created."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: float = Field(gt=0, description="seconds after creation")
+    notify: list[str] = Field(default_factory=list, description="user or group ids to mention")
+    channel: str | None = Field(default=None, description="also repost the card in this channel")
+
+
+class RequestInput(BaseModel):
+    """The agent's side of a request, before policy fills the gaps."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    action: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:/-]+$")
+    summary: str = Field(min_length=1, max_length=MAX_SUMMARY_CHARS)
+    params: dict[str, Any] = Field(default_factory=dict)
+    context: str | None = Field(default=None, max_length=MAX_CONTEXT_CHARS)
+    agent: str | None = Field(default=None, max_length=100)
+    run_id: str | None = Field(default=None, max_length=200)
+    risk: Risk | None = None
+    reversible: bool | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    mode: Mode | None = None
+    channel: str | None = Field(default=None, max_length=100)
+    approvers: list[str] | None = None
+    requested_by: str | None = Field(default=None, max_length=50)
+    quorum: int | None = Field(default=None, ge=1, le=MAX_QUORUM)
+    timeout: float | None = Field(default=None, gt=0)
+    window: float | None = Field(default=None, gt=0)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("params")
+    @classmethod
+    def _params_are_json(cls, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            encoded = json.dumps(params, allow_nan=False, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"must be JSON-serialisable ({exc})") from None
+        if len(encoded.encode()) > MAX_PARAMS_BYTES:
+            raise ValueError(
+                f"is {len(encoded.encode()):,} bytes as JSON; the limit is {MAX_PARAMS_BYTES:,}. "
+                "Pass a reference (a URL or an id) to large data instead"
+            )
+        return params
+
+    @field_validator("approvers")
+    @classmethod
+    def _approver_ids(cls, approvers: list[str] | None) -> list[str] | None:
+        if approvers is None:
+            return None
+        for who in approvers:
+            if not isinstance(who, str) or not who.strip() or len(who) > 50:
+                raise ValueError(f"{who!r} is not a Slack user or user group id")
+        return list(dict.fromkeys(a.strip() for a in approvers))
+
+    @classmethod
+    def parse(cls, **kwargs: Any) -> RequestInput:
+        """Validate, turning pydantic's report into one `InvalidRequest` naming the field."""
+        for name in ("timeout", "window"):
+            kwargs[name] = to_seconds(kwargs.get(name), name)
+        for name in ("action", "summary"):
+            if kwargs.get(name) is None:
+                kwargs.pop(name, None)
+        try:
+            return cls(**kwargs)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "request"
+            msg = first["msg"].removeprefix("Value error, ")
+            if first["type"] == "missing":
+                msg = "is required"
+            elif first["type"] == "enum":
+                msg = f"{first['input']!r} is not one of {first['ctx']['expected']}"
+            elif first["type"] == "string_pattern_mismatch":
+                msg = "may only contain letters, digits and _ . : / - (no spaces); it names the tool"
+            elif first["type"] == "extra_forbidden":
+                msg = "is not a known argument"
+            raise InvalidRequest(field, msg) from None
+
+
+class Request(BaseModel):
+    """A stored request: what the agent asked, how policy routed it, and where it stands."""
+
+    id: str
+    action: str
+    summary: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    context: str | None = None
+    agent: str | None = None
+    run_id: str | None = None
+    risk: Risk | None = None
+    reversible: bool | None = None
+    confidence: float | None = None
+    mode: Mode
+    urgent: bool = False
+    channel: str | None = None
+    approvers: list[str] = Field(default_factory=list)
+    requested_by: str | None = None
+    quorum: int = 1
+    timeout: float | None = None
+    window: float | None = None
+    escalation: list[EscalationStep] = Field(default_factory=list)
+    idempotency_key: str | None = None
+    created_at: float
+    deadline: float | None = None  # epoch seconds: gate/shadow expiry or override window end
+    paused: bool = False  # raised to gate by the kill switch
+    # live state
+    status: Status
+    version: int = 1
+    votes: list[str] = Field(default_factory=list)
+    by: list[str] = Field(default_factory=list)
+    comment: str | None = None
+    decided_params: dict[str, Any] | None = None
+    verdict: str | None = None
+    decided_at: float | None = None
+    escalated: int = 0
+    card_channel: str | None = None
+    card_ts: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status.final
+
+    @property
+    def effective_params(self) -> dict[str, Any]:
+        """The parameters as they stand: edited by a reviewer, else as the agent sent them."""
+        return self.decided_params if self.decided_params is not None else self.params
+
+    def decision(self) -> Decision:
+        return Decision.from_request(self)
+
+
+class Decision(BaseModel):
+    """What the agent learns. `approved` is True only when the agent may (still) act."""
+
+    request_id: str
+    action: str
+    mode: Mode
+    status: Status
+    approved: bool
+    by: list[str] = Field(default_factory=list)
+    comment: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    verdict: str | None = None  # shadow mode: "approve" or "reject", what the reviewer would do
+    decided_at: float | None = None
+
+    @classmethod
+    def from_request(cls, req: Request) -> Decision:
+        if req.mode is Mode.SHADOW:
+            approved = True  # shadow never blocks: the human's answer is measured, not obeyed
+        else:
+            approved = req.status in (Status.APPROVED, Status.FINALIZED, Status.OPEN)
+        return cls(
+            request_id=req.id,
+            action=req.action,
+            mode=req.mode,
+            status=req.status,
+            approved=approved,
+            by=list(req.by),
+            comment=req.comment,
+            params=req.effective_params,
+            verdict=req.verdict,
+            decided_at=req.decided_at,
+        )

@@ -1,0 +1,220 @@
+"""Every state change of a request, as Lua run atomically inside Redis.
+
+One script per transition kind, each checking the current state before it writes, so two
+reviewers clicking at once, a Slack retry or a timer firing twice leave exactly one
+transition behind and the losers learn why. Scripts build a few derived key names from
+the prefix (channel and mode indexes, stats): hitl-router targets a single Redis (or a
+primary with replicas), not Redis Cluster.
+
+Results are flat arrays because Lua tables cannot carry nil: see `hitl.store` for the
+parsing.
+"""
+
+from __future__ import annotations
+
+# Helpers shared by the scripts below (prepended to each).
+_COMMON = r"""
+local function list_json(t)
+  if #t == 0 then return '[]' end
+  return cjson.encode(t)
+end
+local function contains(t, v)
+  for _, x in ipairs(t) do if x == v then return true end end
+  return false
+end
+local function unindex(prefix, id, channel, mode)
+  redis.call('ZREM', prefix .. ':pending', id)
+  if channel and channel ~= '' then redis.call('ZREM', prefix .. ':pending:ch:' .. channel, id) end
+  redis.call('ZREM', prefix .. ':pending:mode:' .. mode, id)
+end
+"""
+
+# CREATE: store a new request, index it, schedule its timers, audit it.
+# KEYS[1] req hash   KEYS[2] idempotency key   KEYS[3] done list   KEYS[4] timers zset
+# KEYS[5] events stream   KEYS[6] paused set
+# ARGV[1] prefix  ARGV[2] id  ARGV[3] doc JSON  ARGV[4] mode  ARGV[5] now (ms)
+# ARGV[6] "1" when an idempotency key was given  ARGV[7] retention (s)
+# ARGV[8] timers JSON {member: due_ms}  ARGV[9] channel  ARGV[10] action  ARGV[11] quorum
+# ARGV[12] requested_by  ARGV[13] approvers JSON  ARGV[14] deadline (epoch s or "")
+# ARGV[15] timers JSON if the kill switch raises the mode to gate  ARGV[16] gate deadline
+# Returns {1, id, mode, status, paused} when created, {0, existing id} for a known key.
+CREATE = _COMMON + r"""
+local prefix, id, mode, now = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
+if ARGV[6] == '1' then
+  local existing = redis.call('GET', KEYS[2])
+  if existing then return {0, existing} end
+end
+local action, channel = ARGV[10], ARGV[9]
+local paused = 0
+if mode ~= 'gate' and mode ~= 'shadow' and
+   (redis.call('SISMEMBER', KEYS[6], '*') == 1 or redis.call('SISMEMBER', KEYS[6], action) == 1) then
+  mode, paused = 'gate', 1
+end
+local timers, deadline = ARGV[8], ARGV[14]
+if paused == 1 then timers, deadline = ARGV[15], ARGV[16] end
+local status = 'pending'
+if mode == 'auto' or mode == 'notify' then status = 'approved'
+elseif mode == 'override' then status = 'open' end
+local members = {}
+for member, due in pairs(cjson.decode(timers)) do
+  redis.call('ZADD', KEYS[4], due, member)
+  if not string.find(member, '|sync', 1, true) then table.insert(members, member) end
+end
+redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'status', status, 'mode', mode, 'version', 1,
+  'action', action, 'channel', channel, 'quorum', ARGV[11], 'requested_by', ARGV[12],
+  'approvers', ARGV[13], 'votes', '[]', 'by', '[]', 'timers', list_json(members),
+  'created_ms', now, 'deadline', deadline, 'paused', paused, 'escalated', 0)
+local stats = prefix .. ':stats:' .. action
+redis.call('SADD', prefix .. ':actions', action)
+redis.call('HINCRBY', stats, 'created', 1)
+if status == 'approved' then
+  redis.call('HSET', KEYS[1], 'by', '[]', 'comment', 'automatic (' .. mode .. ')', 'decided_ms', now)
+  redis.call('HINCRBY', stats, 'auto', 1)
+  redis.call('RPUSH', KEYS[3], 'final')
+  redis.call('EXPIRE', KEYS[3], ARGV[7])
+  redis.call('EXPIRE', KEYS[1], ARGV[7])
+else
+  redis.call('ZADD', prefix .. ':pending', now, id)
+  redis.call('ZADD', prefix .. ':pending:mode:' .. mode, now, id)
+  if channel ~= '' then
+    redis.call('ZADD', prefix .. ':pending:ch:' .. channel, now, id)
+    redis.call('SADD', prefix .. ':channels', channel)
+  end
+end
+if ARGV[6] == '1' then redis.call('SET', KEYS[2], id, 'EX', ARGV[7]) end
+redis.call('XADD', KEYS[5], '*', 'type', 'created', 'id', id, 'action', action, 'mode', mode,
+  'status', status, 'channel', channel, 'by', ARGV[12], 'doc', ARGV[3])
+return {1, id, mode, status, paused}
+"""
+
+# TRANSITION: a decision (approve, reject, veto, confirm) or a system move (cancel,
+# expire, finalize). Checks state, version, and who may decide; counts quorum votes.
+# KEYS[1] req hash   KEYS[2] done list   KEYS[3] timers zset   KEYS[4] events stream
+# ARGV[1] prefix  ARGV[2] id  ARGV[3] verb  ARGV[4] by (user id, "" for the system)
+# ARGV[5] groups JSON the user belongs to  ARGV[6] comment  ARGV[7] edited params JSON or ""
+# ARGV[8] expected version or ""  ARGV[9] now (ms)  ARGV[10] retention (s)
+# Returns {"ok", status, version, votes JSON, by JSON} | {"refused", reason, status,
+# version, by JSON} | {"missing"}.
+TRANSITION = _COMMON + r"""
+local h = redis.call('HMGET', KEYS[1], 'status', 'mode', 'version', 'quorum', 'requested_by',
+  'approvers', 'votes', 'by', 'channel', 'action', 'timers', 'created_ms')
+if not h[1] then return {'missing'} end
+local prefix, id, verb, by, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[9])
+local status, mode, version = h[1], h[2], tonumber(h[3])
+local function refuse(reason) return {'refused', reason, status, version, h[8]} end
+if status ~= 'pending' and status ~= 'open' then return refuse('final') end
+local new
+if verb == 'approve' or verb == 'reject' then
+  if status ~= 'pending' then return refuse('verb') end
+  if mode == 'shadow' then new = 'judged'
+  elseif verb == 'approve' then new = 'approved'
+  else new = 'rejected' end
+elseif verb == 'veto' or verb == 'confirm' or verb == 'finalize' then
+  if status ~= 'open' then return refuse('verb') end
+  if verb == 'veto' then new = 'vetoed' else new = 'finalized' end
+elseif verb == 'expire' or verb == 'cancel' then
+  if status ~= 'pending' then return refuse('verb') end
+  if verb == 'expire' then new = 'expired' else new = 'cancelled' end
+else
+  return refuse('verb')
+end
+local person = verb ~= 'expire' and verb ~= 'finalize' and verb ~= 'cancel'
+if person then
+  if ARGV[8] ~= '' and tonumber(ARGV[8]) ~= version then return refuse('stale') end
+  if by == '' then return refuse('anonymous') end
+  if by == h[5] and (verb == 'approve' or verb == 'confirm') then return refuse('requester') end
+  local approvers = cjson.decode(h[6])
+  if #approvers > 0 and not contains(approvers, by) then
+    local member = false
+    for _, g in ipairs(cjson.decode(ARGV[5])) do
+      if contains(approvers, g) then member = true end
+    end
+    if not member then return refuse('not_approver') end
+  end
+end
+local edited = ARGV[7] ~= ''
+local votes = cjson.decode(h[7])
+local stats = prefix .. ':stats:' .. h[10]
+version = version + 1
+if edited then
+  -- approvals given for the old parameters no longer count
+  votes = {}
+  redis.call('HSET', KEYS[1], 'params', ARGV[7])
+  redis.call('HINCRBY', stats, 'edited', 1)
+end
+if verb == 'approve' and mode == 'gate' then
+  if contains(votes, by) then version = version - 1; return refuse('voted') end
+  table.insert(votes, by)
+  if #votes < tonumber(h[4]) then
+    redis.call('HSET', KEYS[1], 'version', version, 'votes', list_json(votes))
+    redis.call('ZADD', KEYS[3], now, id .. '|sync')
+    redis.call('XADD', KEYS[4], '*', 'type', 'voted', 'id', id, 'action', h[10], 'status', status,
+      'by', by, 'votes', list_json(votes), 'quorum', h[4], 'params', ARGV[7])
+    return {'ok', status, version, list_json(votes), h[8]}
+  end
+end
+local decided_by = {}
+if verb == 'approve' and mode == 'gate' then decided_by = votes
+elseif by ~= '' then decided_by = {by} end
+redis.call('HSET', KEYS[1], 'status', new, 'version', version, 'votes', list_json(votes),
+  'by', list_json(decided_by), 'comment', ARGV[6], 'decided_ms', now)
+if mode == 'shadow' then redis.call('HSET', KEYS[1], 'verdict', verb) end
+unindex(prefix, id, h[9], mode)
+for _, member in ipairs(cjson.decode(h[11])) do redis.call('ZREM', KEYS[3], member) end
+redis.call('ZADD', KEYS[3], now, id .. '|sync')
+local event = 'decided'
+if new == 'expired' or new == 'vetoed' or new == 'finalized' or new == 'cancelled' then event = new end
+redis.call('XADD', KEYS[4], '*', 'type', event, 'id', id, 'action', h[10], 'status', new,
+  'by', list_json(decided_by), 'comment', ARGV[6], 'params', ARGV[7], 'verdict', verb)
+redis.call('HINCRBY', stats, new, 1)
+if mode == 'shadow' then redis.call('HINCRBY', stats, 'shadow_' .. verb, 1) end
+local durations = prefix .. ':durations:' .. h[10]
+redis.call('LPUSH', durations, now - tonumber(h[12]))
+redis.call('LTRIM', durations, 0, 999)
+redis.call('RPUSH', KEYS[2], 'final')
+redis.call('EXPIRE', KEYS[2], ARGV[10])
+redis.call('EXPIRE', KEYS[1], ARGV[10])
+return {'ok', new, version, list_json(votes), list_json(decided_by)}
+"""
+
+# ESCALATE: record that escalation step N fired, if the request still waits.
+# KEYS[1] req hash   KEYS[2] timers zset   KEYS[3] events stream
+# ARGV[1] id  ARGV[2] step  ARGV[3] now (ms)
+# Returns {"ok", step} or {"skip", status}.
+ESCALATE = r"""
+local h = redis.call('HMGET', KEYS[1], 'status', 'escalated', 'action')
+if not h[1] then return {'skip', 'missing'} end
+if h[1] ~= 'pending' then return {'skip', h[1]} end
+local step = tonumber(ARGV[2])
+if tonumber(h[2]) >= step then return {'skip', 'already'} end
+redis.call('HSET', KEYS[1], 'escalated', step)
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. '|sync')
+redis.call('XADD', KEYS[3], '*', 'type', 'escalated', 'id', ARGV[1], 'action', h[3], 'step', step)
+return {'ok', step}
+"""
+
+# CLAIM: lease up to N due timers to this worker by pushing their score into the future;
+# a worker that dies holding them loses the lease and another takes them over.
+# KEYS[1] timers zset   ARGV[1] now (ms)  ARGV[2] lease (ms)  ARGV[3] limit
+# Returns {member, original due, lease score, ...}.
+CLAIM = r"""
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[3])
+local lease = tonumber(ARGV[1]) + tonumber(ARGV[2])
+local out = {}
+for i = 1, #due, 2 do
+  redis.call('ZADD', KEYS[1], lease, due[i])
+  table.insert(out, due[i]); table.insert(out, due[i + 1]); table.insert(out, tostring(lease))
+end
+return out
+"""
+
+# ACK: drop a timer once handled, unless it was re-armed meanwhile (a newer score).
+# KEYS[1] timers zset   ARGV[1] member  ARGV[2] lease score it was claimed with
+ACK = r"""
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""

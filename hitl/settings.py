@@ -1,0 +1,100 @@
+"""Settings from the environment or `.env`, read once with pydantic-settings.
+
+A bad value must never surface as a traceback: `load_settings()` turns pydantic's report
+into one `ConfigError` line that names the environment variable to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hitl.errors import ConfigError
+
+# Slack's own Web API; the sandbox and tests point SLACK_API_URL elsewhere.
+SLACK_API_DEFAULT = "https://slack.com/api/"
+# Redis used when REDIS_URL is unset (the Redis a developer usually has running).
+REDIS_URL_DEFAULT = "redis://127.0.0.1:6379/0"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    """Every knob of hitl-router. Field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=_env("SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field(default=SLACK_API_DEFAULT, validation_alias=_env("SLACK_API_URL"))
+    port: int = Field(default=3000, ge=1, le=65535, validation_alias=_env("PORT"))
+    default_channel: str | None = Field(default=None, validation_alias=_env("HITL_DEFAULT_CHANNEL"))
+    policy_file: Path | None = Field(default=None, validation_alias=_env("HITL_POLICY_FILE"))
+    admins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("HITL_ADMINS")
+    )
+    # Key prefix so several deployments (or the test suite) can share one Redis.
+    prefix: str = Field(default="hitl", min_length=1, validation_alias=_env("HITL_REDIS_PREFIX"))
+    # How long a final request stays in Redis (seconds) before it ages out; the audit stays.
+    retention: int = Field(default=30 * 86400, gt=0, validation_alias=_env("HITL_RETENTION"))
+    # Seconds a worker holds a claimed timer before another worker may take it over.
+    timer_lease: float = Field(default=10.0, gt=0, validation_alias=_env("HITL_TIMER_LEASE"))
+    # How often each worker looks for due timers (seconds).
+    timer_tick: float = Field(default=0.2, gt=0, validation_alias=_env("HITL_TIMER_TICK"))
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _split_admins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.replace(" ", ",").split(",") if v.strip()]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def redis(self) -> str:
+        return self.redis_url or REDIS_URL_DEFAULT
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else None
+
+
+_ALIASES = {
+    name: str(field.validation_alias.choices[0])  # type: ignore[union-attr]
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.validation_alias, AliasChoices)
+}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; raise one `ConfigError` line naming the variable when one is bad."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = str(first["loc"][0]) if first["loc"] else "settings"
+        name = _ALIASES.get(loc, loc.upper())
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {msg} (got {first.get('input')!r})") from None

@@ -1,0 +1,285 @@
+"""The Redis store: requests, their atomic transitions, and the blocking wake-up.
+
+`Store` (sync) and `AsyncStore` (asyncio) share everything but the I/O: arguments are
+built and results parsed by the module-level helpers, and every write goes through one
+Lua script in `hitl.scripts`, so the store itself never does read-modify-write in Python.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from hitl import scripts
+from hitl.errors import AlreadyDecided, NotAllowed, RequestNotFound, StaleVersion, TransitionRefused
+from hitl.keys import Keys, timer_member
+from hitl.models import EscalationStep, Request
+from hitl.status import Mode, Status
+
+# Fields of the stored `doc` that are immutable after creation.
+_DOC_FIELDS = (
+    "id", "action", "summary", "params", "context", "agent", "run_id", "risk", "reversible",
+    "confidence", "mode", "urgent", "channel", "approvers", "requested_by", "quorum", "timeout",
+    "window", "escalation", "idempotency_key", "created_at", "deadline",
+)
+
+_REFUSALS = {
+    "requester": "you requested this action, so someone else has to approve it",
+    "not_approver": "you are not one of the approvers of this request",
+    "voted": "you have already approved this request; it needs another approver",
+    "anonymous": "a decision needs the id of the person who takes it",
+}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def timers_for(doc: Mapping[str, Any], mode: Mode, created_ms: int) -> tuple[dict[str, int], float | None]:
+    """Timer members and due times (ms) for a request in `mode`, plus its deadline (epoch s)."""
+    rid = doc["id"]
+    timers: dict[str, int] = {}
+    deadline: float | None = None
+    if mode in (Mode.GATE, Mode.SHADOW):
+        deadline = created_ms / 1000 + doc["timeout"]
+        timers[timer_member(rid, "timeout")] = int(deadline * 1000)
+        if mode is Mode.GATE:
+            for n, step in enumerate(doc["escalation"], start=1):
+                timers[timer_member(rid, "esc", n)] = created_ms + int(step["after"] * 1000)
+    elif mode is Mode.OVERRIDE:
+        deadline = created_ms / 1000 + doc["window"]
+        timers[timer_member(rid, "window")] = int(deadline * 1000)
+    if mode is not Mode.AUTO:
+        timers[timer_member(rid, "sync")] = created_ms
+    return timers, deadline
+
+
+def create_args(keys: Keys, doc: dict[str, Any], retention: int) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV for `scripts.CREATE`; fills `doc['deadline']` and `doc['created_at']`."""
+    created = now_ms()
+    mode = Mode(doc["mode"])
+    timers, deadline = timers_for(doc, mode, created)
+    gate_timers, gate_deadline = timers_for(doc, Mode.GATE, created)
+    doc["created_at"] = created / 1000
+    doc["deadline"] = deadline
+    idem = doc.get("idempotency_key")
+    rid = doc["id"]
+    keys_ = [keys.req(rid), keys.idem(idem or rid), keys.done(rid), keys.timers, keys.events, keys.paused]
+    argv = [
+        keys.prefix, rid, json.dumps(doc, separators=(",", ":"), ensure_ascii=False), mode.value, created,
+        "1" if idem else "0", retention, json.dumps(timers), doc.get("channel") or "", doc["action"],
+        doc["quorum"], doc.get("requested_by") or "", json.dumps(doc["approvers"]),
+        "" if deadline is None else repr(deadline), json.dumps(gate_timers), repr(gate_deadline),
+    ]
+    return keys_, argv
+
+
+def parse_request(raw: Mapping[Any, Any]) -> Request:
+    """Build a `Request` from its hash: the immutable doc overlaid with the live fields."""
+    h = {_s(k): _s(v) for k, v in raw.items()}
+    doc = json.loads(h["doc"])
+    doc["status"] = h["status"]
+    doc["mode"] = h["mode"]
+    doc["version"] = int(h["version"])
+    doc["votes"] = json.loads(h.get("votes") or "[]")
+    doc["by"] = json.loads(h.get("by") or "[]")
+    doc["comment"] = h.get("comment") or None
+    doc["decided_params"] = json.loads(h["params"]) if h.get("params") else None
+    doc["verdict"] = h.get("verdict") or None
+    doc["decided_at"] = int(h["decided_ms"]) / 1000 if h.get("decided_ms") else None
+    doc["escalated"] = int(h.get("escalated") or 0)
+    doc["paused"] = h.get("paused") == "1"
+    if h.get("deadline"):
+        doc["deadline"] = float(h["deadline"])
+    doc["card_channel"] = h.get("card_channel") or None
+    doc["card_ts"] = h.get("card_ts") or None
+    return Request.model_validate(doc)
+
+
+def transition_args(
+    keys: Keys,
+    request_id: str,
+    verb: str,
+    *,
+    by: str | None,
+    groups: Sequence[str],
+    comment: str | None,
+    params: dict[str, Any] | None,
+    version: int | None,
+    retention: int,
+) -> tuple[list[str], list[Any]]:
+    keys_ = [keys.req(request_id), keys.done(request_id), keys.timers, keys.events]
+    argv = [
+        keys.prefix, request_id, verb, by or "", json.dumps(list(groups)), comment or "",
+        "" if params is None else json.dumps(params, separators=(",", ":"), ensure_ascii=False),
+        "" if version is None else str(version), now_ms(), retention,
+    ]
+    return keys_, argv
+
+
+def check_transition(request_id: str, verb: str, result: Sequence[Any]) -> str:
+    """Raise the right `TransitionRefused` for a refused transition; return the new status."""
+    kind = _s(result[0])
+    if kind == "missing":
+        raise RequestNotFound(request_id)
+    if kind == "ok":
+        return _s(result[1])
+    reason, status = _s(result[1]), _s(result[2])
+    if reason == "final":
+        raise AlreadyDecided(request_id, status, json.loads(_s(result[4]) or "[]"))
+    if reason == "stale":
+        raise StaleVersion(
+            request_id, "stale", f"request {request_id} changed since this card was drawn; look again"
+        )
+    if reason in _REFUSALS:
+        raise NotAllowed(request_id, reason, _REFUSALS[reason])
+    raise TransitionRefused(request_id, "verb", f"cannot {verb} request {request_id} while it is {status}")
+
+
+def escalation_step(req: Request, step: int) -> EscalationStep | None:
+    return req.escalation[step - 1] if 0 < step <= len(req.escalation) else None
+
+
+class _Base:
+    def __init__(self, keys: Keys, retention: int) -> None:
+        self.keys = keys
+        self.retention = retention
+
+
+class Store(_Base):
+    """Synchronous access to requests in Redis."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, retention: int = 30 * 86400) -> None:
+        super().__init__(keys, retention)
+        self.redis = client
+        self._create = client.register_script(scripts.CREATE)
+        self._transition = client.register_script(scripts.TRANSITION)
+        self._escalate = client.register_script(scripts.ESCALATE)
+        self._claim = client.register_script(scripts.CLAIM)
+        self._ack = client.register_script(scripts.ACK)
+
+    def create(self, doc: dict[str, Any]) -> tuple[bool, str, Mode, Status]:
+        """Store a new request; `(False, existing_id, ...)` when its idempotency key is known."""
+        keys_, argv = create_args(self.keys, doc, self.retention)
+        res = self._create(keys=keys_, args=argv)
+        if int(res[0]) == 0:
+            existing = self.get(_s(res[1]))
+            return False, existing.id, existing.mode, existing.status
+        return True, _s(res[1]), Mode(_s(res[2])), Status(_s(res[3]))
+
+    def get(self, request_id: str) -> Request:
+        raw = self.redis.hgetall(self.keys.req(request_id))
+        if not raw:
+            raise RequestNotFound(request_id)
+        return parse_request(raw)
+
+    def get_many(self, ids: Sequence[str]) -> list[Request]:
+        """Requests by id in one round trip; ids that aged out are skipped."""
+        pipe = self.redis.pipeline(transaction=False)
+        for rid in ids:
+            pipe.hgetall(self.keys.req(rid))
+        return [parse_request(raw) for raw in pipe.execute() if raw]
+
+    def status(self, request_id: str) -> Status:
+        value = self.redis.hget(self.keys.req(request_id), "status")
+        if value is None:
+            raise RequestNotFound(request_id)
+        return Status(_s(value))
+
+    def transition(
+        self,
+        request_id: str,
+        verb: str,
+        *,
+        by: str | None = None,
+        groups: Sequence[str] = (),
+        comment: str | None = None,
+        params: dict[str, Any] | None = None,
+        version: int | None = None,
+    ) -> Status:
+        keys_, argv = transition_args(
+            self.keys, request_id, verb, by=by, groups=groups, comment=comment, params=params,
+            version=version, retention=self.retention,
+        )
+        return check_transition(request_id, verb, self._transition(keys=keys_, args=argv))
+
+    def escalate(self, request_id: str, step: int) -> bool:
+        keys_ = [self.keys.req(request_id), self.keys.timers, self.keys.events]
+        res = self._escalate(keys=keys_, args=[request_id, step, now_ms()])
+        return _s(res[0]) == "ok"
+
+    def claim_timers(self, lease: float, limit: int = 500) -> list[tuple[str, int, int]]:
+        """Lease due timers: [(member, due_ms, lease_score)]."""
+        res = self._claim(keys=[self.keys.timers], args=[now_ms(), int(lease * 1000), limit])
+        return [(_s(res[i]), int(float(res[i + 1])), int(float(res[i + 2]))) for i in range(0, len(res), 3)]
+
+    def ack_timer(self, member: str, lease_score: int) -> bool:
+        return bool(self._ack(keys=[self.keys.timers], args=[member, lease_score]))
+
+    def set_card(self, request_id: str, channel: str, ts: str) -> None:
+        self.redis.hset(self.keys.req(request_id), mapping={"card_channel": channel, "card_ts": ts})
+
+    def wait_token(self, request_id: str, timeout: float) -> bool:
+        """Block until the request's done token exists (left in place for other waiters)."""
+        key = self.keys.done(request_id)
+        return self.redis.blmove(key, key, timeout, "LEFT", "RIGHT") is not None
+
+
+class AsyncStore(_Base):
+    """The asyncio twin of `Store`, for agents running in an event loop."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, retention: int = 30 * 86400) -> None:
+        super().__init__(keys, retention)
+        self.redis = client
+        self._create = client.register_script(scripts.CREATE)
+        self._transition = client.register_script(scripts.TRANSITION)
+
+    async def create(self, doc: dict[str, Any]) -> tuple[bool, str, Mode, Status]:
+        keys_, argv = create_args(self.keys, doc, self.retention)
+        res = await self._create(keys=keys_, args=argv)
+        if int(res[0]) == 0:
+            existing = await self.get(_s(res[1]))
+            return False, existing.id, existing.mode, existing.status
+        return True, _s(res[1]), Mode(_s(res[2])), Status(_s(res[3]))
+
+    async def get(self, request_id: str) -> Request:
+        raw = await self.redis.hgetall(self.keys.req(request_id))
+        if not raw:
+            raise RequestNotFound(request_id)
+        return parse_request(raw)
+
+    async def status(self, request_id: str) -> Status:
+        value = await self.redis.hget(self.keys.req(request_id), "status")
+        if value is None:
+            raise RequestNotFound(request_id)
+        return Status(_s(value))
+
+    async def transition(
+        self,
+        request_id: str,
+        verb: str,
+        *,
+        by: str | None = None,
+        groups: Sequence[str] = (),
+        comment: str | None = None,
+        params: dict[str, Any] | None = None,
+        version: int | None = None,
+    ) -> Status:
+        keys_, argv = transition_args(
+            self.keys, request_id, verb, by=by, groups=groups, comment=comment, params=params,
+            version=version, retention=self.retention,
+        )
+        return check_transition(request_id, verb, await self._transition(keys=keys_, args=argv))
+
+    async def wait_token(self, request_id: str, timeout: float) -> bool:
+        key = self.keys.done(request_id)
+        return await self.redis.blmove(key, key, timeout, "LEFT", "RIGHT") is not None

@@ -1,0 +1,77 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import redis
+
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def eventually(check: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy: for state another process changes
+    that offers nothing to block on (a worker registering itself, a subprocess's port)."""
+    end = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def events(conn: redis.Redis, prefix: str, request_id: str | None = None) -> list[dict[str, str]]:
+    out = []
+    for _id, fields in conn.xrange(f"{prefix}:events"):
+        item = {k.decode(): v.decode() for k, v in fields.items()}
+        if request_id is None or item.get("id") == request_id:
+            out.append(item)
+    return out
+
+
+def hitl_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HITL_", "REDIS_"))}
+    env.update({"REDIS_URL": redis_url, "HITL_REDIS_PREFIX": prefix, **extra})
+    return env
+
+
+def start_worker(redis_url: str, prefix: str, **extra: str) -> subprocess.Popen[bytes]:
+    """A real `hitl worker` process for this prefix, returned once it listens."""
+    env = hitl_env(redis_url, prefix, HITL_TIMER_TICK="0.05", **extra)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hitl.cli", "worker"], env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    conn = redis.Redis.from_url(redis_url)
+    try:
+        eventually(
+            lambda: proc.poll() is not None or conn.scard(f"rq:workers:{prefix}-timers") > 0,
+            20, "the worker to register",
+        )
+    finally:
+        conn.close()
+    if proc.poll() is not None:
+        raise AssertionError(f"worker exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

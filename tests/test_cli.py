@@ -1,0 +1,74 @@
+"""`hitl request --wait` gates a shell step: 0 approved, 1 rejected, 2 expired, 3 error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hitl import Approvals
+from tests.helpers import ROOT, hitl_env, start_worker, stop
+
+
+def _run(redis_url: str, prefix: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hitl.cli", "request", *args],
+        env=hitl_env(redis_url, prefix), cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def _filed_id(proc: subprocess.Popen[str]) -> str:
+    line = proc.stderr.readline()  # "request <id> filed (<mode>)"
+    assert line.startswith("request "), line
+    return line.split()[1]
+
+
+@pytest.mark.parametrize(("verb", "code", "status"), [("approve", 0, "approved"), ("reject", 1, "rejected")])
+def test_wait_exit_code_follows_the_decision(redis_url, prefix, approvals: Approvals, verb, code, status):
+    proc = _run(redis_url, prefix, "--action", "deploy", "--summary", "Deploy", "--param", "replicas=3",
+                "--param", "tag=v1.2", "--wait")
+    rid = _filed_id(proc)
+    assert approvals.get(rid).fetch().params == {"replicas": 3, "tag": "v1.2"}
+    approvals.decide(rid, verb, by="U01", comment="because")
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == code
+    assert json.loads(out)["status"] == status
+    assert f"{status} by U01: because" in err
+
+
+def test_wait_exit_code_2_when_expired(redis_url, prefix) -> None:
+    worker = start_worker(redis_url, prefix)
+    try:
+        proc = _run(redis_url, prefix, "--action", "a", "--summary", "s", "--timeout", "0.3", "--wait")
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        stop(worker)
+    assert proc.returncode == 2
+    assert json.loads(out)["status"] == "expired"
+
+
+def test_without_wait_prints_the_id(redis_url, prefix, approvals: Approvals) -> None:
+    proc = _run(redis_url, prefix, "--action", "a", "--summary", "s")
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert approvals.get(out.strip()).status() == "pending"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--summary", "s"], "the following arguments are required: --action"),
+        (["--action", "a", "--summary", "s", "--param", "novalue"], "--param wants key=value"),
+        (["--action", "a b", "--summary", "s"], "action: may only contain"),
+        (["--action", "a", "--summary", "s", "--timeout", "-1"], "timeout: must be positive"),
+    ],
+)
+def test_errors_exit_3_with_a_message(redis_url, prefix, args, message) -> None:
+    proc = _run(redis_url, prefix, *args, "--wait")
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 3
+    assert message in err
+    assert "Traceback" not in err

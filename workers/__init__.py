@@ -1,0 +1,1 @@
+"""RQ workers: timers (timeouts, override windows, escalation) and Slack card delivery."""
