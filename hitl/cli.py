@@ -90,6 +90,14 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bot(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.port:
+        settings = settings.model_copy(update={"port": args.port})
+    importlib.import_module("bot.main").run(settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hitl", description="Approvals for AI agents, decided in Slack.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
@@ -121,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     wrk.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     wrk.add_argument("--fork", action="store_true", help="run each job in a forked work horse")
     wrk.set_defaults(func=_worker)
+
+    bot = sub.add_parser("bot", help="run the Slack app: Socket Mode with SLACK_APP_TOKEN, else HTTP")
+    bot.add_argument("--port", type=int, help="HTTP port (default $PORT or 3000)")
+    bot.set_defaults(func=_bot)
     return parser
 
 

@@ -41,9 +41,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _connect_kwargs() -> dict[str, Any]:
-    # No socket timeout: a waiter legitimately blocks for WAIT_SLICE; keepalive and health
-    # checks notice a dead server instead.
-    return {"socket_connect_timeout": 5, "socket_keepalive": True, "health_check_interval": 30}
+    # A waiter legitimately blocks for WAIT_SLICE, so reads may take that long; keepalive
+    # and health checks notice a dead server sooner.
+    return {
+        "socket_connect_timeout": 5,
+        "socket_timeout": WAIT_SLICE + 5,
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+    }
 
 
 def build_doc(settings: Settings, policy: PolicySource, **kwargs: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ deployment or a test run can share a Redis with others and be cleaned with one S
 key                                    type    what it holds
 =====================================  ======  ================================================
 ``{p}:req:{id}``                       hash    a request: ``doc`` (immutable JSON) + live state
+``{p}:req:{id}:log``                   list    ids of the request's audit events
 ``{p}:req:{id}:done``                  list    one token pushed when the request turns final;
                                                waiters block on it (BLMOVE onto itself)
 ``{p}:idem:{key}``                     string  idempotency key -> request id
@@ -14,6 +15,7 @@ key                                    type    what it holds
                                                scored by creation time (ms)
 ``{p}:pending:ch:{channel}``           zset    the same, per Slack channel
 ``{p}:pending:mode:{mode}``            zset    the same, per mode
+``{p}:deadlines``                      zset    undecided requests by deadline (epoch s)
 ``{p}:channels``                       set     channels that ever had a request
 ``{p}:timers``                         zset    due work, scored by due time (ms); members
                                                ``{id}|timeout``, ``{id}|window``,
@@ -43,6 +45,9 @@ class Keys:
     def req(self, request_id: str) -> str:
         return f"{self.prefix}:req:{request_id}"
 
+    def log(self, request_id: str) -> str:
+        return f"{self.prefix}:req:{request_id}:log"
+
     def done(self, request_id: str) -> str:
         return f"{self.prefix}:req:{request_id}:done"
 
@@ -58,6 +63,10 @@ class Keys:
 
     def pending_mode(self, mode: str) -> str:
         return f"{self.prefix}:pending:mode:{mode}"
+
+    @property
+    def deadlines(self) -> str:
+        return f"{self.prefix}:deadlines"
 
     @property
     def channels(self) -> str:

@@ -24,6 +24,7 @@ local function contains(t, v)
 end
 local function unindex(prefix, id, channel, mode)
   redis.call('ZREM', prefix .. ':pending', id)
+  redis.call('ZREM', prefix .. ':deadlines', id)
   if channel and channel ~= '' then redis.call('ZREM', prefix .. ':pending:ch:' .. channel, id) end
   redis.call('ZREM', prefix .. ':pending:mode:' .. mode, id)
 end
@@ -76,14 +77,18 @@ if status == 'approved' then
 else
   redis.call('ZADD', prefix .. ':pending', now, id)
   redis.call('ZADD', prefix .. ':pending:mode:' .. mode, now, id)
+  if deadline ~= '' then redis.call('ZADD', prefix .. ':deadlines', deadline, id) end
   if channel ~= '' then
     redis.call('ZADD', prefix .. ':pending:ch:' .. channel, now, id)
     redis.call('SADD', prefix .. ':channels', channel)
   end
 end
 if ARGV[6] == '1' then redis.call('SET', KEYS[2], id, 'EX', ARGV[7]) end
-redis.call('XADD', KEYS[5], '*', 'type', 'created', 'id', id, 'action', action, 'mode', mode,
+local eid = redis.call('XADD', KEYS[5], '*', 'type', 'created', 'id', id, 'action', action, 'mode', mode,
   'status', status, 'channel', channel, 'by', ARGV[12], 'doc', ARGV[3])
+local log = KEYS[1] .. ':log'
+redis.call('RPUSH', log, eid)
+if status == 'approved' then redis.call('EXPIRE', log, ARGV[7]) end
 return {1, id, mode, status, paused}
 """
 
@@ -148,8 +153,9 @@ if verb == 'approve' and mode == 'gate' then
   if #votes < tonumber(h[4]) then
     redis.call('HSET', KEYS[1], 'version', version, 'votes', list_json(votes))
     redis.call('ZADD', KEYS[3], now, id .. '|sync')
-    redis.call('XADD', KEYS[4], '*', 'type', 'voted', 'id', id, 'action', h[10], 'status', status,
-      'by', by, 'votes', list_json(votes), 'quorum', h[4], 'params', ARGV[7])
+    local eid = redis.call('XADD', KEYS[4], '*', 'type', 'voted', 'id', id, 'action', h[10],
+      'status', status, 'by', by, 'votes', list_json(votes), 'quorum', h[4], 'params', ARGV[7])
+    redis.call('RPUSH', KEYS[1] .. ':log', eid)
     return {'ok', status, version, list_json(votes), h[8]}
   end
 end
@@ -164,8 +170,10 @@ for _, member in ipairs(cjson.decode(h[11])) do redis.call('ZREM', KEYS[3], memb
 redis.call('ZADD', KEYS[3], now, id .. '|sync')
 local event = 'decided'
 if new == 'expired' or new == 'vetoed' or new == 'finalized' or new == 'cancelled' then event = new end
-redis.call('XADD', KEYS[4], '*', 'type', event, 'id', id, 'action', h[10], 'status', new,
+local eid = redis.call('XADD', KEYS[4], '*', 'type', event, 'id', id, 'action', h[10], 'status', new,
   'by', list_json(decided_by), 'comment', ARGV[6], 'params', ARGV[7], 'verdict', verb)
+redis.call('RPUSH', KEYS[1] .. ':log', eid)
+redis.call('EXPIRE', KEYS[1] .. ':log', ARGV[10])
 redis.call('HINCRBY', stats, new, 1)
 if mode == 'shadow' then redis.call('HINCRBY', stats, 'shadow_' .. verb, 1) end
 local durations = prefix .. ':durations:' .. h[10]
@@ -189,7 +197,9 @@ local step = tonumber(ARGV[2])
 if tonumber(h[2]) >= step then return {'skip', 'already'} end
 redis.call('HSET', KEYS[1], 'escalated', step)
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. '|sync')
-redis.call('XADD', KEYS[3], '*', 'type', 'escalated', 'id', ARGV[1], 'action', h[3], 'step', step)
+local eid = redis.call('XADD', KEYS[3], '*', 'type', 'escalated', 'id', ARGV[1], 'action', h[3],
+  'step', step)
+redis.call('RPUSH', KEYS[1] .. ':log', eid)
 return {'ok', step}
 """
 

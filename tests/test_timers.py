@@ -11,7 +11,7 @@ from rq import SimpleWorker
 from hitl import Approvals
 from hitl.keys import Keys
 from hitl.store import Store
-from tests.helpers import eventually, events, start_worker, stop
+from tests.helpers import events, eventually, start_worker, stop
 from workers import queues
 
 

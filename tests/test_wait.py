@@ -65,7 +65,7 @@ def test_wait_returns_at_once_when_already_final(approvals: Approvals) -> None:
 
 def test_wait_timeout_raises(approvals: Approvals) -> None:
     req = approvals.request(action="a", summary="s")
-    with pytest.raises(WaitTimeout, match="still undecided after 0.2s"):
+    with pytest.raises(WaitTimeout, match=r"still undecided after 0\.2s"):
         req.wait(timeout=0.2)
     assert req.status() == "pending"
 

@@ -1,22 +1,221 @@
-"""Slack card jobs: make the card match Redis, and escalation pings.
+"""Slack card jobs: make each card match Redis, and post escalation reminders.
 
-Placeholder until the Slack surface lands: acknowledges sync timers so they don't pile up.
+`sync_card` runs whenever a request is created or changes (the transition scripts arm
+its `{id}|sync` timer). It posts the card the first time and `chat.update`s it after
+that, so the card is never more than a tick behind Redis, whoever changed it.
+
+No request gets two cards: a short claim key serialises posting, and a post whose outcome
+is unknown (the connection dropped after sending) is looked up in the channel's history
+by the message metadata before anything is posted again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+import uuid
+from functools import lru_cache
 
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
+
+from bot.cards import build_card
+from bot.slack import CALL_TIMEOUT, RATE_LIMIT_RETRIES, SERVER_ERROR_RETRIES, web_client
+from hitl.errors import RequestNotFound
+from hitl.keys import timer_member
+from hitl.models import Request
+from hitl.settings import Settings, load_settings
+from hitl.status import Mode, Status
+from hitl.store import Store, escalation_step, now_ms
 from workers.context import store_for
 
 log = logging.getLogger(__name__)
 
+# Metadata event type stamped on every card, to find a card whose post response was lost.
+METADATA_TYPE = "hitl_request"
+# Seconds a posting claim lives (longer than any single post with its retries).
+POST_CLAIM_TTL = 120
+# When a card cannot be synced now, try again after this many seconds.
+RETRY_SOON = 2.0
+# Slack errors that no retry will fix: the card is given up and the reason audited.
+PERMANENT_ERRORS = frozenset(
+    {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_blocks_format",
+     "msg_too_long", "no_text", "invalid_auth", "not_authed", "account_inactive", "token_revoked",
+     "missing_scope", "restricted_action"}
+)
+
+
+@lru_cache(maxsize=1)
+def _settings() -> Settings:
+    return load_settings()
+
+
+@lru_cache(maxsize=1)
+def _clients() -> tuple[WebClient, WebClient] | None:
+    """(client for updates, client for posts), or None when Slack is not configured.
+
+    Posts get no connection-error retry: a dropped connection may hide a card that was
+    created, and blindly posting again is how duplicates happen.
+    """
+    settings = _settings()
+    if not settings.secret("slack_bot_token"):
+        return None
+    general = web_client(settings)
+    poster = WebClient(
+        token=settings.secret("slack_bot_token"),
+        base_url=settings.slack_api_url,
+        timeout=CALL_TIMEOUT,
+        retry_handlers=[
+            RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+            ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
+        ],
+    )
+    return general, poster
+
+
+def _rearm(store: Store, member: str, delay: float) -> None:
+    """Make the timer due again soon (replacing our lease), so the card catches up."""
+    store.redis.zadd(store.keys.timers, {member: now_ms() + int(delay * 1000)})
+
+
+def _audit_failure(store: Store, req: Request, error: str) -> None:
+    store.redis.xadd(
+        store.keys.events, {"type": "undeliverable", "id": req.id, "action": req.action, "error": error}
+    )
+
+
+def _find_posted(client: WebClient, channel: str, req: Request) -> str | None:
+    """The ts of this request's card if a lost post did create it."""
+    resp = client.conversations_history(
+        channel=channel, oldest=str(req.created_at - 1), include_all_metadata=True, limit=200
+    )
+    for msg in resp.get("messages", []):
+        meta = msg.get("metadata") or {}
+        if meta.get("event_type") == METADATA_TYPE and (meta.get("event_payload") or {}).get("id") == req.id:
+            return msg["ts"]
+    return None
+
+
+def _post(store: Store, poster: WebClient, general: WebClient, req: Request, channel: str) -> bool:
+    """Post the card once; False when another job holds the claim (try again soon)."""
+    claim = f"{store.keys.req(req.id)}:posting"
+    token = uuid.uuid4().hex
+    previous = store.redis.get(claim)
+    if previous is not None and previous.decode().startswith("uncertain:"):
+        found = _find_posted(general, channel, req)
+        if found:
+            store.set_card(req.id, channel, found)
+            store.redis.delete(claim)
+            return True
+        store.redis.delete(claim)
+    if not store.redis.set(claim, token, nx=True, ex=POST_CLAIM_TTL):
+        return False
+    text, blocks = build_card(req)
+    try:
+        resp = poster.chat_postMessage(
+            channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
+            metadata={"event_type": METADATA_TYPE, "event_payload": {"id": req.id}},
+        )
+    except SlackApiError:
+        store.redis.delete(claim)  # Slack answered: no card was made
+        raise
+    except OSError:
+        store.redis.set(claim, f"uncertain:{token}", ex=POST_CLAIM_TTL * 10)
+        raise
+    store.set_card(req.id, resp["channel"], resp["ts"])
+    store.redis.delete(claim)
+    return True
+
 
 def sync_card(prefix: str, request_id: str, lease: int) -> str:
+    """Make the request's card match Redis (post it the first time)."""
     store = store_for(prefix)
-    store.ack_timer(f"{request_id}|sync", lease)
-    return "no slack"
+    member = timer_member(request_id, "sync")
+    try:
+        req = store.get(request_id)
+    except RequestNotFound:
+        store.ack_timer(member, lease)
+        return "gone"
+    clients = _clients()
+    if req.mode is Mode.AUTO or clients is None:
+        store.ack_timer(member, lease)
+        return "no card" if clients else "slack not configured"
+    general, poster = clients
+    channel = req.card_channel or req.channel or _settings().default_channel
+    if not channel:
+        _audit_failure(store, req, "no channel: set channel=, a policy channel or HITL_DEFAULT_CHANNEL")
+        store.ack_timer(member, lease)
+        return "no channel"
+    try:
+        for _ in range(3):  # follow changes made while we talked to Slack
+            if req.card_ts is None:
+                if not _post(store, poster, general, req, channel):
+                    _rearm(store, member, RETRY_SOON)
+                    return "another job is posting"
+            else:
+                text, blocks = build_card(req)
+                general.chat_update(channel=req.card_channel, ts=req.card_ts, text=text, blocks=blocks)
+                for mirror_channel, mirror_ts in _mirrors(store, req.id):
+                    general.chat_update(channel=mirror_channel, ts=mirror_ts, text=text, blocks=blocks)
+            fresh = store.get(request_id)
+            if fresh.version == req.version and fresh.card_ts == req.card_ts:
+                break
+            req = fresh
+    except SlackApiError as exc:
+        error = str(exc.response.get("error"))
+        if error in PERMANENT_ERRORS:
+            log.error("card for %s not delivered: %s", request_id, error)
+            _audit_failure(store, req, error)
+            store.ack_timer(member, lease)
+            return f"failed: {error}"
+        headers = exc.response.headers or {}
+        retry_after = float(headers.get("Retry-After", RETRY_SOON))
+        _rearm(store, member, max(retry_after, RETRY_SOON))
+        return f"will retry: {error}"
+    except OSError as exc:
+        _rearm(store, member, RETRY_SOON)
+        return f"will retry: {exc}"
+    store.ack_timer(member, lease)
+    return "synced"
+
+
+def _mirrors(store: Store, request_id: str) -> list[tuple[str, str]]:
+    raw = store.redis.hget(store.keys.req(request_id), "mirrors")
+    return [tuple(m) for m in json.loads(raw)] if raw else []  # type: ignore[misc]
+
+
+def _mentions(ids: list[str]) -> str:
+    return " ".join(f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in ids)
 
 
 def escalation_ping(prefix: str, request_id: str, step: int) -> str:
-    return "no slack"
+    """Remind the approvers in the card's thread; optionally repost the card elsewhere."""
+    store = store_for(prefix)
+    clients = _clients()
+    if clients is None:
+        return "slack not configured"
+    general, poster = clients
+    req = store.get(request_id)
+    if req.status is not Status.PENDING:
+        return "moot"
+    rung = escalation_step(req, step)
+    notify = (rung.notify if rung and rung.notify else req.approvers) or []
+    deadline = int(req.deadline or time.time())
+    text = (
+        f"⏰ Still waiting for a decision (reminder {step}); expires "
+        f"<!date^{deadline}^{{date_short_pretty}} at {{time}}|soon>. {_mentions(notify)}"
+    ).strip()
+    channel = req.card_channel or req.channel
+    if channel:
+        general.chat_postMessage(channel=channel, thread_ts=req.card_ts, text=text)
+    if rung and rung.channel:
+        card_text, blocks = build_card(req)
+        resp = poster.chat_postMessage(
+            channel=rung.channel, text=f"Escalated: {card_text}", blocks=blocks,
+            unfurl_links=False, unfurl_media=False,
+        )
+        mirrors = [*_mirrors(store, request_id), (resp["channel"], resp["ts"])]
+        store.redis.hset(store.keys.req(request_id), "mirrors", json.dumps(mirrors))
+    return f"pinged step {step}"

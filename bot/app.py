@@ -1,0 +1,69 @@
+"""The Bolt app: built here, wired to its listeners, nothing else."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import redis
+from slack_bolt import App, BoltContext
+from slack_sdk import WebClient
+
+from bot import listeners
+from bot.deps import Deps
+from bot.groups import GroupResolver
+from bot.slack import web_client
+from hitl.client import Approvals
+from hitl.errors import ConfigError
+from hitl.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Threads running listeners; Bolt's default of 5 queues clicks behind slow Slack calls.
+LISTENER_THREADS = 16
+
+
+def build_app(
+    settings: Settings,
+    *,
+    approvals: Approvals | None = None,
+    client: WebClient | None = None,
+    socket_mode: bool = False,
+) -> App:
+    secret = settings.secret("slack_signing_secret")
+    if not secret and not socket_mode:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET: not set; copy the Signing Secret from your app's Basic Information page"
+        )
+    approvals = approvals or Approvals(settings=settings)
+    client = client or web_client(settings)
+    deps = Deps(
+        settings=settings,
+        approvals=approvals,
+        client=client,
+        groups=GroupResolver(client, approvals.redis, approvals.keys.prefix),
+    )
+    app = App(
+        client=client,
+        signing_secret=secret or "socket-mode",
+        request_verification_enabled=not socket_mode,
+        token_verification_enabled=False,
+        listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="hitl-listener"),
+        raise_error_for_unhandled_request=False,
+    )
+
+    @app.middleware
+    def inject(context: BoltContext, next: Any) -> Any:
+        context["hitl"] = deps
+        return next()
+
+    listeners.register(app)
+    return app
+
+
+def health(conn: redis.Redis) -> bool:
+    try:
+        return bool(conn.ping())
+    except redis.RedisError:
+        return False

@@ -1,0 +1,585 @@
+"""The approval card: a Block Kit message a reviewer can decide on in ten seconds.
+
+Layout, top to bottom: a header saying what is asked (or how it ended), an urgent line
+that pings the approvers, the agent's summary as a labelled quote, the facts that decide
+the answer (risk, reversibility, confidence, who it acts for, deadline, approvers) as
+fields, the first parameters with secrets masked, the agent's reasoning, the buttons for
+the request's mode, and last a context line with the status that only the app writes.
+
+Everything here is a pure function of a `Request`: no Redis, no Slack calls. Blocks are
+built with `slack_sdk.models.blocks`, which validate Block Kit's limits at `to_dict()`;
+the builders also cut every piece of agent text to those limits first, so any input, even
+a 100,000-character summary, yields a card Slack accepts. The full text is one click away
+in the Details modal (`bot.views.details_modal`) and is never cut in Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.text import (
+    MASK,
+    approver_ref,
+    code_inline,
+    escape_cut,
+    format_value,
+    is_secret_key,
+    mask_value,
+    masked_head,
+    one_line,
+    people,
+    plain,
+    quote_block,
+    slack_date,
+    truncate,
+    units,
+    user_ref,
+)
+from hitl.models import Request
+from hitl.status import Mode, Risk, Status
+
+ACTION_APPROVE = "hitl_approve"
+ACTION_REJECT = "hitl_reject"
+ACTION_EDIT = "hitl_edit"
+ACTION_VETO = "hitl_veto"
+ACTION_CONFIRM = "hitl_confirm"
+ACTION_WOULD_APPROVE = "hitl_would_approve"
+ACTION_WOULD_REJECT = "hitl_would_reject"
+ACTION_DETAILS = "hitl_details"
+
+# Every action id the card can carry that decides something (Details only reads).
+DECISION_ACTIONS: frozenset[str] = frozenset(
+    {
+        ACTION_APPROVE,
+        ACTION_REJECT,
+        ACTION_EDIT,
+        ACTION_VETO,
+        ACTION_CONFIRM,
+        ACTION_WOULD_APPROVE,
+        ACTION_WOULD_REJECT,
+    }
+)
+
+ACTIONS_BLOCK_PREFIX = "hitl_actions"
+
+# What the card shows before "see Details": enough to decide, short enough to read at once.
+SUMMARY_CHARS = 1200
+SUMMARY_LINES = 10
+CONTEXT_CHARS = 600
+CONTEXT_LINES = 4
+PARAM_KEYS = 8
+PARAM_VALUE_CHARS = 120
+PARAM_KEY_CHARS = 40
+REASON_CHARS = 300
+# Block Kit limits (some of which slack_sdk does not check), with a little headroom.
+SECTION_TEXT = 2900
+FIELD_TEXT = 1900
+CONTEXT_TEXT = 2900
+HEADER_TEXT = 150
+FALLBACK_TEXT = 3000
+MAX_MESSAGE_BLOCKS = 50
+
+# Confidence below which the policy raises a request to gate, and marks it urgent (SPEC).
+LOW_CONFIDENCE = 0.8
+VERY_LOW_CONFIDENCE = 0.6
+# Less time than this before the deadline: the status line says so.
+SOON_SECONDS = 15 * 60
+
+_RISK_LABEL = {
+    Risk.LOW: "🟢 Low",
+    Risk.MEDIUM: "🟡 Medium",
+    Risk.HIGH: "🟠 *High*",
+    Risk.CRITICAL: "🔴 *Critical*",
+}
+
+_MODE_LABEL = {
+    Mode.GATE: "Gate: waits for approval",
+    Mode.OVERRIDE: "Override: already done, veto possible",
+    Mode.SHADOW: "Shadow: trial run, the agent does not wait",
+    Mode.NOTIFY: "Notify: already done",
+    Mode.AUTO: "Auto: logged only",
+}
+
+# Header while a request is live, per mode: (emoji, text with {action}).
+_LIVE_HEADER = {
+    Mode.GATE: ("🔒", "Approval needed: {action}"),
+    Mode.OVERRIDE: ("⏱️", "Done, veto possible: {action}"),
+    Mode.SHADOW: ("🕶️", "Would you approve {action}?"),
+    Mode.NOTIFY: ("ℹ️", "Agent acted: {action}"),
+    Mode.AUTO: ("🤖", "Auto-approved: {action}"),
+}
+
+# Header once a request is final: the outcome is what matters when scrolling back.
+_FINAL_HEADER = {
+    Status.APPROVED: ("✅", "Approved: {action}"),
+    Status.REJECTED: ("❌", "Rejected: {action}"),
+    Status.EXPIRED: ("⌛", "Expired: {action}"),
+    Status.CANCELLED: ("🚫", "Cancelled: {action}"),
+    Status.VETOED: ("🛑", "Vetoed: {action}"),
+    Status.FINALIZED: ("✅", "Done, not vetoed: {action}"),
+    Status.JUDGED: ("🕶️", "Shadow verdict: {action}"),
+}
+
+# The emoji that open the status line: agent text starting with one is always quoted.
+STATUS_EMOJI: tuple[str, ...] = ("⏳", "⏱️", "✅", "❌", "⌛", "🚫", "🛑", "🕶️", "📣", "🚨", "ℹ️", "🤖")
+
+
+# --------------------------------------------------------------------------- small pieces
+
+
+def md(text: str) -> MarkdownTextObject:
+    """A mrkdwn text object with `verbatim` on: Slack must not auto-link or auto-mention."""
+    return MarkdownTextObject(text=text, verbatim=True)
+
+
+def actions_block_id(req: Request, *, item: str | None = None) -> str:
+    """`hitl_actions:{version}` on a card; `hitl_actions:{version}:{id}` in lists of requests.
+
+    The app reads the version back to refuse clicks on a stale card. Lists (digest, App
+    Home) hold several actions blocks in one message, and block ids must be unique there.
+    """
+    block_id = f"{ACTIONS_BLOCK_PREFIX}:{req.version}"
+    if item is not None:
+        block_id = f"{block_id}:{item}"
+    return block_id[:255]
+
+
+def parse_actions_block_id(block_id: Any) -> int | None:
+    """The request version carried by an actions block id, or None if it is not ours."""
+    if not isinstance(block_id, str):
+        return None
+    parts = block_id.split(":")
+    if len(parts) < 2 or parts[0] != ACTIONS_BLOCK_PREFIX:
+        return None
+    version = parts[1]
+    if not version.isascii() or not version.isdigit():
+        return None
+    return int(version)
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def _is_edited(req: Request) -> bool:
+    return req.decided_params is not None and req.decided_params != req.params
+
+
+def _reason(comment: str | None) -> str:
+    """A person's reason, on one line, escaped and in quotes so it reads as quoted text."""
+    text = one_line(comment or "").replace("“", '"').replace("”", '"')
+    if not text:
+        return ""
+    return f"“{escape_cut(masked_head(text, REASON_CHARS), REASON_CHARS)}”"
+
+
+def header_text(req: Request) -> str:
+    """The header: outcome when final, else mode (or URGENT) and the action name."""
+    action = plain(req.action, 100)
+    if not req.final:
+        emoji, label = _LIVE_HEADER[req.mode]
+        if req.urgent:
+            emoji = "🚨 URGENT ·"
+    elif req.status is Status.APPROVED and req.mode in (Mode.AUTO, Mode.NOTIFY):
+        emoji, label = _LIVE_HEADER[req.mode]  # nobody decided: "Agent acted" stays true
+    else:
+        emoji, label = _FINAL_HEADER[req.status]
+        if req.status is Status.JUDGED and req.verdict in ("approve", "reject"):
+            label = f"Shadow: would {req.verdict} {{action}}"
+    return truncate(f"{emoji} {label.format(action=action)}", HEADER_TEXT)
+
+
+def _deadline_label(req: Request) -> str:
+    return {Mode.OVERRIDE: "Veto window ends", Mode.SHADOW: "Answer by"}.get(req.mode, "Deadline")
+
+
+def _approvers_text(approvers: list[str], limit: int) -> str:
+    refs: list[str] = []
+    used = 0
+    for i, who in enumerate(approvers):
+        ref = approver_ref(who)
+        if used + units(ref) + 12 > limit:
+            refs.append(f"+{len(approvers) - i} more")
+            break
+        refs.append(ref)
+        used += units(ref) + 1
+    return " ".join(refs)
+
+
+def _confidence_text(confidence: float) -> str:
+    pct = f"{round(confidence * 100)}%"
+    if confidence < VERY_LOW_CONFIDENCE:
+        return f"⚠️ *{pct}* (very low)"
+    if confidence < LOW_CONFIDENCE:
+        return f"⚠️ {pct} (low)"
+    return pct
+
+
+def card_fields(req: Request, *, with_deadline: bool | None = None) -> list[tuple[str, str]]:
+    """The facts a reviewer weighs, as (label, mrkdwn value); at most 10 (Block Kit's cap).
+
+    Risk and reversibility are always shown ("Not stated" when the agent left them out):
+    their absence is itself worth noticing. The deadline is dropped once the request is
+    final unless asked for, since the status line then says when it ended.
+    """
+    fields: list[tuple[str, str]] = []
+    if req.agent:
+        fields.append(("Agent", escape_cut(one_line(req.agent), 200)))
+    if req.run_id:
+        fields.append(("Run", code_inline(req.run_id, 200)))
+    if req.requested_by:
+        fields.append(("On behalf of", user_ref(req.requested_by)))
+    fields.append(("Risk", _RISK_LABEL.get(req.risk, "Not stated") if req.risk else "Not stated"))
+    reversible = {True: "Yes", False: "⚠️ *No*", None: "Not stated"}[req.reversible]
+    fields.append(("Reversible", reversible))
+    if req.confidence is not None:
+        fields.append(("Confidence", _confidence_text(req.confidence)))
+    mode = _MODE_LABEL[req.mode]
+    if req.paused:
+        mode = "Gate: agent paused by an operator"
+    fields.append(("Mode", mode))
+    show_deadline = (not req.final) if with_deadline is None else with_deadline
+    if req.deadline is not None and show_deadline:
+        fields.append((_deadline_label(req), slack_date(req.deadline)))
+    if req.quorum > 1:
+        fields.append(("Approvals needed", str(req.quorum)))
+    if req.approvers:
+        fields.append(("Approvers", _approvers_text(req.approvers, FIELD_TEXT - 20)))
+    return fields[:10]
+
+
+def _fields_block(fields: list[tuple[str, str]]) -> SectionBlock:
+    return SectionBlock(
+        fields=[md(truncate(f"*{label}*\n{value}", FIELD_TEXT)) for label, value in fields[:10]]
+    )
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def _param_order(req: Request) -> tuple[list[str], set[str], set[str], set[str]]:
+    """Keys in display order (edited first), and the sets of changed, added, removed keys."""
+    effective = req.effective_params
+    if not _is_edited(req):
+        return list(effective), set(), set(), set()
+    original = req.params
+    added = {k for k in effective if k not in original}
+    changed = {k for k in effective if k in original and original[k] != effective[k]}
+    removed = {k for k in original if k not in effective}
+    first = [k for k in effective if k in changed or k in added]
+    rest = [k for k in effective if k not in changed and k not in added]
+    return first + [k for k in original if k in removed] + rest, changed, added, removed
+
+
+def preview_value(key: Any, value: Any, limit: int) -> str:
+    """A parameter value as the card shows it: masked, on one line, at most `limit` chars.
+
+    Only the part that can show is scanned for secrets, so a 10,000-char value or a
+    100-key object costs little more than the preview itself.
+    """
+    if isinstance(value, str):
+        masked = MASK if is_secret_key(key) and value is not None else masked_head(value, limit)
+        return format_value(masked, limit)
+    return format_value(mask_value(key, value), limit)
+
+
+def params_section_text(req: Request) -> tuple[str, int]:
+    """The parameters as a short list for the card; returns (mrkdwn, number not shown).
+
+    At most PARAM_KEYS keys, each value cut to PARAM_VALUE_CHARS, secrets masked, edited
+    values marked with what they were (unless the old value was a secret).
+    """
+    order, changed, added, removed = _param_order(req)
+    effective = req.effective_params
+    title = "*Parameters*" + (" ✏️ _edited by a reviewer_" if changed or added or removed else "")
+    lines: list[str] = []
+    used = units(title) + 60  # leave room for the "+N more" line
+    for key in order:
+        if len(lines) >= PARAM_KEYS:
+            break
+        name = code_inline(key, PARAM_KEY_CHARS)
+        if key in removed:
+            line = f"• ~{name}~ ✏️ _removed_"
+        else:
+            value = preview_value(key, effective[key], PARAM_VALUE_CHARS)
+            line = f"• {name}: {code_inline(value, PARAM_VALUE_CHARS * 6)}"
+            if key in added:
+                line += " ✏️ _added_"
+            elif key in changed:
+                old = preview_value(key, req.params[key], 60)
+                line += " ✏️ _edited_"
+                if old != MASK:
+                    line += f" (was {code_inline(old, 60 * 6)})"
+        if used + units(line) + 1 > SECTION_TEXT:
+            break
+        lines.append(line)
+        used += units(line) + 1
+    hidden = len(order) - len(lines)
+    if hidden:
+        lines.append(f"_+{hidden} more, see Details_")
+    return "\n".join([title, *lines]), hidden
+
+
+# --------------------------------------------------------------------------- buttons
+
+
+def _button(text: str, action_id: str, req: Request, **kwargs: Any) -> ButtonElement:
+    label = PlainTextObject(text=text, emoji=True)
+    return ButtonElement(text=label, action_id=action_id, value=req.id, **kwargs)
+
+
+def _summary_for_dialog(req: Request, budget: int) -> str:
+    quoted, _ = quote_block(masked_head(one_line(req.summary), budget), budget)
+    return quoted
+
+
+def _approve_confirm(req: Request) -> ConfirmObject:
+    head = "*This cannot be undone.*\n"
+    return ConfirmObject(
+        title=PlainTextObject(text=plain(f"Approve {req.action}?", 100)),
+        text=md(head + _summary_for_dialog(req, 300 - units(head))),
+        confirm=PlainTextObject(text="Approve"),
+        deny=PlainTextObject(text="Cancel"),
+        style="primary",
+    )
+
+
+def _veto_confirm(req: Request) -> ConfirmObject:
+    head = "*The agent already did this.* A veto tells it to roll back where it can.\n"
+    return ConfirmObject(
+        title=PlainTextObject(text=plain(f"Veto {req.action}?", 100)),
+        text=md(head + _summary_for_dialog(req, 300 - units(head))),
+        confirm=PlainTextObject(text="Veto"),
+        deny=PlainTextObject(text="Cancel"),
+        style="danger",
+    )
+
+
+def decision_buttons(req: Request, *, compact: bool = False) -> list[ButtonElement]:
+    """The buttons for the request's mode and state; only Details once it is final.
+
+    `compact` (digest, App Home) leaves out Edit, which needs the full card's context.
+    Every button's value is the request id and nothing else: state is read from Redis.
+    """
+    buttons: list[ButtonElement] = []
+    if not req.final:
+        if req.mode is Mode.GATE and req.status is Status.PENDING:
+            confirm = _approve_confirm(req) if req.reversible is False else None
+            buttons.append(_button("Approve", ACTION_APPROVE, req, style="primary", confirm=confirm))
+            buttons.append(_button("Reject", ACTION_REJECT, req, style="danger"))
+            if not compact:
+                buttons.append(_button("Edit", ACTION_EDIT, req))
+        elif req.mode is Mode.OVERRIDE and req.status is Status.OPEN:
+            buttons.append(_button("Veto", ACTION_VETO, req, style="danger", confirm=_veto_confirm(req)))
+            buttons.append(_button("Looks good", ACTION_CONFIRM, req))
+        elif req.mode is Mode.SHADOW and req.status is Status.PENDING:
+            buttons.append(_button("Would approve", ACTION_WOULD_APPROVE, req, style="primary"))
+            buttons.append(_button("Would reject", ACTION_WOULD_REJECT, req))
+    buttons.append(_button("Details", ACTION_DETAILS, req))
+    return buttons
+
+
+# --------------------------------------------------------------------------- status line
+
+
+def _when(ts: float | None) -> str:
+    return f" · {slack_date(ts)}" if ts is not None else ""
+
+
+def status_line(req: Request, *, now: float | None = None) -> str:
+    """The card's own status, in the last (context) block: who decided, when and why.
+
+    Built only from the stored state; the one piece of free text, a reviewer's reason, is
+    escaped, put on one line and in quotes so it cannot pose as another status line.
+    """
+    now = _now(now)
+    by = people(req.by)
+    reason = _reason(req.comment)
+    status = req.status
+    if status is Status.PENDING:
+        if req.mode is Mode.SHADOW:
+            line = "⏳ Waiting for a verdict (trial run: the agent is not waiting)"
+        else:
+            line = "⏳ Waiting for approval"
+        if req.votes:
+            line += f" · {len(req.votes)} of {req.quorum} approvals: {people(req.votes)}"
+        if req.escalated > 0:
+            line += f" · 📣 Escalated (step {req.escalated})"
+        if req.deadline is not None:
+            if now >= req.deadline:
+                line += f" · deadline passed {slack_date(req.deadline)}, closing"
+            else:
+                line += f" · expires {slack_date(req.deadline)}"
+                if req.deadline - now <= SOON_SECONDS:
+                    line += " (less than 15 min left)"
+    elif status is Status.OPEN:
+        line = "⏱️ Executed"
+        if req.deadline is not None:
+            line += f" · veto window closes {slack_date(req.deadline)}"
+        if req.escalated > 0:
+            line += f" · 📣 Escalated (step {req.escalated})"
+    elif status is Status.APPROVED:
+        if req.by:
+            line = f"✅ Approved by {by}{_when(req.decided_at)}"
+        else:
+            when = _when(req.decided_at or req.created_at)
+            line = f"✅ Approved automatically ({req.mode.value} mode){when}"
+        if _is_edited(req):
+            line += " · with edited parameters"
+        if reason:
+            line += f": {reason}"
+    elif status is Status.REJECTED:
+        line = f"❌ Rejected by {by}{_when(req.decided_at)}: {reason or '(no reason given)'}"
+    elif status is Status.EXPIRED:
+        what = "verdict" if req.mode is Mode.SHADOW else "decision"
+        line = f"⌛ Expired with no {what}{_when(req.decided_at or req.deadline)}"
+        if req.votes:
+            line += f" ({len(req.votes)} of {req.quorum} approvals: {people(req.votes)})"
+    elif status is Status.CANCELLED:
+        who = f"by {by}" if req.by else "by the agent"
+        line = f"🚫 Cancelled {who}{_when(req.decided_at)}" + (f": {reason}" if reason else "")
+    elif status is Status.VETOED:
+        line = f"🛑 Vetoed by {by}{_when(req.decided_at)}: {reason or '(no reason given)'}"
+    elif status is Status.FINALIZED:
+        if req.by:
+            line = f"✅ Confirmed by {by}{_when(req.decided_at)}"
+        else:
+            line = f"✅ Window closed without a veto{_when(req.decided_at or req.deadline)}"
+    else:  # JUDGED
+        verdict = req.verdict if req.verdict in ("approve", "reject") else "decide"
+        line = f"🕶️ Shadow: {by} would {verdict}{_when(req.decided_at)}" + (f": {reason}" if reason else "")
+    return truncate(line, CONTEXT_TEXT)
+
+
+# --------------------------------------------------------------------------- the card
+
+
+def fallback_text(req: Request) -> str:
+    """The message's `text`: what notifications and screen readers get. Escaped too."""
+    summary = escape_cut(masked_head(one_line(req.summary), 300), 300)
+    text = f"{header_text(req)} · “{summary}”"
+    if req.urgent and not req.final and req.approvers:
+        text += " · " + _approvers_text(req.approvers, 1000)
+    return truncate(text, FALLBACK_TEXT)
+
+
+def _summary_block(req: Request) -> SectionBlock:
+    quoted, cut = quote_block(masked_head(req.summary, SUMMARY_CHARS), SUMMARY_CHARS, max_lines=SUMMARY_LINES)
+    tail = "\n_Full summary in Details._" if cut else ""
+    return SectionBlock(text=md(f"*Summary*\n{quoted}{tail}"))
+
+
+def _context_block(req: Request) -> SectionBlock | None:
+    if not req.context or not req.context.strip():
+        return None
+    quoted, cut = quote_block(masked_head(req.context, CONTEXT_CHARS), CONTEXT_CHARS, max_lines=CONTEXT_LINES)
+    tail = "\n_More in Details._" if cut else ""
+    return SectionBlock(text=md(f"*Agent's reasoning*\n{quoted}{tail}"))
+
+
+def _urgent_block(req: Request) -> SectionBlock | None:
+    if not req.urgent or req.final:
+        return None
+    who = _approvers_text(req.approvers, 2000) if req.approvers else ""
+    text = f"🚨 *Urgent*: {who} please decide now." if who else "🚨 *Urgent*: please decide now."
+    return SectionBlock(text=md(text))
+
+
+def card_blocks(req: Request, *, now: float | None = None) -> list[Block]:
+    """The card as slack_sdk Block objects (see `build_card` for the dict form)."""
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=header_text(req), emoji=True))]
+    urgent = _urgent_block(req)
+    if urgent is not None:
+        blocks.append(urgent)
+    blocks.append(_summary_block(req))
+    blocks.append(_fields_block(card_fields(req)))
+    if req.effective_params or _is_edited(req):
+        text, _ = params_section_text(req)
+        blocks.append(SectionBlock(text=md(text)))
+    context = _context_block(req)
+    if context is not None:
+        blocks.append(context)
+    blocks.append(ActionsBlock(block_id=actions_block_id(req), elements=decision_buttons(req)))
+    blocks.append(ContextBlock(elements=[md(status_line(req, now=now))]))
+    return blocks
+
+
+def build_card(req: Request, *, now: float | None = None) -> tuple[str, list[dict]]:
+    """(fallback text, blocks) for chat.postMessage / chat.update.
+
+    The last block is always the status context line; decision buttons appear only while
+    the request is live; buttons carry only the request id and the actions block id
+    carries the version.
+    """
+    return fallback_text(req), [b.to_dict() for b in card_blocks(req, now=now)]
+
+
+# --------------------------------------------------------------------------- the digest
+
+
+def request_line(req: Request, *, summary_chars: int = 300) -> str:
+    """One request in a list (digest, App Home): action, risk, reversibility, deadline, summary."""
+    bits = [f"*{code_inline(req.action, 110)}*"]
+    if req.urgent and not req.final:
+        bits.insert(0, "🚨 *URGENT*")
+    if req.risk:
+        bits.append(_RISK_LABEL[req.risk])
+    if req.reversible is False:
+        bits.append("⚠️ *irreversible*")
+    if req.mode is not Mode.GATE:
+        bits.append(req.mode.value)
+    if req.deadline is not None and not req.final:
+        verb = "window closes" if req.mode is Mode.OVERRIDE else "expires"
+        bits.append(f"{verb} {slack_date(req.deadline)}")
+    quoted, _ = quote_block(masked_head(one_line(req.summary), summary_chars), summary_chars)
+    return " · ".join(bits) + "\n" + quoted
+
+
+def build_digest(reqs: list[Request], *, now: float | None = None) -> tuple[str, list[dict]]:
+    """Several waiting requests in one message, for bursts: each with its own buttons.
+
+    One section and one actions block per request, within Slack's 50 blocks per message;
+    the rest is counted in a "+N more" line pointing at `/hitl list`.
+    """
+    live = [r for r in reqs if not r.final]
+    total = len(reqs)
+    noun = "request" if total == 1 else "requests"
+    title = f"⏳ {total} {noun} waiting for a decision" if live else f"{total} {noun}"
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=truncate(title, HEADER_TEXT), emoji=True))]
+    room = MAX_MESSAGE_BLOCKS - 2  # header and the "+N more" line
+    shown = 0
+    for req in reqs:
+        need = 1 if req.final else 2
+        if len(blocks) - 1 + need > room:
+            break
+        text = request_line(req)
+        if req.final:
+            text += "\n" + status_line(req, now=now)
+            blocks.append(SectionBlock(text=md(truncate(text, SECTION_TEXT))))
+        else:
+            blocks.append(SectionBlock(text=md(truncate(text, SECTION_TEXT))))
+            blocks.append(
+                ActionsBlock(
+                    block_id=actions_block_id(req, item=req.id),
+                    elements=decision_buttons(req, compact=True),
+                )
+            )
+        shown += 1
+    if shown < total:
+        blocks.append(ContextBlock(elements=[md(f"+{total - shown} more, see `/hitl list`")]))
+    actions = ", ".join(dict.fromkeys(one_line(r.action) for r in reqs))
+    text = truncate(escape_cut(f"{title}: {actions}", FALLBACK_TEXT), FALLBACK_TEXT)
+    return text, [b.to_dict() for b in blocks]

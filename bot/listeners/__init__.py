@@ -1,0 +1,14 @@
+"""Bolt listeners grouped by kind; each module has `register(app)`."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.listeners import actions, commands, events, views
+
+
+def register(app: App) -> None:
+    actions.register(app)
+    views.register(app)
+    commands.register(app)
+    events.register(app)

@@ -1,0 +1,136 @@
+"""Button clicks on cards, digests and App Home.
+
+Every handler acks first (Slack wants an answer within 3 s), then reads the request from
+Redis: buttons carry only the request id, and the version in the actions block's id
+tells whether the card was drawn before an edit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk.errors import SlackApiError
+
+from bot import cards, views
+from bot.deps import Deps, deps_of
+from bot.replies import refusal
+from hitl.errors import HitlError, RequestNotFound
+from hitl.models import Request
+from hitl.queries import may_decide
+
+log = logging.getLogger(__name__)
+
+# Buttons that decide at once, and the verb each applies.
+_INSTANT = {
+    cards.ACTION_APPROVE: "approve",
+    cards.ACTION_CONFIRM: "confirm",
+    cards.ACTION_WOULD_APPROVE: "approve",
+    cards.ACTION_WOULD_REJECT: "reject",
+}
+
+
+def where(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The channel and message ts of the clicked card (None for App Home)."""
+    container = body.get("container") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+    ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+    return channel, ts
+
+
+def tell(deps: Deps, body: dict[str, Any], text: str) -> None:
+    """An ephemeral note to the clicker in the card's channel, else a DM (App Home)."""
+    user = body["user"]["id"]
+    channel, _ = where(body)
+    try:
+        if channel:
+            deps.client.chat_postEphemeral(channel=channel, user=user, text=text)
+        else:
+            deps.client.chat_postMessage(channel=user, text=text)
+    except SlackApiError as exc:
+        log.warning("could not tell %s: %s", user, exc.response.get("error"))
+
+
+def decide_click(deps: Deps, body: dict[str, Any], verb: str, **kwargs: Any) -> Request | None:
+    """Apply a click's decision; tell the clicker and return None when it was refused."""
+    action = body["actions"][0]
+    user = body["user"]["id"]
+    version = cards.parse_actions_block_id(action.get("block_id"))
+    try:
+        req = deps.store.get(action["value"])
+        deps.approvals.decide(
+            req.id, verb, by=user, version=version, groups=deps.groups_for(user, req), **kwargs
+        )
+        return deps.store.get(req.id)
+    except HitlError as exc:
+        tell(deps, body, refusal(exc))
+        return None
+
+
+def open_modal(deps: Deps, body: dict[str, Any], build: Any) -> None:
+    """Open a decision modal, unless the click could not lead anywhere (final, not allowed)."""
+    action = body["actions"][0]
+    user = body["user"]["id"]
+    try:
+        req = deps.store.get(action["value"])
+    except RequestNotFound as exc:
+        tell(deps, body, refusal(exc))
+        return
+    version = cards.parse_actions_block_id(action.get("block_id"))
+    if req.final or (version is not None and version != req.version and build is not views.details_modal):
+        tell(deps, body, refusal(_stale_or_final(req)))
+        return
+    if build is not views.details_modal and not may_decide(req, user, deps.groups_for(user, req)):
+        tell(deps, body, _why_not(req, user))
+        return
+    channel, ts = where(body)
+    view = build(req) if build is views.details_modal else build(req, channel=channel, ts=ts)
+    try:
+        deps.client.views_open(trigger_id=body["trigger_id"], view=view)
+    except SlackApiError as exc:
+        log.warning("views.open failed: %s", exc.response.get("error"))
+        tell(deps, body, "Slack did not open the form in time; please click again.")
+
+
+def _stale_or_final(req: Request) -> HitlError:
+    from hitl.errors import AlreadyDecided, StaleVersion
+
+    if req.final:
+        return AlreadyDecided(req.id, req.status.value, req.by)
+    return StaleVersion(req.id, "stale", "edited since")
+
+
+def _why_not(req: Request, user: str) -> str:
+    if req.requested_by == user:
+        return "Nothing changed: you requested this action, so someone else has to decide it."
+    return "Nothing changed: you are not one of the approvers of this request."
+
+
+def _instant(verb: str) -> Any:
+    def listener(ack: Ack, body: dict[str, Any], context: dict) -> None:
+        ack()
+        decide_click(deps_of(context), body, verb)
+
+    return listener
+
+
+def _modal(build: Any) -> Any:
+    def listener(ack: Ack, body: dict[str, Any], context: dict) -> None:
+        ack()
+        open_modal(deps_of(context), body, build)
+
+    return listener
+
+
+def register(app: App) -> None:
+    for action_id, verb in _INSTANT.items():
+        app.action(action_id)(_instant(verb))
+    modals = {
+        cards.ACTION_REJECT: views.reject_modal,
+        cards.ACTION_VETO: views.veto_modal,
+        cards.ACTION_EDIT: views.edit_modal,
+        cards.ACTION_DETAILS: views.details_modal,
+    }
+    for action_id, build in modals.items():
+        app.action(action_id)(_modal(build))

@@ -1,0 +1,79 @@
+"""Modal submissions: reject and veto with a reason, edit then approve.
+
+The decision is taken before `ack()` (a Redis script, milliseconds) so a refusal can be
+shown in the modal itself with `response_action="errors"`, where the reviewer is looking.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot import views
+from bot.deps import deps_of
+from bot.replies import refusal
+from hitl.errors import HitlError
+
+log = logging.getLogger(__name__)
+
+# Shown when a reject or veto form is sent empty: the reason is what the agent learns from.
+NEED_REASON = "Please say why, so the agent can learn from it."
+
+
+def _value(view: dict[str, Any], block: str) -> str | None:
+    state = view.get("state", {}).get("values", {})
+    value = (state.get(block) or {}).get(block) or {}
+    text = value.get("value")
+    return text.strip() if isinstance(text, str) and text.strip() else None
+
+
+def _submit(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: dict, verb: str, field: str
+) -> None:
+    deps = deps_of(context)
+    user = body["user"]["id"]
+    meta = views.parse_private_metadata(view.get("private_metadata") or "")
+    kwargs: dict[str, Any] = {}
+    try:
+        req = deps.store.get(meta["id"])
+        if verb == "approve":
+            text = _value(view, "params") or ""
+            try:
+                kwargs["params"] = views.parse_edited_params(text, req.effective_params)
+            except ValueError as exc:
+                ack(response_action="errors", errors={"params": str(exc)})
+                return
+            kwargs["comment"] = _value(view, "comment")
+        else:
+            reason = _value(view, "reason")
+            if not reason:
+                ack(response_action="errors", errors={"reason": NEED_REASON})
+                return
+            kwargs["comment"] = reason
+        deps.approvals.decide(
+            req.id, verb, by=user, version=meta.get("v"), groups=deps.groups_for(user, req), **kwargs
+        )
+    except HitlError as exc:
+        ack(response_action="errors", errors={field: refusal(exc)})
+        return
+    ack()
+
+
+def register(app: App) -> None:
+    @app.view(views.VIEW_REJECT)
+    def reject(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: dict) -> None:
+        _submit(ack, body, view, context, "reject", "reason")
+
+    @app.view(views.VIEW_VETO)
+    def veto(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: dict) -> None:
+        _submit(ack, body, view, context, "veto", "reason")
+
+    @app.view(views.VIEW_EDIT)
+    def edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: dict) -> None:
+        _submit(ack, body, view, context, "approve", "params")
+
+    @app.view(views.VIEW_DETAILS)
+    def details(ack: Ack) -> None:
+        ack()

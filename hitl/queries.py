@@ -1,0 +1,112 @@
+"""Read-side questions about the queue, answered from indexes (never a key scan).
+
+What `/hitl status`, `/hitl list`, `/hitl show` and App Home ask. Each is a handful of
+round trips however many requests Redis holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from hitl.models import Request
+from hitl.status import Mode
+from hitl.store import Store, _s
+
+# Most pending requests examined when looking for the ones a given person may decide.
+SCAN_LIMIT = 2_000
+
+
+@dataclass
+class QueueStatus:
+    by_channel: dict[str, int] = field(default_factory=dict)
+    by_mode: dict[str, int] = field(default_factory=dict)
+    oldest: Request | None = None
+    next_deadline: float | None = None
+    next_deadline_id: str | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_mode.values())
+
+
+def queue_status(store: Store) -> QueueStatus:
+    k = store.keys
+    channels = sorted(_s(c) for c in store.redis.smembers(k.channels))
+    pipe = store.redis.pipeline(transaction=False)
+    for ch in channels:
+        pipe.zcard(k.pending_channel(ch))
+    for mode in Mode:
+        pipe.zcard(k.pending_mode(mode.value))
+    pipe.zrange(k.pending, 0, 0)
+    pipe.zrange(k.deadlines, 0, 0, withscores=True)
+    res = pipe.execute()
+    per_channel, per_mode = res[: len(channels)], res[len(channels) : len(channels) + len(Mode)]
+    status = QueueStatus(
+        by_channel={ch: n for ch, n in zip(channels, per_channel, strict=True) if n},
+        by_mode={m.value: n for m, n in zip(Mode, per_mode, strict=True) if n},
+    )
+    oldest, nxt = res[-2], res[-1]
+    if oldest:
+        found = store.get_many([_s(oldest[0])])
+        status.oldest = found[0] if found else None
+    if nxt:
+        status.next_deadline_id, status.next_deadline = _s(nxt[0][0]), float(nxt[0][1])
+    return status
+
+
+def pending(store: Store, channel: str | None = None, limit: int = 20) -> list[Request]:
+    """Undecided requests, oldest first, optionally in one channel."""
+    key = store.keys.pending_channel(channel) if channel else store.keys.pending
+    return store.get_many([_s(i) for i in store.redis.zrange(key, 0, limit - 1)])
+
+
+def may_decide(req: Request, user: str, groups: Iterable[str] = ()) -> bool:
+    """The same rule the transition script enforces, for showing people what they can do."""
+    if req.final or req.requested_by == user:
+        return False
+    if not req.approvers:
+        return True
+    return user in req.approvers or any(g in req.approvers for g in groups)
+
+
+def waiting_for(
+    store: Store, user: str, groups_of: Callable[[list[str]], list[str]], limit: int = 20
+) -> list[Request]:
+    """Requests `user` may decide, soonest deadline first.
+
+    `groups_of(group_ids)` returns those of the given user groups the user belongs to (the
+    bot answers it from Slack, cached), so Slack is asked only about groups that matter.
+    """
+    out: list[Request] = []
+    start = 0
+    batch = 200
+    while len(out) < limit and start < SCAN_LIMIT:
+        ids = [_s(i) for i in store.redis.zrange(store.keys.deadlines, start, start + batch - 1)]
+        if not ids:
+            break
+        start += batch
+        for req in store.get_many(ids):
+            groups = groups_of([a for a in req.approvers if a.startswith("S")]) if req.approvers else []
+            if may_decide(req, user, groups):
+                out.append(req)
+                if len(out) == limit:
+                    break
+    return out
+
+
+def events_of(store: Store, request_id: str) -> list[dict[str, str]]:
+    """The request's audit events, in order."""
+    ids = store.redis.lrange(store.keys.log(request_id), 0, -1)
+    if not ids:
+        return []
+    pipe = store.redis.pipeline(transaction=False)
+    for eid in ids:
+        pipe.xrange(store.keys.events, eid, eid)
+    out = []
+    for entries in pipe.execute():
+        for eid, fields in entries:
+            item = {_s(k): _s(v) for k, v in fields.items()}
+            item["event_id"] = _s(eid)
+            out.append(item)
+    return out

@@ -1,0 +1,118 @@
+"""Forged, replayed and refused: nothing changes and the person is told why."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+from bot import cards
+from sandbox.signing import sign, signed_interaction
+from tests.helpers import events
+from tests.slack.conftest import SECRET, Bot, card_text, decidable
+
+
+def test_forged_signature_is_401_and_changes_nothing(bot: Bot, conn, prefix) -> None:
+    req = bot.approvals.request(action="a", summary="s")
+    card = bot.card(req.id)
+    payload = bot.interactions.click(card.channel, card.ts, cards.ACTION_APPROVE, user_id="U0ALICE")
+    status, _ = bot.send(signed_interaction("not-the-secret", payload))
+    assert status == 401
+    assert req.status() == "pending"
+
+
+def test_replayed_request_older_than_five_minutes_is_401(bot: Bot) -> None:
+    req = bot.approvals.request(action="a", summary="s")
+    card = bot.card(req.id)
+    payload = bot.interactions.click(card.channel, card.ts, cards.ACTION_APPROVE, user_id="U0ALICE")
+    status, _ = bot.send(signed_interaction(SECRET, payload, timestamp=int(time.time()) - 6 * 60))
+    assert status == 401
+    assert req.status() == "pending"
+
+
+def test_unsigned_and_malformed_bodies_are_refused(bot: Bot) -> None:
+    raw = urllib.request.Request(bot.url, data=b"payload=%7Bnot-json", method="POST",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        urllib.request.urlopen(raw, timeout=5)
+        code = 200
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+    assert code == 401
+    body = b"payload=%7Bnot-json"
+    signed = urllib.request.Request(bot.url, data=body, method="POST",
+                                    headers={"Content-Type": "application/x-www-form-urlencoded", **sign(SECRET, body)})
+    try:
+        with urllib.request.urlopen(signed, timeout=5) as resp:
+            code = resp.status
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+    assert code == 400
+
+
+def test_the_same_click_delivered_three_times_decides_once(bot: Bot, conn, prefix) -> None:
+    req = bot.approvals.request(action="a", summary="s")
+    card = bot.card(req.id)
+    payload = bot.interactions.click(card.channel, card.ts, cards.ACTION_APPROVE, user_id="U0ALICE")
+    for _ in range(3):
+        status, _ = bot.interact(payload)
+        assert status == 200
+    assert req.wait(timeout=10).by == ["U0ALICE"]
+    assert [e["type"] for e in events(conn, prefix, req.id) if e["type"] != "escalated"] == ["created", "decided"]
+    note = bot.ephemeral_for("U0ALICE")
+    assert "already approved by <@U0ALICE>" in note
+
+
+def test_requester_cannot_approve_their_own_request(bot: Bot) -> None:
+    req = bot.approvals.request(action="a", summary="s", requested_by="U0DAVE")
+    bot.click(req.id, cards.ACTION_APPROVE, user="U0DAVE")
+    assert "you requested this action" in bot.ephemeral_for("U0DAVE")
+    assert req.status() == "pending"
+
+
+def test_non_approver_is_refused_and_group_member_may_decide(bot: Bot) -> None:
+    req = bot.approvals.request(action="a", summary="s", approvers=["S0LEADS"])
+    bot.click(req.id, cards.ACTION_APPROVE, user="U0CAROL")  # not in S0LEADS
+    assert "not one of the approvers" in bot.ephemeral_for("U0CAROL")
+    assert req.status() == "pending"
+    bot.click(req.id, cards.ACTION_REJECT, user="U0DAVE")  # a modal would be pointless: told at once
+    assert "not one of the approvers" in bot.ephemeral_for("U0DAVE")
+    bot.click(req.id, cards.ACTION_APPROVE, user="U0BOB")  # in S0LEADS
+    assert req.wait(timeout=10).by == ["U0BOB"]
+
+
+def test_click_on_a_final_card_says_who_decided(bot: Bot) -> None:
+    req = bot.approvals.request(action="a", summary="s")
+    card = bot.card(req.id)
+    stale = bot.interactions.click(card.channel, card.ts, cards.ACTION_REJECT, user_id="U0BOB")
+    bot.approvals.decide(req.id, "approve", by="U0ALICE")
+    bot.interact(stale)
+    assert "already approved by <@U0ALICE>" in bot.ephemeral_for("U0BOB")
+
+
+def test_quorum_progress_shows_on_the_card(bot: Bot) -> None:
+    req = bot.approvals.request(action="delete_record", summary="s", quorum=2)
+    bot.click(req.id, cards.ACTION_APPROVE, user="U0ALICE")
+    progress = bot.card_when(req.id, lambda m: "1 of 2" in card_text(m))
+    assert decidable(progress)
+    bot.click(req.id, cards.ACTION_APPROVE, user="U0BOB")
+    assert req.wait(timeout=10).by == ["U0ALICE", "U0BOB"]
+
+
+def test_agent_text_is_inert_on_the_card(bot: Bot) -> None:
+    req = bot.approvals.request(
+        action="a",
+        summary="Hi <!channel> and <@U0ALICE>, see <https://evil.example|your bank>",
+        params={"note": "<!here>", "api_key": "sk-live-123456"},
+        context="ping <!subteam^S0LEADS>",
+    )
+    text = card_text(bot.card(req.id))
+    for raw in ("<!channel>", "<@U0ALICE>", "<https://evil", "<!here>", "<!subteam^S0LEADS>"):
+        assert raw not in text
+    assert "&lt;!channel&gt;" in text
+    assert "sk-live-123456" not in text
+
+
+def test_healthz(bot: Bot) -> None:
+    url = bot.url.replace("/slack/events", "/healthz")
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        assert resp.status == 200
