@@ -91,6 +91,10 @@ class Faults:
         """Make the next ``times`` calls of ``method`` lose their connection without an answer."""
         self._queue(method, Fault("drop"), times)
 
+    def drop_after(self, method: str, *, times: int = 1) -> None:
+        """Run the next ``times`` calls of ``method``, then lose the answer (an ambiguous failure)."""
+        self._queue(method, Fault("drop_after"), times)
+
     def take(self, method: str) -> Fault | None:
         """Consume and return the next fault queued for ``method`` (or for any method), if any."""
         with self._lock:

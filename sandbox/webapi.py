@@ -191,6 +191,10 @@ def call(
         if fault.kind == "drop":
             workspace.record_call(method, effective, 0, None)
             raise ConnectionDropped(method)
+        if fault.kind == "drop_after":
+            # Slack did the work but the answer never arrived: the caller cannot tell.
+            call(workspace, method, args, token, json_body=json_body, body_error=body_error)
+            raise ConnectionDropped(method)
         workspace.record_call(
             method, effective, fault.status, fault.body if isinstance(fault.body, dict) else None
         )
