@@ -55,7 +55,7 @@ def test_a_connection_cut_before_slack_answered_posts_once(bot: Bot) -> None:
 
 def test_a_permanent_error_is_audited_and_not_retried_forever(bot: Bot, conn, prefix) -> None:
     req = bot.approvals.request(action="a", summary="s", channel="C0NOSUCH")
-    from tests.helpers import eventually, events
+    from tests.helpers import events, eventually
 
     failed = eventually(
         lambda: [e for e in events(conn, prefix, req.id) if e["type"] == "undeliverable"], 20, "the failure"

@@ -45,7 +45,7 @@ def test_unknown_subcommand_and_unknown_id_get_help_not_errors(bot: Bot) -> None
 
 def test_app_home_lists_what_the_viewer_may_decide(bot: Bot) -> None:
     for_bob = bot.approvals.request(action="deploy", summary="Deploy for Bob", approvers=["S0LEADS"])
-    own = bot.approvals.request(action="deploy", summary="Bob's own", requested_by="U0BOB")
+    bot.approvals.request(action="deploy", summary="Bob's own", requested_by="U0BOB")
     status, _ = bot.event(bot.interactions.home_opened("U0BOB"))
     assert status == 200
     ws = bot.slack.workspace
