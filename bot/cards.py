@@ -15,6 +15,7 @@ in the Details modal (`bot.views.details_modal`) and is never cut in Redis.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -36,6 +37,7 @@ from bot.text import (
     code_inline,
     escape_cut,
     format_value,
+    inline_text,
     is_secret_key,
     mask_value,
     masked_head,
@@ -133,9 +135,6 @@ _FINAL_HEADER = {
     Status.JUDGED: ("🕶️", "Shadow verdict: {action}"),
 }
 
-# The emoji that open the status line: agent text starting with one is always quoted.
-STATUS_EMOJI: tuple[str, ...] = ("⏳", "⏱️", "✅", "❌", "⌛", "🚫", "🛑", "🕶️", "📣", "🚨", "ℹ️", "🤖")
-
 
 # --------------------------------------------------------------------------- small pieces
 
@@ -145,16 +144,36 @@ def md(text: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=text, verbatim=True)
 
 
-def actions_block_id(req: Request, *, item: str | None = None) -> str:
-    """`hitl_actions:{version}` on a card; `hitl_actions:{version}:{id}` in lists of requests.
+def actions_block_id(req: Request, *, item: int | None = None) -> str:
+    """`hitl_actions:{version}` on a card; `hitl_actions:{version}:{item}:{id}` in lists.
 
     The app reads the version back to refuse clicks on a stale card. Lists (digest, App
-    Home) hold several actions blocks in one message, and block ids must be unique there.
+    Home) hold several actions blocks on one surface, where block ids must be unique: the
+    position makes them so, the id is there for whoever reads a payload.
     """
     block_id = f"{ACTIONS_BLOCK_PREFIX}:{req.version}"
     if item is not None:
-        block_id = f"{block_id}:{item}"
+        block_id = f"{block_id}:{item}:{req.id}"
     return block_id[:255]
+
+
+def list_action_id(action_id: str, item: int) -> str:
+    """`hitl_approve:3`: the action id of a button in a list of requests (digest, App Home).
+
+    Slack refuses a message or view where two elements share an action_id, so the buttons
+    of the n-th request in a list carry this suffix; `action_matcher` matches both forms.
+    """
+    return f"{action_id}:{item}"
+
+
+def action_matcher(action_id: str) -> re.Pattern[str]:
+    """A pattern for `app.action(...)` matching `action_id` on cards and in lists."""
+    return re.compile(rf"^{re.escape(action_id)}(?::\d+)?$")
+
+
+def base_action(action_id: str) -> str:
+    """The ACTION_* constant behind a (possibly list-suffixed) action id."""
+    return action_id.split(":", 1)[0]
 
 
 def parse_actions_block_id(block_id: Any) -> int | None:
@@ -180,10 +199,10 @@ def _is_edited(req: Request) -> bool:
 
 def _reason(comment: str | None) -> str:
     """A person's reason, on one line, escaped and in quotes so it reads as quoted text."""
-    text = one_line(comment or "").replace("“", '"').replace("”", '"')
+    text = one_line(comment, REASON_CHARS).replace("“", '"').replace("”", '"')
     if not text:
         return ""
-    return f"“{escape_cut(masked_head(text, REASON_CHARS), REASON_CHARS)}”"
+    return f"“{inline_text(text, REASON_CHARS)}”"
 
 
 def header_text(req: Request) -> str:
@@ -237,7 +256,7 @@ def card_fields(req: Request, *, with_deadline: bool | None = None) -> list[tupl
     """
     fields: list[tuple[str, str]] = []
     if req.agent:
-        fields.append(("Agent", escape_cut(one_line(req.agent), 200)))
+        fields.append(("Agent", escape_cut(one_line(req.agent, 200), 200)))
     if req.run_id:
         fields.append(("Run", code_inline(req.run_id, 200)))
     if req.requested_by:
@@ -291,8 +310,7 @@ def preview_value(key: Any, value: Any, limit: int) -> str:
     100-key object costs little more than the preview itself.
     """
     if isinstance(value, str):
-        masked = MASK if is_secret_key(key) and value is not None else masked_head(value, limit)
-        return format_value(masked, limit)
+        return MASK if is_secret_key(key) else format_value(masked_head(value, limit), limit)
     return format_value(mask_value(key, value), limit)
 
 
@@ -336,14 +354,15 @@ def params_section_text(req: Request) -> tuple[str, int]:
 # --------------------------------------------------------------------------- buttons
 
 
-def _button(text: str, action_id: str, req: Request, **kwargs: Any) -> ButtonElement:
+def _button(text: str, action_id: str, req: Request, item: int | None, **kwargs: Any) -> ButtonElement:
     label = PlainTextObject(text=text, emoji=True)
+    if item is not None:
+        action_id = list_action_id(action_id, item)
     return ButtonElement(text=label, action_id=action_id, value=req.id, **kwargs)
 
 
 def _summary_for_dialog(req: Request, budget: int) -> str:
-    quoted, _ = quote_block(masked_head(one_line(req.summary), budget), budget)
-    return quoted
+    return ">" + inline_text(req.summary, budget - 1)
 
 
 def _approve_confirm(req: Request) -> ConfirmObject:
@@ -368,27 +387,30 @@ def _veto_confirm(req: Request) -> ConfirmObject:
     )
 
 
-def decision_buttons(req: Request, *, compact: bool = False) -> list[ButtonElement]:
+def decision_buttons(req: Request, *, compact: bool = False, item: int | None = None) -> list[ButtonElement]:
     """The buttons for the request's mode and state; only Details once it is final.
 
-    `compact` (digest, App Home) leaves out Edit, which needs the full card's context.
-    Every button's value is the request id and nothing else: state is read from Redis.
+    `compact` (digest, App Home) leaves out Edit, which needs the full card's context;
+    `item` is the request's position in such a list (see `list_action_id`). Every
+    button's value is the request id and nothing else: state is read from Redis.
     """
     buttons: list[ButtonElement] = []
     if not req.final:
         if req.mode is Mode.GATE and req.status is Status.PENDING:
             confirm = _approve_confirm(req) if req.reversible is False else None
-            buttons.append(_button("Approve", ACTION_APPROVE, req, style="primary", confirm=confirm))
-            buttons.append(_button("Reject", ACTION_REJECT, req, style="danger"))
+            buttons.append(_button("Approve", ACTION_APPROVE, req, item, style="primary", confirm=confirm))
+            buttons.append(_button("Reject", ACTION_REJECT, req, item, style="danger"))
             if not compact:
-                buttons.append(_button("Edit", ACTION_EDIT, req))
+                buttons.append(_button("Edit", ACTION_EDIT, req, item))
         elif req.mode is Mode.OVERRIDE and req.status is Status.OPEN:
-            buttons.append(_button("Veto", ACTION_VETO, req, style="danger", confirm=_veto_confirm(req)))
-            buttons.append(_button("Looks good", ACTION_CONFIRM, req))
+            buttons.append(
+                _button("Veto", ACTION_VETO, req, item, style="danger", confirm=_veto_confirm(req))
+            )
+            buttons.append(_button("Looks good", ACTION_CONFIRM, req, item))
         elif req.mode is Mode.SHADOW and req.status is Status.PENDING:
-            buttons.append(_button("Would approve", ACTION_WOULD_APPROVE, req, style="primary"))
-            buttons.append(_button("Would reject", ACTION_WOULD_REJECT, req))
-    buttons.append(_button("Details", ACTION_DETAILS, req))
+            buttons.append(_button("Would approve", ACTION_WOULD_APPROVE, req, item, style="primary"))
+            buttons.append(_button("Would reject", ACTION_WOULD_REJECT, req, item))
+    buttons.append(_button("Details", ACTION_DETAILS, req, item))
     return buttons
 
 
@@ -469,7 +491,7 @@ def status_line(req: Request, *, now: float | None = None) -> str:
 
 def fallback_text(req: Request) -> str:
     """The message's `text`: what notifications and screen readers get. Escaped too."""
-    summary = escape_cut(masked_head(one_line(req.summary), 300), 300)
+    summary = inline_text(req.summary, 300)
     text = f"{header_text(req)} · “{summary}”"
     if req.urgent and not req.final and req.approvers:
         text += " · " + _approvers_text(req.approvers, 1000)
@@ -544,8 +566,7 @@ def request_line(req: Request, *, summary_chars: int = 300) -> str:
     if req.deadline is not None and not req.final:
         verb = "window closes" if req.mode is Mode.OVERRIDE else "expires"
         bits.append(f"{verb} {slack_date(req.deadline)}")
-    quoted, _ = quote_block(masked_head(one_line(req.summary), summary_chars), summary_chars)
-    return " · ".join(bits) + "\n" + quoted
+    return " · ".join(bits) + "\n>" + inline_text(req.summary, summary_chars)
 
 
 def build_digest(reqs: list[Request], *, now: float | None = None) -> tuple[str, list[dict]]:
@@ -554,14 +575,16 @@ def build_digest(reqs: list[Request], *, now: float | None = None) -> tuple[str,
     One section and one actions block per request, within Slack's 50 blocks per message;
     the rest is counted in a "+N more" line pointing at `/hitl list`.
     """
-    live = [r for r in reqs if not r.final]
+    live = sum(1 for r in reqs if not r.final)
     total = len(reqs)
-    noun = "request" if total == 1 else "requests"
-    title = f"⏳ {total} {noun} waiting for a decision" if live else f"{total} {noun}"
+    if live:
+        title = f"⏳ {live} {'request' if live == 1 else 'requests'} waiting for a decision"
+    else:
+        title = f"{total} {'request' if total == 1 else 'requests'}, all decided"
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=truncate(title, HEADER_TEXT), emoji=True))]
     room = MAX_MESSAGE_BLOCKS - 2  # header and the "+N more" line
     shown = 0
-    for req in reqs:
+    for index, req in enumerate(reqs):
         need = 1 if req.final else 2
         if len(blocks) - 1 + need > room:
             break
@@ -573,13 +596,13 @@ def build_digest(reqs: list[Request], *, now: float | None = None) -> tuple[str,
             blocks.append(SectionBlock(text=md(truncate(text, SECTION_TEXT))))
             blocks.append(
                 ActionsBlock(
-                    block_id=actions_block_id(req, item=req.id),
-                    elements=decision_buttons(req, compact=True),
+                    block_id=actions_block_id(req, item=index),
+                    elements=decision_buttons(req, compact=True, item=index),
                 )
             )
         shown += 1
     if shown < total:
         blocks.append(ContextBlock(elements=[md(f"+{total - shown} more, see `/hitl list`")]))
-    actions = ", ".join(dict.fromkeys(one_line(r.action) for r in reqs))
+    actions = ", ".join(dict.fromkeys(one_line(r.action, 100) for r in reqs[:50]))
     text = truncate(escape_cut(f"{title}: {actions}", FALLBACK_TEXT), FALLBACK_TEXT)
     return text, [b.to_dict() for b in blocks]

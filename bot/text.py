@@ -29,6 +29,9 @@ MASK = "••••••"
 ELLIPSIS = "…"
 # Inserted after "@" in "@here" & co so Slack's auto-parser no longer sees the word.
 ZWJ = "\u200d"
+# Extra characters kept past a cut before masking, so a secret that starts before the cut
+# is still long enough for its pattern to recognise it (the patterns need a few dozen).
+MASK_MARGIN = 512
 # Inserted inside "```" found in agent text so it cannot close our code blocks.
 ZWSP = "\u200b"
 
@@ -146,8 +149,15 @@ def truncate(text: str, limit: int, marker: str = ELLIPSIS) -> str:
     return _cut(text, room).rstrip() + marker
 
 
-def one_line(text: Any) -> str:
-    """Collapse all whitespace (newlines included) to single spaces, for inline use."""
+def one_line(text: Any, limit: int | None = None) -> str:
+    """Collapse all whitespace (newlines included) to single spaces, for inline use.
+
+    With `limit`, only the part that can show is processed (plus a margin, and "…" when
+    something was dropped), so a 100,000-char text costs no more than a short one.
+    """
+    text = "" if text is None else str(text)
+    if limit is not None and len(text) > limit + MASK_MARGIN:
+        return " ".join(clean(text[: limit + MASK_MARGIN]).split()) + ELLIPSIS
     return " ".join(clean(text).split())
 
 
@@ -175,7 +185,7 @@ def escape_cut(text: Any, limit: int) -> str:
 
 def code_inline(text: Any, limit: int = 200) -> str:
     """Agent text as `inline code`: escaped, backticks swapped for a look-alike so it cannot close early."""
-    body = one_line(text).replace("`", "ˋ") or " "
+    body = one_line(text, limit).replace("`", "ˋ") or " "
     return "`" + escape_cut(body, max(1, limit - 2)) + "`"
 
 
@@ -217,18 +227,27 @@ def iter_pieces(escaped: str, limit: int, *, line_overhead: int = 0) -> Iterator
                 line = escaped[pos:end]
                 if _fits(line, room):
                     break
-            window = escaped[pos : min(end, pos + room + 1)]
-            head = _cut(window, room)
+            # A long line: cut a head off it. If the piece being built has room left, the
+            # head fills it (a lone "{" before a huge value would waste a whole block).
+            left = limit - size - 1 - line_overhead
+            fill = bool(current) and left >= min(200, room)
+            take = left if fill else room
+            window = escaped[pos : min(end, pos + take + 1)]
+            head = _cut(window, take)
             space = head.rfind(" ", max(1, len(head) - 80))
             if space > 0:
                 head = head[:space]
             if not head:  # only with absurdly small limits; guarantees progress
                 head = window[:1]
-            if current:
-                yield "\n".join(current)
-                current, size = [], 0
-            yield head
             pos += len(head)
+            if fill:
+                current.append(head)
+                yield "\n".join(current)
+            else:
+                if current:
+                    yield "\n".join(current)
+                yield head
+            current, size = [], 0
         cost = units(line) + line_overhead + (1 if current else 0)
         if current and size + cost > limit:
             yield "\n".join(current)
@@ -261,7 +280,12 @@ def plain(text: Any, limit: int) -> str:
     plain_text is never parsed for mentions, but escaping costs nothing for the names that
     reach it (action names are validated to [A-Za-z0-9_.:/-]) and keeps it inert anyway.
     """
-    return escape_cut(one_line(text), limit)
+    return escape_cut(one_line(text, limit), limit)
+
+
+def inline_text(text: Any, limit: int) -> str:
+    """Agent text for one line of mrkdwn: flattened, secrets masked, escaped, cut to `limit`."""
+    return escape_cut(mask_text(one_line(text, limit)), limit)
 
 
 # --------------------------------------------------------------------------- values
@@ -302,11 +326,6 @@ def mask_text(text: str) -> str:
     return text
 
 
-# Extra characters scanned past a cut, so a secret that starts before the cut is still long
-# enough for its pattern to recognise it (the patterns need at most a few dozen chars).
-_MASK_MARGIN = 512
-
-
 def masked_head(text: Any, limit: int) -> str:
     """`mask_text` over only the part of `text` that can show within `limit` chars.
 
@@ -314,8 +333,8 @@ def masked_head(text: Any, limit: int) -> str:
     work; the margin keeps a secret that straddles the cut recognisable, so it is masked.
     """
     text = "" if text is None else str(text)
-    if len(text) > limit + _MASK_MARGIN:
-        text = text[: limit + _MASK_MARGIN] + ELLIPSIS
+    if len(text) > limit + MASK_MARGIN:
+        text = text[: limit + MASK_MARGIN] + ELLIPSIS
     return mask_text(text)
 
 
@@ -330,6 +349,46 @@ def mask_value(key: Any, value: Any) -> Any:
         return [mask_value(None, v) for v in value]
     if isinstance(value, str):
         return mask_text(value)
+    return value
+
+
+def compact_size(value: Any) -> int:
+    """Length of `value` as compact JSON, computed by the C encoder (no indent): cheap."""
+    return len(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def clip_json(value: Any, budget: int) -> Any:
+    """A display copy of `value` whose JSON is roughly at most `budget` chars.
+
+    Long strings are cut (keeping a margin so secrets across the cut are still masked
+    afterwards), and containers stop early with a "…" entry saying how much is left. Used
+    before masking and pretty-printing, both of which are slow on megabytes.
+    """
+    budget = max(budget, 64)
+    if isinstance(value, str):
+        if len(value) <= budget + MASK_MARGIN:
+            return value
+        return value[: budget + MASK_MARGIN] + ELLIPSIS
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        used = 0
+        for i, (k, v) in enumerate(value.items()):
+            if used > budget:
+                out[ELLIPSIS] = f"{len(value) - i} more keys"
+                break
+            out[k] = clipped = clip_json(v, budget - used)
+            used += compact_size(clipped) + len(str(k)) + 6
+        return out
+    if isinstance(value, list | tuple):
+        items: list[Any] = []
+        used = 0
+        for i, v in enumerate(value):
+            if used > budget:
+                items.append(f"{ELLIPSIS} {len(value) - i} more items")
+                break
+            items.append(clipped := clip_json(v, budget - used))
+            used += compact_size(clipped) + 2
+        return items
     return value
 
 
@@ -404,7 +463,7 @@ def user_ref(user: Any) -> str:
     """A Slack user mention when `user` is a user id, else the escaped text (never a ping)."""
     if is_user_id(user):
         return f"<@{user}>"
-    return escape_cut(one_line(user), 80) if user else "someone"
+    return escape_cut(one_line(user, 80), 80) if user else "someone"
 
 
 def approver_ref(who: Any) -> str:
@@ -418,7 +477,7 @@ def channel_ref(channel: Any) -> str:
     """A channel link for a channel id, else the escaped name ("#agent-approvals")."""
     if isinstance(channel, str) and _CHANNEL_ID.match(channel):
         return f"<#{channel}>"
-    return escape_cut(one_line(channel), 80) if channel else "no channel"
+    return escape_cut(one_line(channel, 80), 80) if channel else "no channel"
 
 
 def people(users: list[str], limit: int = 10) -> str:

@@ -43,14 +43,20 @@ from bot.cards import (
 )
 from bot.text import (
     MASK,
+    MASK_MARGIN,
     channel_ref,
     clean,
+    clip_json,
     code_block_text,
     code_inline,
+    compact_size,
     escape,
     escape_cut,
+    inline_text,
+    is_secret_key,
     mask_params,
-    mask_text,
+    mask_value,
+    masked_head,
     one_line,
     people,
     plain,
@@ -85,6 +91,11 @@ METADATA_MAX_CHARS = 3000
 # for how the payload is sent), leaving room for the blocks' own structure under 250 kB.
 VIEW_TEXT_BUDGET = 200_000
 REASON_MAX_CHARS = 2000
+
+
+# Text prepared for one part of a modal: (pieces, one per section; the whole text's size in
+# chars, for "N chars not shown"; whether the pieces hold all of it).
+Chunks = tuple[list[str], int, bool]
 
 
 def _cost(text: str) -> int:
@@ -136,7 +147,7 @@ def parse_private_metadata(text: str | None) -> dict[str, Any]:
 
 
 def _what_block(req: Request, lead: str) -> SectionBlock:
-    quoted, _ = quote_block(mask_text(req.summary), 900, max_lines=5)
+    quoted, _ = quote_block(masked_head(req.summary, 900), 900, max_lines=5)
     return _section(f"{lead} *{code_inline(req.action, 110)}*\n{quoted}")
 
 
@@ -216,6 +227,11 @@ def veto_modal(req: Request, *, channel: str | None, ts: str | None) -> dict:
 # --------------------------------------------------------------------------- edit
 
 
+# A value longer than this as compact JSON is never offered for editing: even masked it
+# could not fit the 3,000-char box (only a secret-heavy value could shrink that much).
+_EDITABLE_RAW_MAX = 8_000
+
+
 def editable_params(params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The masked parameters that fit Slack's 3,000-char edit box, and the keys left out.
 
@@ -223,18 +239,27 @@ def editable_params(params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     submit) so the most keys stay editable. Deterministic: `parse_edited_params` calls it
     again on the same parameters to know which keys were not in the box.
     """
-    masked = mask_params(params)
-    if units(pretty_json(masked)) <= INPUT_MAX_CHARS:
-        return masked, []
-    sizes = {k: units(pretty_json({k: v})) for k, v in masked.items()}
-    shown = dict(masked)
+    masked: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
     hidden: set[str] = set()
-    for key in sorted(masked, key=lambda k: -sizes[k]):
-        del shown[key]
-        hidden.add(key)
-        if units(pretty_json(shown)) <= INPUT_MAX_CHARS:
+    for key, value in params.items():
+        # Cheap checks first: pretty JSON is never shorter than compact JSON.
+        if not is_secret_key(key) and compact_size(value) > _EDITABLE_RAW_MAX:
+            hidden.add(key)
+            continue
+        masked[key] = mask_value(key, value)
+        if compact_size({key: masked[key]}) > INPUT_MAX_CHARS:
+            hidden.add(key)
+            continue
+        sizes[key] = units(pretty_json({key: masked[key]})) - 4  # its lines inside "{\n … \n}"
+    total = 4 + sum(sizes.values()) + 2 * max(0, len(sizes) - 1)
+    for key in sorted(sizes, key=lambda k: -sizes[k]):
+        if total <= INPUT_MAX_CHARS:
             break
-    return shown, [k for k in masked if k in hidden]
+        hidden.add(key)
+        total -= sizes[key] + 2
+    shown = {k: masked[k] for k in params if k not in hidden}
+    return shown, [k for k in params if k in hidden]
 
 
 def edit_modal(req: Request, *, channel: str | None, ts: str | None) -> dict:
@@ -245,7 +270,7 @@ def edit_modal(req: Request, *, channel: str | None, ts: str | None) -> dict:
         blocks.append(_context("⚠️ *This cannot be undone.* Submitting approves the action."))
     hint = f"Values shown as {MASK} are secrets: they keep their stored value unless you replace them."
     if hidden:
-        names = ", ".join(one_line(k) for k in hidden[:20]) + (" …" if len(hidden) > 20 else "")
+        names = ", ".join(one_line(k, 60) for k in hidden[:20]) + (" …" if len(hidden) > 20 else "")
         hint += f" Too large to edit here and kept as they are: {names}."
     blocks.append(
         InputBlock(
@@ -353,20 +378,19 @@ class _ViewBudget:
         self.bytes_left -= _cost(text)
 
     def add_chunks(
-        self, label: str, chunks: tuple[list[str], int], max_blocks: int, reserve: int, share: float = 1.0
+        self, label: str, chunks: Chunks, max_blocks: int, reserve: int, share: float = 1.0
     ) -> None:
         """Add `label` + chunks (one section each) within `max_blocks` and the byte budget.
 
-        `chunks` is (pieces, total units of the whole text). `reserve` blocks stay free for
-        what comes after, and this group may use only `share` of the bytes left. What does
-        not fit is counted in `cut_chars` and replaced by one line saying how much is missing.
+        `reserve` blocks stay free for what comes after, and this group may use only
+        `share` of the bytes left. What does not fit is counted in `cut_chars` and replaced
+        by one line saying how much is missing.
         """
-        pieces, total = chunks
+        pieces, total, complete = chunks
         allowed = max(1, min(max_blocks, self.max_blocks - len(self.blocks) - reserve))
         spendable = int((self.bytes_left - 1_000 * (reserve + 1)) * share)
         texts = [f"{label}\n{piece}" if i == 0 else piece for i, piece in enumerate(pieces)]
-        shown_units = sum(units(p) for p in pieces)
-        if len(texts) <= allowed and sum(_cost(t) for t in texts) <= spendable and shown_units >= total:
+        if complete and len(texts) <= allowed and sum(_cost(t) for t in texts) <= spendable:
             for text in texts:
                 self.add(_section(text), text)
             return
@@ -379,7 +403,7 @@ class _ViewBudget:
             shown_units += units(piece)
         missing = max(1, total - shown_units)
         self.cut_chars += missing
-        note = f"✂️ _Truncated, {missing:,} more chars not shown here._"
+        note = f"✂️ _Truncated, about {missing:,} more chars not shown here._"
         if shown_units == 0:
             note = f"{label}\n{note}"
         self.add(_section(note), note)
@@ -389,19 +413,33 @@ class _ViewBudget:
 _MAX_PIECES = MAX_VIEW_BLOCKS + 1
 
 
-def _quote_chunks(text: str, label: str) -> tuple[list[str], int]:
-    escaped = escape(mask_text(clean(text).strip("\n")))
+def _quote_chunks(text: str, label: str, max_blocks: int) -> Chunks:
+    """Agent text as `>` quoted pieces, one per section; (pieces, total size, all of it?)."""
+    cleaned = clean(text).strip("\n")
+    budget = max_blocks * SECTION_TEXT
+    escaped = escape(masked_head(cleaned, budget))
     pieces = split_for_blocks(
         escaped, SECTION_TEXT - units(label) - 2, line_overhead=1, max_pieces=_MAX_PIECES
     )
     quoted = [">" + piece.replace("\n", "\n>") for piece in pieces]
-    return quoted, units(escaped) + escaped.count("\n") + 1
+    complete = len(cleaned) <= budget + MASK_MARGIN and len(pieces) < _MAX_PIECES
+    total = units(escaped) + escaped.count("\n") + 1 + max(0, len(cleaned) - budget)
+    return quoted, total, complete
 
 
-def _code_chunks(value: Any, label: str) -> tuple[list[str], int]:
-    escaped = code_block_text(pretty_json(value))
+# Most parameter text prepared for the Details modal: more than the view can hold, so the
+# modal is full before this runs out, yet megabytes of parameters stay quick to render.
+_DETAILS_PARAMS_CHARS = 150_000
+
+
+def _code_chunks(params: dict[str, Any], label: str) -> Chunks:
+    """Masked, pretty-printed parameters as ``` pieces; (pieces, total size, all of it?)."""
+    clipped = clip_json(params, _DETAILS_PARAMS_CHARS)
+    escaped = code_block_text(pretty_json(mask_params(clipped)))
     pieces = split_for_blocks(escaped, SECTION_TEXT - units(label) - 10, max_pieces=_MAX_PIECES)
-    return [f"```\n{piece}\n```" for piece in pieces], units(escaped) + 8 * len(pieces)
+    not_prepared = max(0, compact_size(params) - compact_size(clipped))
+    complete = not_prepared == 0 and clipped == params and len(pieces) < _MAX_PIECES
+    return [f"```\n{piece}\n```" for piece in pieces], units(escaped) + not_prepared, complete
 
 
 def _more_fields(req: Request) -> list[tuple[str, str]]:
@@ -434,24 +472,22 @@ def details_modal(req: Request) -> dict:
     budget.add(SectionBlock(fields=[md(truncate(f"*{k}*\n{v}", 1900)) for k, v in more]), str(more))
     budget.add(DividerBlock(), "")
 
-    groups: list[tuple[str, tuple[list[str], int], int]] = [
-        ("*Summary*", _quote_chunks(req.summary, "*Summary*"), 6),
+    groups: list[tuple[str, Chunks, int]] = [
+        ("*Summary*", _quote_chunks(req.summary, "*Summary*", 6), 6),
     ]
     if req.context and req.context.strip():
         label = "*Agent's reasoning*"
-        groups.append((label, _quote_chunks(req.context, label), 15))
+        groups.append((label, _quote_chunks(req.context, label, 15), 15))
     if req.comment and req.comment.strip():
         label = "*Reviewer's comment*"
-        groups.append((label, _quote_chunks(req.comment, label), 2))
+        groups.append((label, _quote_chunks(req.comment, label, 2), 2))
     if req.decided_params is not None and req.decided_params != req.params:
         label = "*Parameters, as edited by a reviewer*"
-        groups.append((label, _code_chunks(mask_params(req.effective_params), label), 0))
+        groups.append((label, _code_chunks(req.decided_params, label), 0))
         label = "*Parameters, as the agent sent them*"
-        groups.append((label, _code_chunks(mask_params(req.params), label), MAX_VIEW_BLOCKS))
+        groups.append((label, _code_chunks(req.params, label), MAX_VIEW_BLOCKS))
     elif req.params:
-        groups.append(
-            ("*Parameters*", _code_chunks(mask_params(req.params), "*Parameters*"), MAX_VIEW_BLOCKS)
-        )
+        groups.append(("*Parameters*", _code_chunks(req.params, "*Parameters*"), MAX_VIEW_BLOCKS))
     for i, (label, chunks, cap) in enumerate(groups):
         reserve = 2 * (len(groups) - i - 1) + 1  # later groups get a label + a note at least; footer
         share = 1.0
@@ -494,7 +530,7 @@ def home_view(user_id: str, reqs: list[Request], *, now: float | None = None) ->
         )
     per_request = 3  # section, actions, divider
     room = (MAX_VIEW_BLOCKS - len(blocks) - 1) // per_request
-    for req in live[:room]:
+    for index, req in enumerate(live[:room]):
         where = req.card_channel or req.channel
         line = request_line(req, summary_chars=600)
         if where:
@@ -502,7 +538,8 @@ def home_view(user_id: str, reqs: list[Request], *, now: float | None = None) ->
         blocks.append(_section(truncate(line, SECTION_TEXT)))
         blocks.append(
             ActionsBlock(
-                block_id=actions_block_id(req, item=req.id), elements=decision_buttons(req, compact=True)
+                block_id=actions_block_id(req, item=index),
+                elements=decision_buttons(req, compact=True, item=index),
             )
         )
         blocks.append(DividerBlock())
@@ -584,7 +621,7 @@ def _list_line(req: Request) -> str:
         bits.insert(0, "🚨")
     if req.deadline is not None and not req.final:
         bits.append(f"expires {slack_date(req.deadline)}")
-    summary = escape_cut(mask_text(one_line(req.summary)), 140)
+    summary = inline_text(req.summary, 140)
     return " · ".join(bits) + f"\n      {summary}"
 
 
@@ -619,7 +656,7 @@ def _event_time(event: dict[str, Any]) -> float | None:
 
 def _event_line(event: dict[str, Any]) -> str:
     kind = event.get("type") or event.get("event") or "event"
-    bits = [f"*{escape_cut(one_line(kind), 40)}*"]
+    bits = [f"*{escape_cut(one_line(kind, 40), 40)}*"]
     at = _event_time(event)
     if at is not None:
         bits.insert(0, slack_date(at))
@@ -630,12 +667,12 @@ def _event_line(event: dict[str, Any]) -> str:
         bits.append("by " + people([str(b) for b in by]))
     status = event.get("status")
     if status:
-        bits.append(f"→ {escape_cut(one_line(status), 30)}")
+        bits.append(f"→ {escape_cut(one_line(status, 30), 30)}")
     comment = event.get("comment") or event.get("reason")
     line = " · ".join(bits)
     if comment:
-        text = one_line(comment).replace("“", '"').replace("”", '"')
-        line += f": “{escape_cut(mask_text(text), 300)}”"
+        text = one_line(comment, 300).replace("“", '"').replace("”", '"')
+        line += f": “{inline_text(text, 300)}”"
     return "• " + line
 
 

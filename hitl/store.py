@@ -126,13 +126,13 @@ def transition_args(
     return keys_, argv
 
 
-def check_transition(request_id: str, verb: str, result: Sequence[Any]) -> str:
+def check_transition(request_id: str, verb: str, result: Sequence[Any]) -> Status:
     """Raise the right `TransitionRefused` for a refused transition; return the new status."""
     kind = _s(result[0])
     if kind == "missing":
         raise RequestNotFound(request_id)
     if kind == "ok":
-        return _s(result[1])
+        return Status(_s(result[1]))
     reason, status = _s(result[1]), _s(result[2])
     if reason == "final":
         raise AlreadyDecided(request_id, status, json.loads(_s(result[4]) or "[]"))

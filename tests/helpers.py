@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,10 +51,11 @@ def hitl_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
 def start_worker(redis_url: str, prefix: str, **extra: str) -> subprocess.Popen[bytes]:
     """A real `hitl worker` process for this prefix, returned once it listens."""
     env = hitl_env(redis_url, prefix, HITL_TIMER_TICK="0.05", **extra)
+    log = tempfile.NamedTemporaryFile(prefix="hitl-worker-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hitl.cli", "worker"], env=env, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "hitl.cli", "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
     )
+    proc.log_path = log.name  # type: ignore[attr-defined]
     conn = redis.Redis.from_url(redis_url)
     try:
         eventually(
@@ -63,7 +65,7 @@ def start_worker(redis_url: str, prefix: str, **extra: str) -> subprocess.Popen[
     finally:
         conn.close()
     if proc.poll() is not None:
-        raise AssertionError(f"worker exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        raise AssertionError(f"worker exited: {Path(log.name).read_text()}")
     return proc
 
 

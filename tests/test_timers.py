@@ -51,6 +51,13 @@ def test_escalation_step_fires_while_pending(approvals: Approvals, worker, conn,
     assert kinds == ["created", "escalated", "expired"]
 
 
+def test_many_timers_due_together_all_fire_once(approvals: Approvals, worker, conn, prefix) -> None:
+    reqs = [approvals.request(action="a", summary=f"s{n}", timeout=0.3) for n in range(150)]
+    assert {r.wait(timeout=20).status for r in reqs} == {"expired"}
+    expired = [e for e in events(conn, prefix) if e["type"] == "expired"]
+    assert len(expired) == 150
+
+
 def test_decided_request_is_not_expired_later(approvals: Approvals, worker, conn, prefix) -> None:
     req = approvals.request(action="a", summary="s", timeout=0.3)
     approvals.decide(req.id, "approve", by="U01")

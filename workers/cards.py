@@ -181,6 +181,18 @@ def sync_card(prefix: str, request_id: str, lease: int) -> str:
     return "synced"
 
 
+def sync_cards(prefix: str, items: list[tuple[str, int]]) -> dict[str, str]:
+    """Sync a batch of cards [(request_id, lease)]; one failing card does not stop the rest."""
+    outcome: dict[str, str] = {}
+    for request_id, lease in items:
+        try:
+            outcome[request_id] = sync_card(prefix, request_id, lease)
+        except Exception as exc:  # the lease brings it back; the others still get synced
+            log.exception("syncing the card of %s failed", request_id)
+            outcome[request_id] = f"error: {exc}"
+    return outcome
+
+
 def _mirrors(store: Store, request_id: str) -> list[tuple[str, str]]:
     raw = store.redis.hget(store.keys.req(request_id), "mirrors")
     return [tuple(m) for m in json.loads(raw)] if raw else []  # type: ignore[misc]

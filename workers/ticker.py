@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 # Most timers leased per claim, and per timer job.
 CLAIM_LIMIT = 500
 BATCH_SIZE = 100
+# Cards synced per Slack job: few enough that one slow Slack call delays little else.
+SYNC_BATCH = 10
 
 
 class Ticker:
@@ -43,7 +45,7 @@ class Ticker:
     def tick(self) -> int:
         """One claim-and-dispatch round; returns how many timers were handed out."""
         items = self.store.claim_timers(self.lease, CLAIM_LIMIT)
-        timers = [i for i in items if parse_timer_member(i[0])[1] != "sync"]
+        timers = [i for i in items if not i[0].endswith("|sync")]
         jobs = [
             Queue.prepare_data(
                 "workers.timers.fire_timers", (self.prefix, timers[n : n + BATCH_SIZE]), result_ttl=60
@@ -52,15 +54,19 @@ class Ticker:
         ]
         if jobs:
             self.timers_q.enqueue_many(jobs)
-        syncs = [
+        syncs = []
+        for member, _due, lease in items:
+            rid, kind, _step = parse_timer_member(member)
+            if kind == "sync":
+                syncs.append((rid, lease))
+        batches = [
             Queue.prepare_data(
-                "workers.cards.sync_card", (self.prefix, parse_timer_member(m)[0], lease), result_ttl=60
+                "workers.cards.sync_cards", (self.prefix, syncs[n : n + SYNC_BATCH]), result_ttl=60
             )
-            for m, _due, lease in items
-            if parse_timer_member(m)[1] == "sync"
+            for n in range(0, len(syncs), SYNC_BATCH)
         ]
-        if syncs:
-            self.slack_q.enqueue_many(syncs)
+        if batches:
+            self.slack_q.enqueue_many(batches)
         return len(items)
 
     def run(self) -> None:

@@ -124,8 +124,9 @@ def _modal(build: Any) -> Any:
 
 
 def register(app: App) -> None:
+    # Lists (digests, App Home) number their buttons ("hitl_approve:3"): match both forms.
     for action_id, verb in _INSTANT.items():
-        app.action(action_id)(_instant(verb))
+        app.action(cards.action_matcher(action_id))(_instant(verb))
     modals = {
         cards.ACTION_REJECT: views.reject_modal,
         cards.ACTION_VETO: views.veto_modal,
@@ -133,4 +134,4 @@ def register(app: App) -> None:
         cards.ACTION_DETAILS: views.details_modal,
     }
     for action_id, build in modals.items():
-        app.action(action_id)(_modal(build))
+        app.action(cards.action_matcher(action_id))(_modal(build))
