@@ -83,8 +83,8 @@ class Bench:
         self.wrong = 0
         # Instance-level wrapper (the engine is untouched): when BLMOVE handed back the token.
         self.token_at = 0.0
-        self._wait_token = self.agent.store.wait_token
-        self.agent.store.wait_token = self._timed_wait_token  # type: ignore[method-assign]
+        self._wait_token = self.agent.store.wait_outcome
+        self.agent.store.wait_outcome = self._timed_wait_token  # type: ignore[method-assign]
 
     def close(self) -> None:
         self.waiter.jobs.put(None)
@@ -120,8 +120,8 @@ class Bench:
             raise value
         return t0, fired, t1, value
 
-    def _timed_wait_token(self, request_id: str, timeout: float) -> bool:
-        """The store's own wait_token, noting when the done token reached the waiter."""
+    def _timed_wait_token(self, request_id: str, timeout: float) -> dict | None:
+        """The store's own wait_outcome, noting when the outcome reached the waiter."""
         got = self._wait_token(request_id, timeout)
         self.token_at = time.perf_counter()
         return got

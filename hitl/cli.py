@@ -90,6 +90,11 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dev(args: argparse.Namespace) -> int:
+    dev = importlib.import_module("sandbox.dev")
+    return int(dev.run(port=args.port, demo=not args.no_demo, bot_port=args.bot_port, verbose=args.verbose))
+
+
 def _bot(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.port:
@@ -133,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     bot = sub.add_parser("bot", help="run the Slack app: Socket Mode with SLACK_APP_TOKEN, else HTTP")
     bot.add_argument("--port", type=int, help="HTTP port (default $PORT or 3000)")
     bot.set_defaults(func=_bot)
+
+    dev = sub.add_parser(
+        "dev", help="the whole product on this machine: Redis, Slack sandbox page, bot, worker, demo agent"
+    )
+    dev.add_argument("--port", type=int, default=8080, help="port of the sandbox page (default 8080)")
+    dev.add_argument("--bot-port", type=int, default=0, help="port of the bot (default: any free)")
+    dev.add_argument("--no-demo", action="store_true", help="do not start the demo agent")
+    dev.set_defaults(func=_dev)
     return parser
 
 

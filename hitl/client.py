@@ -27,7 +27,7 @@ from hitl.models import MAX_PARAMS_BYTES, Decision, Request, RequestInput
 from hitl.policy import PolicySource, route
 from hitl.settings import Settings, load_settings
 from hitl.status import Mode, Status, Verb
-from hitl.store import AsyncStore, Store
+from hitl.store import AsyncStore, Store, apply_outcome
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +144,14 @@ class RequestHandle:
         while True:
             try:
                 req = store.get(self.id)
-                if req.final:
-                    return req.decision()
-                block = deadline.slice()
-                if block <= 0:
-                    raise WaitTimeout(self.id, deadline.timeout or 0)
-                store.wait_token(self.id, max(block, 0.01))
-                backoff = RECONNECT_MIN
+                while not req.final:
+                    block = deadline.slice()
+                    if block <= 0:
+                        raise WaitTimeout(self.id, deadline.timeout or 0)
+                    outcome = store.wait_outcome(self.id, max(block, 0.01))
+                    if outcome is not None:
+                        req = apply_outcome(req, outcome)
+                return req.decision()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if deadline.slice() <= 0:
                     raise WaitTimeout(self.id, deadline.timeout or 0) from exc
@@ -323,13 +324,14 @@ class AsyncRequestHandle:
         while True:
             try:
                 req = await store.get(self.id)
-                if req.final:
-                    return req.decision()
-                block = deadline.slice()
-                if block <= 0:
-                    raise WaitTimeout(self.id, deadline.timeout or 0)
-                await store.wait_token(self.id, max(block, 0.01))
-                backoff = RECONNECT_MIN
+                while not req.final:
+                    block = deadline.slice()
+                    if block <= 0:
+                        raise WaitTimeout(self.id, deadline.timeout or 0)
+                    outcome = await store.wait_outcome(self.id, max(block, 0.01))
+                    if outcome is not None:
+                        req = apply_outcome(req, outcome)
+                return req.decision()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if deadline.slice() <= 0:
                     raise WaitTimeout(self.id, deadline.timeout or 0) from exc

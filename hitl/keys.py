@@ -6,10 +6,11 @@ deployment or a test run can share a Redis with others and be cleaned with one S
 =====================================  ======  ================================================
 key                                    type    what it holds
 =====================================  ======  ================================================
-``{p}:req:{id}``                       hash    a request: ``doc`` (immutable JSON) + live state
-``{p}:req:{id}:log``                   list    ids of the request's audit events
-``{p}:req:{id}:done``                  list    one token pushed when the request turns final;
-                                               waiters block on it (BLMOVE onto itself)
+``{p}:req:{id}``                       hash    a request's live state; ``ev`` lists its audit
+                                               event ids, the first being the ``created``
+                                               event, which holds the request document once
+``{p}:req:{id}:done``                  list    the outcome (JSON) pushed when the request turns
+                                               final; waiters block on it (BLMOVE onto itself)
 ``{p}:idem:{key}``                     string  idempotency key -> request id
 ``{p}:pending``                        zset    every undecided request (pending or open),
                                                scored by creation time (ms)
@@ -44,9 +45,6 @@ class Keys:
 
     def req(self, request_id: str) -> str:
         return f"{self.prefix}:req:{request_id}"
-
-    def log(self, request_id: str) -> str:
-        return f"{self.prefix}:req:{request_id}:log"
 
     def done(self, request_id: str) -> str:
         return f"{self.prefix}:req:{request_id}:done"

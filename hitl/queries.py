@@ -97,9 +97,10 @@ def waiting_for(
 
 def events_of(store: Store, request_id: str) -> list[dict[str, str]]:
     """The request's audit events, in order."""
-    ids = store.redis.lrange(store.keys.log(request_id), 0, -1)
-    if not ids:
+    raw = store.redis.hget(store.keys.req(request_id), "ev")
+    if not raw:
         return []
+    ids = _s(raw).split(",")
     pipe = store.redis.pipeline(transaction=False)
     for eid in ids:
         pipe.xrange(store.keys.events, eid, eid)

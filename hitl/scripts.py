@@ -22,6 +22,12 @@ local function contains(t, v)
   for _, x in ipairs(t) do if x == v then return true end end
   return false
 end
+-- The final outcome, pushed on the done list so a waiter needs no second read.
+local function outcome(status, by_json, comment, params_json, verdict, decided_ms)
+  return '{"status":' .. cjson.encode(status) .. ',"by":' .. by_json .. ',"comment":' .. cjson.encode(comment)
+    .. ',"params":' .. (params_json ~= '' and params_json or 'null') .. ',"verdict":' .. cjson.encode(verdict)
+    .. ',"decided_ms":' .. decided_ms .. '}'
+end
 local function unindex(prefix, id, channel, mode)
   redis.call('ZREM', prefix .. ':pending', id)
   redis.call('ZREM', prefix .. ':deadlines', id)
@@ -61,7 +67,7 @@ for member, due in pairs(cjson.decode(timers)) do
   redis.call('ZADD', KEYS[4], due, member)
   if not string.find(member, '|sync', 1, true) then table.insert(members, member) end
 end
-redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'status', status, 'mode', mode, 'version', 1,
+redis.call('HSET', KEYS[1], 'status', status, 'mode', mode, 'version', 1,
   'action', action, 'channel', channel, 'quorum', ARGV[11], 'requested_by', ARGV[12],
   'approvers', ARGV[13], 'votes', '[]', 'by', '[]', 'timers', list_json(members),
   'created_ms', now, 'deadline', deadline, 'paused', paused, 'escalated', 0)
@@ -69,9 +75,10 @@ local stats = prefix .. ':stats:' .. action
 redis.call('SADD', prefix .. ':actions', action)
 redis.call('HINCRBY', stats, 'created', 1)
 if status == 'approved' then
-  redis.call('HSET', KEYS[1], 'by', '[]', 'comment', 'automatic (' .. mode .. ')', 'decided_ms', now)
+  local comment = 'automatic (' .. mode .. ')'
+  redis.call('HSET', KEYS[1], 'by', '[]', 'comment', comment, 'decided_ms', now)
   redis.call('HINCRBY', stats, 'auto', 1)
-  redis.call('RPUSH', KEYS[3], 'final')
+  redis.call('RPUSH', KEYS[3], outcome(status, '[]', comment, '', '', ARGV[5]))
   redis.call('EXPIRE', KEYS[3], ARGV[7])
   redis.call('EXPIRE', KEYS[1], ARGV[7])
 else
@@ -85,10 +92,8 @@ else
 end
 if ARGV[6] == '1' then redis.call('SET', KEYS[2], id, 'EX', ARGV[7]) end
 local eid = redis.call('XADD', KEYS[5], '*', 'type', 'created', 'id', id, 'action', action, 'mode', mode,
-  'status', status, 'channel', channel, 'by', ARGV[12], 'doc', ARGV[3])
-local log = KEYS[1] .. ':log'
-redis.call('RPUSH', log, eid)
-if status == 'approved' then redis.call('EXPIRE', log, ARGV[7]) end
+  'status', status, 'by', ARGV[12], 'doc', ARGV[3])
+redis.call('HSET', KEYS[1], 'ev', eid)
 return {1, id, mode, status, paused}
 """
 
@@ -102,7 +107,7 @@ return {1, id, mode, status, paused}
 # version, by JSON} | {"missing"}.
 TRANSITION = _COMMON + r"""
 local h = redis.call('HMGET', KEYS[1], 'status', 'mode', 'version', 'quorum', 'requested_by',
-  'approvers', 'votes', 'by', 'channel', 'action', 'timers', 'created_ms')
+  'approvers', 'votes', 'by', 'channel', 'action', 'timers', 'created_ms', 'params', 'ev')
 if not h[1] then return {'missing'} end
 local prefix, id, verb, by, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[9])
 local status, mode, version = h[1], h[2], tonumber(h[3])
@@ -155,7 +160,7 @@ if verb == 'approve' and mode == 'gate' then
     redis.call('ZADD', KEYS[3], now, id .. '|sync')
     local eid = redis.call('XADD', KEYS[4], '*', 'type', 'voted', 'id', id, 'action', h[10],
       'status', status, 'by', by, 'votes', list_json(votes), 'quorum', h[4], 'params', ARGV[7])
-    redis.call('RPUSH', KEYS[1] .. ':log', eid)
+    redis.call('HSET', KEYS[1], 'ev', h[14] .. ',' .. eid)
     return {'ok', status, version, list_json(votes), h[8]}
   end
 end
@@ -172,14 +177,17 @@ local event = 'decided'
 if new == 'expired' or new == 'vetoed' or new == 'finalized' or new == 'cancelled' then event = new end
 local eid = redis.call('XADD', KEYS[4], '*', 'type', event, 'id', id, 'action', h[10], 'status', new,
   'by', list_json(decided_by), 'comment', ARGV[6], 'params', ARGV[7], 'verdict', verb)
-redis.call('RPUSH', KEYS[1] .. ':log', eid)
-redis.call('EXPIRE', KEYS[1] .. ':log', ARGV[10])
+redis.call('HSET', KEYS[1], 'ev', h[14] .. ',' .. eid)
 redis.call('HINCRBY', stats, new, 1)
 if mode == 'shadow' then redis.call('HINCRBY', stats, 'shadow_' .. verb, 1) end
 local durations = prefix .. ':durations:' .. h[10]
 redis.call('LPUSH', durations, now - tonumber(h[12]))
 redis.call('LTRIM', durations, 0, 999)
-redis.call('RPUSH', KEYS[2], 'final')
+local verdict = ''
+if mode == 'shadow' then verdict = verb end
+local final_params = ARGV[7]
+if final_params == '' and h[13] then final_params = h[13] end
+redis.call('RPUSH', KEYS[2], outcome(new, list_json(decided_by), ARGV[6], final_params, verdict, ARGV[9]))
 redis.call('EXPIRE', KEYS[2], ARGV[10])
 redis.call('EXPIRE', KEYS[1], ARGV[10])
 return {'ok', new, version, list_json(votes), list_json(decided_by)}
@@ -190,7 +198,7 @@ return {'ok', new, version, list_json(votes), list_json(decided_by)}
 # ARGV[1] id  ARGV[2] step  ARGV[3] now (ms)
 # Returns {"ok", step} or {"skip", status}.
 ESCALATE = r"""
-local h = redis.call('HMGET', KEYS[1], 'status', 'escalated', 'action')
+local h = redis.call('HMGET', KEYS[1], 'status', 'escalated', 'action', 'ev')
 if not h[1] then return {'skip', 'missing'} end
 if h[1] ~= 'pending' then return {'skip', h[1]} end
 local step = tonumber(ARGV[2])
@@ -199,8 +207,28 @@ redis.call('HSET', KEYS[1], 'escalated', step)
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. '|sync')
 local eid = redis.call('XADD', KEYS[3], '*', 'type', 'escalated', 'id', ARGV[1], 'action', h[3],
   'step', step)
-redis.call('RPUSH', KEYS[1] .. ':log', eid)
+redis.call('HSET', KEYS[1], 'ev', h[4] .. ',' .. eid)
 return {'ok', step}
+"""
+
+# READ: a request's live fields plus its document, which lives once, in the audit
+# stream's "created" event (the first id in the hash's `ev` field).
+# KEYS[1] req hash   KEYS[2] events stream
+# Returns the hash as a flat field/value list with a "doc" pair appended, or {}.
+READ = r"""
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return h end
+local ev = redis.call('HGET', KEYS[1], 'ev') or ''
+local first = string.match(ev, '^[^,]+')
+if not first then return {} end
+local entry = redis.call('XRANGE', KEYS[2], first, first)[1]
+if not entry then return {} end
+for i = 1, #entry[2], 2 do
+  if entry[2][i] == 'doc' then
+    table.insert(h, 'doc'); table.insert(h, entry[2][i + 1])
+  end
+end
+return h
 """
 
 # CLAIM: lease up to N due timers to this worker by pushing their score into the future;

@@ -83,9 +83,9 @@ def create_args(keys: Keys, doc: dict[str, Any], retention: int) -> tuple[list[s
     return keys_, argv
 
 
-def parse_request(raw: Mapping[Any, Any]) -> Request:
-    """Build a `Request` from its hash: the immutable doc overlaid with the live fields."""
-    h = {_s(k): _s(v) for k, v in raw.items()}
+def parse_request(raw: Sequence[Any]) -> Request:
+    """Build a `Request` from `scripts.READ`'s answer: the document overlaid with live fields."""
+    h = {_s(raw[i]): _s(raw[i + 1]) for i in range(0, len(raw), 2)}
     doc = json.loads(h["doc"])
     doc["status"] = h["status"]
     doc["mode"] = h["mode"]
@@ -145,6 +145,24 @@ def check_transition(request_id: str, verb: str, result: Sequence[Any]) -> Statu
     raise TransitionRefused(request_id, "verb", f"cannot {verb} request {request_id} while it is {status}")
 
 
+def parse_outcome(token: Any) -> dict[str, Any] | None:
+    return None if token is None else json.loads(token)
+
+
+def apply_outcome(req: Request, outcome: dict[str, Any]) -> Request:
+    """The request as the final transition left it, from the outcome on the done list."""
+    return req.model_copy(
+        update={
+            "status": Status(outcome["status"]),
+            "by": outcome["by"],
+            "comment": outcome["comment"] or None,
+            "decided_params": outcome["params"],
+            "verdict": outcome["verdict"] or None,
+            "decided_at": outcome["decided_ms"] / 1000,
+        }
+    )
+
+
 def escalation_step(req: Request, step: int) -> EscalationStep | None:
     return req.escalation[step - 1] if 0 < step <= len(req.escalation) else None
 
@@ -162,6 +180,7 @@ class Store(_Base):
         super().__init__(keys, retention)
         self.redis = client
         self._create = client.register_script(scripts.CREATE)
+        self._read = client.register_script(scripts.READ)
         self._transition = client.register_script(scripts.TRANSITION)
         self._escalate = client.register_script(scripts.ESCALATE)
         self._claim = client.register_script(scripts.CLAIM)
@@ -177,16 +196,18 @@ class Store(_Base):
         return True, _s(res[1]), Mode(_s(res[2])), Status(_s(res[3]))
 
     def get(self, request_id: str) -> Request:
-        raw = self.redis.hgetall(self.keys.req(request_id))
+        raw = self._read(keys=[self.keys.req(request_id), self.keys.events])
         if not raw:
             raise RequestNotFound(request_id)
         return parse_request(raw)
 
     def get_many(self, ids: Sequence[str]) -> list[Request]:
         """Requests by id in one round trip; ids that aged out are skipped."""
+        if not ids:
+            return []
         pipe = self.redis.pipeline(transaction=False)
         for rid in ids:
-            pipe.hgetall(self.keys.req(rid))
+            self._read(keys=[self.keys.req(rid), self.keys.events], client=pipe)
         return [parse_request(raw) for raw in pipe.execute() if raw]
 
     def status(self, request_id: str) -> Status:
@@ -228,10 +249,10 @@ class Store(_Base):
     def set_card(self, request_id: str, channel: str, ts: str) -> None:
         self.redis.hset(self.keys.req(request_id), mapping={"card_channel": channel, "card_ts": ts})
 
-    def wait_token(self, request_id: str, timeout: float) -> bool:
-        """Block until the request's done token exists (left in place for other waiters)."""
+    def wait_outcome(self, request_id: str, timeout: float) -> dict[str, Any] | None:
+        """Block until the request is final; its outcome (left in place for other waiters)."""
         key = self.keys.done(request_id)
-        return self.redis.blmove(key, key, timeout, "LEFT", "RIGHT") is not None
+        return parse_outcome(self.redis.blmove(key, key, timeout, "LEFT", "RIGHT"))
 
 
 class AsyncStore(_Base):
@@ -241,6 +262,7 @@ class AsyncStore(_Base):
         super().__init__(keys, retention)
         self.redis = client
         self._create = client.register_script(scripts.CREATE)
+        self._read = client.register_script(scripts.READ)
         self._transition = client.register_script(scripts.TRANSITION)
 
     async def create(self, doc: dict[str, Any]) -> tuple[bool, str, Mode, Status]:
@@ -252,7 +274,7 @@ class AsyncStore(_Base):
         return True, _s(res[1]), Mode(_s(res[2])), Status(_s(res[3]))
 
     async def get(self, request_id: str) -> Request:
-        raw = await self.redis.hgetall(self.keys.req(request_id))
+        raw = await self._read(keys=[self.keys.req(request_id), self.keys.events])
         if not raw:
             raise RequestNotFound(request_id)
         return parse_request(raw)
@@ -280,6 +302,6 @@ class AsyncStore(_Base):
         )
         return check_transition(request_id, verb, await self._transition(keys=keys_, args=argv))
 
-    async def wait_token(self, request_id: str, timeout: float) -> bool:
+    async def wait_outcome(self, request_id: str, timeout: float) -> dict[str, Any] | None:
         key = self.keys.done(request_id)
-        return await self.redis.blmove(key, key, timeout, "LEFT", "RIGHT") is not None
+        return parse_outcome(await self.redis.blmove(key, key, timeout, "LEFT", "RIGHT"))

@@ -125,6 +125,7 @@ def test_edit_resets_earlier_quorum_votes(approvals: Approvals) -> None:
     progress = approvals.decide(req.id, "approve", by="U02", params={"n": 2})
     assert (progress.status, progress.votes) == ("pending", ["U02"])
     assert approvals.decide(req.id, "approve", by="U01").status == "approved"
+    assert req.wait(timeout=1).params == {"n": 2}  # the edited params, though the last vote edited nothing
 
 
 def test_stale_version_is_refused(approvals: Approvals) -> None:
