@@ -44,6 +44,7 @@ end
 # ARGV[8] timers JSON {member: due_ms}  ARGV[9] channel  ARGV[10] action  ARGV[11] quorum
 # ARGV[12] requested_by  ARGV[13] approvers JSON  ARGV[14] deadline (epoch s or "")
 # ARGV[15] timers JSON if the kill switch raises the mode to gate  ARGV[16] gate deadline
+# ARGV[17] risk (or "")
 # Returns {1, id, mode, status, paused} when created, {0, existing id} for a known key.
 CREATE = _COMMON + r"""
 local prefix, id, mode, now = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
@@ -70,7 +71,7 @@ end
 redis.call('HSET', KEYS[1], 'status', status, 'mode', mode, 'version', 1,
   'action', action, 'channel', channel, 'quorum', ARGV[11], 'requested_by', ARGV[12],
   'approvers', ARGV[13], 'votes', '[]', 'by', '[]', 'timers', list_json(members),
-  'created_ms', now, 'deadline', deadline, 'paused', paused, 'escalated', 0)
+  'created_ms', now, 'deadline', deadline, 'paused', paused, 'escalated', 0, 'risk', ARGV[17])
 local stats = prefix .. ':stats:' .. action
 redis.call('SADD', prefix .. ':actions', action)
 redis.call('HINCRBY', stats, 'created', 1)
@@ -107,7 +108,7 @@ return {1, id, mode, status, paused}
 # version, by JSON} | {"missing"}.
 TRANSITION = _COMMON + r"""
 local h = redis.call('HMGET', KEYS[1], 'status', 'mode', 'version', 'quorum', 'requested_by',
-  'approvers', 'votes', 'by', 'channel', 'action', 'timers', 'created_ms', 'params', 'ev')
+  'approvers', 'votes', 'by', 'channel', 'action', 'timers', 'created_ms', 'params', 'ev', 'risk')
 if not h[1] then return {'missing'} end
 local prefix, id, verb, by, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[9])
 local status, mode, version = h[1], h[2], tonumber(h[3])
@@ -179,6 +180,10 @@ local eid = redis.call('XADD', KEYS[4], '*', 'type', event, 'id', id, 'action', 
   'by', list_json(decided_by), 'comment', ARGV[6], 'params', ARGV[7], 'verdict', verb)
 redis.call('HSET', KEYS[1], 'ev', h[14] .. ',' .. eid)
 redis.call('HINCRBY', stats, new, 1)
+if new == 'approved' and not edited and not h[13] then
+  redis.call('HINCRBY', stats, 'approved_unedited', 1)
+end
+if new == 'rejected' and h[15] == 'critical' then redis.call('HSET', stats, 'critical_rejected_ms', now) end
 if mode == 'shadow' then redis.call('HINCRBY', stats, 'shadow_' .. verb, 1) end
 local durations = prefix .. ':durations:' .. h[10]
 redis.call('LPUSH', durations, now - tonumber(h[12]))
@@ -229,6 +234,20 @@ for i = 1, #entry[2], 2 do
   end
 end
 return h
+"""
+
+# PAUSE: switch the kill switch on or off for a scope ("*" or an action), audited.
+# KEYS[1] paused set   KEYS[2] events stream
+# ARGV[1] "pause" or "resume"  ARGV[2] scope  ARGV[3] by
+# Returns 1 when it changed something, 0 when the scope already was in that state.
+PAUSE = r"""
+local changed
+if ARGV[1] == 'pause' then changed = redis.call('SADD', KEYS[1], ARGV[2])
+else changed = redis.call('SREM', KEYS[1], ARGV[2]) end
+if changed == 1 then
+  redis.call('XADD', KEYS[2], '*', 'type', ARGV[1] .. 'd', 'scope', ARGV[2], 'by', ARGV[3])
+end
+return changed
 """
 
 # CLAIM: lease up to N due timers to this worker by pushing their score into the future;

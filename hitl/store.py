@@ -79,6 +79,7 @@ def create_args(keys: Keys, doc: dict[str, Any], retention: int) -> tuple[list[s
         "1" if idem else "0", retention, json.dumps(timers), doc.get("channel") or "", doc["action"],
         doc["quorum"], doc.get("requested_by") or "", json.dumps(doc["approvers"]),
         "" if deadline is None else repr(deadline), json.dumps(gate_timers), repr(gate_deadline),
+        doc.get("risk") or "",
     ]
     return keys_, argv
 

@@ -13,8 +13,10 @@ from slack_bolt import Ack, App
 
 from bot import views
 from bot.deps import Deps, deps_of
-from hitl import queries
+from bot.text import escape
+from hitl import queries, stats
 from hitl.errors import RequestNotFound
+from hitl.status import Mode
 
 # How many requests `/hitl list` shows.
 LIST_LIMIT = 20
@@ -54,7 +56,84 @@ def answer(deps: Deps, user: str, text: str) -> tuple[str, list[dict]]:
         except RequestNotFound:
             return f"No request with id {rest.split()[0]!r}.", []
         return f"Request {req.id}", views.show_blocks(req, queries.events_of(store, req.id))
+    if sub in ("pause", "resume"):
+        return _switch(deps, user, sub, rest or "*")
+    if sub == "stats":
+        return _stats(deps, rest)
+    if sub == "policy":
+        return _policy(deps)
     return "hitl commands", views.help_blocks()
+
+
+def _section(text: str) -> list[dict]:
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900], "verbatim": True}}]
+
+
+def _switch(deps: Deps, user: str, verb: str, scope: str) -> tuple[str, list[dict]]:
+    """The kill switch: admins only; while paused, auto/notify/override requests wait at a gate."""
+    if user not in deps.settings.admins:
+        return "Only hitl admins (HITL_ADMINS) can pause or resume agents; nothing changed.", []
+    scope = scope.split()[0]
+    changed = stats.pause(deps.store, scope, user, on=verb == "pause")
+    what = "all actions" if scope == "*" else f"`{escape(scope)}`"
+    if verb == "pause":
+        text = f"⏸️ Paused {what}: new auto, notify and override requests now wait for approval."
+    else:
+        text = f"▶️ Resumed {what}: requests follow the policy again."
+    if not changed:
+        state = "already paused" if verb == "pause" else "was not paused"
+        text = f"{what[0].upper()}{what[1:]} {state}; nothing changed."
+    return text, []
+
+
+def _stats(deps: Deps, action: str) -> tuple[str, list[dict]]:
+    policy = deps.approvals.policy.current()
+    limits = stats.AutonomyThresholds.model_validate(policy.autonomy)
+    actions = [action.split()[0]] if action else stats.all_actions(deps.store)[:20]
+    if not actions:
+        return "No requests yet.", []
+    lines = []
+    for name in actions:
+        s = stats.action_stats(deps.store, name)
+        c = s.counts
+        median = f"{s.median_seconds:.0f}s" if s.median_seconds is not None else "-"
+        parts = [
+            f"*{escape(name)}*: {c.get('created', 0)} requests",
+            f"{c.get('approved', 0)} approved ({c.get('edited', 0)} edited)",
+            f"{c.get('rejected', 0)} rejected",
+            f"{c.get('expired', 0)} expired",
+            f"{c.get('vetoed', 0)} vetoed",
+            f"median time to decision {median}",
+        ]
+        if s.override_rate is not None:
+            parts.append(f"override rate {s.override_rate:.0%}")
+        if s.shadow_agreement is not None:
+            parts.append(f"shadow agreement {s.shadow_agreement:.0%}")
+        lines.append(" · ".join(parts))
+        entry = policy.actions.get(name)
+        current = entry.mode if entry and entry.mode else Mode.GATE
+        advice = s.recommendation(current, limits)
+        if advice:
+            lines.append(f"💡 {escape(advice)}")
+    return f"Stats for {len(actions)} actions", _section("\n".join(lines))
+
+
+def _policy(deps: Deps) -> tuple[str, list[dict]]:
+    source = deps.approvals.policy
+    policy = source.current()
+    paused = stats.paused_scopes(deps.store)
+    origin = f"from `{source.path}`" if source.path else "built-in defaults (no HITL_POLICY_FILE)"
+    lines = [f"*Policy* {origin}"]
+    for name, entry in sorted(policy.actions.items()):
+        lines.append(f"• `{escape(name)}`: {entry.mode.value if entry.mode else 'default'}")
+    if policy.rules:
+        lines.append(f"{len(policy.rules)} rules for other actions")
+    lines.append(f"Confidence below {policy.confidence.gate_below} raises to gate")
+    if paused:
+        lines.append("⏸️ Paused: " + ", ".join(escape(p) for p in paused))
+    if source.last_error:
+        lines.append(f"⚠️ The file has an error; the previous policy stays: {escape(source.last_error)}")
+    return "Policy in force", _section("\n".join(lines))
 
 
 def register(app: App) -> None:

@@ -128,7 +128,7 @@ def slack() -> Iterator[SlackStandIn]:
 def bot(redis_url: str, prefix: str, slack: SlackStandIn) -> Iterator[Bot]:
     settings = make_settings(
         redis_url, prefix, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-        slack_api_url=slack.url, default_channel=CHANNEL,
+        slack_api_url=slack.url, default_channel=CHANNEL, admins=["U0ALICE"],
     )
     approvals = Approvals(settings=settings)
     client = WebClient(token=TOKEN, base_url=slack.url)
