@@ -27,11 +27,9 @@ test: venv lint
 demo: venv
 	$(BIN)/hitl dev
 
+# Every benchmark, each against a baseline measured in the same run; figures in README.
 bench: venv
-	$(BIN)/python -m bench.enqueue
-	$(BIN)/python -m bench.wake
-	$(BIN)/python -m bench.timers
-	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,64 @@
+"""The audit log, exported as JSON Lines for reviews and fine-tuning datasets.
+
+Every transition appended one event to `{prefix}:events` (a Redis stream whose ids are
+milliseconds), so `--since 7d` is a range read, not a scan of requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+import redis
+
+from hitl.keys import Keys
+from hitl.store import _s
+
+# Stream entries read per round trip.
+PAGE = 1000
+# Fields holding JSON text, decoded in the export so each line is one JSON object.
+_JSON_FIELDS = ("doc", "params", "by", "votes")
+
+
+def events(conn: redis.Redis, keys: Keys, since: float | None = None) -> Iterator[dict[str, Any]]:
+    """Audit events oldest first, from `since` (epoch seconds) on."""
+    start = f"{int(since * 1000)}-0" if since else "-"
+    while True:
+        batch = conn.xrange(keys.events, min=start, max="+", count=PAGE)
+        for eid, fields in batch:
+            item: dict[str, Any] = {_s(k): _s(v) for k, v in fields.items()}
+            ms = int(_s(eid).split("-")[0])
+            item = {"event_id": _s(eid), "at": ms / 1000, **item}
+            for name in _JSON_FIELDS:
+                if item.get(name):
+                    with contextlib.suppress(ValueError):
+                        item[name] = json.loads(item[name])
+                elif name in item:
+                    item[name] = None
+            if "doc" in item:  # the request as filed: original params live here
+                item["request"] = item.pop("doc")
+            yield item
+        if len(batch) < PAGE:
+            return
+        start = "(" + _s(batch[-1][0])
+
+
+def export(conn: redis.Redis, keys: Keys, out: IO[str], since: float | None = None) -> int:
+    """Write events as JSON Lines; returns how many."""
+    n = 0
+    for item in events(conn, keys, since):
+        out.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
+        n += 1
+    return n
+
+
+def since_seconds(duration: str | None) -> float | None:
+    """`7d`, `12h`... before now, as epoch seconds."""
+    if not duration:
+        return None
+    from hitl.policy import parse_duration
+
+    return time.time() - parse_duration(duration)
