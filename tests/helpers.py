@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,6 +56,7 @@ def start_worker(redis_url: str, prefix: str, **extra: str) -> subprocess.Popen[
     log = tempfile.NamedTemporaryFile(prefix="hitl-worker-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "hitl.cli", "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: RQ's scheduler runs in a child process
     )
     proc.log_path = log.name  # type: ignore[attr-defined]
     conn = redis.Redis.from_url(redis_url)
@@ -69,11 +72,18 @@ def start_worker(redis_url: str, prefix: str, **extra: str) -> subprocess.Popen[
     return proc
 
 
+def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal a worker and its children (RQ's scheduler process) together."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """Stop a worker and everything it started, gracefully first."""
+    signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        signal_group(proc, signal.SIGKILL)
+        proc.wait()
+    signal_group(proc, signal.SIGKILL)  # a scheduler child that outlived its parent

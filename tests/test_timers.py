@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest
@@ -11,7 +10,7 @@ from rq import SimpleWorker
 from hitl import Approvals
 from hitl.keys import Keys
 from hitl.store import Store
-from tests.helpers import events, eventually, start_worker, stop
+from tests.helpers import events, eventually, signal_group, start_worker, stop
 from workers import queues
 
 
@@ -81,10 +80,10 @@ def test_deadline_fires_once_after_its_worker_is_killed(
     approvals: Approvals, redis_url: str, conn, prefix
 ) -> None:
     first = start_worker(redis_url, prefix, HITL_TIMER_LEASE="1")
-    os.kill(first.pid, signal.SIGSTOP)  # frozen: it can neither fire nor let go
+    signal_group(first, signal.SIGSTOP)  # frozen: it can neither fire nor let go
     req = approvals.request(action="a", summary="s", timeout=0.3)
     eventually(lambda: approvals.store.status(req.id) == "pending" and conn.time()[0] > req.fetch().deadline)
-    os.kill(first.pid, signal.SIGKILL)
+    signal_group(first, signal.SIGKILL)  # the worker and its scheduler process, as a crash would
     first.wait()
     second = start_worker(redis_url, prefix, HITL_TIMER_LEASE="1")
     try:
