@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+BROWSER_STAMP := $(VENV)/.installed-browser
 
-.PHONY: venv test lint demo bench clean
+.PHONY: venv test lint demo bench clean browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hitl-router needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -20,9 +21,24 @@ venv: $(STAMP)
 lint: venv
 	$(BIN)/ruff check .
 
+# Browser tests: Playwright in .venv, and Debian's chromium when it is missing and apt-get can run
+# (browser downloads are impossible here). Without Chromium the browser tests skip and say why.
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,browser]'
+	@touch $(BROWSER_STAMP)
+
+browser: $(BROWSER_STAMP)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$HITL_CHROMIUM" ] || { \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  if command -v apt-get >/dev/null 2>&1 && { [ -z "$$SUDO" ] || sudo -n true 2>/dev/null; }; then \
+	    echo "make: installing chromium with apt-get for the browser tests"; \
+	    $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null \
+	      || echo "make: could not install chromium; the browser tests will skip"; \
+	  else echo "make: no chromium, and no apt-get (or sudo) to install it; the browser tests will skip"; fi; }
+
 # Uses the Redis on 127.0.0.1:6379 when it answers (database 11), else an embedded one.
-test: venv lint
-	$(BIN)/python -m pytest
+test: venv lint browser
+	$(BIN)/python -m pytest -rs
 
 demo: venv
 	$(BIN)/hitl dev

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from hitl.errors import ConfigError, HitlError
@@ -103,6 +104,32 @@ def _bot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy_check(args: argparse.Namespace) -> int:
+    from hitl.policy import Policy
+
+    policy = Policy.load(Path(args.file))  # a ConfigError names the offending key
+    print(f"{args.file}: OK ({len(policy.actions)} actions, {len(policy.rules)} rules)")
+    return 0
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    import redis
+
+    from hitl.audit import export, since_seconds
+    from hitl.keys import Keys
+
+    settings = load_settings()
+    conn = redis.Redis.from_url(settings.redis)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        n = export(conn, Keys(settings.prefix), out, since_seconds(args.since))
+    finally:
+        if args.output:
+            out.close()
+    print(f"exported {n} events", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hitl", description="Approvals for AI agents, decided in Slack.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
@@ -146,6 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--bot-port", type=int, default=0, help="port of the bot (default: any free)")
     dev.add_argument("--no-demo", action="store_true", help="do not start the demo agent")
     dev.set_defaults(func=_dev)
+
+    pol = sub.add_parser("policy", help="policy tools")
+    pol_sub = pol.add_subparsers(dest="policy_command", required=True, parser_class=_Parser)
+    check = pol_sub.add_parser("check", help="validate a policy file; errors name the offending key")
+    check.add_argument("file")
+    check.set_defaults(func=_policy_check)
+
+    aud = sub.add_parser("audit", help="the audit log")
+    aud_sub = aud.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    exp = aud_sub.add_parser("export", help="write every event as JSON Lines")
+    exp.add_argument("--since", help="only events newer than this, e.g. 7d or 12h")
+    exp.add_argument("-o", "--output", help="file to write (default: standard output)")
+    exp.set_defaults(func=_audit_export)
     return parser
 
 

@@ -72,3 +72,27 @@ def test_errors_exit_3_with_a_message(redis_url, prefix, args, message) -> None:
     assert proc.returncode == 3
     assert message in err
     assert "Traceback" not in err
+
+
+def test_policy_check_reports_the_offending_key(tmp_path, redis_url, prefix) -> None:
+    good = tmp_path / "good.yml"
+    good.write_text("actions: {deploy: {mode: gate, timeout: 30m}}\n")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("actions: {deploy: {mode: gate, timeout: soon}}\n")
+    env = hitl_env(redis_url, prefix)
+    ok = subprocess.run([sys.executable, "-m", "hitl.cli", "policy", "check", str(good)], env=env, cwd=ROOT,
+                        capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0 and "OK (1 actions, 0 rules)" in ok.stdout
+    no = subprocess.run([sys.executable, "-m", "hitl.cli", "policy", "check", str(bad)], env=env, cwd=ROOT,
+                        capture_output=True, text=True, timeout=30)
+    assert no.returncode == 3 and "actions.deploy.timeout" in no.stderr and "Traceback" not in no.stderr
+
+
+def test_audit_export_writes_json_lines(redis_url, prefix, approvals: Approvals, tmp_path) -> None:
+    req = approvals.request(action="a", summary="s")
+    approvals.decide(req.id, "approve", by="U01")
+    out = tmp_path / "audit.jsonl"
+    done = subprocess.run([sys.executable, "-m", "hitl.cli", "audit", "export", "--since", "1h", "-o", str(out)],
+                          env=hitl_env(redis_url, prefix), cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "exported 2 events" in done.stderr
+    assert [json.loads(line)["type"] for line in out.read_text().splitlines()] == ["created", "decided"]
