@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from bot import cards, views
+from hitl import Approvals
 from tests.helpers import events
 from tests.slack.conftest import CHANNEL, Bot, buttons, card_text, decidable
 
@@ -84,3 +85,41 @@ def test_auto_posts_nothing(bot: Bot) -> None:
     follow = bot.approvals.request(action="a", summary="after", mode="notify")
     bot.card(follow.id)  # the worker has passed the auto request by now
     assert bot._find(req.id) is None
+
+
+def test_details_modal_shows_long_parameters_whole_and_secrets_masked(bot: Bot) -> None:
+    long_value = "line of the email body " * 40
+    req = bot.approvals.request(
+        action="send_email", summary="s", params={"body": long_value, "password": "hunter2"}
+    )
+    assert long_value not in card_text(bot.card(req.id))  # cut on the card
+    bot.click(req.id, cards.ACTION_DETAILS, user="U0CAROL")  # anyone may look
+    view = bot.open_view("U0CAROL", views.VIEW_DETAILS)
+    shown = json.dumps(view.blocks, ensure_ascii=False)
+    assert long_value.strip() in shown.replace("\\n", " ") or long_value[:200] in shown
+    assert "hunter2" not in shown
+    assert req.status() == "pending"
+
+
+def test_escalation_step_reposts_the_card_in_another_channel(bot: Bot, tmp_path) -> None:
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        "actions:\n  deploy:\n    mode: gate\n    timeout: 30s\n    escalation:\n"
+        "      - {after: 0.5s, channel: C0ENGLEADS, notify: [S0LEADS]}\n"
+    )
+    settings = bot.approvals.settings.model_copy(update={"policy_file": policy})
+    with Approvals(settings=settings) as routed:
+        req = routed.request(action="deploy", summary="Deploy the API")
+    card = bot.card(req.id)
+    ws = bot.slack.workspace
+    reminder = ws.wait_for(lambda: ws.replies(card.channel, card.ts)[1:], 10, what="the reminder")
+    assert "<!subteam^S0LEADS>" in reminder[0].text
+    mirror = ws.wait_for(
+        lambda: [m for m in ws.messages("C0ENGLEADS", include_replies=False) if "Deploy the API" in card_text(m)],
+        10, what="the card reposted in #eng-leads",
+    )
+    bot.click(req.id, cards.ACTION_APPROVE, user="U0ALICE")
+    assert req.wait(timeout=10).status == "approved"
+    ws.wait_for(  # the repost is kept in step with the original
+        lambda: not decidable(ws.message("C0ENGLEADS", mirror[0].ts)), 10, what="the repost to update"
+    )
