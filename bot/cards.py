@@ -27,6 +27,8 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     HeaderBlock,
     MarkdownTextObject,
+    Option,
+    OverflowMenuElement,
     PlainTextObject,
     SectionBlock,
 )
@@ -569,11 +571,41 @@ def request_line(req: Request, *, summary_chars: int = 300) -> str:
     return " · ".join(bits) + "\n>" + inline_text(req.summary, summary_chars)
 
 
-def build_digest(reqs: list[Request], *, now: float | None = None) -> tuple[str, list[dict]]:
-    """Several waiting requests in one message, for bursts: each with its own buttons.
+# The "⋯" menu of a request in a digest; its options' values are "verb|request id".
+ACTION_ITEM = "hitl_item"
+# Requests one digest card can hold: one section each, plus its header and footer.
+DIGEST_CAPACITY = MAX_MESSAGE_BLOCKS - 2
 
-    One section and one actions block per request, within Slack's 50 blocks per message;
-    the rest is counted in a "+N more" line pointing at `/hitl list`.
+# Menu entries per mode and state: (label, verb). "details" opens the Details modal.
+_ITEM_CHOICES = {
+    (Mode.GATE, Status.PENDING): [("✅ Approve", "approve"), ("❌ Reject…", "reject")],
+    (Mode.OVERRIDE, Status.OPEN): [("🛑 Veto…", "veto"), ("👍 Looks good", "confirm")],
+    (Mode.SHADOW, Status.PENDING): [("Would approve", "would_approve"), ("Would reject", "would_reject")],
+}
+
+
+def item_menu(req: Request, index: int) -> OverflowMenuElement:
+    """One request's decisions as an overflow menu: a digest line stays one block."""
+    choices = [*_ITEM_CHOICES.get((req.mode, req.status), []), ("🔎 Details", "details")]
+    confirm = _approve_confirm(req) if req.reversible is False and req.mode is Mode.GATE else None
+    return OverflowMenuElement(
+        action_id=list_action_id(ACTION_ITEM, index),
+        options=[Option(text=PlainTextObject(text=text), value=f"{verb}|{req.id}") for text, verb in choices],
+        confirm=confirm,
+    )
+
+
+def parse_item_value(value: str) -> tuple[str, str]:
+    """("approve", request id) from a digest menu option's value."""
+    verb, _, request_id = value.partition("|")
+    return verb, request_id
+
+
+def build_digest(reqs: list[Request], *, now: float | None = None) -> tuple[str, list[dict]]:
+    """Several waiting requests in one message, for bursts: each one line with its own menu.
+
+    One section per request (its decisions in an overflow menu, so 48 fit in Slack's 50
+    blocks); the rest is counted in a "+N more" line pointing at `/hitl list`.
     """
     live = sum(1 for r in reqs if not r.final)
     total = len(reqs)
@@ -582,24 +614,24 @@ def build_digest(reqs: list[Request], *, now: float | None = None) -> tuple[str,
     else:
         title = f"{total} {'request' if total == 1 else 'requests'}, all decided"
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=truncate(title, HEADER_TEXT), emoji=True))]
-    room = MAX_MESSAGE_BLOCKS - 2  # header and the "+N more" line
     shown = 0
-    for index, req in enumerate(reqs):
-        need = 1 if req.final else 2
-        if len(blocks) - 1 + need > room:
-            break
-        text = request_line(req)
+    for index, req in enumerate(reqs[:DIGEST_CAPACITY]):
+        text = request_line(req, summary_chars=200)
         if req.final:
             text += "\n" + status_line(req, now=now)
-            blocks.append(SectionBlock(text=md(truncate(text, SECTION_TEXT))))
-        else:
-            blocks.append(SectionBlock(text=md(truncate(text, SECTION_TEXT))))
-            blocks.append(
-                ActionsBlock(
-                    block_id=actions_block_id(req, item=index),
-                    elements=decision_buttons(req, compact=True, item=index),
-                )
+        elif req.votes:
+            text += f"\n{len(req.votes)} of {req.quorum} approvals"
+        # a decided request keeps only its Details button (a menu needs two choices)
+        accessory = (
+            _button("Details", ACTION_DETAILS, req, index) if req.final else item_menu(req, index)
+        )
+        blocks.append(
+            SectionBlock(
+                block_id=actions_block_id(req, item=index),
+                text=md(truncate(text, SECTION_TEXT)),
+                accessory=accessory,
             )
+        )
         shown += 1
     if shown < total:
         blocks.append(ContextBlock(elements=[md(f"+{total - shown} more, see `/hitl list`")]))

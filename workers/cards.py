@@ -21,20 +21,29 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
-from bot.cards import build_card
+from bot.cards import DIGEST_CAPACITY, build_card, build_digest
 from bot.slack import CALL_TIMEOUT, RATE_LIMIT_RETRIES, SERVER_ERROR_RETRIES, web_client
+from hitl import scripts
 from hitl.errors import RequestNotFound
 from hitl.keys import timer_member
 from hitl.models import Request
 from hitl.settings import Settings, load_settings
 from hitl.status import Mode, Status
-from hitl.store import Store, escalation_step, now_ms
+from hitl.store import Store, _s, escalation_step, now_ms
 from workers.context import store_for
 
 log = logging.getLogger(__name__)
 
 # Metadata event type stamped on every card, to find a card whose post response was lost.
 METADATA_TYPE = "hitl_request"
+# The same for a digest card, whose payload lists its requests' ids.
+DIGEST_TYPE = "hitl_digest"
+# Milliseconds between two new cards in one channel: Slack allows about one message per
+# second per channel, so a burst is paced here instead of bouncing off 429s.
+PACE_MS = 1050
+# A channel's backlog goes out as one digest card once this many requests wait unposted;
+# below it each request gets its full card, one per PACE_MS.
+DIGEST_MIN = 4
 # Seconds a posting claim lives (longer than any single post with its retries).
 POST_CLAIM_TTL = 120
 # When a card cannot be synced now, try again after this many seconds.
@@ -86,16 +95,98 @@ def _audit_failure(store: Store, req: Request, error: str) -> None:
     )
 
 
-def _find_posted(client: WebClient, channel: str, req: Request) -> str | None:
-    """The ts of this request's card if a lost post did create it."""
+def _find_posted(client: WebClient, channel: str, req: Request) -> tuple[str, bool] | None:
+    """(ts, is a digest) of a card showing this request, if a lost post did create one."""
     resp = client.conversations_history(
         channel=channel, oldest=str(req.created_at - 1), include_all_metadata=True, limit=200
     )
     for msg in resp.get("messages", []):
         meta = msg.get("metadata") or {}
-        if meta.get("event_type") == METADATA_TYPE and (meta.get("event_payload") or {}).get("id") == req.id:
-            return msg["ts"]
+        payload = meta.get("event_payload") or {}
+        if meta.get("event_type") == METADATA_TYPE and payload.get("id") == req.id:
+            return msg["ts"], False
+        if meta.get("event_type") == DIGEST_TYPE and req.id in (payload.get("ids") or []):
+            return msg["ts"], True
     return None
+
+
+def _digest_key(store: Store, channel: str, ts: str) -> str:
+    return f"{store.keys.prefix}:digest:{channel}:{ts}"
+
+
+def _unposted_key(store: Store, channel: str) -> str:
+    return f"{store.keys.prefix}:unposted:{channel}"
+
+
+def _mark_digest(store: Store, shown: list[Request], channel: str, ts: str) -> None:
+    """Record that the digest at `ts` shows these requests (as of their versions)."""
+    key = _digest_key(store, channel, ts)
+    pipe = store.redis.pipeline(transaction=True)
+    for req in shown:
+        pipe.lrem(key, 0, req.id)
+        pipe.rpush(key, req.id)
+        pipe.hset(store.keys.req(req.id), mapping={"card_channel": channel, "card_ts": ts, "digest": key})
+        pipe.delete(f"{store.keys.req(req.id)}:posting")
+    pipe.expire(key, store.retention)
+    pipe.zrem(_unposted_key(store, channel), *[r.id for r in shown])
+    pipe.execute()
+    settle = store.redis.register_script(scripts.SETTLE_SYNC)
+    settle(keys=[store.keys.timers], args=[store.keys.prefix, *[x for r in shown for x in (r.id, r.version)]])
+
+
+def _post_digest(store: Store, poster: WebClient, reqs: list[Request], channel: str) -> list[str]:
+    """Post one digest card for a channel's backlog; returns the ids it shows."""
+    claimed = []
+    for req in reqs:
+        if store.redis.set(f"{store.keys.req(req.id)}:posting", "digest", nx=True, ex=POST_CLAIM_TTL):
+            claimed.append(req)
+    if not claimed:
+        return []
+    ids = [r.id for r in claimed]
+    text, blocks = build_digest(claimed)
+    try:
+        resp = poster.chat_postMessage(
+            channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
+            metadata={"event_type": DIGEST_TYPE, "event_payload": {"ids": ids}},
+        )
+    except SlackApiError:
+        store.redis.delete(*[f"{store.keys.req(i)}:posting" for i in ids])
+        raise
+    except OSError:
+        for rid in ids:  # the next attempt looks in the channel before posting again
+            store.redis.set(f"{store.keys.req(rid)}:posting", "uncertain:digest", ex=POST_CLAIM_TTL * 10)
+        raise
+    _mark_digest(store, claimed, resp["channel"], resp["ts"])
+    return ids
+
+
+def _deliver(
+    store: Store, poster: WebClient, general: WebClient, req: Request, channel: str, member: str
+) -> str:
+    """Post a request's first card, paced per channel; a large backlog goes out as one digest."""
+    pace = f"{store.keys.prefix}:pace:{channel}"
+    unposted = _unposted_key(store, channel)
+    if not store.redis.set(pace, "1", nx=True, px=PACE_MS):
+        store.redis.zadd(unposted, {req.id: int(req.created_at * 1000)}, nx=True)
+        _rearm(store, member, max(store.redis.pttl(pace), 20) / 1000)
+        return "paced"
+    backlog = [_s(i) for i in store.redis.zrange(unposted, 0, DIGEST_CAPACITY - 1)]
+    waiting = store.get_many([i for i in backlog if i != req.id])
+    others = [r for r in waiting if r.card_ts is None and not r.final]
+    gone = set(backlog) - {r.id for r in others} - {req.id}
+    if gone:  # posted meanwhile, decided before anyone saw them, or aged out
+        store.redis.zrem(unposted, *gone)
+    if len(others) + 1 < DIGEST_MIN:
+        if not _post(store, poster, general, req, channel):
+            _rearm(store, member, RETRY_SOON)
+            return "another job is posting"
+        store.redis.zrem(unposted, req.id)
+        return "posted"
+    shown = _post_digest(store, poster, [req, *others][:DIGEST_CAPACITY], channel)
+    if req.id not in shown:
+        _rearm(store, member, RETRY_SOON)
+        return "another job is posting"
+    return f"digest of {len(shown)}"
 
 
 def _post(store: Store, poster: WebClient, general: WebClient, req: Request, channel: str) -> bool:
@@ -106,7 +197,11 @@ def _post(store: Store, poster: WebClient, general: WebClient, req: Request, cha
     if previous is not None and previous.decode().startswith("uncertain:"):
         found = _find_posted(general, channel, req)
         if found:
-            store.set_card(req.id, channel, found)
+            ts, is_digest = found
+            if is_digest:
+                _mark_digest(store, [req], channel, ts)
+            else:
+                store.set_card(req.id, channel, ts)
             store.redis.delete(claim)
             return True
         store.redis.delete(claim)
@@ -151,16 +246,21 @@ def sync_card(prefix: str, request_id: str, lease: int) -> str:
     try:
         for _ in range(3):  # follow changes made while we talked to Slack
             if req.card_ts is None:
-                if not _post(store, poster, general, req, channel):
-                    _rearm(store, member, RETRY_SOON)
-                    return "another job is posting"
+                outcome = _deliver(store, poster, general, req, channel, member)
+                if outcome in ("paced", "another job is posting"):
+                    return outcome
             else:
-                text, blocks = build_card(req)
+                digest = store.redis.hget(store.keys.req(req.id), "digest")
+                if digest:
+                    members = store.get_many([_s(i) for i in store.redis.lrange(digest, 0, -1)])
+                    text, blocks = build_digest(members)
+                else:
+                    text, blocks = build_card(req)
                 general.chat_update(channel=req.card_channel, ts=req.card_ts, text=text, blocks=blocks)
                 for mirror_channel, mirror_ts in _mirrors(store, req.id):
                     general.chat_update(channel=mirror_channel, ts=mirror_ts, text=text, blocks=blocks)
             fresh = store.get(request_id)
-            if fresh.version == req.version and fresh.card_ts == req.card_ts:
+            if fresh.version == req.version:
                 break
             req = fresh
     except SlackApiError as exc:

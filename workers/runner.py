@@ -32,7 +32,11 @@ def build_worker(connection: redis.Redis, prefix: str, *, fork: bool = False) ->
 
 def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
     """Run until stopped (SIGINT/SIGTERM finish the current job first)."""
-    connection = redis.Redis.from_url(settings.redis)
+    # RQ blocks on its queues for up to WORKER_TTL - 15 s: the socket must wait longer than
+    # that (redis-py's default read timeout would cut every idle dequeue short).
+    connection = redis.Redis.from_url(
+        settings.redis, socket_timeout=WORKER_TTL + 15, socket_connect_timeout=5, health_check_interval=30
+    )
     ticker = Ticker(connection, settings.prefix, lease=settings.timer_lease, interval=settings.timer_tick)
     ticker.start()
     try:

@@ -52,13 +52,21 @@ def tell(deps: Deps, body: dict[str, Any], text: str) -> None:
         log.warning("could not tell %s: %s", user, exc.response.get("error"))
 
 
+def _target(body: dict[str, Any]) -> str:
+    """The request a click is about: a button's value, or a digest menu option's."""
+    action = body["actions"][0]
+    if "selected_option" in action:
+        return cards.parse_item_value(action["selected_option"]["value"])[1]
+    return action["value"]
+
+
 def decide_click(deps: Deps, body: dict[str, Any], verb: str, **kwargs: Any) -> Request | None:
     """Apply a click's decision; tell the clicker and return None when it was refused."""
     action = body["actions"][0]
     user = body["user"]["id"]
     version = cards.parse_actions_block_id(action.get("block_id"))
     try:
-        req = deps.store.get(action["value"])
+        req = deps.store.get(_target(body))
         deps.approvals.decide(
             req.id, verb, by=user, version=version, groups=deps.groups_for(user, req), **kwargs
         )
@@ -73,7 +81,7 @@ def open_modal(deps: Deps, body: dict[str, Any], build: Any) -> None:
     action = body["actions"][0]
     user = body["user"]["id"]
     try:
-        req = deps.store.get(action["value"])
+        req = deps.store.get(_target(body))
     except RequestNotFound as exc:
         tell(deps, body, refusal(exc))
         return
@@ -123,7 +131,25 @@ def _modal(build: Any) -> Any:
     return listener
 
 
+# Digest menu verbs: those that decide at once, and those that open a modal first.
+_ITEM_INSTANT = {
+    "approve": "approve", "confirm": "confirm", "would_approve": "approve", "would_reject": "reject"
+}
+_ITEM_MODALS = {"reject": views.reject_modal, "veto": views.veto_modal, "details": views.details_modal}
+
+
+def _item(ack: Ack, body: dict[str, Any], context: dict) -> None:
+    ack()
+    deps = deps_of(context)
+    verb, _ = cards.parse_item_value(body["actions"][0]["selected_option"]["value"])
+    if verb in _ITEM_INSTANT:
+        decide_click(deps, body, _ITEM_INSTANT[verb])
+    elif verb in _ITEM_MODALS:
+        open_modal(deps, body, _ITEM_MODALS[verb])
+
+
 def register(app: App) -> None:
+    app.action(cards.action_matcher(cards.ACTION_ITEM))(_item)
     # Lists (digests, App Home) number their buttons ("hitl_approve:3"): match both forms.
     for action_id, verb in _INSTANT.items():
         app.action(cards.action_matcher(action_id))(_instant(verb))

@@ -619,35 +619,39 @@ def test_every_mode_and_status_renders_valid_cards(mode: str, status: str) -> No
 # --------------------------------------------------------------------------- digest and home
 
 
-def test_digest_lists_requests_with_their_own_buttons_within_50_blocks() -> None:
-    reqs = [make(id=f"req-{i}", reversible=(i % 2 == 0)) for i in range(40)]
+def test_digest_lists_requests_one_line_each_with_their_own_menu_within_50_blocks() -> None:
+    reqs = [make(id=f"req-{i}", reversible=(i % 2 == 0)) for i in range(60)]
     text, blocks = cards.build_digest(reqs)
     assert_message_ok(blocks)
     assert len(blocks) <= 50
-    assert "40 requests waiting" in text
-    assert status_text(blocks).startswith("+") and "/hitl list" in status_text(blocks)
-    first = next(b for b in blocks if b["type"] == "actions")
+    assert "60 requests waiting" in text
+    assert status_text(blocks).startswith("+12 more") and "/hitl list" in status_text(blocks)
+    lines = [b for b in blocks if b["type"] == "section"]
+    assert len(lines) == cards.DIGEST_CAPACITY == 48
+    first = lines[0]
     assert cards.parse_actions_block_id(first["block_id"]) == 3
-    assert [cards.base_action(e["action_id"]) for e in first["elements"]] == [
-        cards.ACTION_APPROVE,
-        cards.ACTION_REJECT,
-        cards.ACTION_DETAILS,
+    menu = first["accessory"]
+    assert menu["type"] == "overflow" and cards.action_matcher(cards.ACTION_ITEM).match(menu["action_id"])
+    assert [cards.parse_item_value(o["value"]) for o in menu["options"]] == [
+        ("approve", "req-0"), ("reject", "req-0"), ("details", "req-0"),
     ]
-    assert all(e["value"] == "req-0" for e in first["elements"])
-    # The listeners match card and list buttons with one pattern.
-    pattern = cards.action_matcher(cards.ACTION_APPROVE)
-    assert pattern.match(first["elements"][0]["action_id"]) and pattern.match(cards.ACTION_APPROVE)
-    assert not pattern.match(cards.ACTION_APPROVE + "_x")
     # An irreversible request keeps its confirmation in the digest too.
-    second = [b for b in blocks if b["type"] == "actions"][1]
-    assert "confirm" in second["elements"][0]
+    assert "confirm" in lines[1]["accessory"] and "confirm" not in first["accessory"]
+    # Menus are numbered so that no two elements of the message share an action_id.
+    assert len({b["accessory"]["action_id"] for b in lines}) == len(lines)
 
 
-def test_small_digest_shows_everything() -> None:
-    text, blocks = cards.build_digest([make(id="a"), make(id="b", mode="override", status="open")])
+def test_small_digest_shows_everything_and_decided_lines_keep_only_details() -> None:
+    text, blocks = cards.build_digest(
+        [make(id="a"), make(id="b", mode="override", status="open"), make(id="c", status="approved", by=["U0BOB"])]
+    )
     assert text.startswith("⏳ 2 requests waiting")
     assert "more, see" not in json.dumps(blocks)
-    assert len([b for b in blocks if b["type"] == "actions"]) == 2
+    menus = [b["accessory"] for b in blocks if b.get("accessory", {}).get("type") == "overflow"]
+    assert [cards.parse_item_value(o["value"])[0] for o in menus[1]["options"]] == ["veto", "confirm", "details"]
+    decided = blocks[-1]
+    assert decided["accessory"]["type"] == "button" and cards.base_action(decided["accessory"]["action_id"]) == cards.ACTION_DETAILS
+    assert "Approved by <@U0BOB>" in decided["text"]["text"]
     assert_message_ok(blocks)
 
 

@@ -70,7 +70,8 @@ class Bot:
     def _find(self, request_id: str) -> Message | None:
         for ch in (CHANNEL, "C0ENGLEADS", "C0GENERAL"):
             for msg in self.slack.workspace.messages(ch, include_replies=False):
-                if ((msg.metadata or {}).get("event_payload") or {}).get("id") == request_id:
+                payload = (msg.metadata or {}).get("event_payload") or {}
+                if payload.get("id") == request_id or request_id in (payload.get("ids") or []):
                     return msg
         return None
 
