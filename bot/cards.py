@@ -25,6 +25,7 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ConfirmObject,
     ContextBlock,
+    DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
     Option,
@@ -614,8 +615,20 @@ def build_digest(reqs: list[Request], *, now: float | None = None) -> tuple[str,
     else:
         title = f"{total} {'request' if total == 1 else 'requests'}, all decided"
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=truncate(title, HEADER_TEXT), emoji=True))]
-    shown = 0
-    for index, req in enumerate(reqs[:DIGEST_CAPACITY]):
+    lines = _item_lines(reqs, DIGEST_CAPACITY, now)
+    blocks.extend(lines)
+    shown = len(lines)
+    if shown < total:
+        blocks.append(ContextBlock(elements=[md(f"+{total - shown} more, see `/hitl list`")]))
+    actions = ", ".join(dict.fromkeys(one_line(r.action, 100) for r in reqs[:50]))
+    text = truncate(escape_cut(f"{title}: {actions}", FALLBACK_TEXT), FALLBACK_TEXT)
+    return text, [b.to_dict() for b in blocks]
+
+
+def _item_lines(reqs: list[Request], capacity: int, now: float | None) -> list[Block]:
+    """One section per request, its decisions in a menu (Details only once decided)."""
+    blocks: list[Block] = []
+    for index, req in enumerate(reqs[:capacity]):
         text = request_line(req, summary_chars=200)
         if req.final:
             text += "\n" + status_line(req, now=now)
@@ -632,9 +645,49 @@ def build_digest(reqs: list[Request], *, now: float | None = None) -> tuple[str,
                 accessory=accessory,
             )
         )
-        shown += 1
-    if shown < total:
-        blocks.append(ContextBlock(elements=[md(f"+{total - shown} more, see `/hitl list`")]))
-    actions = ", ".join(dict.fromkeys(one_line(r.action, 100) for r in reqs[:50]))
-    text = truncate(escape_cut(f"{title}: {actions}", FALLBACK_TEXT), FALLBACK_TEXT)
+    return blocks
+
+
+# Plan cards: decide every item at once.
+ACTION_PLAN_APPROVE = "hitl_plan_approve"
+ACTION_PLAN_REJECT = "hitl_plan_reject"
+# Item lines a plan card shows (the card's own blocks take the rest of Slack's 50).
+PLAN_CAPACITY = MAX_MESSAGE_BLOCKS - 8
+
+
+def build_plan(plan: Request, items: list[Request], *, now: float | None = None) -> tuple[str, list[dict]]:
+    """One card for a whole plan: its summary, each step with its own menu, and buttons to
+    approve or reject every step still waiting at once."""
+    waiting = sum(1 for i in items if not i.final)
+    approved = sum(1 for i in items if i.status is Status.APPROVED)
+    title = f"📋 Plan: {plan.action}" if not plan.final else f"📋 Plan {plan.status.value}: {plan.action}"
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=truncate(title, HEADER_TEXT), emoji=True)),
+        _summary_block(plan),
+        SectionBlock(text=md(
+            f"*{len(items)} steps* · {approved} approved · {waiting} waiting · "
+            f"{len(items) - approved - waiting} rejected or expired"
+        )),
+        DividerBlock(),
+    ]
+    lines = _item_lines(items, PLAN_CAPACITY, now)
+    blocks.extend(lines)
+    if len(lines) < len(items):
+        more = len(items) - len(lines)
+        blocks.append(ContextBlock(elements=[md(f"+{more} more steps, decided with the plan")]))
+    if waiting and not plan.final:
+        confirm = None
+        if any(i.reversible is False for i in items):
+            confirm = ConfirmObject(
+                title="Approve every step?",
+                text=f"{waiting} steps will run, some cannot be undone.",
+                confirm="Approve all", deny="Cancel", style="primary",
+            )
+        blocks.append(ActionsBlock(block_id=actions_block_id(plan), elements=[
+            ButtonElement(text=f"Approve all {waiting}", action_id=ACTION_PLAN_APPROVE, value=plan.id,
+                          style="primary", confirm=confirm),
+            ButtonElement(text="Reject all", action_id=ACTION_PLAN_REJECT, value=plan.id, style="danger"),
+        ]))
+    blocks.append(ContextBlock(elements=[md(status_line(plan, now=now))]))
+    text = truncate(escape_cut(f"{title}: {plan.summary}", FALLBACK_TEXT), FALLBACK_TEXT)
     return text, [b.to_dict() for b in blocks]

@@ -10,7 +10,7 @@ The public surface is small on purpose::
 
 from __future__ import annotations
 
-from hitl.client import Approvals, AsyncApprovals, AsyncRequestHandle, RequestHandle
+from hitl.client import Approvals, AsyncApprovals, AsyncRequestHandle, BatchHandle, RequestHandle
 from hitl.errors import (
     AlreadyDecided,
     ConfigError,
@@ -31,6 +31,7 @@ __all__ = [
     "Approvals",
     "AsyncApprovals",
     "AsyncRequestHandle",
+    "BatchHandle",
     "ConfigError",
     "Decision",
     "HitlError",

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # Longest single block on the done list before the request is re-read (seconds). Only a
 # safety net: a decision wakes the waiter at once.
 WAIT_SLICE = 10.0
+# Most items one plan (request_batch) may hold.
+MAX_PLAN_ITEMS = 1_000
 # Back-off bounds while Redis is unreachable during a wait (seconds).
 RECONNECT_MIN, RECONNECT_MAX = 0.05, 2.0
 
@@ -76,6 +78,8 @@ def build_doc(settings: Settings, policy: PolicySource, **kwargs: Any) -> dict[s
         "window": r.window,
         "escalation": [s.model_dump() for s in r.escalation],
         "idempotency_key": req.idempotency_key,
+        "batch": None,
+        "items": [],
     }
 
 
@@ -164,6 +168,24 @@ class RequestHandle:
         return self._approvals.store.transition(self.id, "cancel")
 
 
+class BatchHandle:
+    """A filed plan: `plan` is its own request, `items` one request per step."""
+
+    def __init__(self, plan: RequestHandle, items: list[RequestHandle]) -> None:
+        self.plan = plan
+        self.items = items
+        self.id = plan.id
+
+    def wait(self, timeout: float | timedelta | None = None) -> list[Decision]:
+        """Every item's decision, in order, once each is final."""
+        deadline = _Deadline(timeout)
+        out = []
+        for item in self.items:
+            remaining = None if deadline.end is None else max(deadline.end - time.monotonic(), 0.001)
+            out.append(item.wait(remaining))
+        return out
+
+
 class Approvals:
     """Files approval requests and reads decisions. Thread-safe; share one per process."""
 
@@ -188,6 +210,41 @@ class Approvals:
         doc = build_doc(self.settings, self.policy, action=action, summary=summary, **kwargs)
         _, rid, mode, status = self.store.create(doc)
         return RequestHandle(self, rid, mode, status)
+
+    def request_batch(
+        self, summary: str, items: Sequence[dict[str, Any]], action: str = "plan", **common: Any
+    ) -> BatchHandle:
+        """File a whole plan for one review: one card, Approve all / Reject all, and a
+        decision per item (`BatchHandle.items`, each waited on like any request).
+
+        `items` are `request()` arguments (action, summary, params...); `common` applies to
+        the plan and every item (channel, approvers, requested_by, timeout, ...).
+        """
+        if not items:
+            raise InvalidRequest("items", "a plan needs at least one item")
+        if len(items) > MAX_PLAN_ITEMS:
+            raise InvalidRequest("items", f"at most {MAX_PLAN_ITEMS:,} items in one plan; split it")
+        common = {k: v for k, v in common.items() if k != "mode"}
+        plan = build_doc(
+            self.settings, self.policy, action=action, summary=summary,
+            params={"items": len(items)}, mode="gate", **common,
+        )
+        docs = []
+        for n, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise InvalidRequest(f"items.{n}", "must be a dict of request() arguments")
+            try:
+                doc = build_doc(self.settings, self.policy, **{**common, **item, "mode": "gate"})
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"items.{n}.{exc.field}", str(exc).split(": ", 1)[1]) from None
+            doc.update(batch=plan["id"], escalation=[], channel=plan["channel"], timeout=plan["timeout"])
+            docs.append(doc)
+        plan["items"] = [d["id"] for d in docs]
+        self.store.create_many([*docs, plan])
+        return BatchHandle(
+            RequestHandle(self, plan["id"], Mode.GATE),
+            [RequestHandle(self, d["id"], Mode.GATE) for d in docs],
+        )
 
     def get(self, request_id: str) -> RequestHandle:
         """A handle for an existing request; raises `RequestNotFound`."""

@@ -147,6 +147,8 @@ class Request(BaseModel):
     window: float | None = None
     escalation: list[EscalationStep] = Field(default_factory=list)
     idempotency_key: str | None = None
+    batch: str | None = None  # an item of a plan: the plan request's id
+    items: list[str] = Field(default_factory=list)  # a plan: its items' ids, in order
     created_at: float
     deadline: float | None = None  # epoch seconds: gate/shadow expiry or override window end
     paused: bool = False  # raised to gate by the kill switch

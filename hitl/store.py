@@ -196,6 +196,14 @@ class Store(_Base):
             return False, existing.id, existing.mode, existing.status
         return True, _s(res[1]), Mode(_s(res[2])), Status(_s(res[3]))
 
+    def create_many(self, docs: Sequence[dict[str, Any]]) -> None:
+        """Store several new requests in one round trip (a plan and its items)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for doc in docs:
+            keys_, argv = create_args(self.keys, doc, self.retention)
+            self._create(keys=keys_, args=argv, client=pipe)
+        pipe.execute()
+
     def get(self, request_id: str) -> Request:
         raw = self._read(keys=[self.keys.req(request_id), self.keys.events])
         if not raw:

@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
-from bot.cards import DIGEST_CAPACITY, build_card, build_digest
+from bot.cards import DIGEST_CAPACITY, build_card, build_digest, build_plan
 from bot.slack import CALL_TIMEOUT, RATE_LIMIT_RETRIES, SERVER_ERROR_RETRIES, web_client
 from hitl import scripts
 from hitl.errors import RequestNotFound
@@ -207,7 +207,7 @@ def _post(store: Store, poster: WebClient, general: WebClient, req: Request, cha
         store.redis.delete(claim)
     if not store.redis.set(claim, token, nx=True, ex=POST_CLAIM_TTL):
         return False
-    text, blocks = build_card(req)
+    text, blocks = render(store, req)
     try:
         resp = poster.chat_postMessage(
             channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
@@ -233,6 +233,10 @@ def sync_card(prefix: str, request_id: str, lease: int) -> str:
     except RequestNotFound:
         store.ack_timer(member, lease)
         return "gone"
+    if req.batch:  # a plan's step: its plan's card shows it
+        store.redis.zadd(store.keys.timers, {timer_member(req.batch, "sync"): now_ms()})
+        store.ack_timer(member, lease)
+        return "plan card"
     clients = _clients()
     if req.mode is Mode.AUTO or clients is None:
         store.ack_timer(member, lease)
@@ -250,12 +254,7 @@ def sync_card(prefix: str, request_id: str, lease: int) -> str:
                 if outcome in ("paced", "another job is posting"):
                     return outcome
             else:
-                digest = store.redis.hget(store.keys.req(req.id), "digest")
-                if digest:
-                    members = store.get_many([_s(i) for i in store.redis.lrange(digest, 0, -1)])
-                    text, blocks = build_digest(members)
-                else:
-                    text, blocks = build_card(req)
+                text, blocks = render(store, req)
                 general.chat_update(channel=req.card_channel, ts=req.card_ts, text=text, blocks=blocks)
                 for mirror_channel, mirror_ts in _mirrors(store, req.id):
                     general.chat_update(channel=mirror_channel, ts=mirror_ts, text=text, blocks=blocks)
@@ -291,6 +290,16 @@ def sync_cards(prefix: str, items: list[tuple[str, int]]) -> dict[str, str]:
             log.exception("syncing the card of %s failed", request_id)
             outcome[request_id] = f"error: {exc}"
     return outcome
+
+
+def render(store: Store, req: Request) -> tuple[str, list[dict]]:
+    """What the request's message shows: its digest, its plan, or its own card."""
+    digest = store.redis.hget(store.keys.req(req.id), "digest")
+    if digest:
+        return build_digest(store.get_many([_s(i) for i in store.redis.lrange(digest, 0, -1)]))
+    if req.items:
+        return build_plan(req, store.get_many(req.items))
+    return build_card(req)
 
 
 def _mirrors(store: Store, request_id: str) -> list[tuple[str, str]]:

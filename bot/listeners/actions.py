@@ -19,6 +19,7 @@ from bot.replies import refusal
 from hitl.errors import HitlError, RequestNotFound
 from hitl.models import Request
 from hitl.queries import may_decide
+from hitl.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,51 @@ def decide_click(deps: Deps, body: dict[str, Any], verb: str, **kwargs: Any) -> 
     version = cards.parse_actions_block_id(action.get("block_id"))
     try:
         req = deps.store.get(_target(body))
-        deps.approvals.decide(
-            req.id, verb, by=user, version=version, groups=deps.groups_for(user, req), **kwargs
-        )
+        groups = deps.groups_for(user, req)
+        deps.approvals.decide(req.id, verb, by=user, version=version, groups=groups, **kwargs)
+        if req.batch:
+            settle_plan(deps, req.batch, user, groups)
         return deps.store.get(req.id)
     except HitlError as exc:
         tell(deps, body, refusal(exc))
         return None
+
+
+def settle_plan(deps: Deps, plan_id: str, user: str, groups: list[str]) -> None:
+    """Close a plan once every step is final: approved if any step was, else rejected."""
+    plan = deps.store.get(plan_id)
+    if plan.final:
+        return
+    items = deps.store.get_many(plan.items)
+    if any(not i.final for i in items):
+        return
+    approved = sum(1 for i in items if i.status is Status.APPROVED)
+    verb = "approve" if approved else "reject"
+    comment = f"{approved} of {len(items)} steps approved"
+    try:
+        deps.approvals.decide(plan_id, verb, by=user, comment=comment, groups=groups)
+    except HitlError as exc:  # a concurrent click closed it first, or a quorum still waits
+        log.info("plan %s not closed by %s: %s", plan_id, user, exc)
+
+
+def decide_plan(deps: Deps, plan_id: str, verb: str, user: str, comment: str | None = None) -> str | None:
+    """Apply `verb` to every step still waiting, then close the plan; a refusal's text or None."""
+    plan = deps.store.get(plan_id)
+    if plan.final:
+        return refusal(_stale_or_final(plan))
+    groups = deps.groups_for(user, plan)
+    refused = []
+    for item in deps.store.get_many(plan.items):
+        if item.final:
+            continue
+        try:
+            deps.approvals.decide(item.id, verb, by=user, comment=comment, groups=groups)
+        except HitlError as exc:
+            refused.append(exc)
+    settle_plan(deps, plan_id, user, groups)
+    if refused:
+        return f"{len(refused)} steps were not changed: {refusal(refused[0])}"
+    return None
 
 
 def open_modal(deps: Deps, body: dict[str, Any], build: Any) -> None:
@@ -148,8 +187,21 @@ def _item(ack: Ack, body: dict[str, Any], context: dict) -> None:
         open_modal(deps, body, _ITEM_MODALS[verb])
 
 
+def _plan_approve(ack: Ack, body: dict[str, Any], context: dict) -> None:
+    ack()
+    deps = deps_of(context)
+    try:
+        problem = decide_plan(deps, _target(body), "approve", body["user"]["id"])
+    except RequestNotFound as exc:
+        problem = refusal(exc)
+    if problem:
+        tell(deps, body, problem)
+
+
 def register(app: App) -> None:
     app.action(cards.action_matcher(cards.ACTION_ITEM))(_item)
+    app.action(cards.ACTION_PLAN_APPROVE)(_plan_approve)
+    app.action(cards.ACTION_PLAN_REJECT)(_modal(views.reject_modal))
     # Lists (digests, App Home) number their buttons ("hitl_approve:3"): match both forms.
     for action_id, verb in _INSTANT.items():
         app.action(cards.action_matcher(action_id))(_instant(verb))
