@@ -11,16 +11,10 @@ Run: `.venv/bin/python -m bench.burst`
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
-
-import redis
+from pathlib import Path
 
 from bench import common
 from hitl import Approvals
@@ -36,40 +30,6 @@ TARGET = 30.0
 LIMIT = 120.0
 
 
-def start_workers(url: str, prefix: str, api: str, log: str) -> list[subprocess.Popen[bytes]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HITL_", "REDIS_"))}
-    env.update({
-        "REDIS_URL": url, "HITL_REDIS_PREFIX": prefix, "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_API_URL": api, "HITL_DEFAULT_CHANNEL": CHANNEL,
-    })
-    procs = []
-    for _ in range(WORKERS):
-        with open(log, "ab") as out:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "hitl.cli", "worker"], env=env, cwd=common.ROOT,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            ))
-    conn = redis.Redis.from_url(url)
-    ok = common.deadline_loop(30, lambda: conn.scard(f"rq:workers:{prefix}-timers") >= WORKERS, 0.05)
-    conn.close()
-    if not ok:
-        stop_workers(procs)
-        raise RuntimeError(f"workers did not start; see {log}")
-    return procs
-
-
-def stop_workers(procs: Sequence[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = common.parser(__doc__ or "").parse_args(argv)
     common.header("burst", f"{REQUESTS:,} requests into one channel, Slack limited to 1 post/s per channel")
@@ -77,11 +37,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         common.redis_url() as url,
         common.bench_prefix(url) as prefix,
         SlackStandIn(bot_token=TOKEN) as slack,
-        tempfile.NamedTemporaryFile(prefix="hitl-burst-", suffix=".log") as log,
+        tempfile.TemporaryDirectory(prefix="hitl-burst-") as logs,
     ):
         slack.faults.set_rate_limit("chat.postMessage", limit=1, per=1.0, per_channel=True)
         approvals = Approvals(settings=common.settings_for(url, prefix, default_channel=CHANNEL))
-        procs = start_workers(url, prefix, slack.url, log.name)
+        procs = common.start_workers(
+            url, prefix, WORKERS, Path(logs) / "worker",
+            SLACK_BOT_TOKEN=TOKEN, SLACK_API_URL=slack.url, HITL_DEFAULT_CHANNEL=CHANNEL,
+        )
         try:
             t0 = time.monotonic()
             ids = [approvals.request(action="send_reminder", summary=f"Remind customer {n}").id
@@ -103,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 time.sleep(0.25)
             elapsed = time.monotonic() - t0
         finally:
-            stop_workers(procs)
+            common.stop_workers(procs)
         calls = slack.workspace.calls("chat.postMessage")
         shown: dict[str, int] = {}
         for msg in slack.workspace.messages(CHANNEL, include_replies=False):

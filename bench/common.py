@@ -7,6 +7,8 @@ import contextlib
 import math
 import os
 import platform
+import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -138,6 +140,71 @@ def ping_times(conn: redis.Redis, n: int = 500) -> list[float]:
         conn.ping()
         out.append(time.perf_counter() - t0)
     return out
+
+
+# --------------------------------------------------------------------------- workers
+
+# Seconds real workers get to register with RQ before a benchmark gives up.
+WORKER_START_TIMEOUT = 30.0
+
+
+def worker_env(url: str, prefix: str, **extra: str) -> dict[str, str]:
+    """The machine's environment without any hitl, Slack or Redis setting, plus ours."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HITL_", "REDIS_"))}
+    env.update({"REDIS_URL": url, "HITL_REDIS_PREFIX": prefix, **extra})
+    return env
+
+
+def start_workers(
+    url: str, prefix: str, count: int, log: Path, **extra_env: str
+) -> list[subprocess.Popen[bytes]]:
+    """`count` real `hitl worker` processes, returned once all have registered with RQ.
+
+    Logs go to `log.<n>.log` (a pipe nobody reads would fill and block them). Each worker
+    gets its own process group, because RQ runs its scheduler in a child process.
+    """
+    env = worker_env(url, prefix, **extra_env)
+    procs = []
+    for n in range(count):
+        with open(log.with_suffix(f".{n}.log"), "wb") as out:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "hitl.cli", "worker"], env=env, cwd=ROOT,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            ))
+    conn = redis.Redis.from_url(url)
+    try:
+        end = time.monotonic() + WORKER_START_TIMEOUT
+        while conn.scard(f"rq:workers:{prefix}-timers") < count:
+            dead = [p for p in procs if p.poll() is not None]
+            if dead or time.monotonic() > end:
+                stop_workers(procs)
+                raise RuntimeError(f"workers did not start ({len(dead)} exited); log:\n{tail(log)}")
+            time.sleep(0.05)
+    finally:
+        conn.close()
+    return procs
+
+
+def stop_workers(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Stop workers and their scheduler children: gracefully, then by force."""
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def tail(log: Path, lines: int = 20) -> str:
+    """The last lines of every worker log next to `log`."""
+    out = []
+    for f in sorted(log.parent.glob(log.stem + ".*.log")):
+        out.append(f"--- {f.name}\n" + "\n".join(f.read_text(errors="replace").splitlines()[-lines:]))
+    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- statistics

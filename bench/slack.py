@@ -91,22 +91,21 @@ def seed(approvals: Approvals) -> None:
     """STORED requests, STORED - PENDING of them decided, in pipelined batches."""
     store = approvals.store
     from hitl.client import build_doc
-    from hitl.store import create_args, transition_args
+    from hitl.store import transition_args
 
     channels = [f"C0BENCH{i}" for i in range(20)]
     ids: list[str] = []
     batch = 1000
     for start in range(0, STORED, batch):
-        pipe = approvals.redis.pipeline(transaction=False)
-        for n in range(start, min(start + batch, STORED)):
-            doc = build_doc(
+        docs = [
+            build_doc(
                 approvals.settings, approvals.policy, action=f"action{n % 30}", summary="s",
                 channel=channels[n % len(channels)], mode="override" if n % 5 == 0 else "gate",
             )
-            keys_, argv = create_args(approvals.keys, doc, approvals.settings.retention)
-            store._create(keys=keys_, args=argv, client=pipe)
-            ids.append(doc["id"])
-        pipe.execute()
+            for n in range(start, min(start + batch, STORED))
+        ]
+        store.create_many(docs)
+        ids += [d["id"] for d in docs]
     decided = ids[: STORED - PENDING]
     for start in range(0, len(decided), batch):
         pipe = approvals.redis.pipeline(transaction=False)

@@ -15,10 +15,8 @@ under the same load. Target: none early, p99 at most 1.5 s late, none missed.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -28,7 +26,6 @@ from pathlib import Path
 import redis
 
 from bench.common import (
-    ROOT,
     bench_prefix,
     exit_code,
     header,
@@ -39,7 +36,10 @@ from bench.common import (
     redis_url,
     run_main,
     settings_for,
+    start_workers,
+    stop_workers,
     table,
+    tail,
     verdict,
 )
 from hitl import Approvals, RequestNotFound
@@ -54,58 +54,6 @@ LEAD = 8.0
 GRACE = 20.0
 SLEEP_SAMPLES = 100
 TARGET_P99 = 1.5
-WORKER_START_TIMEOUT = 30.0
-# How a worker is started (module constant so an experiment can swap it).
-WORKER_CMD = ["-m", "hitl.cli", "worker"]
-
-
-def worker_env(url: str, prefix: str, tick: float | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HITL_", "REDIS_"))}
-    env.update({"REDIS_URL": url, "HITL_REDIS_PREFIX": prefix})
-    if tick is not None:
-        env["HITL_TIMER_TICK"] = str(tick)
-    return env
-
-
-def start_workers(url: str, prefix: str, tick: float | None, log: Path) -> list[subprocess.Popen[bytes]]:
-    """Start the workers (their logs go to a file: a pipe nobody reads would fill and block
-    them) and return once all have registered with RQ."""
-    env = worker_env(url, prefix, tick)
-    procs = []
-    for n in range(WORKERS):
-        with open(log.with_suffix(f".{n}.log"), "wb") as out:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, *WORKER_CMD], env=env, cwd=ROOT,
-                    stdout=out, stderr=subprocess.STDOUT,
-                )
-            )
-    conn = redis.Redis.from_url(url)
-    try:
-        end = time.monotonic() + WORKER_START_TIMEOUT
-        while conn.scard(f"rq:workers:{prefix}-timers") < WORKERS:
-            dead = [p for p in procs if p.poll() is not None]
-            if dead or time.monotonic() > end:
-                stop_workers(procs)
-                raise RuntimeError(
-                    f"workers did not start ({len(dead)} exited); log:\n{tail(log)}"
-                )
-            time.sleep(0.05)
-    finally:
-        conn.close()
-    return procs
-
-
-def stop_workers(procs: Sequence[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def worker_keys(conn: redis.Redis, prefix: str) -> list[bytes]:
@@ -126,13 +74,6 @@ def first_error(log: Path) -> str | None:
                     where = [x.strip() for x in lines[n:] if x.strip().startswith("File ")][-1:]
                     return f"{follow} (x{count}) at {where[0] if where else '?'}"
     return None
-
-
-def tail(log: Path, lines: int = 20) -> str:
-    out = []
-    for f in sorted(log.parent.glob(log.stem + ".*.log")):
-        out.append(f"--- {f.name}\n" + "\n".join(f.read_text(errors="replace").splitlines()[-lines:]))
-    return "\n".join(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             rtt = ping_times(approvals.redis, 500)
             t_boot = time.monotonic()
-            procs = start_workers(url, prefix, args.tick, log)
+            procs = start_workers(
+                url, prefix, WORKERS, log, **({"HITL_TIMER_TICK": str(args.tick)} if args.tick else {})
+            )
             boot = time.monotonic() - t_boot
             rq_worker_keys = worker_keys(approvals.redis, prefix)
 

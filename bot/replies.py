@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hitl.errors import AlreadyDecided, RequestNotFound, StaleVersion, TransitionRefused
+from hitl.errors import AlreadyDecided, HitlError, RequestNotFound, StaleVersion, TransitionRefused
+from hitl.models import Request
 
 
 def _people(ids: list[str]) -> str:
@@ -20,3 +21,17 @@ def refusal(exc: Exception) -> str:
     if isinstance(exc, TransitionRefused):
         return f"Nothing changed: {exc}."
     return "Something went wrong; nothing changed. Try again in a moment."
+
+
+def stale_or_final(req: Request) -> HitlError:
+    """The error a click on this request's out-of-date card stands for."""
+    if req.final:
+        return AlreadyDecided(req.id, req.status.value, req.by)
+    return StaleVersion(req.id, "stale", "edited since")
+
+
+def why_not(req: Request, user: str) -> str:
+    """Why `user` may not decide `req` (checked before opening a form in vain)."""
+    if req.requested_by == user:
+        return "Nothing changed: you requested this action, so someone else has to decide it."
+    return "Nothing changed: you are not one of the approvers of this request."

@@ -25,7 +25,7 @@ _JSON_FIELDS = ("doc", "params", "by", "votes")
 
 def events(conn: redis.Redis, keys: Keys, since: float | None = None) -> Iterator[dict[str, Any]]:
     """Audit events oldest first, from `since` (epoch seconds) on."""
-    start = f"{int(since * 1000)}-0" if since else "-"
+    start = f"{round(since * 1000)}-0" if since else "-"
     while True:
         batch = conn.xrange(keys.events, min=start, max="+", count=PAGE)
         for eid, fields in batch:

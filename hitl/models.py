@@ -164,6 +164,8 @@ class Request(BaseModel):
     escalated: int = 0
     card_channel: str | None = None
     card_ts: str | None = None
+    digest: str | None = None  # key of the digest card's member list, when shown on a digest
+    mirrors: list[tuple[str, str]] = Field(default_factory=list)  # reposts: (channel, ts)
 
     @property
     def final(self) -> bool:

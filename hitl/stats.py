@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from hitl import scripts
 from hitl.status import Mode
 from hitl.store import Store, _s
 
@@ -100,13 +99,6 @@ def action_stats(store: Store, action: str) -> ActionStats:
 
 def all_actions(store: Store) -> list[str]:
     return sorted(_s(a) for a in store.redis.smembers(store.keys.actions))
-
-
-def pause(store: Store, scope: str, by: str, *, on: bool = True) -> bool:
-    """Kill switch: while paused, auto/notify/override requests in `scope` become gate."""
-    script = store.redis.register_script(scripts.PAUSE)
-    verb = "pause" if on else "resume"
-    return bool(script(keys=[store.keys.paused, store.keys.events], args=[verb, scope, by]))
 
 
 def paused_scopes(store: Store) -> list[str]:

@@ -103,6 +103,8 @@ def parse_request(raw: Sequence[Any]) -> Request:
         doc["deadline"] = float(h["deadline"])
     doc["card_channel"] = h.get("card_channel") or None
     doc["card_ts"] = h.get("card_ts") or None
+    doc["digest"] = h.get("digest") or None
+    doc["mirrors"] = json.loads(h["mirrors"]) if h.get("mirrors") else []
     return Request.model_validate(doc)
 
 
@@ -186,6 +188,8 @@ class Store(_Base):
         self._escalate = client.register_script(scripts.ESCALATE)
         self._claim = client.register_script(scripts.CLAIM)
         self._ack = client.register_script(scripts.ACK)
+        self._pause = client.register_script(scripts.PAUSE)
+        self._settle_sync = client.register_script(scripts.SETTLE_SYNC)
 
     def create(self, doc: dict[str, Any]) -> tuple[bool, str, Mode, Status]:
         """Store a new request; `(False, existing_id, ...)` when its idempotency key is known."""
@@ -254,6 +258,16 @@ class Store(_Base):
 
     def ack_timer(self, member: str, lease_score: int) -> bool:
         return bool(self._ack(keys=[self.keys.timers], args=[member, lease_score]))
+
+    def pause(self, scope: str, by: str, *, on: bool = True) -> bool:
+        """Kill switch on or off for `scope` ("*" or an action), audited; False if unchanged."""
+        verb = "pause" if on else "resume"
+        return bool(self._pause(keys=[self.keys.paused, self.keys.events], args=[verb, scope, by]))
+
+    def settle_sync(self, shown: Sequence[Request]) -> int:
+        """Drop pending card syncs of requests a card now shows as they are (same version)."""
+        pairs = [x for r in shown for x in (r.id, r.version)]
+        return int(self._settle_sync(keys=[self.keys.timers], args=[self.keys.prefix, *pairs]))
 
     def set_card(self, request_id: str, channel: str, ts: str) -> None:
         self.redis.hset(self.keys.req(request_id), mapping={"card_channel": channel, "card_ts": ts})

@@ -23,12 +23,12 @@ def test_export_has_who_what_when_and_both_param_versions(approvals: Approvals) 
     assert created["at"] <= decided["at"] <= time.time()
 
 
-def test_since_skips_older_events(approvals: Approvals) -> None:
-    approvals.request(action="a", summary="old")
-    cut = time.time() + 0.002
-    while time.time() < cut + 0.002:  # let the stream's millisecond clock pass the cut
-        pass
-    approvals.request(action="a", summary="new")
+def test_since_keeps_exactly_the_events_from_the_cut_on(approvals: Approvals) -> None:
+    for n in range(60):  # spread over several milliseconds
+        approvals.request(action="a", summary=f"r{n}")
+    stamps = [int(eid.decode().split("-")[0]) for eid, _ in approvals.redis.xrange(approvals.keys.events)]
+    cut_ms = stamps[len(stamps) // 2]  # a stream id's milliseconds: the cut lands on a real event
     out = io.StringIO()
-    assert export(approvals.redis, approvals.keys, out, since=cut) == 1
-    assert json.loads(out.getvalue())["request"]["summary"] == "new"
+    count = export(approvals.redis, approvals.keys, out, since=cut_ms / 1000)
+    assert count == sum(1 for s in stamps if s >= cut_ms) and 0 < count < len(stamps)
+    assert all(json.loads(line)["at"] >= cut_ms / 1000 for line in out.getvalue().splitlines())

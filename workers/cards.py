@@ -14,16 +14,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
+from collections.abc import Callable
 from functools import lru_cache
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
+from slack_sdk.web import SlackResponse
 
 from bot.cards import DIGEST_CAPACITY, build_card, build_digest, build_plan
 from bot.slack import CALL_TIMEOUT, RATE_LIMIT_RETRIES, SERVER_ERROR_RETRIES, web_client
-from hitl import scripts
 from hitl.errors import RequestNotFound
 from hitl.keys import timer_member
 from hitl.models import Request
@@ -126,36 +126,56 @@ def _mark_digest(store: Store, shown: list[Request], channel: str, ts: str) -> N
         pipe.lrem(key, 0, req.id)
         pipe.rpush(key, req.id)
         pipe.hset(store.keys.req(req.id), mapping={"card_channel": channel, "card_ts": ts, "digest": key})
-        pipe.delete(f"{store.keys.req(req.id)}:posting")
+        pipe.delete(_claim_key(store, req.id))
     pipe.expire(key, store.retention)
     pipe.zrem(_unposted_key(store, channel), *[r.id for r in shown])
     pipe.execute()
-    settle = store.redis.register_script(scripts.SETTLE_SYNC)
-    settle(keys=[store.keys.timers], args=[store.keys.prefix, *[x for r in shown for x in (r.id, r.version)]])
+    store.settle_sync(shown)
+
+
+def _claim_key(store: Store, request_id: str) -> str:
+    return f"{store.keys.req(request_id)}:posting"
+
+
+def _send(
+    store: Store,
+    poster: WebClient,
+    claimed: list[Request],
+    channel: str,
+    metadata: dict,
+    render_: Callable[[], tuple[str, list[dict]]],
+) -> SlackResponse:
+    """Post a message showing the claimed requests; on failure, leave their claims right.
+
+    Slack answered with an error: no message was made, so the claims go. The connection
+    dropped: the message may exist, so the claims turn "uncertain" and the next attempt
+    looks in the channel before it posts again.
+    """
+    text, blocks = render_()
+    try:
+        return poster.chat_postMessage(
+            channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
+            metadata=metadata,
+        )
+    except SlackApiError:
+        store.redis.delete(*[_claim_key(store, r.id) for r in claimed])
+        raise
+    except OSError:
+        for req in claimed:
+            store.redis.set(_claim_key(store, req.id), "uncertain", ex=POST_CLAIM_TTL * 10)
+        raise
 
 
 def _post_digest(store: Store, poster: WebClient, reqs: list[Request], channel: str) -> list[str]:
     """Post one digest card for a channel's backlog; returns the ids it shows."""
-    claimed = []
-    for req in reqs:
-        if store.redis.set(f"{store.keys.req(req.id)}:posting", "digest", nx=True, ex=POST_CLAIM_TTL):
-            claimed.append(req)
+    claimed = [
+        r for r in reqs if store.redis.set(_claim_key(store, r.id), "digest", nx=True, ex=POST_CLAIM_TTL)
+    ]
     if not claimed:
         return []
     ids = [r.id for r in claimed]
-    text, blocks = build_digest(claimed)
-    try:
-        resp = poster.chat_postMessage(
-            channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
-            metadata={"event_type": DIGEST_TYPE, "event_payload": {"ids": ids}},
-        )
-    except SlackApiError:
-        store.redis.delete(*[f"{store.keys.req(i)}:posting" for i in ids])
-        raise
-    except OSError:
-        for rid in ids:  # the next attempt looks in the channel before posting again
-            store.redis.set(f"{store.keys.req(rid)}:posting", "uncertain:digest", ex=POST_CLAIM_TTL * 10)
-        raise
+    meta = {"event_type": DIGEST_TYPE, "event_payload": {"ids": ids}}
+    resp = _send(store, poster, claimed, channel, meta, lambda: build_digest(claimed))
     _mark_digest(store, claimed, resp["channel"], resp["ts"])
     return ids
 
@@ -191,34 +211,21 @@ def _deliver(
 
 def _post(store: Store, poster: WebClient, general: WebClient, req: Request, channel: str) -> bool:
     """Post the card once; False when another job holds the claim (try again soon)."""
-    claim = f"{store.keys.req(req.id)}:posting"
-    token = uuid.uuid4().hex
-    previous = store.redis.get(claim)
-    if previous is not None and previous.decode().startswith("uncertain:"):
+    claim = _claim_key(store, req.id)
+    if store.redis.get(claim) == b"uncertain":
         found = _find_posted(general, channel, req)
+        store.redis.delete(claim)
         if found:
             ts, is_digest = found
             if is_digest:
                 _mark_digest(store, [req], channel, ts)
             else:
                 store.set_card(req.id, channel, ts)
-            store.redis.delete(claim)
             return True
-        store.redis.delete(claim)
-    if not store.redis.set(claim, token, nx=True, ex=POST_CLAIM_TTL):
+    if not store.redis.set(claim, "card", nx=True, ex=POST_CLAIM_TTL):
         return False
-    text, blocks = render(store, req)
-    try:
-        resp = poster.chat_postMessage(
-            channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
-            metadata={"event_type": METADATA_TYPE, "event_payload": {"id": req.id}},
-        )
-    except SlackApiError:
-        store.redis.delete(claim)  # Slack answered: no card was made
-        raise
-    except OSError:
-        store.redis.set(claim, f"uncertain:{token}", ex=POST_CLAIM_TTL * 10)
-        raise
+    meta = {"event_type": METADATA_TYPE, "event_payload": {"id": req.id}}
+    resp = _send(store, poster, [req], channel, meta, lambda: render(store, req))
     store.set_card(req.id, resp["channel"], resp["ts"])
     store.redis.delete(claim)
     return True
@@ -256,7 +263,7 @@ def sync_card(prefix: str, request_id: str, lease: int) -> str:
             else:
                 text, blocks = render(store, req)
                 general.chat_update(channel=req.card_channel, ts=req.card_ts, text=text, blocks=blocks)
-                for mirror_channel, mirror_ts in _mirrors(store, req.id):
+                for mirror_channel, mirror_ts in req.mirrors:
                     general.chat_update(channel=mirror_channel, ts=mirror_ts, text=text, blocks=blocks)
             fresh = store.get(request_id)
             if fresh.version == req.version:
@@ -294,17 +301,12 @@ def sync_cards(prefix: str, items: list[tuple[str, int]]) -> dict[str, str]:
 
 def render(store: Store, req: Request) -> tuple[str, list[dict]]:
     """What the request's message shows: its digest, its plan, or its own card."""
-    digest = store.redis.hget(store.keys.req(req.id), "digest")
-    if digest:
-        return build_digest(store.get_many([_s(i) for i in store.redis.lrange(digest, 0, -1)]))
+    if req.digest:
+        return build_digest(store.get_many([_s(i) for i in store.redis.lrange(req.digest, 0, -1)]))
     if req.items:
         return build_plan(req, store.get_many(req.items))
     return build_card(req)
 
-
-def _mirrors(store: Store, request_id: str) -> list[tuple[str, str]]:
-    raw = store.redis.hget(store.keys.req(request_id), "mirrors")
-    return [tuple(m) for m in json.loads(raw)] if raw else []  # type: ignore[misc]
 
 
 def _mentions(ids: list[str]) -> str:
@@ -337,6 +339,6 @@ def escalation_ping(prefix: str, request_id: str, step: int) -> str:
             channel=rung.channel, text=f"Escalated: {card_text}", blocks=blocks,
             unfurl_links=False, unfurl_media=False,
         )
-        mirrors = [*_mirrors(store, request_id), (resp["channel"], resp["ts"])]
+        mirrors = [*req.mirrors, (resp["channel"], resp["ts"])]
         store.redis.hset(store.keys.req(request_id), "mirrors", json.dumps(mirrors))
     return f"pinged step {step}"

@@ -15,11 +15,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot import cards, views
 from bot.deps import Deps, deps_of
-from bot.replies import refusal
+from bot.plans import decide_plan, settle_plan
+from bot.replies import refusal, stale_or_final, why_not
 from hitl.errors import HitlError, RequestNotFound
-from hitl.models import Request
 from hitl.queries import may_decide
-from hitl.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -61,58 +60,19 @@ def _target(body: dict[str, Any]) -> str:
     return action["value"]
 
 
-def decide_click(deps: Deps, body: dict[str, Any], verb: str, **kwargs: Any) -> Request | None:
-    """Apply a click's decision; tell the clicker and return None when it was refused."""
+def decide_click(deps: Deps, body: dict[str, Any], verb: str) -> None:
+    """Apply a click's decision; a refusal is told to the clicker."""
     action = body["actions"][0]
     user = body["user"]["id"]
     version = cards.parse_actions_block_id(action.get("block_id"))
     try:
         req = deps.store.get(_target(body))
         groups = deps.groups_for(user, req)
-        deps.approvals.decide(req.id, verb, by=user, version=version, groups=groups, **kwargs)
+        deps.approvals.decide(req.id, verb, by=user, version=version, groups=groups)
         if req.batch:
             settle_plan(deps, req.batch, user, groups)
-        return deps.store.get(req.id)
     except HitlError as exc:
         tell(deps, body, refusal(exc))
-        return None
-
-
-def settle_plan(deps: Deps, plan_id: str, user: str, groups: list[str]) -> None:
-    """Close a plan once every step is final: approved if any step was, else rejected."""
-    plan = deps.store.get(plan_id)
-    if plan.final:
-        return
-    items = deps.store.get_many(plan.items)
-    if any(not i.final for i in items):
-        return
-    approved = sum(1 for i in items if i.status is Status.APPROVED)
-    verb = "approve" if approved else "reject"
-    comment = f"{approved} of {len(items)} steps approved"
-    try:
-        deps.approvals.decide(plan_id, verb, by=user, comment=comment, groups=groups)
-    except HitlError as exc:  # a concurrent click closed it first, or a quorum still waits
-        log.info("plan %s not closed by %s: %s", plan_id, user, exc)
-
-
-def decide_plan(deps: Deps, plan_id: str, verb: str, user: str, comment: str | None = None) -> str | None:
-    """Apply `verb` to every step still waiting, then close the plan; a refusal's text or None."""
-    plan = deps.store.get(plan_id)
-    if plan.final:
-        return refusal(_stale_or_final(plan))
-    groups = deps.groups_for(user, plan)
-    refused = []
-    for item in deps.store.get_many(plan.items):
-        if item.final:
-            continue
-        try:
-            deps.approvals.decide(item.id, verb, by=user, comment=comment, groups=groups)
-        except HitlError as exc:
-            refused.append(exc)
-    settle_plan(deps, plan_id, user, groups)
-    if refused:
-        return f"{len(refused)} steps were not changed: {refusal(refused[0])}"
-    return None
 
 
 def open_modal(deps: Deps, body: dict[str, Any], build: Any) -> None:
@@ -125,33 +85,20 @@ def open_modal(deps: Deps, body: dict[str, Any], build: Any) -> None:
         tell(deps, body, refusal(exc))
         return
     version = cards.parse_actions_block_id(action.get("block_id"))
-    if req.final or (version is not None and version != req.version and build is not views.details_modal):
-        tell(deps, body, refusal(_stale_or_final(req)))
+    deciding = build is not views.details_modal  # anyone may look at the details
+    if req.final or (deciding and version is not None and version != req.version):
+        tell(deps, body, refusal(stale_or_final(req)))
         return
-    if build is not views.details_modal and not may_decide(req, user, deps.groups_for(user, req)):
-        tell(deps, body, _why_not(req, user))
+    if deciding and not may_decide(req, user, deps.groups_for(user, req)):
+        tell(deps, body, why_not(req, user))
         return
     channel, ts = where(body)
-    view = build(req) if build is views.details_modal else build(req, channel=channel, ts=ts)
+    view = build(req, channel=channel, ts=ts) if deciding else build(req)
     try:
         deps.client.views_open(trigger_id=body["trigger_id"], view=view)
     except SlackApiError as exc:
         log.warning("views.open failed: %s", exc.response.get("error"))
         tell(deps, body, "Slack did not open the form in time; please click again.")
-
-
-def _stale_or_final(req: Request) -> HitlError:
-    from hitl.errors import AlreadyDecided, StaleVersion
-
-    if req.final:
-        return AlreadyDecided(req.id, req.status.value, req.by)
-    return StaleVersion(req.id, "stale", "edited since")
-
-
-def _why_not(req: Request, user: str) -> str:
-    if req.requested_by == user:
-        return "Nothing changed: you requested this action, so someone else has to decide it."
-    return "Nothing changed: you are not one of the approvers of this request."
 
 
 def _instant(verb: str) -> Any:

@@ -74,7 +74,7 @@ def _switch(deps: Deps, user: str, verb: str, scope: str) -> tuple[str, list[dic
     if user not in deps.settings.admins:
         return "Only hitl admins (HITL_ADMINS) can pause or resume agents; nothing changed.", []
     scope = scope.split()[0]
-    changed = stats.pause(deps.store, scope, user, on=verb == "pause")
+    changed = deps.store.pause(scope, user, on=verb == "pause")
     what = "all actions" if scope == "*" else f"`{escape(scope)}`"
     if verb == "pause":
         text = f"⏸️ Paused {what}: new auto, notify and override requests now wait for approval."

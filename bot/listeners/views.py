@@ -13,7 +13,7 @@ from slack_bolt import Ack, App
 
 from bot import views
 from bot.deps import deps_of
-from bot.listeners.actions import decide_plan, settle_plan
+from bot.plans import decide_plan, settle_plan
 from bot.replies import refusal
 from hitl.errors import HitlError
 
