@@ -468,28 +468,28 @@ def chat_get_permalink(ctx: Context, args: Args) -> dict[str, Any]:
 # -- views -------------------------------------------------------------------------------------
 
 
-@method("views.open")
-def views_open(ctx: Context, args: Args) -> dict[str, Any]:
-    """Open a modal with a fresh (under 3 s, single-use) trigger_id."""
-    ws = ctx.workspace
+def _modal_for_trigger(ctx: Context, args: Args, *, push: bool) -> dict[str, Any]:
+    """Check the modal, spend the trigger_id (under 3 s, single use), open or push it."""
     trigger_id = args.string("trigger_id")
     if trigger_id is None:
         raise _invalid_arguments("missing required field: trigger_id")
     view = _view_arg(args, "modal")
+    ws = ctx.workspace
     trigger = ws.consume_trigger(trigger_id)
-    return {"view": ws.open_view(trigger.user_id, view).to_api()}
+    shown = ws.push_view(trigger.user_id, view) if push else ws.open_view(trigger.user_id, view)
+    return {"view": shown.to_api()}
+
+
+@method("views.open")
+def views_open(ctx: Context, args: Args) -> dict[str, Any]:
+    """Open a modal with a fresh trigger_id."""
+    return _modal_for_trigger(ctx, args, push=False)
 
 
 @method("views.push")
 def views_push(ctx: Context, args: Args) -> dict[str, Any]:
     """Push a modal onto the open stack (trigger_id from an interaction inside the modal)."""
-    ws = ctx.workspace
-    trigger_id = args.string("trigger_id")
-    if trigger_id is None:
-        raise _invalid_arguments("missing required field: trigger_id")
-    view = _view_arg(args, "modal")
-    trigger = ws.consume_trigger(trigger_id)
-    return {"view": ws.push_view(trigger.user_id, view).to_api()}
+    return _modal_for_trigger(ctx, args, push=True)
 
 
 @method("views.update")
