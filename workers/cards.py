@@ -41,9 +41,10 @@ DIGEST_TYPE = "hitl_digest"
 # Milliseconds between two new cards in one channel: Slack allows about one message per
 # second per channel, so a burst is paced here instead of bouncing off 429s.
 PACE_MS = 1050
-# A channel's backlog goes out as one digest card once this many requests wait unposted;
-# below it each request gets its full card, one per PACE_MS.
-DIGEST_MIN = 4
+# A channel's backlog goes out as one digest card once this many requests wait unposted:
+# a burst no one could take in card by card. Below it (an agent filing a handful at once)
+# each request gets its full card, one per PACE_MS.
+DIGEST_MIN = 10
 # Seconds a posting claim lives (longer than any single post with its retries).
 POST_CLAIM_TTL = 120
 # When a card cannot be synced now, try again after this many seconds.

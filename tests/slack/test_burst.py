@@ -35,7 +35,7 @@ def test_a_burst_is_paced_coalesced_and_nothing_is_lost(bot: Bot) -> None:
 
 
 def test_a_request_in_a_digest_is_decided_from_its_menu(bot: Bot) -> None:
-    reqs = {r.id: r for r in (bot.approvals.request(action="send_reminder", summary=f"Remind {n}") for n in range(10))}
+    reqs = {r.id: r for r in (bot.approvals.request(action="send_reminder", summary=f"Remind {n}") for n in range(25))}
     ws = bot.slack.workspace
     ws.wait_for(lambda: set(reqs) <= set(_shown_in(bot)), 20, what="every request on a card")
     digest = next(m for m in ws.messages(CHANNEL, include_replies=False) if m.metadata["event_payload"].get("ids"))
