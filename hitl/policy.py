@@ -180,10 +180,7 @@ class Policy(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            msg = first["msg"].removeprefix("Value error, ")
-            raise ConfigError(f"{source}: {where}: {msg}") from None
+            raise ConfigError(f"{source}: {_summarise(exc)}") from None
 
     @classmethod
     def load(cls, path: Path) -> Policy:
@@ -203,6 +200,24 @@ class Policy(BaseModel):
             if rule.when.matches(req):
                 return rule
         return ActionPolicy()
+
+
+def _summarise(exc: ValidationError, shown: int = 3) -> str:
+    """pydantic's report as one line: each problem's key and message, the first few only.
+
+    Unknown keys come first: a misspelt name is the likeliest mistake, and the other
+    errors in the same block often follow from it.
+    """
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    parts = []
+    for err in errors[:shown]:
+        where = ".".join(str(p) for p in err["loc"]) or "policy"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "is not a known key"
+        parts.append(f"{where}: {msg}")
+    more = f" (and {len(errors) - shown} more)" if len(errors) > shown else ""
+    return "; ".join(parts) + more
 
 
 class Route(BaseModel):

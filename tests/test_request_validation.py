@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 
 from hitl import Approvals, InvalidRequest
+from tests.helpers import ROOT, hitl_env
 
 
 def _stored(approvals: Approvals) -> int:
@@ -131,3 +134,24 @@ def test_the_async_client_caps_comments_too(approvals: Approvals) -> None:
         asyncio.run(_async_comment(approvals, handle.id))
     assert info.value.field == "comment"
     assert handle.status() == "pending"
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--timeout", "1e12"], "timeout"),
+        (["--mode", "override", "--window", "2592001"], "window"),
+        (["--approver", "U0BOB> <!channel> <https://evil.example|login"], "approvers"),
+        (["--requested-by", "dave"], "requested_by"),
+        (["--param", "p=" + "[" * 40 + "]" * 40], "params"),
+    ],
+)
+def test_cli_request_refusals_are_one_line_and_exit_3(redis_url, prefix, approvals: Approvals, args, field) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "hitl.cli", "request", "--action", "a", "--summary", "s", *args],
+        env=hitl_env(redis_url, prefix), cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(f"hitl: error: {field}: ")
+    assert _stored(approvals) == 0
