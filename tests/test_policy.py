@@ -222,12 +222,11 @@ def test_even_an_unexpected_loader_failure_keeps_the_previous_policy(
 def test_a_good_file_still_loads_with_anchors_and_merge_keys(tmp_path: Path) -> None:
     path = tmp_path / "p.yml"
     path.write_text(
-        "x-gate: &gate {mode: gate, timeout: 30m}\n"
+        "defaults: &gate {mode: gate, timeout: 30m}\n"
         "actions:\n"
         "  deploy: {<<: *gate, quorum: 2, approvers: [S0LEADS]}\n"
         "  drop: *gate\n"
         "autonomy: {min_decisions: 5, max_override_rate: 0.1}\n"
-        .replace("x-gate: &gate {mode: gate, timeout: 30m}\n", "defaults: &gate {mode: gate, timeout: 30m}\n")
     )
     policy = Policy.load(path)
     assert (policy.actions["deploy"].mode, policy.actions["deploy"].quorum) == ("gate", 2)
