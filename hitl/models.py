@@ -54,19 +54,21 @@ def to_seconds(value: float | int | timedelta | None, field: str) -> float | Non
 
 
 def too_deep(value: Any, limit: int = MAX_PARAMS_DEPTH) -> bool:
-    """Whether lists/objects nest deeper than `limit`, found without recursion."""
+    """Whether lists/objects nest deeper than `limit`, found without recursion.
+
+    Only containers are stacked, so the cost is one type check per value.
+    """
+    containers = (dict, list, tuple)
+    if not isinstance(value, containers):
+        return False
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = list(item.values())
-        elif isinstance(item, list | tuple):
-            children = list(item)
-        else:
-            continue
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in children)
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, containers):
+                stack.append((child, depth + 1))
     return False
 
 
