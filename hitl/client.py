@@ -79,6 +79,7 @@ def build_doc(
         "confidence": req.confidence,
         "mode": r.mode.value,
         "urgent": r.urgent,
+        "low_confidence": r.low_confidence,
         "channel": r.channel,
         "mirror_channels": r.mirror_channels,
         "approvers": r.approvers,

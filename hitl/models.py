@@ -209,7 +209,10 @@ class Request(BaseModel):
     reversible: bool | None = None
     confidence: float | None = None
     mode: Mode
-    urgent: bool = False
+    urgent: bool = False  # confidence below the policy's urgent_below
+    # Confidence below the policy's gate_below, decided when filed so the card's warning
+    # follows the policy in force. None on requests filed before this field existed.
+    low_confidence: bool | None = None
     channel: str | None = None
     # Channels the agent asked for besides the policy's: the card is mirrored there too.
     mirror_channels: list[str] = Field(default_factory=list)

@@ -225,6 +225,7 @@ class Route(BaseModel):
 
     mode: Mode
     urgent: bool
+    low_confidence: bool = False
     channel: str | None
     mirror_channels: list[str] = Field(default_factory=list)
     approvers: list[str]
@@ -260,9 +261,10 @@ def route(req: RequestInput, policy: Policy, default_channel: str | None = None)
     entry = policy.for_action(req)
     d = policy.defaults
     mode = _mode(req, entry.mode or d.mode)
-    urgent = False
+    urgent = low_confidence = False
     if req.confidence is not None:
-        if req.confidence < policy.confidence.gate_below:
+        low_confidence = req.confidence < policy.confidence.gate_below
+        if low_confidence:
             mode = Mode.GATE
         urgent = req.confidence < policy.confidence.urgent_below
     quorum = max(req.quorum or 1, entry.quorum or d.quorum or 1)
@@ -281,6 +283,7 @@ def route(req: RequestInput, policy: Policy, default_channel: str | None = None)
     return Route(
         mode=mode,
         urgent=urgent,
+        low_confidence=low_confidence,
         channel=channel,
         mirror_channels=mirrors,
         approvers=approvers,

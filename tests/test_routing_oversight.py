@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import cards
 from hitl import Approvals, InvalidRequest
 from hitl.errors import NotAllowed
 from hitl.status import Status
@@ -164,3 +165,19 @@ def test_approver_ids_are_slack_users_or_groups_only(open_policy: Approvals, bad
 def test_enterprise_user_ids_are_accepted(open_policy: Approvals) -> None:
     req = open_policy.request(action="a", summary="s", approvers=["W0GRID", "S0TEAM", "U0ALICE"]).fetch()
     assert req.approvers == ["W0GRID", "S0TEAM", "U0ALICE"]
+
+
+def test_the_cards_confidence_warning_follows_the_policys_thresholds(
+    redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    """Issue 9: with `gate_below: 0.9`, a request at 0.85 is gated and its card says so."""
+    path = tmp_path / "policy.yml"
+    path.write_text("confidence: {gate_below: 0.9, urgent_below: 0.5}\n")
+    with Approvals(settings=make_settings(redis_url, prefix, policy_file=path)) as client:
+        gated = client.request(action="a", summary="s", mode="auto", confidence=0.85).fetch()
+        fine = client.request(action="a", summary="s", mode="auto", confidence=0.95).fetch()
+        lowish = client.request(action="a", summary="s", confidence=0.55).fetch()
+    assert (gated.mode, gated.low_confidence, gated.urgent) == ("gate", True, False)
+    assert dict(cards.card_fields(gated))["Confidence"] == "⚠️ 85% (low)"
+    assert dict(cards.card_fields(fine))["Confidence"] == "95%"
+    assert dict(cards.card_fields(lowish))["Confidence"] == "⚠️ 55% (low)"  # not urgent under 0.5
