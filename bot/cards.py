@@ -54,6 +54,7 @@ from bot.text import (
     user_ref,
 )
 from hitl.models import Request
+from hitl.policy import DEFAULT_GATE_BELOW
 from hitl.status import Mode, Risk, Status
 
 ACTION_APPROVE = "hitl_approve"
@@ -97,9 +98,6 @@ HEADER_TEXT = 150
 FALLBACK_TEXT = 3000
 MAX_MESSAGE_BLOCKS = 50
 
-# Confidence below which the policy raises a request to gate, and marks it urgent (SPEC).
-LOW_CONFIDENCE = 0.8
-VERY_LOW_CONFIDENCE = 0.6
 # Less time than this before the deadline: the status line says so.
 SOON_SECONDS = 15 * 60
 
@@ -241,11 +239,16 @@ def _approvers_text(approvers: list[str], limit: int) -> str:
     return " ".join(refs)
 
 
-def _confidence_text(confidence: float) -> str:
+def _confidence_text(req: Request, confidence: float) -> str:
+    """The confidence, flagged by the thresholds of the policy that routed the request
+    (`urgent` and `low_confidence` are set when it is filed: one source for both)."""
     pct = f"{round(confidence * 100)}%"
-    if confidence < VERY_LOW_CONFIDENCE:
+    if req.urgent:
         return f"⚠️ *{pct}* (very low)"
-    if confidence < LOW_CONFIDENCE:
+    low = req.low_confidence
+    if low is None:  # filed before routing recorded it: the policy's default threshold
+        low = confidence < DEFAULT_GATE_BELOW
+    if low:
         return f"⚠️ {pct} (low)"
     return pct
 
@@ -268,7 +271,7 @@ def card_fields(req: Request, *, with_deadline: bool | None = None) -> list[tupl
     reversible = {True: "Yes", False: "⚠️ *No*", None: "Not stated"}[req.reversible]
     fields.append(("Reversible", reversible))
     if req.confidence is not None:
-        fields.append(("Confidence", _confidence_text(req.confidence)))
+        fields.append(("Confidence", _confidence_text(req, req.confidence)))
     mode = _MODE_LABEL[req.mode]
     if req.paused:
         mode = "Gate: agent paused by an operator"

@@ -23,9 +23,11 @@ import redis.asyncio as aioredis
 from hitl.errors import InvalidRequest, Rejected, WaitTimeout
 from hitl.ids import new_id
 from hitl.keys import Keys
-from hitl.models import MAX_PARAMS_BYTES, Decision, Request, RequestInput
+from hitl.models import Decision, Request, RequestInput, check_comment, check_params
+from hitl.people import Directory, default_directory, resolve_requester
 from hitl.policy import PolicySource, route
 from hitl.settings import Settings, load_settings
+from hitl.slackids import is_email
 from hitl.status import Mode, Status, Verb
 from hitl.store import AsyncStore, Store, apply_outcome
 
@@ -53,10 +55,17 @@ def _connect_kwargs() -> dict[str, Any]:
     }
 
 
-def build_doc(settings: Settings, policy: PolicySource, **kwargs: Any) -> dict[str, Any]:
-    """Validate an agent's arguments and route them with the policy: the stored `doc`."""
+def build_doc(
+    settings: Settings, policy: PolicySource, *, directory: Directory | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """Validate an agent's arguments and route them with the policy: the stored `doc`.
+
+    `directory` resolves an email given as `requested_by` to a Slack user id (by default
+    Slack's `users.lookupByEmail`, called only when an email is given).
+    """
     req = RequestInput.parse(**kwargs)
     r = route(req, policy.current(), settings.default_channel)
+    requested_by = resolve_requester(req.requested_by, directory or default_directory(settings))
     return {
         "id": new_id(),
         "action": req.action,
@@ -70,9 +79,11 @@ def build_doc(settings: Settings, policy: PolicySource, **kwargs: Any) -> dict[s
         "confidence": req.confidence,
         "mode": r.mode.value,
         "urgent": r.urgent,
+        "low_confidence": r.low_confidence,
         "channel": r.channel,
+        "mirror_channels": r.mirror_channels,
         "approvers": r.approvers,
-        "requested_by": req.requested_by,
+        "requested_by": requested_by,
         "quorum": r.quorum,
         "timeout": r.timeout,
         "window": r.window,
@@ -83,22 +94,17 @@ def build_doc(settings: Settings, policy: PolicySource, **kwargs: Any) -> dict[s
     }
 
 
-def check_decision(verb: str, params: dict[str, Any] | None) -> Verb:
+def check_decision(verb: str, params: dict[str, Any] | None, comment: str | None = None) -> Verb:
+    """Validate a decision's arguments before anything is written; errors name the field."""
     try:
         v = Verb(verb)
     except ValueError:
         raise InvalidRequest("verb", f"{verb!r} is not one of approve, reject, veto, confirm") from None
+    check_comment(comment)
     if params is not None:
         if v is not Verb.APPROVE:
             raise InvalidRequest("params", "edited parameters go with an approval only")
-        if not isinstance(params, dict):
-            raise InvalidRequest("params", "must be a JSON object")
-        try:
-            size = len(json.dumps(params, allow_nan=False, ensure_ascii=False).encode())
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequest("params", f"must be JSON-serialisable ({exc})") from None
-        if size > MAX_PARAMS_BYTES:
-            raise InvalidRequest("params", f"is {size:,} bytes as JSON; the limit is {MAX_PARAMS_BYTES:,}")
+        check_params(params)
     return v
 
 
@@ -196,8 +202,11 @@ class Approvals:
         settings: Settings | None = None,
         client: redis.Redis | None = None,
         prefix: str | None = None,
+        directory: Directory | None = None,
     ) -> None:
+        """`directory` resolves `requested_by` emails (default: Slack's users.lookupByEmail)."""
         self.settings = settings or load_settings()
+        self.directory = directory
         url = redis_url or self.settings.redis
         self.redis = client or redis.Redis.from_url(url, **_connect_kwargs())
         self.keys = Keys(prefix or self.settings.prefix)
@@ -207,7 +216,9 @@ class Approvals:
 
     def request(self, action: str | None = None, summary: str | None = None, **kwargs: Any) -> RequestHandle:
         """File a request (see SPEC for the arguments) and return its handle at once."""
-        doc = build_doc(self.settings, self.policy, action=action, summary=summary, **kwargs)
+        doc = build_doc(
+            self.settings, self.policy, directory=self.directory, action=action, summary=summary, **kwargs
+        )
         _, rid, mode, status = self.store.create(doc)
         return RequestHandle(self, rid, mode, status)
 
@@ -268,7 +279,7 @@ class Approvals:
         refuses the decision if the request changed since the reviewer saw it. Raises
         `AlreadyDecided`, `NotAllowed` or `StaleVersion`; nothing changes then.
         """
-        v = check_decision(verb, params)
+        v = check_decision(verb, params, comment)
         self.store.transition(
             request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
         )
@@ -410,8 +421,10 @@ class AsyncApprovals:
         settings: Settings | None = None,
         client: aioredis.Redis | None = None,
         prefix: str | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self.settings = settings or load_settings()
+        self.directory = directory
         self.redis = client or aioredis.Redis.from_url(redis_url or self.settings.redis, **_connect_kwargs())
         self.keys = Keys(prefix or self.settings.prefix)
         self.store = AsyncStore(self.redis, self.keys, self.settings.retention)
@@ -420,7 +433,12 @@ class AsyncApprovals:
     async def request(
         self, action: str | None = None, summary: str | None = None, **kwargs: Any
     ) -> AsyncRequestHandle:
-        doc = build_doc(self.settings, self.policy, action=action, summary=summary, **kwargs)
+        build = functools.partial(
+            build_doc, self.settings, self.policy,
+            directory=self.directory, action=action, summary=summary, **kwargs,
+        )
+        # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
+        doc = await asyncio.to_thread(build) if is_email(kwargs.get("requested_by")) else build()
         _, rid, mode, _status = await self.store.create(doc)
         return AsyncRequestHandle(self, rid, mode)
 
@@ -439,7 +457,7 @@ class AsyncApprovals:
         version: int | None = None,
         groups: Sequence[str] = (),
     ) -> Request:
-        v = check_decision(verb, params)
+        v = check_decision(verb, params, comment)
         await self.store.transition(
             request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
         )

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hitl.errors import InvalidRequest
+from hitl.slackids import check_mentionable, is_email, is_user
 from hitl.status import Mode, Risk, Status
 
 # Largest JSON encoding of `params` accepted; larger payloads belong in a link, not a card.
@@ -25,6 +26,14 @@ MAX_SUMMARY_CHARS = 2_000
 MAX_CONTEXT_CHARS = 20_000
 # Most distinct approvals a request may require.
 MAX_QUORUM = 10
+# Deepest nesting of lists and objects in `params`: deeper input is refused before it is
+# encoded, so it can never reach a recursive encoder (RecursionError).
+MAX_PARAMS_DEPTH = 32
+# Longest timeout, window or policy duration: 30 days. A deadline past that is a mistake.
+MAX_DURATION = 30 * 86400.0
+# Longest reviewer comment: Slack's section text limit, where the card shows it. The reject
+# modal (bot/views.py) allows 2,000, so a click never hits this.
+MAX_COMMENT_CHARS = 3_000
 
 Seconds = float
 
@@ -39,7 +48,60 @@ def to_seconds(value: float | int | timedelta | None, field: str) -> float | Non
         raise InvalidRequest(field, "must be a number of seconds or a timedelta")
     if value <= 0:
         raise InvalidRequest(field, f"must be positive, got {value:g}")
+    if value > MAX_DURATION:
+        raise InvalidRequest(field, f"is {value:g}s; the longest allowed is 30 days ({MAX_DURATION:g}s)")
     return float(value)
+
+
+def too_deep(value: Any, limit: int = MAX_PARAMS_DEPTH) -> bool:
+    """Whether lists/objects nest deeper than `limit`, found without recursion.
+
+    Only containers are stacked, so the cost is one type check per value.
+    """
+    containers = (dict, list, tuple)
+    if not isinstance(value, containers):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, containers):
+                stack.append((child, depth + 1))
+    return False
+
+
+def check_params(params: Any, field: str = "params") -> int:
+    """Refuse params that are not a bounded JSON object; return their encoded size in bytes."""
+    if not isinstance(params, dict):
+        raise InvalidRequest(field, "must be a JSON object")
+    if too_deep(params):
+        raise InvalidRequest(field, f"nests lists/objects deeper than {MAX_PARAMS_DEPTH} levels; flatten it")
+    try:
+        size = len(json.dumps(params, allow_nan=False, ensure_ascii=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(field, f"must be JSON-serialisable ({exc})") from None
+    if size > MAX_PARAMS_BYTES:
+        raise InvalidRequest(
+            field,
+            f"is {size:,} bytes as JSON; the limit is {MAX_PARAMS_BYTES:,}. "
+            "Pass a reference (a URL or an id) to large data instead",
+        )
+    return size
+
+
+def check_comment(comment: Any) -> str | None:
+    """A reviewer's comment: text of at most MAX_COMMENT_CHARS characters."""
+    if comment is None:
+        return None
+    if not isinstance(comment, str):
+        raise InvalidRequest("comment", "must be text")
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise InvalidRequest(
+            "comment", f"is {len(comment):,} characters; the limit is {MAX_COMMENT_CHARS:,} (shorten it)"
+        )
+    return comment
 
 
 class EscalationStep(BaseModel):
@@ -69,35 +131,44 @@ class RequestInput(BaseModel):
     mode: Mode | None = None
     channel: str | None = Field(default=None, max_length=100)
     approvers: list[str] | None = None
-    requested_by: str | None = Field(default=None, max_length=50)
+    requested_by: str | None = Field(default=None, max_length=320)
     quorum: int | None = Field(default=None, ge=1, le=MAX_QUORUM)
-    timeout: float | None = Field(default=None, gt=0)
-    window: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_DURATION)
+    window: float | None = Field(default=None, gt=0, le=MAX_DURATION)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
-    @field_validator("params")
+    @field_validator("params", mode="before")
     @classmethod
-    def _params_are_json(cls, params: dict[str, Any]) -> dict[str, Any]:
+    def _params_are_json(cls, params: Any) -> Any:
+        if params is None:
+            return {}
         try:
-            encoded = json.dumps(params, allow_nan=False, ensure_ascii=False)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"must be JSON-serialisable ({exc})") from None
-        if len(encoded.encode()) > MAX_PARAMS_BYTES:
-            raise ValueError(
-                f"is {len(encoded.encode()):,} bytes as JSON; the limit is {MAX_PARAMS_BYTES:,}. "
-                "Pass a reference (a URL or an id) to large data instead"
-            )
+            check_params(params)
+        except InvalidRequest as exc:
+            raise ValueError(str(exc).split(": ", 1)[1]) from None
         return params
 
-    @field_validator("approvers")
+    @field_validator("approvers", mode="before")
     @classmethod
-    def _approver_ids(cls, approvers: list[str] | None) -> list[str] | None:
+    def _approver_ids(cls, approvers: Any) -> Any:
         if approvers is None:
             return None
-        for who in approvers:
-            if not isinstance(who, str) or not who.strip() or len(who) > 50:
-                raise ValueError(f"{who!r} is not a Slack user or user group id")
-        return list(dict.fromkeys(a.strip() for a in approvers))
+        if isinstance(approvers, str) or not isinstance(approvers, list | tuple):
+            raise ValueError("must be a list of Slack user (U…/W…) or user group (S…) ids")
+        return check_mentionable(list(approvers))
+
+    @field_validator("requested_by", mode="before")
+    @classmethod
+    def _requester(cls, who: Any) -> Any:
+        if who is None:
+            return None
+        who = who.strip() if isinstance(who, str) else who
+        if not (is_user(who) or is_email(who)):
+            raise ValueError(
+                f"{who!r} is neither a Slack user id (U…/W…) nor an email address; pass the "
+                "person's Slack user id, or the email they use in Slack"
+            )
+        return who
 
     @classmethod
     def parse(cls, **kwargs: Any) -> RequestInput:
@@ -138,8 +209,13 @@ class Request(BaseModel):
     reversible: bool | None = None
     confidence: float | None = None
     mode: Mode
-    urgent: bool = False
+    urgent: bool = False  # confidence below the policy's urgent_below
+    # Confidence below the policy's gate_below, decided when filed so the card's warning
+    # follows the policy in force. None on requests filed before this field existed.
+    low_confidence: bool | None = None
     channel: str | None = None
+    # Channels the agent asked for besides the policy's: the card is mirrored there too.
+    mirror_channels: list[str] = Field(default_factory=list)
     approvers: list[str] = Field(default_factory=list)
     requested_by: str | None = None
     quorum: int = 1

@@ -14,12 +14,22 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from hitl.errors import ConfigError
-from hitl.models import EscalationStep, RequestInput
+from hitl.errors import ConfigError, InvalidRequest
+from hitl.models import MAX_DURATION, EscalationStep, RequestInput
+from hitl.slackids import check_mentionable, is_group
 from hitl.status import OVERSIGHT_ORDER, Mode, Risk
+from hitl.yamlsafe import MAX_BYTES as MAX_POLICY_BYTES
+from hitl.yamlsafe import load_bytes, load_text
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +63,22 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+def _policy_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{value!r} is longer than the limit of 30 days")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(_policy_duration)]
+# Approvers and `notify` lists: Slack user or user group ids only, never markup.
+Mentions = Annotated[list[str], AfterValidator(check_mentionable)]
 
 
 class PolicyStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
     after: Duration
-    notify: list[str] = Field(default_factory=list)
+    notify: Mentions = Field(default_factory=list)
     channel: str | None = None
 
 
@@ -69,11 +88,25 @@ class ActionPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Mode | None = None
     channel: str | None = None
-    approvers: list[str] | None = None
+    approvers: Mentions | None = None
     quorum: int | None = Field(default=None, ge=1, le=10)
     timeout: Duration | None = None
     window: Duration | None = None
     escalation: list[PolicyStep] | None = None
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> ActionPolicy:
+        if self.approvers and self.quorum and not _reachable(self.approvers, self.quorum):
+            raise ValueError(
+                f"quorum {self.quorum} can never be met by the {len(self.approvers)} approvers "
+                "listed (add people or a user group, or lower the quorum)"
+            )
+        return self
+
+
+def _reachable(approvers: list[str], quorum: int) -> bool:
+    """Whether `quorum` distinct people can come from `approvers` (a group may hold many)."""
+    return any(is_group(a) for a in approvers) or len(approvers) >= quorum
 
 
 class RuleMatch(BaseModel):
@@ -110,6 +143,20 @@ class Defaults(ActionPolicy):
     pass
 
 
+class AutonomyThresholds(BaseModel):
+    """When an action has earned a step up the autonomy ladder (`autonomy:` in the policy).
+
+    The one source of these thresholds: validated when the policy loads (a misspelt key
+    fails `hitl policy check`), read by `hitl.stats` and `/hitl stats`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    min_decisions: int = Field(default=100, ge=1)
+    min_approved_unedited: float = Field(default=0.95, ge=0, le=1)
+    no_critical_rejection_days: float = Field(default=14, ge=0)
+    max_override_rate: float = Field(default=0.05, ge=0, le=1)
+
+
 class Policy(BaseModel):
     """The whole policy file."""
 
@@ -118,28 +165,29 @@ class Policy(BaseModel):
     actions: dict[str, ActionPolicy] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     confidence: ConfidencePolicy = Field(default_factory=ConfidencePolicy)
-    autonomy: dict[str, Any] = Field(default_factory=dict)
+    autonomy: AutonomyThresholds = Field(default_factory=AutonomyThresholds)
 
     @classmethod
-    def from_yaml(cls, text: str, source: str = "policy") -> Policy:
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML ({exc})") from None
+    def from_yaml(cls, text: str | bytes, source: str = "policy") -> Policy:
+        """Parse and validate; any problem is one `ConfigError` line naming the key."""
+        raw = load_bytes(text, source) if isinstance(text, bytes) else load_text(text, source)
+        return cls.from_data(raw or {}, source)
+
+    @classmethod
+    def from_data(cls, data: Any, source: str = "policy") -> Policy:
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: the top level must be a mapping")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            msg = first["msg"].removeprefix("Value error, ")
-            raise ConfigError(f"{source}: {where}: {msg}") from None
+            raise ConfigError(f"{source}: {_summarise(exc)}") from None
 
     @classmethod
     def load(cls, path: Path) -> Policy:
         try:
-            text = path.read_text()
+            with path.open("rb") as fh:
+                # One byte past the cap is enough to know the file is too big.
+                text = fh.read(MAX_POLICY_BYTES + 1)
         except OSError as exc:
             raise ConfigError(f"HITL_POLICY_FILE: cannot read {path} ({exc.strerror})") from None
         return cls.from_yaml(text, str(path))
@@ -154,12 +202,32 @@ class Policy(BaseModel):
         return ActionPolicy()
 
 
+def _summarise(exc: ValidationError, shown: int = 3) -> str:
+    """pydantic's report as one line: each problem's key and message, the first few only.
+
+    Unknown keys come first: a misspelt name is the likeliest mistake, and the other
+    errors in the same block often follow from it.
+    """
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    parts = []
+    for err in errors[:shown]:
+        where = ".".join(str(p) for p in err["loc"]) or "policy"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "is not a known key"
+        parts.append(f"{where}: {msg}")
+    more = f" (and {len(errors) - shown} more)" if len(errors) > shown else ""
+    return "; ".join(parts) + more
+
+
 class Route(BaseModel):
     """Where a request goes and what timers it gets: the policy applied to one request."""
 
     mode: Mode
     urgent: bool
+    low_confidence: bool = False
     channel: str | None
+    mirror_channels: list[str] = Field(default_factory=list)
     approvers: list[str]
     quorum: int
     timeout: float
@@ -172,23 +240,39 @@ def more_oversight(a: Mode, b: Mode) -> Mode:
 
 
 def route(req: RequestInput, policy: Policy, default_channel: str | None = None) -> Route:
-    """Apply the policy: request arguments can only raise oversight, never lower it."""
+    """Apply the policy to one request. The one place the oversight rule is written:
+    arguments given to `request()` may only ADD oversight to what the policy says.
+
+    - mode: the stricter of request and policy; low confidence raises it to gate.
+    - quorum: the larger of request and policy, and never more than the approvers can meet.
+    - approvers: when the policy names approvers, the request may narrow them to a subset
+      that can still meet the quorum; an empty list is always refused (it never means
+      "anyone"). Without policy approvers a request may name its own (narrowing "anyone in
+      the channel").
+    - channel: a channel the policy names always gets the card; a different channel asked
+      for becomes an extra mirror. Without one, the request's channel, else the default.
+    - timeout: the request's (bounded when parsed), else the policy's.
+    - window: the longer of request and policy (a shorter veto window is less oversight).
+    - escalation: always the policy's.
+
+    Raises `InvalidRequest` naming the field when the request asks for less oversight in a
+    way that cannot be silently raised (approvers, quorum).
+    """
     entry = policy.for_action(req)
     d = policy.defaults
-    policy_mode = entry.mode or d.mode
-    if policy_mode is None:
-        mode = req.mode or Mode.GATE
-    else:
-        mode = more_oversight(req.mode, policy_mode) if req.mode else policy_mode
-    urgent = False
+    mode = _mode(req, entry.mode or d.mode)
+    urgent = low_confidence = False
     if req.confidence is not None:
-        if req.confidence < policy.confidence.gate_below:
+        low_confidence = req.confidence < policy.confidence.gate_below
+        if low_confidence:
             mode = Mode.GATE
         urgent = req.confidence < policy.confidence.urgent_below
-    timeout = req.timeout or entry.timeout or d.timeout or DEFAULT_TIMEOUT
-    window = req.window or entry.window or d.window or DEFAULT_WINDOW
-    approvers = req.approvers if req.approvers is not None else (entry.approvers or d.approvers or [])
     quorum = max(req.quorum or 1, entry.quorum or d.quorum or 1)
+    approvers = _approvers(req.approvers, entry.approvers or d.approvers or [], quorum)
+    channel, mirrors = _channels(req.channel, entry.channel or d.channel, default_channel)
+    timeout = req.timeout or entry.timeout or d.timeout or DEFAULT_TIMEOUT
+    floor = entry.window or d.window
+    window = (req.window or DEFAULT_WINDOW) if floor is None else max(req.window or 0.0, floor)
     ladder = entry.escalation if entry.escalation is not None else d.escalation
     if ladder is None:
         # Default: one reminder to the approvers halfway to the deadline.
@@ -199,13 +283,60 @@ def route(req: RequestInput, policy: Policy, default_channel: str | None = None)
     return Route(
         mode=mode,
         urgent=urgent,
-        channel=req.channel or entry.channel or d.channel or default_channel,
+        low_confidence=low_confidence,
+        channel=channel,
+        mirror_channels=mirrors,
         approvers=approvers,
         quorum=quorum,
         timeout=timeout,
         window=window,
         escalation=steps,
     )
+
+
+def _mode(req: RequestInput, policy_mode: Mode | None) -> Mode:
+    if policy_mode is None:
+        return req.mode or Mode.GATE
+    return more_oversight(req.mode, policy_mode) if req.mode else policy_mode
+
+
+def _approvers(asked: list[str] | None, allowed: list[str], quorum: int) -> list[str]:
+    """The request's approvers checked against the policy's (see `route`)."""
+    if asked is not None and not asked:
+        raise InvalidRequest(
+            "approvers", "name at least one approver, or leave it out to use the policy's"
+        )
+    if asked is None:
+        chosen = list(allowed)
+    else:
+        outside = [a for a in asked if allowed and a not in allowed]
+        if outside:
+            raise InvalidRequest(
+                "approvers",
+                f"{', '.join(outside)} not among the policy's approvers for this action; "
+                f"choose from {', '.join(allowed)}, or leave approvers out",
+            )
+        chosen = list(asked)
+    if chosen and not _reachable(chosen, quorum):
+        field = "approvers" if asked is not None else "quorum"
+        raise InvalidRequest(
+            field,
+            f"{len(chosen)} approver(s) can never meet the quorum of {quorum}; name at least "
+            f"{quorum} (or a user group)"
+            + (f" from {', '.join(allowed)}" if allowed else ""),
+        )
+    return chosen
+
+
+def _channels(
+    asked: str | None, policy_channel: str | None, default: str | None
+) -> tuple[str | None, list[str]]:
+    """The card's channel and any mirror channels (see `route`)."""
+    if policy_channel is None:
+        return asked or default, []
+    if asked and asked != policy_channel:
+        return policy_channel, [asked]
+    return policy_channel, []
 
 
 class PolicySource:
@@ -244,9 +375,15 @@ class PolicySource:
                     self._policy = Policy.load(self.path)
                     self.last_error = None
                     log.info("policy reloaded from %s", self.path)
-                except ConfigError as exc:
-                    self.last_error = str(exc)
-                    log.error("policy not reloaded, previous one stays in force: %s", exc)
+                except Exception as exc:
+                    # Policy.load reports every known problem as ConfigError; anything else
+                    # (a parser bug, RecursionError) must not stop requests either.
+                    message = (
+                        str(exc) if isinstance(exc, ConfigError)
+                        else f"{self.path}: {type(exc).__name__}: {exc}"
+                    )
+                    self.last_error = " ".join(message.split())
+                    log.error("policy not reloaded, previous one stays in force: %s", self.last_error)
         return self._policy
 
     def reload(self) -> Policy:

@@ -11,22 +11,14 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field
-
+from hitl.policy import AutonomyThresholds
 from hitl.status import Mode
 from hitl.store import Store, _s
 
 # Each step up the autonomy ladder, from more oversight to less.
 LADDER = {Mode.GATE: Mode.OVERRIDE, Mode.OVERRIDE: Mode.AUTO}
 
-
-class AutonomyThresholds(BaseModel):
-    """When an action has earned a step up; settable under `autonomy:` in the policy."""
-
-    min_decisions: int = Field(default=100, ge=1)
-    min_approved_unedited: float = Field(default=0.95, ge=0, le=1)
-    no_critical_rejection_days: float = Field(default=14, ge=0)
-    max_override_rate: float = Field(default=0.05, ge=0, le=1)
+__all__ = ["LADDER", "ActionStats", "AutonomyThresholds", "action_stats", "all_actions", "paused_scopes"]
 
 
 @dataclass

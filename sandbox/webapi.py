@@ -55,6 +55,7 @@ FORM_ONLY = frozenset(
         "usergroups.list",
         "usergroups.users.list",
         "users.info",
+        "users.lookupByEmail",
     }
 )
 
@@ -65,6 +66,7 @@ NEEDED_SCOPES: dict[str, tuple[str, ...]] = {
     "chat.delete": ("chat:write",),
     "chat.postEphemeral": ("chat:write",),
     "users.info": ("users:read",),
+    "users.lookupByEmail": ("users:read.email",),
     "usergroups.users.list": ("usergroups:read",),
     "usergroups.list": ("usergroups:read",),
     "conversations.info": ("channels:read", "groups:read"),
@@ -530,6 +532,18 @@ def users_info(ctx: Context, args: Args) -> dict[str, Any]:
     if user is None:
         raise SlackError("user_not_found")
     return {"user": user.to_api(ws.team_id)}
+
+
+@method("users.lookupByEmail")
+def users_lookup_by_email(ctx: Context, args: Args) -> dict[str, Any]:
+    """The user with that email (case-insensitive), as Slack answers: users_not_found otherwise."""
+    email = (args.string("email") or "").strip().lower()
+    if not email:
+        raise _invalid_arguments("email is required")
+    for user in ctx.workspace.users():
+        if user.email and user.email.lower() == email and not user.deleted:
+            return {"user": user.to_api(ctx.workspace.team_id)}
+    raise SlackError("users_not_found")
 
 
 @method("usergroups.users.list")

@@ -40,6 +40,7 @@ DEFAULT_SCOPES = (
     "chat:write.public",
     "commands",
     "users:read",
+    "users:read.email",
     "usergroups:read",
     "channels:read",
     "groups:read",

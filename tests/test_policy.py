@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from hitl import Approvals
+from hitl import Approvals, stats
 from hitl.errors import ConfigError
 from hitl.policy import Policy, PolicySource, parse_duration
+from hitl.status import Mode
 from tests.conftest import make_settings
+from tests.helpers import ROOT
 
 POLICY = """
 defaults: {channel: "#agent-approvals", timeout: 1h}
@@ -116,3 +120,130 @@ def test_durations() -> None:
     assert [parse_duration(v) for v in ("30s", "10m", "1h", "2d", 45, "1.5h")] == [30, 600, 3600, 172800, 45, 5400]
     with pytest.raises(ValueError):
         parse_duration("ten minutes")
+
+
+BAD_FILES: dict[str, tuple[bytes, str]] = {
+    "duplicate key": (
+        b"actions:\n  deploy:\n    mode: gate\n    mode: auto\n",
+        "duplicate key 'mode' on line 4 (first given on line 3)",
+    ),
+    "duplicate action": (
+        b"actions:\n  deploy: {mode: gate}\n  deploy: {mode: auto}\n",
+        "duplicate key 'deploy' on line 3",
+    ),
+    "deep nesting": (b"defaults: " + b"[" * 3000 + b"]" * 3000 + b"\n", "nested more than 20 levels deep"),
+    "deep block nesting": (
+        b"".join(b"  " * n + b"k%d:\n" % n for n in range(30)) + b"  " * 30 + b"v: 1\n",
+        "nested more than 20 levels deep",
+    ),
+    "invalid UTF-8": (b"defaults: {channel: \"#caf\xe9\"}\n", "not valid UTF-8"),
+    "too big": (b"# " + b"x" * (1024 * 1024) + b"\n", "the limit is 1,048,576"),
+    "alias bomb": (
+        b"a: &a [x, x]\n" + b"".join(b"b%d: [*a, *a]\n" % n for n in range(60)),
+        "more than 100 aliases",
+    ),
+    "autonomy typo": (
+        b"autonomy: {min_decisons: 5, max_override_rate: 7}\n", "autonomy.min_decisons"
+    ),
+    "autonomy range": (b"autonomy: {max_override_rate: 7}\n", "autonomy.max_override_rate"),
+    "markup approver": (
+        b"actions: {deploy: {approvers: ['U0BOB> <!channel> <https://evil.example|login']}}\n",
+        "actions.deploy.approvers",
+    ),
+    "markup notify": (
+        b"actions: {deploy: {escalation: [{after: 1m, notify: ['<!here>']}]}}\n",
+        "actions.deploy.escalation.0.notify",
+    ),
+    "duration over 30 days": (b"defaults: {timeout: 31d}\n", "defaults.timeout"),
+    "unreachable quorum": (
+        b"actions: {deploy: {approvers: [U0ALICE], quorum: 2}}\n", "actions.deploy: quorum 2 can never be met"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_a_bad_file_is_one_config_error_line(tmp_path: Path, name: str) -> None:
+    content, words = BAD_FILES[name]
+    path = tmp_path / "p.yml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        Policy.load(path)
+    message = str(info.value)
+    assert words in message
+    assert message.startswith(str(path))
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_policy_check_prints_one_line_and_exits_3(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "p.yml"
+    path.write_bytes(BAD_FILES[name][0])
+    proc = subprocess.run(
+        [sys.executable, "-m", "hitl.cli", "policy", "check", str(path)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert proc.returncode == 3
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert BAD_FILES[name][1] in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_a_live_reload_of_a_bad_file_keeps_the_previous_policy(
+    redis_url: str, prefix: str, policy_file: Path, name: str
+) -> None:
+    with Approvals(settings=make_settings(redis_url, prefix, policy_file=policy_file)) as client:
+        assert client.request(action="deploy", summary="s").fetch().timeout == 1800
+        policy_file.write_bytes(BAD_FILES[name][0])
+        os.utime(policy_file, ns=(3, 3))
+        client.policy.reload()
+        assert BAD_FILES[name][1] in (client.policy.last_error or "")
+        after = client.request(action="deploy", summary="s", mode="auto").fetch()
+        assert (after.mode, after.timeout) == ("gate", 1800)
+        assert client.request(action="search_web", summary="s").mode == "auto"
+
+
+def test_even_an_unexpected_loader_failure_keeps_the_previous_policy(
+    policy_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = PolicySource(policy_file)
+
+    def explode(path: Path) -> Policy:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(Policy, "load", staticmethod(explode))
+    os.utime(policy_file, ns=(4, 4))
+    assert source.reload().actions["search_web"].mode == "auto"
+    assert source.last_error == f"{policy_file}: RecursionError: maximum recursion depth exceeded"
+
+
+def test_a_good_file_still_loads_with_anchors_and_merge_keys(tmp_path: Path) -> None:
+    path = tmp_path / "p.yml"
+    path.write_text(
+        "defaults: &gate {mode: gate, timeout: 30m}\n"
+        "actions:\n"
+        "  deploy: {<<: *gate, quorum: 2, approvers: [S0LEADS]}\n"
+        "  drop: *gate\n"
+        "autonomy: {min_decisions: 5, max_override_rate: 0.1}\n"
+    )
+    policy = Policy.load(path)
+    assert (policy.actions["deploy"].mode, policy.actions["deploy"].quorum) == ("gate", 2)
+    assert policy.actions["drop"].timeout == 1800
+    assert (policy.autonomy.min_decisions, policy.autonomy.max_override_rate) == (5, 0.1)
+
+
+def test_stats_recommend_with_the_policys_validated_thresholds(tmp_path: Path) -> None:
+    path = tmp_path / "p.yml"
+    path.write_text("autonomy: {min_decisions: 5}\n")
+    limits = Policy.load(path).autonomy
+    assert isinstance(limits, stats.AutonomyThresholds)
+    earned = stats.ActionStats("deploy", {"approved": 5, "approved_unedited": 5}, None, None)
+    assert earned.recommendation(Mode.GATE, limits) is not None
+    assert earned.recommendation(Mode.GATE, Policy().autonomy) is None  # default needs 100
+
+
+def test_policy_durations_are_capped() -> None:
+    with pytest.raises(ConfigError, match=r"defaults\.window: '1000h' is longer than the limit of 30 days"):
+        Policy.from_yaml("defaults: {window: 1000h}")

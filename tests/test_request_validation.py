@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 
 from hitl import Approvals, InvalidRequest
+from tests.helpers import ROOT, hitl_env
 
 
 def _stored(approvals: Approvals) -> int:
@@ -52,3 +56,102 @@ def test_params_at_the_cap_are_accepted_and_kept_whole(approvals: Approvals) -> 
     big = {"body": "é" * 100_000}  # 200 KB of UTF-8: under the cap
     req = approvals.request(action="a", summary="s", params=big)
     assert req.fetch().params == big
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [33, 5_000])
+def test_params_nested_too_deep_are_refused_naming_params(approvals: Approvals, depth: int) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        approvals.request(action="a", summary="s", params=_nested(depth))
+    assert info.value.field == "params"
+    assert "deeper than 32 levels" in str(info.value)
+    assert _stored(approvals) == 0
+
+
+def test_params_at_the_depth_cap_are_kept(approvals: Approvals) -> None:
+    deep = {"list": [[[{"x": 1}]]], "nested": _nested(31)}
+    assert approvals.request(action="a", summary="s", params=deep).fetch().params == deep
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("timeout", 1e12), ("window", 30 * 86400 + 1), ("timeout", timedelta(days=31))],
+)
+def test_durations_over_30_days_are_refused(approvals: Approvals, field: str, value) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        approvals.request(action="a", summary="s", mode="override", **{field: value})
+    assert info.value.field == field
+    assert "30 days" in str(info.value)
+    assert _stored(approvals) == 0
+
+
+def test_a_30_day_timeout_is_accepted(approvals: Approvals) -> None:
+    assert approvals.request(action="a", summary="s", timeout=timedelta(days=30)).fetch().timeout == 30 * 86400
+
+
+def test_a_comment_over_the_cap_is_refused_and_the_request_stays_pending(approvals: Approvals) -> None:
+    handle = approvals.request(action="a", summary="s")
+    with pytest.raises(InvalidRequest) as info:
+        approvals.decide(handle.id, "reject", by="U0ALICE", comment="x" * (5 * 1024 * 1024))
+    assert info.value.field == "comment"
+    assert "the limit is 3,000" in str(info.value)
+    assert handle.status() == "pending"
+    approvals.decide(handle.id, "reject", by="U0ALICE", comment="y" * 3_000)
+    assert handle.fetch().comment == "y" * 3_000
+
+
+def test_edited_params_nested_too_deep_are_refused(approvals: Approvals) -> None:
+    handle = approvals.request(action="a", summary="s")
+    with pytest.raises(InvalidRequest) as info:
+        approvals.decide(handle.id, "approve", by="U0ALICE", params=_nested(5_000))
+    assert info.value.field == "params"
+    assert handle.status() == "pending"
+
+
+@pytest.mark.parametrize("who", ["dave", "U0BOB> <!channel>", "<@U0BOB>", "dave@", "C0APPROVALS"])
+def test_requested_by_must_be_a_user_id_or_an_email(approvals: Approvals, who: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        approvals.request(action="a", summary="s", requested_by=who)
+    assert info.value.field == "requested_by"
+    assert "Slack user id" in str(info.value)
+    assert _stored(approvals) == 0
+
+
+async def _async_comment(approvals: Approvals, rid: str) -> None:
+    async with approvals.asyncio() as aio:
+        await aio.decide(rid, "reject", by="U0ALICE", comment="x" * 3_001)
+
+
+def test_the_async_client_caps_comments_too(approvals: Approvals) -> None:
+    handle = approvals.request(action="a", summary="s")
+    with pytest.raises(InvalidRequest) as info:
+        asyncio.run(_async_comment(approvals, handle.id))
+    assert info.value.field == "comment"
+    assert handle.status() == "pending"
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--timeout", "1e12"], "timeout"),
+        (["--mode", "override", "--window", "2592001"], "window"),
+        (["--approver", "U0BOB> <!channel> <https://evil.example|login"], "approvers"),
+        (["--requested-by", "dave"], "requested_by"),
+        (["--param", "p=" + "[" * 40 + "]" * 40], "params"),
+    ],
+)
+def test_cli_request_refusals_are_one_line_and_exit_3(redis_url, prefix, approvals: Approvals, args, field) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "hitl.cli", "request", "--action", "a", "--summary", "s", *args],
+        env=hitl_env(redis_url, prefix), cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(f"hitl: error: {field}: ")
+    assert _stored(approvals) == 0

@@ -88,7 +88,7 @@ def _switch(deps: Deps, user: str, verb: str, scope: str) -> tuple[str, list[dic
 
 def _stats(deps: Deps, action: str) -> tuple[str, list[dict]]:
     policy = deps.approvals.policy.current()
-    limits = stats.AutonomyThresholds.model_validate(policy.autonomy)
+    limits = policy.autonomy  # validated when the policy loaded
     actions = [action.split()[0]] if action else stats.all_actions(deps.store)[:20]
     if not actions:
         return "No requests yet.", []
