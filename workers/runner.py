@@ -7,6 +7,7 @@ import logging
 import redis
 from rq import SimpleWorker, Worker
 
+from hitl.durability import check as check_durability
 from hitl.settings import Settings
 from workers import queues
 from workers.ticker import Ticker
@@ -37,6 +38,7 @@ def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
     connection = redis.Redis.from_url(
         settings.redis, socket_timeout=WORKER_TTL + 15, socket_connect_timeout=5, health_check_interval=30
     )
+    check_durability(connection, "hitl worker")
     ticker = Ticker(connection, settings.prefix, lease=settings.timer_lease, interval=settings.timer_tick)
     ticker.start()
     try:
