@@ -10,6 +10,7 @@ from rq import SimpleWorker, Worker
 from hitl.durability import check as check_durability
 from hitl.settings import Settings
 from workers import queues
+from workers.maintenance import Maintenance
 from workers.ticker import Ticker
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
     check_durability(connection, "hitl worker")
     ticker = Ticker(connection, settings.prefix, lease=settings.timer_lease, interval=settings.timer_tick)
     ticker.start()
+    Maintenance(connection, settings).start()
     try:
         worker = build_worker(connection, settings.prefix, fork=fork)
         log.info("hitl worker %s listening on %s", worker.name, ", ".join(worker.queue_names()))
