@@ -11,6 +11,7 @@ import importlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -148,6 +149,13 @@ def _audit_export(args: argparse.Namespace) -> int:
         if args.output:
             out.close()
     print(f"exported {n} events", file=sys.stderr)
+    since = since_seconds(args.since)
+    if since is None or since < time.time() - settings.audit_retention:
+        print(
+            f"note: events older than HITL_AUDIT_RETENTION ({settings.audit_retention / 86400:g} days) "
+            "are trimmed by the workers; archive with a scheduled export run more often than that",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -208,7 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     aud = sub.add_parser("audit", help="the audit log")
     aud_sub = aud.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
     exp = aud_sub.add_parser("export", help="write every event as JSON Lines")
-    exp.add_argument("--since", help="only events newer than this, e.g. 7d or 12h")
+    exp.add_argument(
+        "--since",
+        help=(
+            "only events newer than this, e.g. 7d or 12h. Workers trim events older than "
+            "HITL_AUDIT_RETENTION (default 90d): to archive everything, run e.g. "
+            "`hitl audit export --since 2d -o audit-$(date +%%F).jsonl` daily (overlaps are "
+            "harmless: each line has its event_id)"
+        ),
+    )
     exp.add_argument("-o", "--output", help="file to write (default: standard output)")
     exp.set_defaults(func=_audit_export)
     return parser

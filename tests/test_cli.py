@@ -156,3 +156,19 @@ def test_exit_codes_cover_every_final_status() -> None:
     assert codes == {
         "approved": 0, "finalized": 0, "judged": 0, "rejected": 1, "vetoed": 1, "cancelled": 1, "expired": 2,
     }
+
+
+def test_audit_export_says_when_older_events_are_trimmed(redis_url, prefix, approvals: Approvals) -> None:
+    approvals.request(action="a", summary="s")
+
+    def export(since: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hitl.cli", "audit", "export", "--since", since],
+            env=hitl_env(redis_url, prefix, HITL_AUDIT_RETENTION="30d"), cwd=ROOT,
+            capture_output=True, text=True, timeout=30,
+        )
+
+    old = export("60d")
+    assert old.returncode == 0 and "older than HITL_AUDIT_RETENTION (30 days) are trimmed" in old.stderr
+    recent = export("1d")
+    assert recent.returncode == 0 and "trimmed" not in recent.stderr
