@@ -55,6 +55,8 @@ class Maintenance:
                 self.run_once()
             except redis.RedisError as exc:
                 log.warning("maintenance: Redis error (%s); retrying next period", exc)
+            except Exception:  # a bug here must not silently end trimming for good
+                log.exception("maintenance: round failed; retrying next period")
             self._stop.wait(self.interval)
 
     def start(self) -> Maintenance:
