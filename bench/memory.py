@@ -6,6 +6,16 @@ ways: `MEMORY USAGE` (SAMPLES 0, exact) summed over each request's own keys plus
 of the growth of the shared keys (events stream, timers, indexes), and the `INFO memory
 used_memory` delta before/after. The payload itself is the baseline: 1,024 bytes.
 Target: at most 3 KB (3,072 bytes) per request by both measures.
+
+Then the steady state (item 20): the same requests are decided, and the bytes each leaves
+behind are measured in two parts: its hash and done list, kept `HITL_RETENTION` after the
+decision, and its audit events (the `created` event holds the document), kept
+`HITL_AUDIT_RETENTION`. Steady-state memory for 100,000 requests a day is
+rate x (request retention x hash bytes + audit retention x audit bytes), printed for the
+defaults (30 and 90 days) next to the raw payload kept as long (the baseline). Finally the
+benchmark lets its (short) request retention pass, runs the real trim as the worker would
+once the audit retention has passed, and checks that `used_memory` returns to where it was
+before the 10,000 requests were filed: nothing lives forever.
 """
 
 from __future__ import annotations
@@ -30,8 +40,15 @@ from bench.common import (
     verdict,
 )
 from hitl import Approvals
+from hitl.retention import Retention
 
 N = 10_000
+# Requests a day and the retentions (days) of the steady-state estimate.
+PER_DAY = 100_000
+DEFAULT_RETENTION_DAYS, DEFAULT_AUDIT_DAYS = 30, 90
+# This run's own request retention (s): short, so the benchmark can watch everything go.
+BENCH_RETENTION = 60
+GIB = 1024**3
 WARMUP = 50
 PAYLOAD = 1_024
 TARGET = 3 * 1_024
@@ -77,11 +94,83 @@ def request_keys(conn: redis.Redis, prefix: str, ids: set[str]) -> dict[str, lis
     return kinds
 
 
+def decided_footprint(
+    approvals: Approvals, ids: set[str], events_before: int, events_filed: int
+) -> dict[str, float]:
+    """Approve every request; bytes per request of its hash + done list, and of its audit
+    events (`events_before`/`events_filed`: the stream's MEMORY USAGE before and after filing)."""
+    conn, keys = approvals.redis, approvals.keys
+    for rid in ids:
+        approvals.decide(rid, "approve", by="U01")
+    own = sum(sum(usage(conn, k).values()) for k in request_keys(conn, keys.prefix, ids).values())
+    events_decided = usage(conn, [keys.events])[keys.events]
+    return {
+        "own": own / N,
+        "audit": (events_decided - events_before) / N,
+        "audit_created": (events_filed - events_before) / N,
+    }
+
+
+def drained(approvals: Approvals, used_before: int) -> dict[str, float]:
+    """Let the request retention pass, trim as the worker would once the audit retention
+    has passed, and read `used_memory` again (less the card-sync timers a worker would
+    have settled: none runs here)."""
+    conn, keys = approvals.redis, approvals.keys
+    names = [k.decode() for k in conn.scan_iter(match=f"{keys.prefix}:req:*", count=1000)]
+    t0 = time.perf_counter()
+    while any(conn.exists(*names[n : n + 500]) for n in range(0, len(names), 500)):
+        time.sleep(1)  # Redis expires the hashes on its own clock; nothing to block on
+    waited = time.perf_counter() - t0
+    trim = Retention(conn, keys, retention=BENCH_RETENTION, audit_retention=DEFAULT_AUDIT_DAYS * 86400)
+    done = trim.trim_audit(now=time.time() + DEFAULT_AUDIT_DAYS * 86400 + 1)
+    time.sleep(0.2)
+    syncs = usage(conn, [keys.timers]).get(keys.timers, 0)
+    if done.held_back_by:
+        print(f"trim held back by request {done.held_back_by}, still stored")
+    return {"waited": waited, "trimmed": done.trimmed, "used": used_memory(conn) - syncs - used_before}
+
+
+def steady_state(final: dict[str, float], after: dict[str, float]) -> None:
+    hashes = PER_DAY * DEFAULT_RETENTION_DAYS * final["own"]
+    audit = PER_DAY * DEFAULT_AUDIT_DAYS * final["audit"]
+    payload_only = PER_DAY * DEFAULT_AUDIT_DAYS * PAYLOAD
+    print()
+    table(
+        ["decided request, bytes each", "bytes"],
+        [
+            [f"hash + done list (HITL_RETENTION, {DEFAULT_RETENTION_DAYS} d)", f"{final['own']:,.0f}"],
+            [f"audit events (HITL_AUDIT_RETENTION, {DEFAULT_AUDIT_DAYS} d)", f"{final['audit']:,.0f}"],
+            ["  of which the created event (the document)", f"{final['audit_created']:,.0f}"],
+        ],
+    )
+    print()
+    budget = 4 * GIB - hashes
+    fits = budget / (PER_DAY * final["audit"]) if budget > 0 else 0
+    table(
+        [f"steady state at {PER_DAY:,} requests/day", "GiB"],
+        [
+            [f"request hashes, {DEFAULT_RETENTION_DAYS} d", f"{hashes / GIB:,.2f}"],
+            [f"audit stream, {DEFAULT_AUDIT_DAYS} d", f"{audit / GIB:,.2f}"],
+            ["total", f"{(hashes + audit) / GIB:,.2f}"],
+            [f"baseline: the 1 KB payloads alone for {DEFAULT_AUDIT_DAYS} d", f"{payload_only / GIB:,.2f}"],
+        ],
+    )
+    print(
+        f"a 4 GiB Redis holds {DEFAULT_RETENTION_DAYS} d of requests plus {fits:,.1f} d of audit at this "
+        "rate: size Redis for it, or lower HITL_AUDIT_RETENTION and archive with `hitl audit export`"
+    )
+    print(
+        f"after the request retention ({after['waited']:.0f} s here) and the audit trim "
+        f"({after['trimmed']:,.0f} events): used_memory {after['used'] / N:+,.0f} B per request "
+        "against before filing"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     header("memory", f"{N:,} pending gate requests with {PAYLOAD:,} B of params, embedded Redis")
     with redis_url(embedded=True) as url, bench_prefix(url) as prefix:
-        approvals = Approvals(settings=settings_for(url, prefix))
+        approvals = Approvals(settings=settings_for(url, prefix, retention=BENCH_RETENTION))
         conn = approvals.redis
         params = payload()
 
@@ -93,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             for i in range(WARMUP):  # script loaded, shared keys created, connection open
-                file(-i)
+                approvals.get(file(-i)).cancel()  # final, so it ages out with the rest
             shared = shared_keys(conn, prefix)
             shared_before = usage(conn, shared)
             time.sleep(0.2)
@@ -110,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             doc_bytes = conn.hstrlen(approvals.keys.req(sample), "doc")
             hash_fields = conn.hlen(approvals.keys.req(sample))
             encoding = conn.object("encoding", approvals.keys.req(sample))
+            events_key = approvals.keys.events
+            final = decided_footprint(
+                approvals, ids, shared_before.get(events_key, 0), shared_after.get(events_key, 0)
+            )
+            after_trim = drained(approvals, used_before)
         finally:
             approvals.close()
 
@@ -141,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"ratio to payload: MEMORY USAGE {key_sum / PAYLOAD:.2f}x, used_memory {used_per / PAYLOAD:.2f}x"
     )
+    steady_state(final, after_trim)
     worst = max(key_sum, used_per)
     ok = verdict(
         worst <= TARGET,

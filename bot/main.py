@@ -7,6 +7,7 @@ import logging
 from bot.app import build_app
 from bot.server import BotServer
 from hitl.client import Approvals
+from hitl.durability import check as check_durability
 from hitl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -14,6 +15,7 @@ log = logging.getLogger(__name__)
 
 def run(settings: Settings) -> None:
     approvals = Approvals(settings=settings)
+    check_durability(approvals.redis, "hitl bot")
     app_token = settings.secret("slack_app_token")
     if app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler

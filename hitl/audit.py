@@ -2,6 +2,10 @@
 
 Every transition appended one event to `{prefix}:events` (a Redis stream whose ids are
 milliseconds), so `--since 7d` is a range read, not a scan of requests.
+
+The stream is trimmed to `HITL_AUDIT_RETENTION` by the workers (`hitl.retention`): an
+archive must be taken by a scheduled export run more often than that; overlapping
+exports are harmless, since each line carries its `event_id`.
 """
 
 from __future__ import annotations

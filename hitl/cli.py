@@ -11,9 +11,13 @@ import importlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import redis
 
 from hitl.errors import ConfigError, HitlError
 from hitl.settings import load_settings
@@ -21,7 +25,10 @@ from hitl.status import Mode, Status
 
 # `hitl request --wait` exit codes (SPEC).
 EXIT_APPROVED, EXIT_REJECTED, EXIT_EXPIRED, EXIT_ERROR = 0, 1, 2, 3
-_EXIT_BY_STATUS = {
+# Every final status has a code; a withdrawn request is "do not act", like a rejection.
+# Shadow requests are never waited on (see `_request`), so `judged` never reaches this map
+# through `--wait`; it still means "go ahead", as shadow never blocks the agent.
+_EXIT_BY_STATUS: dict[Status, int] = {
     Status.APPROVED: EXIT_APPROVED,
     Status.FINALIZED: EXIT_APPROVED,
     Status.JUDGED: EXIT_APPROVED,
@@ -30,6 +37,17 @@ _EXIT_BY_STATUS = {
     Status.CANCELLED: EXIT_REJECTED,
     Status.EXPIRED: EXIT_EXPIRED,
 }
+# Modes whose agent waits for a human: the rest act at once, so `--wait` returns at once.
+_BLOCKING_MODES = frozenset({Mode.GATE, Mode.OVERRIDE})
+
+
+def exit_code(status: Status, mode: Mode) -> int:
+    """SPEC's exit code for what `--wait` saw: 0 approved or finalized, 1 rejected, vetoed
+    or cancelled, 2 expired, 3 error. A shadow request is filed and the agent goes ahead
+    (shadow measures the human, it never gates), so it exits 0 while still pending."""
+    if mode is Mode.SHADOW:
+        return EXIT_APPROVED
+    return _EXIT_BY_STATUS.get(status, EXIT_ERROR)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,12 +95,16 @@ def _request(args: argparse.Namespace) -> int:
     if not args.wait:
         print(handle.id)
         return EXIT_APPROVED
-    decision = handle.wait() if handle.mode in (Mode.GATE, Mode.OVERRIDE) else handle.fetch().decision()
+    decision = handle.wait() if handle.mode in _BLOCKING_MODES else handle.fetch().decision()
     print(json.dumps(decision.model_dump(mode="json")))
-    who = f" by {', '.join(decision.by)}" if decision.by else ""
-    why = f": {decision.comment}" if decision.comment else ""
-    print(f"{decision.status}{who}{why}", file=sys.stderr)
-    return _EXIT_BY_STATUS.get(decision.status, EXIT_ERROR)
+    if handle.mode is Mode.SHADOW:
+        print(f"{decision.status}: shadow mode never blocks; go ahead, the reviewer's answer is measured",
+              file=sys.stderr)
+    else:
+        who = f" by {', '.join(decision.by)}" if decision.by else ""
+        why = f": {decision.comment}" if decision.comment else ""
+        print(f"{decision.status}{who}{why}", file=sys.stderr)
+    return exit_code(decision.status, handle.mode)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -127,6 +149,13 @@ def _audit_export(args: argparse.Namespace) -> int:
         if args.output:
             out.close()
     print(f"exported {n} events", file=sys.stderr)
+    since = since_seconds(args.since)
+    if since is None or since < time.time() - settings.audit_retention:
+        print(
+            f"note: events older than HITL_AUDIT_RETENTION ({settings.audit_retention / 86400:g} days) "
+            "are trimmed by the workers; archive with a scheduled export run more often than that",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -153,7 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     req.add_argument("--idempotency-key")
     req.add_argument(
         "--wait", action="store_true",
-        help="block until decided; exit 0 approved, 1 rejected or vetoed, 2 expired, 3 error",
+        help=(
+            "block until decided; exit 0 approved or finalized, 1 rejected, vetoed or cancelled, "
+            "2 expired, 3 error. A shadow request never blocks: it is printed as filed "
+            "(status pending) and exits 0"
+        ),
     )
     req.set_defaults(func=_request)
 
@@ -183,7 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     aud = sub.add_parser("audit", help="the audit log")
     aud_sub = aud.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
     exp = aud_sub.add_parser("export", help="write every event as JSON Lines")
-    exp.add_argument("--since", help="only events newer than this, e.g. 7d or 12h")
+    exp.add_argument(
+        "--since",
+        help=(
+            "only events newer than this, e.g. 7d or 12h. Workers trim events older than "
+            "HITL_AUDIT_RETENTION (default 90d): to archive everything, run e.g. "
+            "`hitl audit export --since 2d -o audit-$(date +%%F).jsonl` daily (overlaps are "
+            "harmless: each line has its event_id)"
+        ),
+    )
     exp.add_argument("-o", "--output", help="file to write (default: standard output)")
     exp.set_defaults(func=_audit_export)
     return parser
@@ -206,6 +247,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HitlError as exc:
         print(f"hitl: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except redis.RedisError as exc:
+        print(f"hitl: error: Redis at {_redis_location()} failed: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _redis_location() -> str:
+    """Where REDIS_URL points, without its password, for the one-line Redis error."""
+    try:
+        url = urlsplit(load_settings().redis)
+    except ConfigError:
+        return "REDIS_URL"
+    return url._replace(netloc=url.netloc.rpartition("@")[2]).geturl()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ key                                    type    what it holds
 ``{p}:stats:{action}``                 hash    per-action counters by outcome
 ``{p}:actions``                        set     actions that have counters
 ``{p}:paused``                         set     kill switch scopes: ``*`` or action names
+``{p}:maintenance:lock``               string  held for one maintenance period by the worker
+                                               that trims the audit and cleans stale requests
 =====================================  ======  ================================================
 """
 
@@ -88,6 +90,10 @@ class Keys:
     @property
     def paused(self) -> str:
         return f"{self.prefix}:paused"
+
+    @property
+    def maintenance_lock(self) -> str:
+        return f"{self.prefix}:maintenance:lock"
 
 
 def timer_member(request_id: str, kind: str, step: int | None = None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hitl.errors import ConfigError
@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     prefix: str = Field(default="hitl", min_length=1, validation_alias=_env("HITL_REDIS_PREFIX"))
     # How long a final request stays in Redis (seconds) before it ages out; the audit stays.
     retention: int = Field(default=30 * 86400, gt=0, validation_alias=_env("HITL_RETENTION"))
+    # How long audit events stay in the `{prefix}:events` stream (seconds or `90d`); older
+    # ones are trimmed by the worker's maintenance loop (export them before: `hitl audit export`).
+    audit_retention: float = Field(default=90 * 86400, gt=0, validation_alias=_env("HITL_AUDIT_RETENTION"))
+    # How often one worker (whichever takes the lock) trims the audit and cleans stale requests.
+    maintenance_interval: float = Field(
+        default=300.0, gt=0, validation_alias=_env("HITL_MAINTENANCE_INTERVAL")
+    )
     # Seconds a worker holds a claimed timer before another worker may take it over.
     timer_lease: float = Field(default=10.0, gt=0, validation_alias=_env("HITL_TIMER_LEASE"))
     # How often each worker looks for due timers (seconds).
@@ -57,6 +64,24 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [v.strip() for v in value.replace(" ", ",").split(",") if v.strip()]
         return value
+
+    @field_validator("audit_retention", "maintenance_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        from hitl.policy import parse_duration  # lazily: hitl.policy is heavier than settings
+
+        return parse_duration(value) if isinstance(value, str) and value.strip() else value
+
+    @model_validator(mode="after")
+    def _audit_outlives_requests(self) -> Settings:
+        # A request's document lives in its audit `created` event: the audit must be kept at
+        # least as long as requests are (the trim also never passes a request still stored).
+        if self.audit_retention < self.retention:
+            raise ConfigError(
+                f"HITL_AUDIT_RETENTION: must be at least HITL_RETENTION ({self.retention:,} s), since "
+                f"a stored request reads its document from the audit (got {self.audit_retention:,.0f} s)"
+            )
+        return self
 
     @field_validator("redis_url")
     @classmethod

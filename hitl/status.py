@@ -72,3 +72,5 @@ class EventType(StrEnum):
     FINALIZED = "finalized"
     CANCELLED = "cancelled"
     DELIVERED = "delivered"
+    CLEANED = "cleaned"  # maintenance removed a request left pending past deadline + retention
+    TRIMMED = "trimmed"  # maintenance trimmed audit events older than HITL_AUDIT_RETENTION

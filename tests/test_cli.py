@@ -96,3 +96,79 @@ def test_audit_export_writes_json_lines(redis_url, prefix, approvals: Approvals,
                           env=hitl_env(redis_url, prefix), cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "exported 2 events" in done.stderr
     assert [json.loads(line)["type"] for line in out.read_text().splitlines()] == ["created", "decided"]
+
+
+def test_unreachable_redis_is_one_line_and_exit_3(prefix) -> None:
+    from hitl.embedded import free_port
+
+    url = f"redis://user:hunter2@127.0.0.1:{free_port()}/0"  # nothing listens there
+    proc = _run(url, prefix, "--action", "a", "--summary", "s", "--wait")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("hitl: error: Redis at redis://127.0.0.1:") and "hunter2" not in err
+
+
+def test_shadow_wait_goes_ahead_at_once_and_exits_0(redis_url, prefix, approvals: Approvals) -> None:
+    proc = _run(redis_url, prefix, "--action", "a", "--summary", "s", "--mode", "shadow", "--wait")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    printed = json.loads(out)
+    assert printed["status"] == "pending" and printed["mode"] == "shadow"
+    assert "shadow mode never blocks" in err
+    assert approvals.get(printed["request_id"]).status() == "pending"  # still measured later
+
+
+@pytest.mark.parametrize(
+    ("mode", "verb", "code", "status"),
+    [
+        ("override", "confirm", 0, "finalized"),
+        ("override", "veto", 1, "vetoed"),
+        ("gate", "cancel", 1, "cancelled"),
+    ],
+)
+def test_every_final_status_has_its_spec_exit_code(
+    redis_url, prefix, approvals: Approvals, mode, verb, code, status
+) -> None:
+    proc = _run(redis_url, prefix, "--action", "a", "--summary", "s", "--mode", mode, "--window", "60", "--wait")
+    rid = _filed_id(proc)
+    if verb == "cancel":
+        approvals.get(rid).cancel()
+    else:
+        approvals.decide(rid, verb, by="U01", comment="why")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == code
+    assert json.loads(out)["status"] == status
+
+
+def test_auto_wait_returns_at_once_with_0(redis_url, prefix) -> None:
+    proc = _run(redis_url, prefix, "--action", "a", "--summary", "s", "--mode", "auto", "--wait")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and json.loads(out)["status"] == "approved"
+
+
+def test_exit_codes_cover_every_final_status() -> None:
+    from hitl.cli import exit_code
+    from hitl.status import FINAL_STATUSES, Mode
+
+    codes = {s: exit_code(s, Mode.GATE) for s in FINAL_STATUSES}
+    assert codes == {
+        "approved": 0, "finalized": 0, "judged": 0, "rejected": 1, "vetoed": 1, "cancelled": 1, "expired": 2,
+    }
+
+
+def test_audit_export_says_when_older_events_are_trimmed(redis_url, prefix, approvals: Approvals) -> None:
+    approvals.request(action="a", summary="s")
+
+    def export(since: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hitl.cli", "audit", "export", "--since", since],
+            env=hitl_env(redis_url, prefix, HITL_AUDIT_RETENTION="30d"), cwd=ROOT,
+            capture_output=True, text=True, timeout=30,
+        )
+
+    old = export("60d")
+    assert old.returncode == 0 and "older than HITL_AUDIT_RETENTION (30 days) are trimmed" in old.stderr
+    recent = export("1d")
+    assert recent.returncode == 0 and "trimmed" not in recent.stderr

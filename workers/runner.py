@@ -7,8 +7,10 @@ import logging
 import redis
 from rq import SimpleWorker, Worker
 
+from hitl.durability import check as check_durability
 from hitl.settings import Settings
 from workers import queues
+from workers.maintenance import Maintenance
 from workers.ticker import Ticker
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,10 @@ def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
     connection = redis.Redis.from_url(
         settings.redis, socket_timeout=WORKER_TTL + 15, socket_connect_timeout=5, health_check_interval=30
     )
+    check_durability(connection, "hitl worker")
     ticker = Ticker(connection, settings.prefix, lease=settings.timer_lease, interval=settings.timer_tick)
     ticker.start()
+    Maintenance(connection, settings).start()
     try:
         worker = build_worker(connection, settings.prefix, fork=fork)
         log.info("hitl worker %s listening on %s", worker.name, ", ".join(worker.queue_names()))
