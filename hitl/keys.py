@@ -24,6 +24,7 @@ key                                    type    what it holds
                                                Slack card match Redis)
 ``{p}:events``                         stream  the audit log, one entry per transition
 ``{p}:stats:{action}``                 hash    per-action counters by outcome
+``{p}:durations:{action}``             list    the last 1,000 times to decision (ms)
 ``{p}:actions``                        set     actions that have counters
 ``{p}:paused``                         set     kill switch scopes: ``*`` or action names
 =====================================  ======  ================================================
@@ -80,6 +81,9 @@ class Keys:
 
     def stats(self, action: str) -> str:
         return f"{self.prefix}:stats:{action}"
+
+    def durations(self, action: str) -> str:
+        return f"{self.prefix}:durations:{action}"
 
     @property
     def actions(self) -> str:
