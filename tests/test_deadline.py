@@ -49,7 +49,7 @@ def test_fifty_approvals_just_after_the_deadline_none_accepted(approvals: Approv
 def test_a_veto_after_the_window_is_refused_and_the_action_stands(approvals: Approvals) -> None:
     req = approvals.request(action="send_email", summary="s", mode="override", window=0.3)
     time.sleep(0.5)
-    with pytest.raises(DeadlinePassed, match="veto window .* ended at"):
+    with pytest.raises(DeadlinePassed, match=r"veto window .* ended at"):
         approvals.decide(req.id, "veto", by="U01")
     decision = req.wait(timeout=5)
     assert (decision.status, decision.approved) == ("finalized", True)
