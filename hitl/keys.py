@@ -9,6 +9,9 @@ key                                    type    what it holds
 ``{p}:req:{id}``                       hash    a request's live state; ``ev`` lists its audit
                                                event ids, the first being the ``created``
                                                event, which holds the request document once
+                                               (also: ``fingerprint`` of what its idempotency
+                                               key promises; a plan's ``items``, a step's
+                                               ``batch``)
 ``{p}:req:{id}:done``                  list    the outcome (JSON) pushed when the request turns
                                                final; waiters block on it (BLMOVE onto itself)
 ``{p}:idem:{key}``                     string  idempotency key -> request id

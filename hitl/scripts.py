@@ -2,9 +2,14 @@
 
 One script per transition kind, each checking the current state before it writes, so two
 reviewers clicking at once, a Slack retry or a timer firing twice leave exactly one
-transition behind and the losers learn why. Scripts build a few derived key names from
-the prefix (channel and mode indexes, stats): hitl-router targets a single Redis (or a
-primary with replicas), not Redis Cluster.
+transition behind and the losers learn why.
+
+CREATE and TRANSITION take one JSON document of named inputs (ARGV[1]) and bind what they
+read to named locals. The key names they derive (a plan's steps, channel and mode indexes,
+stats) come from templates built by `hitl.keys.Keys` (see `hitl.store.key_names`), so no
+key name is spelled in Lua; hitl-router targets a single Redis (or a primary with
+replicas), not Redis Cluster. TRANSITION reads the clock from Redis (`TIME`): deadlines and
+decision times are judged by one clock, whatever the callers' clocks say.
 
 Results are flat arrays because Lua tables cannot carry nil: see `hitl.store` for the
 parsing.
@@ -44,12 +49,12 @@ end
 # ARGV[1] JSON input:
 #   names      key name templates (see _COMMON)
 #   now        creation time (ms);  retention  seconds a final request is kept
-#   requests   list of {id, doc (the request document as JSON text, stored verbatim),
-#              mode, action, channel, quorum, requested_by, approvers (JSON text), risk,
+#   requests   list of {id, mode, action, channel, quorum, requested_by, approvers (JSON text), risk,
 #              idem (idempotency key or ""), fingerprint, timers {member: due ms},
 #              deadline (epoch s or ""), gate_timers and gate_deadline (used instead when
 #              the kill switch raises the mode to gate), batch (plan id or ""), items
 #              (a plan's step ids as JSON text, or "")}
+# ARGV[1 + n] the n-th request's document as JSON text, stored verbatim in its audit event
 # Returns {"created", id, mode, status, ...one triple per request} |
 # {"existing", head id} | {"conflict", key, holder id, holder action}.
 CREATE = _COMMON + r"""
@@ -75,7 +80,7 @@ end
 
 local all_paused = redis.call('SISMEMBER', PAUSED, '*') == 1
 local result = {'created'}
-for _, spec in ipairs(requests) do
+for n, spec in ipairs(requests) do
   local id, action, channel = spec.id, spec.action, spec.channel
   local req_key = named(names.req, id)
   local mode, paused = spec.mode, 0
@@ -120,7 +125,7 @@ for _, spec in ipairs(requests) do
   end
   if spec.idem ~= '' then redis.call('SET', named(names.idem, spec.idem), id, 'EX', retention) end
   local eid = redis.call('XADD', EVENTS, '*', 'type', 'created', 'id', id, 'action', action, 'mode', mode,
-    'status', status, 'by', spec.requested_by, 'doc', spec.doc)
+    'status', status, 'by', spec.requested_by, 'doc', ARGV[1 + n])
   redis.call('HSET', req_key, 'ev', eid)
   table.insert(result, id); table.insert(result, mode); table.insert(result, status)
 end

@@ -100,14 +100,15 @@ def fingerprint(doc: Mapping[str, Any], steps: Sequence[str] = ()) -> str:
 
 
 def _create_spec(doc: dict[str, Any], created: int, fp: str) -> dict[str, Any]:
-    """One request's entry in CREATE's input; fills `doc['deadline']` and `doc['created_at']`."""
+    """One request's entry in CREATE's input; fills `doc['deadline']` and `doc['created_at']`
+    (the document itself goes in its own ARGV slot: see `create_plan_args`)."""
     mode = Mode(doc["mode"])
     timers, deadline = timers_for(doc, mode, created)
     gate_timers, gate_deadline = timers_for(doc, Mode.GATE, created)
     doc["created_at"] = created / 1000
     doc["deadline"] = deadline
     return {
-        "id": doc["id"], "doc": _json(doc), "mode": mode.value, "action": doc["action"],
+        "id": doc["id"], "mode": mode.value, "action": doc["action"],
         "channel": doc.get("channel") or "", "quorum": doc["quorum"],
         "requested_by": doc.get("requested_by") or "",
         "approvers": _json(doc["approvers"]), "risk": doc.get("risk") or "",
@@ -129,7 +130,8 @@ def create_plan_args(
         "names": key_names(keys), "now": created, "retention": retention,
         "requests": [head_spec, *step_specs],
     }
-    return [keys.timers, keys.events, keys.paused], [_json(payload)]
+    docs = [_json(head), *(_json(d) for d in steps)]  # after the specs filled in deadline and created_at
+    return [keys.timers, keys.events, keys.paused], [_json(payload), *docs]
 
 
 def create_args(keys: Keys, doc: dict[str, Any], retention: int) -> tuple[list[str], list[Any]]:
