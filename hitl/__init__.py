@@ -10,7 +10,14 @@ The public surface is small on purpose::
 
 from __future__ import annotations
 
-from hitl.client import Approvals, AsyncApprovals, AsyncRequestHandle, BatchHandle, RequestHandle
+from hitl.client import (
+    Approvals,
+    AsyncApprovals,
+    AsyncBatchHandle,
+    AsyncRequestHandle,
+    BatchHandle,
+    RequestHandle,
+)
 from hitl.errors import (
     AlreadyDecided,
     ConfigError,
@@ -32,6 +39,7 @@ __all__ = [
     "AlreadyDecided",
     "Approvals",
     "AsyncApprovals",
+    "AsyncBatchHandle",
     "AsyncRequestHandle",
     "BatchHandle",
     "ConfigError",
