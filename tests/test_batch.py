@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -152,3 +154,17 @@ def test_the_plan_expiring_expires_its_waiting_steps(approvals: Approvals) -> No
     approvals.store.transition(batch.id, "expire")  # what the plan's own timer does
     assert [d.status for d in batch.wait(timeout=1)] == ["approved", "expired", "expired"]
     assert batch.plan.fetch().status == "expired"
+
+
+def test_ten_concurrent_keyed_batches_file_one_plan(approvals: Approvals, conn, prefix) -> None:
+    barrier = threading.Barrier(10)
+
+    def file(_n: int) -> tuple[str, tuple[str, ...]]:
+        barrier.wait()
+        batch = approvals.request_batch(summary="Remind 4 customers", items=_items(4), idempotency_key="plan-5")
+        return batch.id, tuple(i.id for i in batch.items)
+
+    with ThreadPoolExecutor(10) as pool:
+        filed = set(pool.map(file, range(10)))
+    assert len(filed) == 1
+    assert len([e for e in events(conn, prefix) if e["type"] == "created"]) == 5
