@@ -10,11 +10,20 @@ The public surface is small on purpose::
 
 from __future__ import annotations
 
-from hitl.client import Approvals, AsyncApprovals, AsyncRequestHandle, BatchHandle, RequestHandle
+from hitl.client import (
+    Approvals,
+    AsyncApprovals,
+    AsyncBatchHandle,
+    AsyncRequestHandle,
+    BatchHandle,
+    RequestHandle,
+)
 from hitl.errors import (
     AlreadyDecided,
     ConfigError,
+    DeadlinePassed,
     HitlError,
+    IdempotencyConflict,
     InvalidRequest,
     NotAllowed,
     Rejected,
@@ -30,11 +39,14 @@ __all__ = [
     "AlreadyDecided",
     "Approvals",
     "AsyncApprovals",
+    "AsyncBatchHandle",
     "AsyncRequestHandle",
     "BatchHandle",
     "ConfigError",
+    "DeadlinePassed",
     "Decision",
     "HitlError",
+    "IdempotencyConflict",
     "InvalidRequest",
     "Mode",
     "NotAllowed",

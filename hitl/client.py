@@ -108,6 +108,46 @@ def check_decision(verb: str, params: dict[str, Any] | None, comment: str | None
     return v
 
 
+def build_plan(
+    settings: Settings, policy: PolicySource, summary: str, items: Sequence[dict[str, Any]], action: str,
+    common: dict[str, Any],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The stored documents of a plan and its steps (`request_batch`'s arguments validated).
+
+    Every step waits for review with the plan's channel and deadline. The plan's
+    idempotency key K gives step n the key "K/n", so the key covers each step too.
+    """
+    if not items:
+        raise InvalidRequest("items", "a plan needs at least one item")
+    if len(items) > MAX_PLAN_ITEMS:
+        raise InvalidRequest("items", f"at most {MAX_PLAN_ITEMS:,} items in one plan; split it")
+    common = {k: v for k, v in common.items() if k != "mode"}
+    key = common.pop("idempotency_key", None)
+    plan = build_doc(
+        settings, policy, action=action, summary=summary, params={"items": len(items)}, mode="gate",
+        idempotency_key=key, **common,
+    )
+    steps = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"items.{n}", "must be a dict of request() arguments")
+        if item.get("idempotency_key") is not None:
+            raise InvalidRequest(
+                f"items.{n}.idempotency_key",
+                "give request_batch one idempotency_key; each step's is derived from it",
+            )
+        step_key = None if key is None else f"{key}/{n}"
+        try:
+            args = {**common, **item, "mode": "gate", "idempotency_key": step_key}
+            doc = build_doc(settings, policy, **args)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"items.{n}.{exc.field}", str(exc).split(": ", 1)[1]) from None
+        doc.update(batch=plan["id"], escalation=[], channel=plan["channel"], timeout=plan["timeout"])
+        steps.append(doc)
+    plan["items"] = [d["id"] for d in steps]
+    return plan, steps
+
+
 class _Deadline:
     def __init__(self, timeout: float | timedelta | None) -> None:
         if isinstance(timeout, timedelta):
@@ -229,32 +269,20 @@ class Approvals:
         decision per item (`BatchHandle.items`, each waited on like any request).
 
         `items` are `request()` arguments (action, summary, params...); `common` applies to
-        the plan and every item (channel, approvers, requested_by, timeout, ...).
+        the plan and every item (channel, approvers, requested_by, timeout, ...). An
+        `idempotency_key` covers the plan and every step: the plan and its steps are stored
+        in one atomic call, and a repeat with the same items returns the same plan.
         """
-        if not items:
-            raise InvalidRequest("items", "a plan needs at least one item")
-        if len(items) > MAX_PLAN_ITEMS:
-            raise InvalidRequest("items", f"at most {MAX_PLAN_ITEMS:,} items in one plan; split it")
-        common = {k: v for k, v in common.items() if k != "mode"}
-        plan = build_doc(
-            self.settings, self.policy, action=action, summary=summary,
-            params={"items": len(items)}, mode="gate", **common,
-        )
-        docs = []
-        for n, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise InvalidRequest(f"items.{n}", "must be a dict of request() arguments")
-            try:
-                doc = build_doc(self.settings, self.policy, **{**common, **item, "mode": "gate"})
-            except InvalidRequest as exc:
-                raise InvalidRequest(f"items.{n}.{exc.field}", str(exc).split(": ", 1)[1]) from None
-            doc.update(batch=plan["id"], escalation=[], channel=plan["channel"], timeout=plan["timeout"])
-            docs.append(doc)
-        plan["items"] = [d["id"] for d in docs]
-        self.store.create_many([*docs, plan])
+        plan, steps = build_plan(self.settings, self.policy, summary, items, action, common)
+        existing = self.store.create_plan(plan, steps)
+        if existing is not None:
+            return BatchHandle(
+                RequestHandle(self, existing.id, existing.mode, existing.status),
+                [RequestHandle(self, rid, Mode.GATE) for rid in existing.items],
+            )
         return BatchHandle(
             RequestHandle(self, plan["id"], Mode.GATE),
-            [RequestHandle(self, d["id"], Mode.GATE) for d in docs],
+            [RequestHandle(self, d["id"], Mode.GATE) for d in steps],
         )
 
     def get(self, request_id: str) -> RequestHandle:
@@ -411,6 +439,24 @@ class AsyncRequestHandle:
         return await self._approvals.store.transition(self.id, "cancel")
 
 
+class AsyncBatchHandle:
+    """`BatchHandle` for asyncio code."""
+
+    def __init__(self, plan: AsyncRequestHandle, items: list[AsyncRequestHandle]) -> None:
+        self.plan = plan
+        self.items = items
+        self.id = plan.id
+
+    async def wait(self, timeout: float | timedelta | None = None) -> list[Decision]:
+        """Every item's decision, in order, once each is final."""
+        deadline = _Deadline(timeout)
+        out = []
+        for item in self.items:
+            remaining = None if deadline.end is None else max(deadline.end - time.monotonic(), 0.001)
+            out.append(await item.wait(remaining))
+        return out
+
+
 class AsyncApprovals:
     """The asyncio twin of `Approvals`."""
 
@@ -441,6 +487,22 @@ class AsyncApprovals:
         doc = await asyncio.to_thread(build) if is_email(kwargs.get("requested_by")) else build()
         _, rid, mode, _status = await self.store.create(doc)
         return AsyncRequestHandle(self, rid, mode)
+
+    async def request_batch(
+        self, summary: str, items: Sequence[dict[str, Any]], action: str = "plan", **common: Any
+    ) -> AsyncBatchHandle:
+        """The asyncio twin of `Approvals.request_batch`."""
+        plan, steps = build_plan(self.settings, self.policy, summary, items, action, common)
+        existing = await self.store.create_plan(plan, steps)
+        if existing is not None:
+            return AsyncBatchHandle(
+                AsyncRequestHandle(self, existing.id, existing.mode),
+                [AsyncRequestHandle(self, rid, Mode.GATE) for rid in existing.items],
+            )
+        return AsyncBatchHandle(
+            AsyncRequestHandle(self, plan["id"], Mode.GATE),
+            [AsyncRequestHandle(self, d["id"], Mode.GATE) for d in steps],
+        )
 
     async def get(self, request_id: str) -> AsyncRequestHandle:
         req = await self.store.get(request_id)

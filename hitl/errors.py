@@ -7,6 +7,7 @@ setting at fault and says what to do about it.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,6 +28,24 @@ class InvalidRequest(HitlError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+class IdempotencyConflict(InvalidRequest):
+    """An idempotency key already belongs to a request with another action, summary or params.
+
+    The key is refused rather than answered with that request: an agent must never get back
+    a decision about something else. `request_id` is the request holding the key.
+    """
+
+    def __init__(self, key: str, request_id: str, action: str = "") -> None:
+        self.key = key
+        self.request_id = request_id
+        what = f" ({action})" if action else ""
+        super().__init__(
+            "idempotency_key",
+            f"{key!r} already belongs to request {request_id}{what}, filed with a different action, "
+            "summary or params; use a new key for a different request",
+        )
 
 
 class RequestNotFound(HitlError, LookupError):
@@ -58,6 +77,21 @@ class AlreadyDecided(TransitionRefused):
         self.by = by
         who = f" by {', '.join(by)}" if by else ""
         super().__init__(request_id, "final", f"request {request_id} is already {status}{who}")
+
+
+class DeadlinePassed(TransitionRefused):
+    """The decision came after the request's deadline (or an override's window): the request
+    is now expired (or finalized) and the decision was not recorded."""
+
+    def __init__(self, request_id: str, status: str, deadline: float) -> None:
+        self.status = status
+        self.deadline = deadline
+        when = datetime.fromtimestamp(deadline, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+        if status == "finalized":
+            message = f"the veto window of request {request_id} ended at {when}; the veto was not recorded"
+        else:
+            message = f"request {request_id} expired at {when}; the decision was not recorded"
+        super().__init__(request_id, "expired", message)
 
 
 class NotAllowed(TransitionRefused):

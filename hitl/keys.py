@@ -9,6 +9,9 @@ key                                    type    what it holds
 ``{p}:req:{id}``                       hash    a request's live state; ``ev`` lists its audit
                                                event ids, the first being the ``created``
                                                event, which holds the request document once
+                                               (also: ``fingerprint`` of what its idempotency
+                                               key promises; a plan's ``items``, a step's
+                                               ``batch``)
 ``{p}:req:{id}:done``                  list    the outcome (JSON) pushed when the request turns
                                                final; waiters block on it (BLMOVE onto itself)
 ``{p}:idem:{key}``                     string  idempotency key -> request id
@@ -24,6 +27,7 @@ key                                    type    what it holds
                                                Slack card match Redis)
 ``{p}:events``                         stream  the audit log, one entry per transition
 ``{p}:stats:{action}``                 hash    per-action counters by outcome
+``{p}:durations:{action}``             list    the last 1,000 times to decision (ms)
 ``{p}:actions``                        set     actions that have counters
 ``{p}:paused``                         set     kill switch scopes: ``*`` or action names
 ``{p}:maintenance:lock``               string  held for one maintenance period by the worker
@@ -82,6 +86,9 @@ class Keys:
 
     def stats(self, action: str) -> str:
         return f"{self.prefix}:stats:{action}"
+
+    def durations(self, action: str) -> str:
+        return f"{self.prefix}:durations:{action}"
 
     @property
     def actions(self) -> str:

@@ -2,9 +2,14 @@
 
 One script per transition kind, each checking the current state before it writes, so two
 reviewers clicking at once, a Slack retry or a timer firing twice leave exactly one
-transition behind and the losers learn why. Scripts build a few derived key names from
-the prefix (channel and mode indexes, stats): hitl-router targets a single Redis (or a
-primary with replicas), not Redis Cluster.
+transition behind and the losers learn why.
+
+CREATE and TRANSITION take one JSON document of named inputs (ARGV[1]) and bind what they
+read to named locals. The key names they derive (a plan's steps, channel and mode indexes,
+stats) come from templates built by `hitl.keys.Keys` (see `hitl.store.key_names`), so no
+key name is spelled in Lua; hitl-router targets a single Redis (or a primary with
+replicas), not Redis Cluster. TRANSITION reads the clock from Redis (`TIME`): deadlines and
+decision times are judged by one clock, whatever the callers' clocks say.
 
 Results are flat arrays because Lua tables cannot carry nil: see `hitl.store` for the
 parsing.
@@ -12,7 +17,9 @@ parsing.
 
 from __future__ import annotations
 
-# Helpers shared by the scripts below (prepended to each).
+# Helpers shared by CREATE and TRANSITION (prepended to each). `names` is the table of key
+# name templates built by `hitl.store.key_names` from `hitl.keys.Keys` ("{}" marks where an
+# id, action, channel or mode goes), so no key name is spelled out in Lua.
 _COMMON = r"""
 local function list_json(t)
   if #t == 0 then return '[]' end
@@ -22,180 +29,305 @@ local function contains(t, v)
   for _, x in ipairs(t) do if x == v then return true end end
   return false
 end
+local function named(template, value)
+  local s, e = string.find(template, '{}', 1, true)
+  return string.sub(template, 1, s - 1) .. value .. string.sub(template, e + 1)
+end
 -- The final outcome, pushed on the done list so a waiter needs no second read.
 local function outcome(status, by_json, comment, params_json, verdict, decided_ms)
   return '{"status":' .. cjson.encode(status) .. ',"by":' .. by_json .. ',"comment":' .. cjson.encode(comment)
     .. ',"params":' .. (params_json ~= '' and params_json or 'null') .. ',"verdict":' .. cjson.encode(verdict)
     .. ',"decided_ms":' .. decided_ms .. '}'
 end
-local function unindex(prefix, id, channel, mode)
-  redis.call('ZREM', prefix .. ':pending', id)
-  redis.call('ZREM', prefix .. ':deadlines', id)
-  if channel and channel ~= '' then redis.call('ZREM', prefix .. ':pending:ch:' .. channel, id) end
-  redis.call('ZREM', prefix .. ':pending:mode:' .. mode, id)
-end
 """
 
-# CREATE: store a new request, index it, schedule its timers, audit it.
-# KEYS[1] req hash   KEYS[2] idempotency key   KEYS[3] done list   KEYS[4] timers zset
-# KEYS[5] events stream   KEYS[6] paused set
-# ARGV[1] prefix  ARGV[2] id  ARGV[3] doc JSON  ARGV[4] mode  ARGV[5] now (ms)
-# ARGV[6] "1" when an idempotency key was given  ARGV[7] retention (s)
-# ARGV[8] timers JSON {member: due_ms}  ARGV[9] channel  ARGV[10] action  ARGV[11] quorum
-# ARGV[12] requested_by  ARGV[13] approvers JSON  ARGV[14] deadline (epoch s or "")
-# ARGV[15] timers JSON if the kill switch raises the mode to gate  ARGV[16] gate deadline
-# ARGV[17] risk (or "")
-# Returns {1, id, mode, status, paused} when created, {0, existing id} for a known key.
+# CREATE: store new requests (one, or a plan and its steps, all or nothing), index them,
+# schedule their timers, audit them. The first request is the head: a repeat of its
+# idempotency key with the same fingerprint returns it; a different fingerprint, or a
+# known key on any other request, is a conflict, and then nothing is written.
+# KEYS[1] timers zset   KEYS[2] events stream   KEYS[3] paused set (kill switch scopes)
+# ARGV[1] JSON input:
+#   names      key name templates (see _COMMON)
+#   now        creation time (ms);  retention  seconds a final request is kept
+#   requests   list of {id, mode, action, channel, quorum, requested_by, approvers (JSON text), risk,
+#              idem (idempotency key or ""), fingerprint, timers {member: due ms},
+#              deadline (epoch s or ""), gate_timers and gate_deadline (used instead when
+#              the kill switch raises the mode to gate), batch (plan id or ""), items
+#              (a plan's step ids as JSON text, or "")}
+# ARGV[1 + n] the n-th request's document as JSON text, stored verbatim in its audit event
+# Returns {"created", id, mode, status, ...one triple per request} |
+# {"existing", head id} | {"conflict", key, holder id, holder action}.
 CREATE = _COMMON + r"""
-local prefix, id, mode, now = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[5])
-if ARGV[6] == '1' then
-  local existing = redis.call('GET', KEYS[2])
-  if existing then return {0, existing} end
-end
-local action, channel = ARGV[10], ARGV[9]
-local paused = 0
-if mode ~= 'gate' and mode ~= 'shadow' and
-   (redis.call('SISMEMBER', KEYS[6], '*') == 1 or redis.call('SISMEMBER', KEYS[6], action) == 1) then
-  mode, paused = 'gate', 1
-end
-local timers, deadline = ARGV[8], ARGV[14]
-if paused == 1 then timers, deadline = ARGV[15], ARGV[16] end
-local status = 'pending'
-if mode == 'auto' or mode == 'notify' then status = 'approved'
-elseif mode == 'override' then status = 'open' end
-local members = {}
-for member, due in pairs(cjson.decode(timers)) do
-  redis.call('ZADD', KEYS[4], due, member)
-  if not string.find(member, '|sync', 1, true) then table.insert(members, member) end
-end
-redis.call('HSET', KEYS[1], 'status', status, 'mode', mode, 'version', 1,
-  'action', action, 'channel', channel, 'quorum', ARGV[11], 'requested_by', ARGV[12],
-  'approvers', ARGV[13], 'votes', '[]', 'by', '[]', 'timers', list_json(members),
-  'created_ms', now, 'deadline', deadline, 'paused', paused, 'escalated', 0, 'risk', ARGV[17])
-local stats = prefix .. ':stats:' .. action
-redis.call('SADD', prefix .. ':actions', action)
-redis.call('HINCRBY', stats, 'created', 1)
-if status == 'approved' then
-  local comment = 'automatic (' .. mode .. ')'
-  redis.call('HSET', KEYS[1], 'by', '[]', 'comment', comment, 'decided_ms', now)
-  redis.call('HINCRBY', stats, 'auto', 1)
-  redis.call('RPUSH', KEYS[3], outcome(status, '[]', comment, '', '', ARGV[5]))
-  redis.call('EXPIRE', KEYS[3], ARGV[7])
-  redis.call('EXPIRE', KEYS[1], ARGV[7])
-else
-  redis.call('ZADD', prefix .. ':pending', now, id)
-  redis.call('ZADD', prefix .. ':pending:mode:' .. mode, now, id)
-  if deadline ~= '' then redis.call('ZADD', prefix .. ':deadlines', deadline, id) end
-  if channel ~= '' then
-    redis.call('ZADD', prefix .. ':pending:ch:' .. channel, now, id)
-    redis.call('SADD', prefix .. ':channels', channel)
+local TIMERS, EVENTS, PAUSED = KEYS[1], KEYS[2], KEYS[3]
+local input = cjson.decode(ARGV[1])
+local names, now, retention = input.names, input.now, input.retention
+local requests = input.requests
+
+-- Idempotency first, for every request, before anything is written.
+for n, spec in ipairs(requests) do
+  if spec.idem ~= '' then
+    local holder = redis.call('GET', named(names.idem, spec.idem))
+    if holder then
+      local held = redis.call('HMGET', named(names.req, holder), 'fingerprint', 'action')
+      local fingerprint, held_action = held[1], held[2] or ''
+      if n == 1 and (not fingerprint or fingerprint == spec.fingerprint) then
+        return {'existing', holder}
+      end
+      return {'conflict', spec.idem, holder, held_action}
+    end
   end
 end
-if ARGV[6] == '1' then redis.call('SET', KEYS[2], id, 'EX', ARGV[7]) end
-local eid = redis.call('XADD', KEYS[5], '*', 'type', 'created', 'id', id, 'action', action, 'mode', mode,
-  'status', status, 'by', ARGV[12], 'doc', ARGV[3])
-redis.call('HSET', KEYS[1], 'ev', eid)
-return {1, id, mode, status, paused}
+
+local all_paused = redis.call('SISMEMBER', PAUSED, '*') == 1
+local result = {'created'}
+for n, spec in ipairs(requests) do
+  local id, action, channel = spec.id, spec.action, spec.channel
+  local req_key = named(names.req, id)
+  local mode, paused = spec.mode, 0
+  local timers, deadline = spec.timers, spec.deadline
+  -- The kill switch: nothing acts without a decision, shadow requests included.
+  if mode ~= 'gate' and (all_paused or redis.call('SISMEMBER', PAUSED, action) == 1) then
+    mode, paused = 'gate', 1
+    timers, deadline = spec.gate_timers, spec.gate_deadline
+  end
+  local status = 'pending'
+  if mode == 'auto' or mode == 'notify' then status = 'approved'
+  elseif mode == 'override' then status = 'open' end
+  local members = {}
+  for member, due in pairs(timers) do
+    redis.call('ZADD', TIMERS, due, member)
+    if not string.find(member, '|sync', 1, true) then table.insert(members, member) end
+  end
+  redis.call('HSET', req_key, 'status', status, 'mode', mode, 'version', 1,
+    'action', action, 'channel', channel, 'quorum', spec.quorum, 'requested_by', spec.requested_by,
+    'approvers', spec.approvers, 'votes', '[]', 'by', '[]', 'timers', list_json(members),
+    'created_ms', now, 'deadline', deadline, 'paused', paused, 'escalated', 0, 'risk', spec.risk,
+    'fingerprint', spec.fingerprint, 'batch', spec.batch, 'items', spec.items)
+  local stats = named(names.stats, action)
+  redis.call('SADD', names.actions, action)
+  redis.call('HINCRBY', stats, 'created', 1)
+  if status == 'approved' then
+    local comment = 'automatic (' .. mode .. ')'
+    local done_key = named(names.done, id)
+    redis.call('HSET', req_key, 'comment', comment, 'decided_ms', now)
+    redis.call('HINCRBY', stats, 'auto', 1)
+    redis.call('RPUSH', done_key, outcome(status, '[]', comment, '', '', now))
+    redis.call('EXPIRE', done_key, retention)
+    redis.call('EXPIRE', req_key, retention)
+  else
+    redis.call('ZADD', names.pending, now, id)
+    redis.call('ZADD', named(names.pending_mode, mode), now, id)
+    if deadline ~= '' then redis.call('ZADD', names.deadlines, deadline, id) end
+    if channel ~= '' then
+      redis.call('ZADD', named(names.pending_channel, channel), now, id)
+      redis.call('SADD', names.channels, channel)
+    end
+  end
+  if spec.idem ~= '' then redis.call('SET', named(names.idem, spec.idem), id, 'EX', retention) end
+  local eid = redis.call('XADD', EVENTS, '*', 'type', 'created', 'id', id, 'action', action, 'mode', mode,
+    'status', status, 'by', spec.requested_by, 'doc', ARGV[1 + n])
+  redis.call('HSET', req_key, 'ev', eid)
+  table.insert(result, id); table.insert(result, mode); table.insert(result, status)
+end
+return result
 """
 
 # TRANSITION: a decision (approve, reject, veto, confirm) or a system move (cancel,
-# expire, finalize). Checks state, version, and who may decide; counts quorum votes.
-# KEYS[1] req hash   KEYS[2] done list   KEYS[3] timers zset   KEYS[4] events stream
-# ARGV[1] prefix  ARGV[2] id  ARGV[3] verb  ARGV[4] by (user id, "" for the system)
-# ARGV[5] groups JSON the user belongs to  ARGV[6] comment  ARGV[7] edited params JSON or ""
-# ARGV[8] expected version or ""  ARGV[9] now (ms)  ARGV[10] retention (s)
+# expire, finalize). Checks state, version, the deadline (against Redis TIME, so a late
+# click cannot win over a late timer) and who may decide; counts quorum votes. A plan's
+# step turning final closes the plan once every step is final; a plan expiring or
+# cancelled takes its waiting steps with it. All of that in this one call.
+# KEYS[1] timers zset   KEYS[2] events stream
+# ARGV[1] JSON input:
+#   names      key name templates (see _COMMON);  retention  seconds a final request is kept
+#   id, verb   the request and what to do to it
+#   by         the person deciding ("" for the system);  groups  user groups `by` is in
+#   comment    text or "";  params  edited parameters as JSON text, or ""
+#   version    the version the person saw, or "" (no check)
 # Returns {"ok", status, version, votes JSON, by JSON} | {"refused", reason, status,
-# version, by JSON} | {"missing"}.
+# version, by JSON, deadline} | {"missing"}.
 TRANSITION = _COMMON + r"""
-local h = redis.call('HMGET', KEYS[1], 'status', 'mode', 'version', 'quorum', 'requested_by',
-  'approvers', 'votes', 'by', 'channel', 'action', 'timers', 'created_ms', 'params', 'ev', 'risk')
-if not h[1] then return {'missing'} end
-local prefix, id, verb, by, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[9])
-local status, mode, version = h[1], h[2], tonumber(h[3])
-local function refuse(reason) return {'refused', reason, status, version, h[8]} end
-if status ~= 'pending' and status ~= 'open' then return refuse('final') end
+local TIMERS, EVENTS = KEYS[1], KEYS[2]
+local input = cjson.decode(ARGV[1])
+local names, retention = input.names, input.retention
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+
+local PERSON_VERBS = {approve = true, reject = true, veto = true, confirm = true}
+local SYSTEM_EVENTS = {
+  expired = 'expired', vetoed = 'vetoed', finalized = 'finalized', cancelled = 'cancelled',
+}
+
+-- A request's live fields, by name; nil when it does not exist.
+local function load(id)
+  local key = named(names.req, id)
+  local f = redis.call('HMGET', key, 'status', 'mode', 'version', 'quorum', 'requested_by',
+    'approvers', 'votes', 'by', 'channel', 'action', 'timers', 'created_ms', 'params', 'ev', 'risk',
+    'deadline', 'batch', 'items')
+  if not f[1] then return nil end
+  return {
+    id = id, key = key, done = named(names.done, id),
+    status = f[1], mode = f[2], version = tonumber(f[3]), quorum = tonumber(f[4]),
+    requested_by = f[5] or '', approvers = cjson.decode(f[6] or '[]'), votes = cjson.decode(f[7] or '[]'),
+    by_json = f[8] or '[]', channel = f[9] or '', action = f[10], timers = cjson.decode(f[11] or '[]'),
+    created_ms = tonumber(f[12]), edited_params = f[13] or '', ev = f[14] or '', risk = f[15] or '',
+    deadline = f[16] or '', batch = f[17] or '', items = f[18] or '',
+  }
+end
+
+local function waiting(r) return r.status == 'pending' or r.status == 'open' end
+
+local function audit(r, fields)
+  local eid = redis.call('XADD', EVENTS, '*', unpack(fields))
+  redis.call('HSET', r.key, 'ev', r.ev .. ',' .. eid)
+  r.ev = r.ev .. ',' .. eid
+end
+
+-- Make `r` final as `new`: state, indexes, timers, audit, stats, and the done list.
+-- `verb` is what caused it; `params` edited parameters given with this decision or "".
+local function finish(r, new, verb, decided_by, comment, params)
+  r.version = r.version + 1
+  r.status = new
+  r.by_json = list_json(decided_by)
+  local verdict = ''
+  if r.mode == 'shadow' then verdict = verb end
+  redis.call('HSET', r.key, 'status', new, 'version', r.version, 'votes', list_json(r.votes),
+    'by', r.by_json, 'comment', comment, 'decided_ms', now)
+  if verdict ~= '' then redis.call('HSET', r.key, 'verdict', verdict) end
+  redis.call('ZREM', names.pending, r.id)
+  redis.call('ZREM', names.deadlines, r.id)
+  if r.channel ~= '' then redis.call('ZREM', named(names.pending_channel, r.channel), r.id) end
+  redis.call('ZREM', named(names.pending_mode, r.mode), r.id)
+  for _, member in ipairs(r.timers) do redis.call('ZREM', TIMERS, member) end
+  redis.call('ZADD', TIMERS, now, r.id .. '|sync')
+  audit(r, {'type', SYSTEM_EVENTS[new] or 'decided', 'id', r.id, 'action', r.action, 'status', new,
+    'by', r.by_json, 'comment', comment, 'params', params, 'verdict', verb})
+  local stats = named(names.stats, r.action)
+  redis.call('HINCRBY', stats, new, 1)
+  if new == 'approved' and params == '' and r.edited_params == '' then
+    redis.call('HINCRBY', stats, 'approved_unedited', 1)
+  end
+  if new == 'rejected' and r.risk == 'critical' then
+    redis.call('HSET', stats, 'critical_rejected_ms', now)
+  end
+  if verdict ~= '' then redis.call('HINCRBY', stats, 'shadow_' .. verb, 1) end
+  local durations = named(names.durations, r.action)
+  redis.call('LPUSH', durations, now - r.created_ms)
+  redis.call('LTRIM', durations, 0, 999)
+  local final_params = params
+  if final_params == '' then final_params = r.edited_params end
+  redis.call('RPUSH', r.done, outcome(new, r.by_json, comment, final_params, verdict, now))
+  redis.call('EXPIRE', r.done, retention)
+  redis.call('EXPIRE', r.key, retention)
+end
+
+-- A plan's waiting steps follow the plan when it expires or is cancelled.
+local function close_steps(plan, new, verb, comment)
+  for _, step_id in ipairs(cjson.decode(plan.items)) do
+    local step = load(step_id)
+    if step and waiting(step) then finish(step, new, verb, {}, comment, '') end
+  end
+end
+
+-- Close plan `plan_id` once every step is final: approved when any step was, else
+-- rejected when any was, else cancelled when all were, else expired.
+local function settle_plan(plan_id)
+  local plan = load(plan_id)
+  if not plan or not waiting(plan) then return end
+  local steps = cjson.decode(plan.items)
+  local count = {approved = 0, rejected = 0, cancelled = 0}
+  for _, step_id in ipairs(steps) do
+    local status = redis.call('HGET', named(names.req, step_id), 'status')
+    if status == 'pending' or status == 'open' then return end
+    if status and count[status] then count[status] = count[status] + 1 end
+  end
+  local new, verb = 'expired', 'expire'
+  if count.approved > 0 then new, verb = 'approved', 'approve'
+  elseif count.rejected > 0 then new, verb = 'rejected', 'reject'
+  elseif count.cancelled == #steps then new, verb = 'cancelled', 'cancel' end
+  finish(plan, new, verb, {}, count.approved .. ' of ' .. #steps .. ' steps approved', '')
+end
+
+-- Everything that follows a request turning final.
+local function after_final(r, verb)
+  if r.items ~= '' and (r.status == 'expired' or r.status == 'cancelled') then
+    close_steps(r, r.status, verb, 'the plan ' .. r.status)
+  end
+  if r.batch ~= '' then settle_plan(r.batch) end
+end
+
+local r = load(input.id)
+if not r then return {'missing'} end
+local verb, by = input.verb, input.by
+local function refuse(reason) return {'refused', reason, r.status, r.version, r.by_json, r.deadline} end
+if not waiting(r) then return refuse('final') end
+
+-- Past the deadline the request has expired (an override's window has closed), whatever
+-- the timers have done: do that transition here, and refuse the decision.
+if (PERSON_VERBS[verb] or verb == 'cancel') and r.deadline ~= '' and now >= tonumber(r.deadline) * 1000 then
+  local lapse, lapsed = 'expire', 'expired'
+  if r.status == 'open' then lapse, lapsed = 'finalize', 'finalized' end
+  finish(r, lapsed, lapse, {}, '', '')
+  after_final(r, lapse)
+  return refuse('expired')
+end
+
 local new
 if verb == 'approve' or verb == 'reject' then
-  if status ~= 'pending' then return refuse('verb') end
-  if mode == 'shadow' then new = 'judged'
+  if r.status ~= 'pending' then return refuse('verb') end
+  if r.mode == 'shadow' then new = 'judged'
   elseif verb == 'approve' then new = 'approved'
   else new = 'rejected' end
 elseif verb == 'veto' or verb == 'confirm' or verb == 'finalize' then
-  if status ~= 'open' then return refuse('verb') end
+  if r.status ~= 'open' then return refuse('verb') end
   if verb == 'veto' then new = 'vetoed' else new = 'finalized' end
 elseif verb == 'expire' or verb == 'cancel' then
-  if status ~= 'pending' then return refuse('verb') end
+  if r.status ~= 'pending' then return refuse('verb') end
   if verb == 'expire' then new = 'expired' else new = 'cancelled' end
 else
   return refuse('verb')
 end
-local person = verb ~= 'expire' and verb ~= 'finalize' and verb ~= 'cancel'
-if person then
-  if ARGV[8] ~= '' and tonumber(ARGV[8]) ~= version then return refuse('stale') end
+
+if PERSON_VERBS[verb] then
+  if input.version ~= '' and tonumber(input.version) ~= r.version then return refuse('stale') end
   if by == '' then return refuse('anonymous') end
-  if by == h[5] and (verb == 'approve' or verb == 'confirm') then return refuse('requester') end
-  local approvers = cjson.decode(h[6])
-  if #approvers > 0 and not contains(approvers, by) then
+  if r.items ~= '' then return refuse('plan') end
+  if by == r.requested_by and (verb == 'approve' or verb == 'confirm') then return refuse('requester') end
+  if #r.approvers > 0 and not contains(r.approvers, by) then
     local member = false
-    for _, g in ipairs(cjson.decode(ARGV[5])) do
-      if contains(approvers, g) then member = true end
+    for _, group in ipairs(input.groups) do
+      if contains(r.approvers, group) then member = true end
     end
     if not member then return refuse('not_approver') end
   end
 end
-local edited = ARGV[7] ~= ''
-local votes = cjson.decode(h[7])
-local stats = prefix .. ':stats:' .. h[10]
-version = version + 1
-if edited then
+
+local params = input.params
+if params ~= '' then
   -- approvals given for the old parameters no longer count
-  votes = {}
-  redis.call('HSET', KEYS[1], 'params', ARGV[7])
-  redis.call('HINCRBY', stats, 'edited', 1)
+  r.votes = {}
+  redis.call('HSET', r.key, 'params', params)
+  redis.call('HINCRBY', named(names.stats, r.action), 'edited', 1)
 end
-if verb == 'approve' and mode == 'gate' then
-  if contains(votes, by) then version = version - 1; return refuse('voted') end
-  table.insert(votes, by)
-  if #votes < tonumber(h[4]) then
-    redis.call('HSET', KEYS[1], 'version', version, 'votes', list_json(votes))
-    redis.call('ZADD', KEYS[3], now, id .. '|sync')
-    local eid = redis.call('XADD', KEYS[4], '*', 'type', 'voted', 'id', id, 'action', h[10],
-      'status', status, 'by', by, 'votes', list_json(votes), 'quorum', h[4], 'params', ARGV[7])
-    redis.call('HSET', KEYS[1], 'ev', h[14] .. ',' .. eid)
-    return {'ok', status, version, list_json(votes), h[8]}
+if verb == 'approve' and r.mode == 'gate' then
+  if contains(r.votes, by) then return refuse('voted') end
+  table.insert(r.votes, by)
+  if #r.votes < r.quorum then
+    r.version = r.version + 1
+    local votes_json = list_json(r.votes)
+    redis.call('HSET', r.key, 'version', r.version, 'votes', votes_json)
+    redis.call('ZADD', TIMERS, now, r.id .. '|sync')
+    audit(r, {'type', 'voted', 'id', r.id, 'action', r.action, 'status', r.status, 'by', by,
+      'votes', votes_json, 'quorum', r.quorum, 'params', params})
+    return {'ok', r.status, r.version, votes_json, r.by_json}
   end
 end
 local decided_by = {}
-if verb == 'approve' and mode == 'gate' then decided_by = votes
+if verb == 'approve' and r.mode == 'gate' then decided_by = r.votes
 elseif by ~= '' then decided_by = {by} end
-redis.call('HSET', KEYS[1], 'status', new, 'version', version, 'votes', list_json(votes),
-  'by', list_json(decided_by), 'comment', ARGV[6], 'decided_ms', now)
-if mode == 'shadow' then redis.call('HSET', KEYS[1], 'verdict', verb) end
-unindex(prefix, id, h[9], mode)
-for _, member in ipairs(cjson.decode(h[11])) do redis.call('ZREM', KEYS[3], member) end
-redis.call('ZADD', KEYS[3], now, id .. '|sync')
-local event = 'decided'
-if new == 'expired' or new == 'vetoed' or new == 'finalized' or new == 'cancelled' then event = new end
-local eid = redis.call('XADD', KEYS[4], '*', 'type', event, 'id', id, 'action', h[10], 'status', new,
-  'by', list_json(decided_by), 'comment', ARGV[6], 'params', ARGV[7], 'verdict', verb)
-redis.call('HSET', KEYS[1], 'ev', h[14] .. ',' .. eid)
-redis.call('HINCRBY', stats, new, 1)
-if new == 'approved' and not edited and not h[13] then
-  redis.call('HINCRBY', stats, 'approved_unedited', 1)
-end
-if new == 'rejected' and h[15] == 'critical' then redis.call('HSET', stats, 'critical_rejected_ms', now) end
-if mode == 'shadow' then redis.call('HINCRBY', stats, 'shadow_' .. verb, 1) end
-local durations = prefix .. ':durations:' .. h[10]
-redis.call('LPUSH', durations, now - tonumber(h[12]))
-redis.call('LTRIM', durations, 0, 999)
-local verdict = ''
-if mode == 'shadow' then verdict = verb end
-local final_params = ARGV[7]
-if final_params == '' and h[13] then final_params = h[13] end
-redis.call('RPUSH', KEYS[2], outcome(new, list_json(decided_by), ARGV[6], final_params, verdict, ARGV[9]))
-redis.call('EXPIRE', KEYS[2], ARGV[10])
-redis.call('EXPIRE', KEYS[1], ARGV[10])
-return {'ok', new, version, list_json(votes), list_json(decided_by)}
+finish(r, new, verb, decided_by, input.comment, params)
+after_final(r, verb)
+return {'ok', new, r.version, list_json(r.votes), r.by_json}
 """
 
 # ESCALATE: record that escalation step N fired, if the request still waits.

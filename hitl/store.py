@@ -7,6 +7,8 @@ Lua script in `hitl.scripts`, so the store itself never does read-modify-write i
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -16,7 +18,15 @@ import redis
 import redis.asyncio as aioredis
 
 from hitl import scripts
-from hitl.errors import AlreadyDecided, NotAllowed, RequestNotFound, StaleVersion, TransitionRefused
+from hitl.errors import (
+    AlreadyDecided,
+    DeadlinePassed,
+    IdempotencyConflict,
+    NotAllowed,
+    RequestNotFound,
+    StaleVersion,
+    TransitionRefused,
+)
 from hitl.keys import Keys, timer_member
 from hitl.models import EscalationStep, Request
 from hitl.status import Mode, Status
@@ -33,6 +43,7 @@ _REFUSALS = {
     "not_approver": "you are not one of the approvers of this request",
     "voted": "you have already approved this request; it needs another approver",
     "anonymous": "a decision needs the id of the person who takes it",
+    "plan": "a plan is decided through its steps (approve or reject each, or all at once)",
 }
 
 
@@ -63,25 +74,82 @@ def timers_for(doc: Mapping[str, Any], mode: Mode, created_ms: int) -> tuple[dic
     return timers, deadline
 
 
-def create_args(keys: Keys, doc: dict[str, Any], retention: int) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV for `scripts.CREATE`; fills `doc['deadline']` and `doc['created_at']`."""
-    created = now_ms()
+@functools.cache
+def key_names(keys: Keys) -> dict[str, str]:
+    """Key name templates for the scripts ("{}" marks the variable part), from `Keys`."""
+    slot = "{}"
+    return {
+        "req": keys.req(slot), "done": keys.done(slot), "idem": keys.idem(slot), "stats": keys.stats(slot),
+        "durations": keys.durations(slot), "pending": keys.pending,
+        "pending_channel": keys.pending_channel(slot), "pending_mode": keys.pending_mode(slot),
+        "deadlines": keys.deadlines, "channels": keys.channels, "actions": keys.actions,
+    }
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(doc: Mapping[str, Any], steps: Sequence[str] = ()) -> str:
+    """What an idempotency key promises stays the same: action, summary and params (and a
+    plan's steps' fingerprints, in order). sha256 of their canonical JSON."""
+    content = {
+        "action": doc["action"], "summary": doc["summary"], "params": doc["params"], "steps": list(steps),
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _create_spec(doc: dict[str, Any], created: int, fp: str) -> dict[str, Any]:
+    """One request's entry in CREATE's input; fills `doc['deadline']` and `doc['created_at']`
+    (the document itself goes in its own ARGV slot: see `create_plan_args`)."""
     mode = Mode(doc["mode"])
     timers, deadline = timers_for(doc, mode, created)
     gate_timers, gate_deadline = timers_for(doc, Mode.GATE, created)
     doc["created_at"] = created / 1000
     doc["deadline"] = deadline
-    idem = doc.get("idempotency_key")
-    rid = doc["id"]
-    keys_ = [keys.req(rid), keys.idem(idem or rid), keys.done(rid), keys.timers, keys.events, keys.paused]
-    argv = [
-        keys.prefix, rid, json.dumps(doc, separators=(",", ":"), ensure_ascii=False), mode.value, created,
-        "1" if idem else "0", retention, json.dumps(timers), doc.get("channel") or "", doc["action"],
-        doc["quorum"], doc.get("requested_by") or "", json.dumps(doc["approvers"]),
-        "" if deadline is None else repr(deadline), json.dumps(gate_timers), repr(gate_deadline),
-        doc.get("risk") or "",
-    ]
-    return keys_, argv
+    return {
+        "id": doc["id"], "mode": mode.value, "action": doc["action"],
+        "channel": doc.get("channel") or "", "quorum": doc["quorum"],
+        "requested_by": doc.get("requested_by") or "",
+        "approvers": _json(doc["approvers"]), "risk": doc.get("risk") or "",
+        "idem": doc.get("idempotency_key") or "", "fingerprint": fp,
+        "timers": timers, "deadline": "" if deadline is None else repr(deadline),
+        "gate_timers": gate_timers, "gate_deadline": repr(gate_deadline),
+        "batch": doc.get("batch") or "", "items": _json(doc["items"]) if doc.get("items") else "",
+    }
+
+
+def create_plan_args(
+    keys: Keys, head: dict[str, Any], steps: Sequence[dict[str, Any]], retention: int
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV for `scripts.CREATE`: `head` (a request, or a plan) and its `steps`."""
+    created = now_ms()
+    step_specs = [_create_spec(d, created, fingerprint(d)) for d in steps]
+    head_spec = _create_spec(head, created, fingerprint(head, [s["fingerprint"] for s in step_specs]))
+    payload = {
+        "names": key_names(keys), "now": created, "retention": retention,
+        "requests": [head_spec, *step_specs],
+    }
+    docs = [_json(head), *(_json(d) for d in steps)]  # after the specs filled in deadline and created_at
+    return [keys.timers, keys.events, keys.paused], [_json(payload), *docs]
+
+
+def create_args(keys: Keys, doc: dict[str, Any], retention: int) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV for `scripts.CREATE` of one request."""
+    return create_plan_args(keys, doc, (), retention)
+
+
+def parse_created(result: Sequence[Any]) -> list[tuple[str, Mode, Status]] | str:
+    """CREATE's answer: [(id, mode, status)] per request created, or the existing head's id.
+
+    Raises `IdempotencyConflict` when the key belongs to a request with other content."""
+    kind = _s(result[0])
+    if kind == "existing":
+        return _s(result[1])
+    if kind == "conflict":
+        raise IdempotencyConflict(_s(result[1]), _s(result[2]), _s(result[3]))
+    triples = range(1, len(result), 3)
+    return [(_s(result[i]), Mode(_s(result[i + 1])), Status(_s(result[i + 2]))) for i in triples]
 
 
 def parse_request(raw: Sequence[Any]) -> Request:
@@ -120,13 +188,13 @@ def transition_args(
     version: int | None,
     retention: int,
 ) -> tuple[list[str], list[Any]]:
-    keys_ = [keys.req(request_id), keys.done(request_id), keys.timers, keys.events]
-    argv = [
-        keys.prefix, request_id, verb, by or "", json.dumps(list(groups)), comment or "",
-        "" if params is None else json.dumps(params, separators=(",", ":"), ensure_ascii=False),
-        "" if version is None else str(version), now_ms(), retention,
-    ]
-    return keys_, argv
+    """KEYS and ARGV for `scripts.TRANSITION`; the script reads the time from Redis."""
+    payload = {
+        "names": key_names(keys), "retention": retention, "id": request_id, "verb": verb, "by": by or "",
+        "groups": list(groups), "comment": comment or "", "params": "" if params is None else _json(params),
+        "version": "" if version is None else str(version),
+    }
+    return [keys.timers, keys.events], [_json(payload)]
 
 
 def check_transition(request_id: str, verb: str, result: Sequence[Any]) -> Status:
@@ -139,6 +207,8 @@ def check_transition(request_id: str, verb: str, result: Sequence[Any]) -> Statu
     reason, status = _s(result[1]), _s(result[2])
     if reason == "final":
         raise AlreadyDecided(request_id, status, json.loads(_s(result[4]) or "[]"))
+    if reason == "expired":
+        raise DeadlinePassed(request_id, status, float(_s(result[5])))
     if reason == "stale":
         raise StaleVersion(
             request_id, "stale", f"request {request_id} changed since this card was drawn; look again"
@@ -192,16 +262,22 @@ class Store(_Base):
         self._settle_sync = client.register_script(scripts.SETTLE_SYNC)
 
     def create(self, doc: dict[str, Any]) -> tuple[bool, str, Mode, Status]:
-        """Store a new request; `(False, existing_id, ...)` when its idempotency key is known."""
-        keys_, argv = create_args(self.keys, doc, self.retention)
-        res = self._create(keys=keys_, args=argv)
-        if int(res[0]) == 0:
-            existing = self.get(_s(res[1]))
+        """Store a new request; `(False, existing_id, ...)` when its idempotency key is known
+        with the same content. Raises `IdempotencyConflict` when the content differs."""
+        created = parse_created(self._create(*create_args(self.keys, doc, self.retention)))
+        if isinstance(created, str):
+            existing = self.get(created)
             return False, existing.id, existing.mode, existing.status
-        return True, _s(res[1]), Mode(_s(res[2])), Status(_s(res[3]))
+        return True, *created[0]
+
+    def create_plan(self, plan: dict[str, Any], steps: Sequence[dict[str, Any]]) -> Request | None:
+        """Store a plan and its steps in one script call, all or nothing; None when created,
+        the existing plan when its idempotency key is known with the same plan and steps."""
+        created = parse_created(self._create(*create_plan_args(self.keys, plan, steps, self.retention)))
+        return self.get(created) if isinstance(created, str) else None
 
     def create_many(self, docs: Sequence[dict[str, Any]]) -> None:
-        """Store several new requests in one round trip (a plan and its items)."""
+        """Store several unrelated new requests in one round trip (seeding, benchmarks)."""
         pipe = self.redis.pipeline(transaction=False)
         for doc in docs:
             keys_, argv = create_args(self.keys, doc, self.retention)
@@ -289,12 +365,15 @@ class AsyncStore(_Base):
         self._transition = client.register_script(scripts.TRANSITION)
 
     async def create(self, doc: dict[str, Any]) -> tuple[bool, str, Mode, Status]:
-        keys_, argv = create_args(self.keys, doc, self.retention)
-        res = await self._create(keys=keys_, args=argv)
-        if int(res[0]) == 0:
-            existing = await self.get(_s(res[1]))
+        created = parse_created(await self._create(*create_args(self.keys, doc, self.retention)))
+        if isinstance(created, str):
+            existing = await self.get(created)
             return False, existing.id, existing.mode, existing.status
-        return True, _s(res[1]), Mode(_s(res[2])), Status(_s(res[3]))
+        return True, *created[0]
+
+    async def create_plan(self, plan: dict[str, Any], steps: Sequence[dict[str, Any]]) -> Request | None:
+        created = parse_created(await self._create(*create_plan_args(self.keys, plan, steps, self.retention)))
+        return await self.get(created) if isinstance(created, str) else None
 
     async def get(self, request_id: str) -> Request:
         raw = await self._read(keys=[self.keys.req(request_id), self.keys.events])

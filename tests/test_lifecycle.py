@@ -8,7 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from hitl import AlreadyDecided, Approvals, InvalidRequest, NotAllowed, StaleVersion, TransitionRefused
+from hitl import (
+    AlreadyDecided,
+    Approvals,
+    InvalidRequest,
+    NotAllowed,
+    StaleVersion,
+    TransitionRefused,
+    WaitTimeout,
+)
 from hitl.errors import RequestNotFound
 from tests.helpers import events
 
@@ -201,3 +209,18 @@ def test_unknown_verb_and_unknown_request(approvals: Approvals) -> None:
         approvals.decide("nope", "approve", by="U01")
     with pytest.raises(RequestNotFound):
         approvals.get("nope")
+
+
+@pytest.mark.parametrize("scope", ["*", "publish_post"])
+def test_while_paused_a_shadow_request_waits_for_a_decision(approvals: Approvals, scope: str) -> None:
+    approvals.store.pause(scope, by="U0ADMIN")
+    req = approvals.request(action="publish_post", summary="Publish the draft", mode="shadow")
+    assert (req.mode, req.status()) == ("gate", "pending")
+    stored = req.fetch()
+    assert stored.paused and stored.deadline is not None
+    with pytest.raises(WaitTimeout):
+        req.wait(timeout=0.3)  # blocks: nothing acts without a decision
+    waiter = ThreadPoolExecutor(1).submit(req.wait, 10)
+    approvals.decide(req.id, "reject", by="U01", comment="paused for a reason")
+    decision = waiter.result(timeout=10)
+    assert (decision.status, decision.approved, decision.comment) == ("rejected", False, "paused for a reason")

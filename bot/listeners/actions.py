@@ -15,10 +15,11 @@ from slack_sdk.errors import SlackApiError
 
 from bot import cards, views
 from bot.deps import Deps, deps_of
-from bot.plans import decide_plan, settle_plan
+from bot.plans import decide_plan
 from bot.replies import refusal, stale_or_final, why_not
 from hitl.errors import HitlError, RequestNotFound
 from hitl.queries import may_decide
+from hitl.status import Verb
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,6 @@ def decide_click(deps: Deps, body: dict[str, Any], verb: str) -> None:
         req = deps.store.get(_target(body))
         groups = deps.groups_for(user, req)
         deps.approvals.decide(req.id, verb, by=user, version=version, groups=groups)
-        if req.batch:
-            settle_plan(deps, req.batch, user, groups)
     except HitlError as exc:
         tell(deps, body, refusal(exc))
 
@@ -138,7 +137,7 @@ def _plan_approve(ack: Ack, body: dict[str, Any], context: dict) -> None:
     ack()
     deps = deps_of(context)
     try:
-        problem = decide_plan(deps, _target(body), "approve", body["user"]["id"])
+        problem = decide_plan(deps, _target(body), Verb.APPROVE, body["user"]["id"])
     except RequestNotFound as exc:
         problem = refusal(exc)
     if problem:

@@ -13,9 +13,10 @@ from slack_bolt import Ack, App
 
 from bot import views
 from bot.deps import deps_of
-from bot.plans import decide_plan, settle_plan
+from bot.plans import decide_plan
 from bot.replies import refusal
 from hitl.errors import HitlError
+from hitl.status import Verb
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,13 @@ def _submit(
                 return
             kwargs["comment"] = reason
         if req.items and verb == "reject":  # "Reject all" on a plan: every waiting step, same reason
-            problem = decide_plan(deps, req.id, "reject", user, kwargs["comment"])
+            problem = decide_plan(deps, req.id, Verb.REJECT, user, kwargs["comment"])
             if problem:
                 ack(response_action="errors", errors={field: problem})
                 return
         else:
             groups = deps.groups_for(user, req)
             deps.approvals.decide(req.id, verb, by=user, version=meta.get("v"), groups=groups, **kwargs)
-            if req.batch:
-                settle_plan(deps, req.batch, user, groups)
     except HitlError as exc:
         ack(response_action="errors", errors={field: refusal(exc)})
         return

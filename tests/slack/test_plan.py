@@ -52,3 +52,20 @@ def test_reject_all_gives_every_step_the_reason(bot: Bot) -> None:
     bot.interact(bot.interactions.submit(view.id, {"reason": "wrong segment"}))
     assert [(d.status, d.comment) for d in batch.wait(timeout=10)] == [("rejected", "wrong segment")] * 3
     assert batch.plan.wait(timeout=10).status == "rejected"
+
+
+
+def test_a_plan_closes_when_its_last_step_is_withdrawn_after_a_click(bot: Bot) -> None:
+    batch = _plan(bot, 2)
+    card = bot.card(batch.id)
+    first, second = batch.items
+    block = next(b for b in card.blocks if b.get("block_id", "").endswith(f":{first.id}"))
+    bot.interact(bot.interactions.click(card.channel, card.ts, block["accessory"]["action_id"],
+                                        user_id="U0BOB", selected=f"approve|{first.id}"))
+    assert first.wait(timeout=10).status == "approved"
+    assert batch.plan.status() == "pending"
+    second.cancel()  # the agent withdraws the last step: no click, no bot involved
+    plan = batch.plan.wait(timeout=10)
+    assert (plan.status, plan.by, plan.comment) == ("approved", [], "1 of 2 steps approved")
+    final = bot.card_when(batch.id, lambda m: cards.ACTION_PLAN_APPROVE not in json.dumps(m.blocks))
+    assert "1 approved" in json.dumps(final.blocks)
