@@ -11,11 +11,13 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from bot import listeners
+from bot.access import Access
 from bot.deps import Deps
 from bot.groups import GroupResolver
 from bot.slack import web_client
 from hitl.client import Approvals
 from hitl.errors import ConfigError
+from hitl.membership import ChannelMembers
 from hitl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,11 +40,14 @@ def build_app(
         )
     approvals = approvals or Approvals(settings=settings)
     client = client or web_client(settings)
+    groups = GroupResolver(client, approvals.redis, approvals.keys.prefix)
+    members = ChannelMembers(approvals.redis, approvals.keys)
     deps = Deps(
         settings=settings,
         approvals=approvals,
         client=client,
-        groups=GroupResolver(client, approvals.redis, approvals.keys.prefix),
+        groups=groups,
+        access=Access(client, members, groups, settings.admins, settings.default_channel),
     )
     app = App(
         client=client,

@@ -26,6 +26,8 @@ key                                    type    what it holds
 ``{p}:stats:{action}``                 hash    per-action counters by outcome
 ``{p}:actions``                        set     actions that have counters
 ``{p}:paused``                         set     kill switch scopes: ``*`` or action names
+``{p}:chmembers:{channel}``            string  a Slack channel's member ids (JSON), cached
+                                               briefly for visibility checks (TTL)
 =====================================  ======  ================================================
 """
 
@@ -88,6 +90,9 @@ class Keys:
     @property
     def paused(self) -> str:
         return f"{self.prefix}:paused"
+
+    def channel_members(self, channel: str) -> str:
+        return f"{self.prefix}:chmembers:{channel}"
 
 
 def timer_member(request_id: str, kind: str, step: int | None = None) -> str:

@@ -40,14 +40,21 @@ def where(body: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def tell(deps: Deps, body: dict[str, Any], text: str) -> None:
-    """An ephemeral note to the clicker in the card's channel, else a DM (App Home)."""
+    """An ephemeral note to the clicker in the card's channel, else a DM (App Home).
+
+    When the ephemeral cannot be shown there (the clicker is not in that channel any
+    more), the note goes by DM so a refusal is never silent.
+    """
     user = body["user"]["id"]
     channel, _ = where(body)
     try:
         if channel:
-            deps.client.chat_postEphemeral(channel=channel, user=user, text=text)
-        else:
-            deps.client.chat_postMessage(channel=user, text=text)
+            try:
+                deps.client.chat_postEphemeral(channel=channel, user=user, text=text)
+                return
+            except SlackApiError as exc:
+                log.info("no ephemeral to %s in %s (%s); DM instead", user, channel, exc.response["error"])
+        deps.client.chat_postMessage(channel=user, text=text)
     except SlackApiError as exc:
         log.warning("could not tell %s: %s", user, exc.response.get("error"))
 
@@ -67,6 +74,10 @@ def decide_click(deps: Deps, body: dict[str, Any], verb: str) -> None:
     version = cards.parse_actions_block_id(action.get("block_id"))
     try:
         req = deps.store.get(_target(body))
+        hidden = deps.viewer(user).refusal(req)
+        if hidden:
+            tell(deps, body, hidden)
+            return
         groups = deps.groups_for(user, req)
         deps.approvals.decide(req.id, verb, by=user, version=version, groups=groups)
         if req.batch:
@@ -84,8 +95,12 @@ def open_modal(deps: Deps, body: dict[str, Any], build: Any) -> None:
     except RequestNotFound as exc:
         tell(deps, body, refusal(exc))
         return
+    hidden = deps.viewer(user).refusal(req)
+    if hidden:  # details too: they show what a private channel's members alone may see
+        tell(deps, body, hidden)
+        return
     version = cards.parse_actions_block_id(action.get("block_id"))
-    deciding = build is not views.details_modal  # anyone may look at the details
+    deciding = build is not views.details_modal  # anyone who may see it may look at the details
     if req.final or (deciding and version is not None and version != req.version):
         tell(deps, body, refusal(stale_or_final(req)))
         return
@@ -138,7 +153,9 @@ def _plan_approve(ack: Ack, body: dict[str, Any], context: dict) -> None:
     ack()
     deps = deps_of(context)
     try:
-        problem = decide_plan(deps, _target(body), "approve", body["user"]["id"])
+        user = body["user"]["id"]
+        problem = deps.viewer(user).refusal(deps.store.get(_target(body)))
+        problem = problem or decide_plan(deps, _target(body), "approve", user)
     except RequestNotFound as exc:
         problem = refusal(exc)
     if problem:

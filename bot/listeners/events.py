@@ -16,7 +16,11 @@ log = logging.getLogger(__name__)
 
 
 def publish_home(deps: Deps, user: str) -> None:
-    reqs = waiting_for(deps.store, user, lambda groups: deps.groups.groups_of(user, groups))
+    viewer = deps.viewer(user)
+    reqs = waiting_for(
+        deps.store, user, lambda groups: deps.groups.groups_of(user, groups),
+        visible=None if viewer.admin else viewer.may_see,
+    )
     try:
         deps.client.views_publish(user_id=user, view=views.home_view(user, reqs))
     except SlackApiError as exc:

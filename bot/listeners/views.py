@@ -39,6 +39,10 @@ def _submit(
     kwargs: dict[str, Any] = {}
     try:
         req = deps.store.get(meta["id"])
+        hidden = deps.viewer(user).refusal(req)
+        if hidden:
+            ack(response_action="errors", errors={field: hidden})
+            return
         if verb == "approve":
             text = _value(view, "params") or ""
             try:
