@@ -884,3 +884,23 @@ def test_status_list_show_and_help_replies() -> None:
         "/hitl help",
     ):
         assert command in help_text
+
+
+def test_refusal_notes_escape_what_they_quote() -> None:
+    from bot.replies import refusal
+    from hitl.errors import AlreadyDecided, TransitionRefused
+
+    note = refusal(TransitionRefused("r1", "odd", "approver <!channel> <https://evil.example|x> said no"))
+    assert "<!channel>" not in note and "<https://" not in note and "&lt;!channel&gt;" in note
+    note = refusal(AlreadyDecided("r1", "approved", ["U0BOB", "<!here>"]))
+    assert "<@U0BOB>" in note and "<!here>" not in note
+
+
+def test_reminder_mentions_only_well_formed_ids() -> None:
+    from bot.cards import reminder_text
+
+    req = make(approvers=["U0BOB"], deadline=1_800_000_000.0)
+    text = reminder_text(req, 1, ["U0BOB> <!channel> <https://evil.example|login", "S0LEADS", "W0ENT", "<!here>"])
+    assert "<!subteam^S0LEADS>" in text and "<@W0ENT>" in text
+    for bad in ("<!channel>", "<!here>", "<https://"):
+        assert bad not in text
