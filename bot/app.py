@@ -15,6 +15,7 @@ from bot.access import Access
 from bot.deps import Deps
 from bot.groups import GroupResolver
 from bot.slack import web_client
+from bot.verification import SafeRequestVerification
 from hitl.client import Approvals
 from hitl.errors import ConfigError
 from hitl.membership import ChannelMembers
@@ -52,7 +53,10 @@ def build_app(
     app = App(
         client=client,
         signing_secret=secret or "socket-mode",
-        request_verification_enabled=not socket_mode,
+        # Signatures are checked by SafeRequestVerification, in the same place in Bolt's
+        # chain (before authorization), so a malformed timestamp is a 401, not a 500.
+        request_verification_enabled=False,
+        before_authorize=None if socket_mode else SafeRequestVerification(secret or "socket-mode"),
         token_verification_enabled=False,
         listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="hitl-listener"),
         raise_error_for_unhandled_request=False,
