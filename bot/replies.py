@@ -12,6 +12,15 @@ def _people(ids: list[str]) -> str:
     return people(list(ids))
 
 
+# What a `/hitl` command answers while Redis cannot be reached.
+DB_DOWN = "hitl-router cannot reach its database right now; nothing was changed — try again in a minute."
+# What a click or a form answers while Redis cannot be reached: the decision is lost.
+NOT_RECORDED = (
+    "⚠️ Your decision was NOT recorded: hitl-router cannot reach its database right now. "
+    "Nothing changed; please try again in a minute."
+)
+
+
 def refusal(exc: Exception) -> str:
     if isinstance(exc, AlreadyDecided):
         who = f" by {_people(exc.by)}" if exc.by else ""

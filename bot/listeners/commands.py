@@ -6,18 +6,23 @@ inside Slack's 3 seconds, and needs no response_url.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
+import redis
 from slack_bolt import Ack, App
 
 from bot import views
 from bot.deps import Deps, deps_of
+from bot.replies import DB_DOWN
 from bot.text import escape, escape_cut, one_line
 from hitl import queries, stats
 from hitl.errors import RequestNotFound
 from hitl.ids import is_request_id
 from hitl.status import Mode
+
+log = logging.getLogger(__name__)
 
 # How many requests `/hitl list` shows.
 LIST_LIMIT = 20
@@ -153,7 +158,11 @@ def _policy(deps: Deps) -> tuple[str, list[dict]]:
 def register(app: App) -> None:
     @app.command("/hitl")
     def hitl(ack: Ack, command: dict[str, Any], context: dict) -> None:
-        text, blocks = answer(deps_of(context), command["user_id"], command.get("text") or "")
+        try:
+            text, blocks = answer(deps_of(context), command["user_id"], command.get("text") or "")
+        except redis.RedisError as exc:
+            log.warning("/hitl %r: Redis unreachable: %s", command.get("text"), exc)
+            text, blocks = DB_DOWN, []
         if blocks:
             ack(text=text, blocks=blocks, response_type="ephemeral")
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
@@ -31,4 +32,7 @@ def register(app: App) -> None:
     @app.event("app_home_opened")
     def home(event: dict[str, Any], context: dict) -> None:
         if event.get("tab", "home") == "home":
-            publish_home(deps_of(context), event["user"])
+            try:
+                publish_home(deps_of(context), event["user"])
+            except redis.RedisError as exc:  # the tab keeps its last view; nothing to record
+                log.warning("App Home for %s not refreshed, Redis unreachable: %s", event["user"], exc)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from slack_bolt import Ack, App
 
 from bot import views
 from bot.deps import deps_of
 from bot.plans import decide_plan, settle_plan
-from bot.replies import refusal
+from bot.replies import NOT_RECORDED, refusal
 from hitl.errors import HitlError
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,10 @@ def _submit(
                 settle_plan(deps, req.batch, user, groups)
     except HitlError as exc:
         ack(response_action="errors", errors={field: refusal(exc)})
+        return
+    except redis.RedisError as exc:
+        log.warning("%s by %s not recorded, Redis unreachable: %s", verb, user, exc)
+        ack(response_action="errors", errors={field: NOT_RECORDED})
         return
     ack()
 
