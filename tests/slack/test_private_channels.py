@@ -41,6 +41,18 @@ def _private_card(bot: Bot, request_id: str) -> Message:
     return ws.wait_for(find, 15.0, what=f"card of {request_id} in {SECRET_CHANNEL}")
 
 
+def _note_to(bot: Bot, user: str) -> str:
+    """The latest note the bot left for `user`: an ephemeral (maybe via response_url) or a DM."""
+    ws = bot.slack.workspace
+    dm = ws.resolve_channel(user)
+    assert dm is not None
+
+    def notes() -> list[str]:
+        return [e.text for e in ws.ephemerals(user=user)] + [m.text for m in ws.messages(dm.id)]
+
+    return ws.wait_for(notes, 10.0, what=f"a note to {user}")[-1]
+
+
 def _text(reply: dict[str, Any]) -> str:
     return json.dumps(reply, ensure_ascii=False)
 
@@ -75,10 +87,7 @@ def test_an_outsiders_clicks_are_refused_and_change_nothing(private: Bot) -> Non
     status, _ = private.interact(private.interactions.click(card.channel, card.ts, cards.ACTION_APPROVE,
                                                             user_id=MALLORY))
     assert status == 200
-    dm = ws.resolve_channel(MALLORY)
-    assert dm is not None
-    note = ws.wait_for(lambda: ws.messages(dm.id), 10.0, what="a DM to Mallory")[-1].text
-    assert "not a member" in note
+    assert "not a member" in _note_to(private, MALLORY)
     # The card `/hitl show` returns, in a channel Mallory is in (as the old code answered her).
     shown = private.command(f"show {req.id}", user="U0ALICE")
     posted = WebClient(token=TOKEN, base_url=private.slack.url).chat_postMessage(
@@ -88,8 +97,8 @@ def test_an_outsiders_clicks_are_refused_and_change_nothing(private: Bot) -> Non
         payload = private.interactions.click("C0GENERAL", posted["ts"], action, user_id=MALLORY)
         status, _ = private.interact(payload)
         assert status == 200
-    notes = ws.wait_for(lambda: [e for e in ws.ephemerals(user=MALLORY)] if len(ws.ephemerals(user=MALLORY)) >= 3
-                        else None, 10.0, what="three refusals")
+    notes = ws.wait_for(lambda: (e := ws.ephemerals(user=MALLORY)) and len(e) >= 4 and e, 10.0,
+                        what="four refusals")
     assert all("not a member" in e.text for e in notes)
     assert ws.top_view(MALLORY) is None  # no Details or Reject form opened
     assert req.status() == "pending"
@@ -114,3 +123,27 @@ def test_odd_ids_in_show_get_a_clear_answer(private: Bot) -> None:
         reply = private.command(f"show {odd}", user="U0ALICE")
         assert reply["text"].startswith("No request with id"), odd
         assert "<!channel>" not in reply["text"]
+
+
+def test_app_home_and_plans_of_a_private_channel_stay_hidden(private: Bot) -> None:
+    req = _file(private)
+    batch = private.approvals.request_batch(
+        summary="Payroll plan", channel=SECRET_CHANNEL,
+        items=[{"action": "pay", "summary": "payroll step", "params": {"n": 1}}],
+    )
+    plan_card = _private_card(private, batch.id)
+    ws = private.slack.workspace
+    for user in (MALLORY, "U0CAROL"):
+        status, _ = private.event(private.interactions.home_opened(user))
+        assert status == 200
+    carol = ws.wait_for(lambda: ws.home_view("U0CAROL"), 10, what="Carol's home tab")
+    mallory = ws.wait_for(lambda: ws.home_view(MALLORY), 10, what="Mallory's home tab")
+    assert "payroll" in json.dumps(carol.blocks).lower()
+    assert "payroll" not in json.dumps(mallory.blocks).lower() and req.id not in json.dumps(mallory.blocks)
+    # "Approve all" on the plan card, by an outsider: refused, nothing decided.
+    status, _ = private.interact(private.interactions.click(SECRET_CHANNEL, plan_card.ts, cards.ACTION_PLAN_APPROVE,
+                                                            user_id=MALLORY))
+    assert status == 200
+    assert "not a member" in _note_to(private, MALLORY)
+    assert batch.plan.status() == "pending"
+    assert all(item.status() == "pending" for item in batch.items)
