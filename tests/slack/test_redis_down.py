@@ -6,6 +6,7 @@ in an append-only file so the restart brings it back for the last checks.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -76,3 +77,18 @@ def test_a_click_that_cannot_be_recorded_says_so_and_a_retry_works(outage: Outag
     status, _ = bot.interact(bot.interactions.click(CHANNEL, outage.card_ts, cards.ACTION_APPROVE, user_id="U0BOB"))
     assert status == 200
     assert bot.approvals.get(outage.request_id).wait(timeout=10).by == ["U0BOB"]
+
+
+def test_a_form_sent_while_the_database_is_down_shows_the_decision_was_not_recorded(outage: Outage) -> None:
+    bot = outage.bot
+    status, _ = bot.interact(bot.interactions.click(CHANNEL, outage.card_ts, cards.ACTION_REJECT, user_id="U0BOB"))
+    assert status == 200
+    from bot import views
+
+    view = bot.open_view("U0BOB", views.VIEW_REJECT)
+    outage.redis.stop()
+    status, body = bot.interact(bot.interactions.submit(view.id, {"reason": "wrong customer"}))
+    assert status == 200
+    assert json.loads(body) == {"response_action": "errors", "errors": {"reason": NOT_RECORDED}}
+    outage.redis.start()
+    assert bot.approvals.store.get(outage.request_id).status.value == "pending"
