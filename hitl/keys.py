@@ -28,6 +28,8 @@ key                                    type    what it holds
 ``{p}:paused``                         set     kill switch scopes: ``*`` or action names
 ``{p}:chmembers:{channel}``            string  a Slack channel's member ids (JSON), cached
                                                briefly for visibility checks (TTL)
+``{p}:usergroup:{group}``              string  a Slack user group's member ids (JSON), cached
+                                               for approver checks (TTL)
 =====================================  ======  ================================================
 """
 
@@ -93,6 +95,9 @@ class Keys:
 
     def channel_members(self, channel: str) -> str:
         return f"{self.prefix}:chmembers:{channel}"
+
+    def group_members(self, group: str) -> str:
+        return f"{self.prefix}:usergroup:{group}"
 
 
 def timer_member(request_id: str, kind: str, step: int | None = None) -> str:
