@@ -32,6 +32,10 @@ key                                    type    what it holds
 ``{p}:paused``                         set     kill switch scopes: ``*`` or action names
 ``{p}:maintenance:lock``               string  held for one maintenance period by the worker
                                                that trims the audit and cleans stale requests
+``{p}:chmembers:{channel}``            string  a Slack channel's member ids (JSON), cached
+                                               briefly for visibility checks (TTL)
+``{p}:usergroup:{group}``              string  a Slack user group's member ids (JSON), cached
+                                               for approver checks (TTL)
 =====================================  ======  ================================================
 """
 
@@ -101,6 +105,11 @@ class Keys:
     @property
     def maintenance_lock(self) -> str:
         return f"{self.prefix}:maintenance:lock"
+    def channel_members(self, channel: str) -> str:
+        return f"{self.prefix}:chmembers:{channel}"
+
+    def group_members(self, group: str) -> str:
+        return f"{self.prefix}:usergroup:{group}"
 
 
 def timer_member(request_id: str, kind: str, step: int | None = None) -> str:
