@@ -56,6 +56,7 @@ def _connect_kwargs() -> dict[str, Any]:
 def build_doc(settings: Settings, policy: PolicySource, **kwargs: Any) -> dict[str, Any]:
     """Validate an agent's arguments and route them with the policy: the stored `doc`."""
     req = RequestInput.parse(**kwargs)
+    check_callback(settings, req.callback_url)
     r = route(req, policy.current(), settings.default_channel)
     return {
         "id": new_id(),
@@ -78,9 +79,25 @@ def build_doc(settings: Settings, policy: PolicySource, **kwargs: Any) -> dict[s
         "window": r.window,
         "escalation": [s.model_dump() for s in r.escalation],
         "idempotency_key": req.idempotency_key,
+        "callback_url": req.callback_url,
+        "via": None,
         "batch": None,
         "items": [],
     }
+
+
+def check_callback(settings: Settings, url: str | None) -> None:
+    """A `callback_url` must start with an allowed prefix: agents cannot aim the worker
+    at arbitrary hosts (server-side request forgery)."""
+    if url is None:
+        return
+    if not settings.webhook_allowed:
+        raise InvalidRequest(
+            "callback_url", "no webhook destinations are allowed here; an operator sets HITL_WEBHOOK_ALLOWED"
+        )
+    if not url.startswith(tuple(settings.webhook_allowed)):
+        allowed = ", ".join(settings.webhook_allowed)
+        raise InvalidRequest("callback_url", f"{url!r} does not start with an allowed prefix ({allowed})")
 
 
 def check_decision(verb: str, params: dict[str, Any] | None) -> Verb:
@@ -212,13 +229,20 @@ class Approvals:
         return RequestHandle(self, rid, mode, status)
 
     def request_batch(
-        self, summary: str, items: Sequence[dict[str, Any]], action: str = "plan", **common: Any
+        self,
+        summary: str,
+        items: Sequence[dict[str, Any]],
+        action: str = "plan",
+        *,
+        via: str | None = None,
+        **common: Any,
     ) -> BatchHandle:
         """File a whole plan for one review: one card, Approve all / Reject all, and a
         decision per item (`BatchHandle.items`, each waited on like any request).
 
         `items` are `request()` arguments (action, summary, params...); `common` applies to
-        the plan and every item (channel, approvers, requested_by, timeout, ...).
+        the plan and every item (channel, approvers, requested_by, timeout, ...). `via` names
+        the API key that filed it (the HTTP API sets it; the audit log records it).
         """
         if not items:
             raise InvalidRequest("items", "a plan needs at least one item")
@@ -237,9 +261,12 @@ class Approvals:
                 doc = build_doc(self.settings, self.policy, **{**common, **item, "mode": "gate"})
             except InvalidRequest as exc:
                 raise InvalidRequest(f"items.{n}.{exc.field}", str(exc).split(": ", 1)[1]) from None
-            doc.update(batch=plan["id"], escalation=[], channel=plan["channel"], timeout=plan["timeout"])
+            doc.update(
+                batch=plan["id"], escalation=[], channel=plan["channel"], timeout=plan["timeout"], via=via
+            )
             docs.append(doc)
         plan["items"] = [d["id"] for d in docs]
+        plan["via"] = via
         self.store.create_many([*docs, plan])
         return BatchHandle(
             RequestHandle(self, plan["id"], Mode.GATE),

@@ -25,6 +25,8 @@ MAX_SUMMARY_CHARS = 2_000
 MAX_CONTEXT_CHARS = 20_000
 # Most distinct approvals a request may require.
 MAX_QUORUM = 10
+# Longest callback_url.
+MAX_URL_CHARS = 2_000
 
 Seconds = float
 
@@ -74,6 +76,15 @@ class RequestInput(BaseModel):
     timeout: float | None = Field(default=None, gt=0)
     window: float | None = Field(default=None, gt=0)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    # Where the decision is POSTed once final (checked against HITL_WEBHOOK_ALLOWED when routed).
+    callback_url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_CHARS)
+
+    @field_validator("callback_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return url
 
     @field_validator("params")
     @classmethod
@@ -147,6 +158,8 @@ class Request(BaseModel):
     window: float | None = None
     escalation: list[EscalationStep] = Field(default_factory=list)
     idempotency_key: str | None = None
+    callback_url: str | None = None  # decision webhook destination
+    via: str | None = None  # the API key (its name) that filed it; None from the Python client
     batch: str | None = None  # an item of a plan: the plan request's id
     items: list[str] = Field(default_factory=list)  # a plan: its items' ids, in order
     created_at: float
