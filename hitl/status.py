@@ -72,3 +72,18 @@ class EventType(StrEnum):
     FINALIZED = "finalized"
     CANCELLED = "cancelled"
     DELIVERED = "delivered"
+    WEBHOOK = "webhook"  # one decision-webhook delivery attempt and its outcome
+
+
+# Audit events that mark a request turning final (what decision webhooks are sent for).
+FINAL_EVENTS: frozenset[EventType] = frozenset(
+    {EventType.DECIDED, EventType.EXPIRED, EventType.VETOED, EventType.FINALIZED, EventType.CANCELLED}
+)
+
+
+class WebhookOutcome(StrEnum):
+    """How one webhook delivery attempt ended."""
+
+    DELIVERED = "delivered"  # 2xx: done
+    RETRYING = "retrying"  # connection error, timeout, 408, 429 or 5xx: tried again later
+    GAVE_UP = "gave_up"  # another 4xx, or the retries ran out

@@ -10,6 +10,7 @@ from rq import SimpleWorker, Worker
 from hitl.settings import Settings
 from workers import queues
 from workers.ticker import Ticker
+from workers.webhooks import WebhookFeed
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,11 @@ def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
     )
     ticker = Ticker(connection, settings.prefix, lease=settings.timer_lease, interval=settings.timer_tick)
     ticker.start()
+    feed = WebhookFeed(connection, settings.prefix, retry=settings.webhook_retry).start()
     try:
         worker = build_worker(connection, settings.prefix, fork=fork)
         log.info("hitl worker %s listening on %s", worker.name, ", ".join(worker.queue_names()))
         worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     finally:
+        feed.stop()
         ticker.stop()
