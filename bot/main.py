@@ -7,6 +7,10 @@ the API, MCP and the health check.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.app import build_app
 from bot.web import WebServer, build_web_app
@@ -16,17 +20,33 @@ from hitl.settings import Settings
 log = logging.getLogger(__name__)
 
 
+# Back-off bounds (seconds) while Slack refuses the Socket Mode connection.
+SOCKET_RETRY_MIN, SOCKET_RETRY_MAX = 1.0, 60.0
+
+
+def _keep_connecting(handler: SocketModeHandler) -> None:
+    """Connect to Slack's socket, retrying with back-off: the HTTP side (API, MCP,
+    health) serves meanwhile instead of the whole process failing with Slack."""
+    delay = SOCKET_RETRY_MIN
+    while True:
+        try:
+            handler.connect()
+            log.info("hitl bot: Socket Mode connected")
+            return
+        except Exception as exc:
+            log.error("hitl bot: Socket Mode connection failed (%s); retrying in %gs", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, SOCKET_RETRY_MAX)
+
+
 def run(settings: Settings) -> None:
     approvals = Approvals(settings=settings)
     app_token = settings.secret("slack_app_token")
     socket_mode = None
     if app_token:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
         bolt = build_app(settings, approvals=approvals, socket_mode=True)
         socket_mode = SocketModeHandler(bolt, app_token)
-        socket_mode.connect()
-        log.info("hitl bot: Socket Mode connected")
+        threading.Thread(target=_keep_connecting, args=(socket_mode,), daemon=True).start()
         web = build_web_app(approvals)
     else:
         bolt = build_app(settings, approvals=approvals)
