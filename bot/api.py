@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from hitl.client import Approvals, AsyncApprovals, build_doc
 from hitl.errors import AlreadyDecided, InvalidRequest, RequestNotFound, WaitTimeout
+from hitl.models import Request
 from hitl.views import BatchView, RequestView
 
 # Longest long-poll a caller may ask for (SPEC: 0 to 60 s).
@@ -149,7 +150,10 @@ def routes(ctx: ApiContext) -> list[Route]:
         body = await _json_body(request)
         doc = build_doc(ctx.aio.settings, ctx.aio.policy, **body)
         doc["via"] = via
-        created, rid, _mode, _status = await ctx.aio.store.create(doc)
+        created, rid, mode, status = await ctx.aio.store.create(doc)
+        if created and mode.value == doc["mode"]:
+            # The stored request is the document as filed: answer without reading it back.
+            return _view(Request.model_validate({**doc, "mode": mode, "status": status}), 201)
         return _view(await ctx.aio.store.get(rid), 201 if created else 200)
 
     async def read(request: HttpRequest, via: str) -> JSONResponse:

@@ -13,7 +13,7 @@ import time
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.app import build_app
-from bot.web import WebServer, build_web_app
+from bot.web import WebServer, build_web_app, plugins
 from hitl.client import Approvals
 from hitl.settings import Settings
 
@@ -43,15 +43,16 @@ def run(settings: Settings) -> None:
     approvals = Approvals(settings=settings)
     app_token = settings.secret("slack_app_token")
     socket_mode = None
+    mounts, lifespans = plugins(approvals)
     if app_token:
         bolt = build_app(settings, approvals=approvals, socket_mode=True)
         socket_mode = SocketModeHandler(bolt, app_token)
         threading.Thread(target=_keep_connecting, args=(socket_mode,), daemon=True).start()
-        web = build_web_app(approvals)
+        web = build_web_app(approvals, mounts=mounts, lifespans=lifespans)
     else:
         bolt = build_app(settings, approvals=approvals)
         secret = settings.secret("slack_signing_secret") or ""
-        web = build_web_app(approvals, bolt=bolt, signing_secret=secret)
+        web = build_web_app(approvals, bolt=bolt, signing_secret=secret, mounts=mounts, lifespans=lifespans)
     server = WebServer(web, port=settings.port)
     log.info(
         "hitl bot: http://0.0.0.0:%d (Slack: %s, health: /healthz, API: /v1, docs: /docs)",

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import importlib.util
 import logging
 import socket
 import threading
@@ -160,6 +162,15 @@ def build_web_app(
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
     return app
+
+
+def plugins(approvals: Approvals) -> tuple[list[BaseRoute], list[Lifespan]]:
+    """Extra parts of the web process: `bot.mcp.web_parts(approvals)` when that module
+    exists (the MCP server at /mcp), as (mounts, lifespans) for `build_web_app`."""
+    if importlib.util.find_spec("bot.mcp") is None:
+        return [], []
+    mounts, lifespans = importlib.import_module("bot.mcp").web_parts(approvals)
+    return list(mounts), list(lifespans)
 
 
 class _Server(uvicorn.Server):
