@@ -199,3 +199,36 @@ def test_socket_mode_still_serves_the_api_and_health(prefix: str, redis_url: str
             proc.wait(30)
     assert filed.status_code == 201, log.read_text()
     assert events.status_code == 404  # Slack's traffic comes over the socket instead
+
+
+def test_extra_mounts_and_lifespans_plug_in(redis_url: str, prefix: str) -> None:
+    """How the MCP server joins the web process: a Mount and its lifespan."""
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    seen: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        seen.append("start")
+        yield
+        seen.append("stop")
+
+    async def hello(request) -> PlainTextResponse:
+        return PlainTextResponse("hello from a mounted app")
+
+    extra = Mount("/extra", app=Starlette(routes=[Route("/hello", hello)]))
+    approvals = Approvals(settings=make_settings(redis_url, prefix))
+    server = WebServer(build_web_app(approvals, mounts=[extra], lifespans=[lifespan]), host="127.0.0.1",
+                       port=0).start()
+    try:
+        assert seen == ["start"]
+        assert httpx.get(f"{server.base_url}/extra/hello", timeout=30).text == "hello from a mounted app"
+        assert httpx.get(f"{server.base_url}/healthz", timeout=30).status_code == 200
+    finally:
+        server.stop()
+        approvals.close()
+    assert seen == ["start", "stop"]
