@@ -19,10 +19,12 @@ from typing import Any
 
 import redis
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bot import bodies
 from hitl.client import Approvals, AsyncApprovals, build_doc
 from hitl.errors import AlreadyDecided, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Request
@@ -109,12 +111,12 @@ def _guarded(ctx: ApiContext, handler: Callable[[HttpRequest, str], Awaitable[JS
 
 
 async def _json_body(request: HttpRequest) -> dict[str, Any]:
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_API_BODY:
-        raise ApiError(413, f"body over {MAX_API_BODY:,} bytes", "body")
-    raw = await request.body()
-    if len(raw) > MAX_API_BODY:
-        raise ApiError(413, f"body over {MAX_API_BODY:,} bytes", "body")
+    try:
+        raw = await bodies.read_body(request, MAX_API_BODY)
+    except bodies.BodyTooLarge:
+        raise ApiError(413, f"body over {MAX_API_BODY:,} bytes", "body") from None
+    except (TimeoutError, ClientDisconnect):
+        raise ApiError(408, f"the body did not arrive within {bodies.BODY_TIMEOUT:g}s", "body") from None
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

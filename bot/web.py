@@ -7,7 +7,7 @@ parts (the MCP server) plug in with `mounts=` and `lifespans=`.
 Why these choices:
 - Bolt's `App.dispatch` is synchronous and runs listeners that call Slack; it runs in a
   worker thread so long-polls and other requests on the event loop never stall behind it.
-- A request body must arrive within `BODY_TIMEOUT` and stay under `MAX_BODY`: a slow or
+- A request body must arrive within `bodies.BODY_TIMEOUT` and stay under `MAX_BODY`: a slow or
   short body gets 408 instead of holding anything forever, and no thread waits on it.
 - On SIGTERM the server first tells in-flight long-polls to answer with the current view,
   then stops: callers see a normal 200, never a reset connection.
@@ -37,7 +37,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot import api, openapi
+from bot import api, bodies, openapi
 from hitl.client import Approvals
 
 log = logging.getLogger(__name__)
@@ -46,16 +46,10 @@ EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 # Largest Slack request body accepted; Slack's payloads are far smaller.
 MAX_BODY = 1024 * 1024
-# Seconds a client gets to send a whole request body before it is answered 408.
-BODY_TIMEOUT = 10.0
 # Seconds in-flight requests get to finish once shutdown starts (long-polls end at once).
 GRACEFUL_SHUTDOWN = 15
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class Gateway:
@@ -80,35 +74,17 @@ class Gateway:
             return False
 
 
-async def read_body(request: Request, limit: int = MAX_BODY, timeout: float | None = None) -> bytes:
-    """The whole body, refusing one over `limit` bytes or slower than `timeout` seconds."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
-        raise BodyTooLarge
-
-    async def collect() -> bytes:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    return await asyncio.wait_for(collect(), BODY_TIMEOUT if timeout is None else timeout)
-
-
 def slack_route(bolt: App, signing_secret: str) -> Route:
     """`POST /slack/events`: Bolt verifies the signature and acks; dispatch runs in a thread."""
     verifier = SignatureVerifier(signing_secret)
 
     async def events(request: Request) -> Response:
         try:
-            body = await read_body(request)
-        except BodyTooLarge:
+            body = await bodies.read_body(request, MAX_BODY)
+        except bodies.BodyTooLarge:
             return JSONResponse({"error": f"body over {MAX_BODY:,} bytes"}, 413)
         except (TimeoutError, ClientDisconnect):
-            return JSONResponse({"error": f"the body did not arrive within {BODY_TIMEOUT:g}s"}, 408)
+            return JSONResponse({"error": f"the body did not arrive within {bodies.BODY_TIMEOUT:g}s"}, 408)
         text = body.decode("utf-8", errors="replace")
         try:
             bolt_request = to_bolt_request(request, text.encode())

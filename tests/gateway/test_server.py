@@ -17,7 +17,7 @@ import pytest
 import redis
 from slack_sdk import WebClient
 
-from bot import web
+from bot import bodies, web
 from bot.app import build_app
 from bot.web import WebServer, build_web_app
 from hitl import Approvals
@@ -85,10 +85,13 @@ def test_api_answers_503_not_a_traceback_while_redis_is_down(prefix: str) -> Non
 def test_slow_or_short_body_gets_408_and_blocks_nobody(
     slack_server: WebServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(web, "BODY_TIMEOUT", 2.0)
+    monkeypatch.setattr(bodies, "BODY_TIMEOUT", 2.0)
     slow = socket.create_connection(("127.0.0.1", slack_server.port), timeout=30)
     slow.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                  b"Content-Length: 500\r\n\r\ntoken=abc&")
+    slow_api = socket.create_connection(("127.0.0.1", slack_server.port), timeout=30)
+    slow_api.sendall(b"POST /v1/requests HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekrit\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"action\": ")
     # Meanwhile everyone else is served at once: signed Slack traffic, the API and health.
     start = time.monotonic()
     with httpx.Client(base_url=slack_server.base_url, timeout=30) as http:
@@ -100,11 +103,14 @@ def test_slow_or_short_body_gets_408_and_blocks_nobody(
         slack = http.post("/slack/events", content=signed.body, headers=signed.headers)
     others_took = time.monotonic() - start
     answer = slow.recv(4096).decode()
+    api_answer = slow_api.recv(4096).decode()
     slow.close()
+    slow_api.close()
     assert health == [200] * 20 and filed.status_code == 201 and slack.status_code == 200
     assert others_took < 2.0  # none of them waited for the slow body
     assert answer.startswith("HTTP/1.1 408")
     assert "did not arrive within 2s" in answer
+    assert api_answer.startswith("HTTP/1.1 408") and '"field":"body"' in api_answer
 
 
 def test_slack_body_over_the_limit_is_413(slack_server: WebServer) -> None:

@@ -179,3 +179,18 @@ def test_worker_killed_between_two_attempts_still_delivers(
         receiver.close()
     assert [a["outcome"] for a in log] == ["retrying", "delivered"]
     assert {h["webhook-id"] for h, _b, _s in receiver.received} == {f"msg_{rid}"}
+
+
+def test_retries_run_out_then_it_gives_up(client: Approvals, conn: redis.Redis, redis_url: str, prefix: str) -> None:
+    receiver = Receiver([502, 502, 502])
+    worker = start_worker(redis_url, prefix, **worker_env("1,1"))
+    try:
+        rid = client.request(**GATE, callback_url=receiver.url).id
+        client.decide(rid, "approve", by="U0ALICE")
+        log = eventually(lambda: (a := attempts(conn, prefix, rid)) and a[-1]["outcome"] == "gave_up" and a,
+                         60, "the last attempt")
+    finally:
+        stop(worker)
+        receiver.close()
+    assert [(a["attempt"], a["outcome"]) for a in log] == [("1", "retrying"), ("2", "retrying"), ("3", "gave_up")]
+    assert [a["retry_in"] for a in log] == ["1", "1", ""]
