@@ -58,6 +58,9 @@ class Gateway:
     def __init__(self, approvals: Approvals) -> None:
         self.approvals = approvals
         self.aio = approvals.asyncio()
+        # The bearer keys (HITL_API_KEYS); `keys.name_for(authorization_header)` answers the
+        # key's name or raises `api.ApiError(401, ...)`. /mcp uses the same.
+        self.keys = api.ApiKeys({n: s.get_secret_value() for n, s in approvals.settings.api_keys.items()})
         self._draining = asyncio.Event()
 
     def drain(self) -> None:
@@ -116,8 +119,7 @@ def build_web_app(
     the gateway's own and left in reverse. `app.state.gateway` is the `Gateway`.
     """
     gateway = Gateway(approvals)
-    keys = api.ApiKeys({n: s.get_secret_value() for n, s in approvals.settings.api_keys.items()})
-    ctx = api.ApiContext(approvals=approvals, aio=gateway.aio, keys=keys, draining=gateway.draining)
+    ctx = api.ApiContext(approvals=approvals, aio=gateway.aio, keys=gateway.keys, draining=gateway.draining)
 
     async def healthz(request: Request) -> JSONResponse:
         ok = await gateway.healthy()

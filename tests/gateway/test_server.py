@@ -22,7 +22,7 @@ from bot.app import build_app
 from bot.web import WebServer, build_web_app
 from hitl import Approvals
 from hitl.embedded import EmbeddedRedis, free_port
-from sandbox.signing import signed_command
+from sandbox.signing import signed_command, slash_command
 from tests.conftest import make_settings
 from tests.helpers import ROOT, eventually, hitl_env
 
@@ -238,3 +238,50 @@ def test_extra_mounts_and_lifespans_plug_in(redis_url: str, prefix: str) -> None
         server.stop()
         approvals.close()
     assert seen == ["start", "stop"]
+
+
+def test_a_slow_slack_listener_stalls_nothing_else(redis_url: str, prefix: str) -> None:
+    """Bolt's dispatch is synchronous: run on the event loop, one slow listener would hold
+    every long-poll and health check. It runs in a thread instead."""
+    from slack_bolt import App
+
+    from sandbox import SlackStandIn
+
+    release = threading.Event()
+    stand_in = SlackStandIn(bot_token="xoxb-t").start()
+    bolt = App(signing_secret=SIGNING, token_verification_enabled=False,
+               client=WebClient(token="xoxb-t", base_url=stand_in.url))
+
+    @bolt.command("/hitl")
+    def slow(ack):  # a listener stuck on a slow Slack call before it acks
+        release.wait(30)
+        ack("done")
+
+    approvals = Approvals(settings=make_settings(redis_url, prefix, api_keys="ci:sekrit"))
+    server = WebServer(build_web_app(approvals, bolt=bolt, signing_secret=SIGNING), host="127.0.0.1",
+                       port=0).start()
+    signed = signed_command(SIGNING, slash_command("/hitl", "help", user_id="U0ALICE", channel_id="C0X",
+                                                   trigger_id="1.2.3", response_url="http://127.0.0.1:9/r"))
+    answers: list[int] = []
+    stuck = threading.Thread(target=lambda: answers.append(
+        httpx.post(server.url, content=signed.body, headers=signed.headers, timeout=60).status_code))
+    try:
+        stuck.start()
+        start = time.monotonic()
+        with httpx.Client(base_url=server.base_url, timeout=30) as http:
+            health = http.get("/healthz")
+            filed = http.post("/v1/requests", headers={"Authorization": "Bearer sekrit"},
+                              json={"action": "deploy", "summary": "Deploy"})
+            polled = http.get(f"/v1/requests/{filed.json()['id']}", params={"wait": 1},
+                              headers={"Authorization": "Bearer sekrit"})
+        took = time.monotonic() - start
+        assert stuck.is_alive()  # the Slack request is still held by its listener
+    finally:
+        release.set()
+        stuck.join(30)
+        server.stop()
+        approvals.close()
+        stand_in.stop()
+    assert health.status_code == 200 and filed.status_code == 201 and polled.status_code == 200
+    assert took < 5
+    assert answers == [200]  # and the Slack request itself completed once released
