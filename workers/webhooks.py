@@ -22,6 +22,7 @@ import redis
 from rq import Retry, get_current_job
 from standardwebhooks import Webhook
 
+from hitl.errors import RequestNotFound
 from hitl.keys import Keys
 from hitl.settings import load_settings
 from hitl.status import WebhookOutcome
@@ -55,7 +56,11 @@ def deliver(prefix: str, request_id: str, msg_id: str) -> str:
     conn = connection()
     keys = Keys(prefix)
     audit = WebhookLog(conn, keys)
-    req = store_for(prefix).get(request_id)
+    try:
+        req = store_for(prefix).get(request_id)
+    except RequestNotFound:  # aged out before this attempt: nothing left to send
+        log.warning("webhook %s: request %s is gone; not delivered", msg_id, request_id)
+        return WebhookOutcome.GAVE_UP.value
     url = req.callback_url or ""
     job = get_current_job()
     schedule = list(settings.webhook_retry)
