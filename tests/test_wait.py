@@ -5,26 +5,33 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from hitl import Approvals, AsyncApprovals, Rejected, WaitTimeout
+from hitl import Approvals, AsyncApprovals, Rejected, WaitTimeout, waiters
 from hitl.embedded import EmbeddedRedis
 from tests.conftest import make_settings
 from tests.helpers import eventually
 
 
+@pytest.fixture(autouse=True)
+def _fresh_dispatchers() -> Iterator[None]:
+    yield
+    waiters.shutdown()
+
+
+def _registered(approvals: Approvals, request_id: str, n: int = 1) -> bool:
+    """Whether `n` waits on the request are registered with this process's dispatcher."""
+    d = waiters.dispatcher(approvals._url, approvals.keys.prefix)
+    return d.registered().get(request_id, 0) >= n
+
+
 def _decide_when_waiting(approvals: Approvals, request_id: str, **kwargs) -> threading.Thread:
-    """Decide from another thread as soon as a client blocks on the request's done list."""
+    """Decide from another thread as soon as a wait on the request is registered."""
 
     def run() -> None:
-        key = approvals.keys.done(request_id).encode()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            blocked = [c for c in approvals.redis.client_list() if c.get("cmd") == "blmove"]
-            if blocked and approvals.redis.exists(key) == 0:
-                break
-            time.sleep(0.005)
+        eventually(lambda: _registered(approvals, request_id), 5, "a registered waiter")
         approvals.decide(request_id, **kwargs)
 
     t = threading.Thread(target=run)
@@ -77,7 +84,7 @@ def test_wait_survives_a_redis_restart(prefix: str) -> None:
         got: list[str] = []
         waiter = threading.Thread(target=lambda: got.append(req.wait(timeout=30).status))
         waiter.start()
-        eventually(lambda: any(c.get("cmd") == "blmove" for c in approvals.redis.client_list()), 5, "a waiter")
+        eventually(lambda: _registered(approvals, req.id), 5, "a waiter")
         server.restart()  # the waiter's connection dies; the data comes back from the AOF
         Approvals(settings=make_settings(server.url, prefix)).decide(req.id, "reject", by="U01")
         waiter.join(30)
