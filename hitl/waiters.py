@@ -217,12 +217,14 @@ class Dispatcher:
             left = [w for ws in self._waiters.values() for w in ws]
             self._waiters.clear()
             self._wake.notify_all()
-        self._unblock_listener()
         for w in left:
             w.deliver(DispatcherClosed(w.request_id))
-        for t in self._threads:
-            if t is not threading.current_thread():
-                t.join(BLOCK_MS / 1000 + 5)
+        listener, checker = self._threads
+        end = time.monotonic() + BLOCK_MS / 1000 + 5
+        while listener.is_alive() and time.monotonic() < end:
+            self._unblock_listener()  # again if it was not yet blocked the first time
+            listener.join(0.05)
+        checker.join(max(end - time.monotonic(), 0.1))
         self._disconnect()
 
     # -- registry ----------------------------------------------------------------------------

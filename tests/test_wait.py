@@ -8,9 +8,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis.asyncio as aioredis
 
 from hitl import Approvals, AsyncApprovals, Rejected, WaitTimeout, waiters
+from hitl.client import RequestHandle
 from hitl.embedded import EmbeddedRedis
+from hitl.errors import RequestNotFound
+from hitl.status import Mode
 from tests.conftest import make_settings
 from tests.helpers import eventually
 
@@ -144,3 +148,166 @@ def test_require_approval_raises_rejected_with_the_reason(approvals: Approvals) 
 def _first_pending(approvals: Approvals) -> str:
     ids = eventually(lambda: approvals.redis.zrange(approvals.keys.pending, 0, 0), 5, "a pending request")
     return ids[0].decode()
+
+
+# -- one listener per process ---------------------------------------------------------------
+
+
+async def _until(check, timeout: float, what: str) -> None:
+    """Await state the dispatcher's threads change (they offer nothing to await)."""
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def _connections(conn, name: str) -> int:
+    return sum(1 for c in conn.client_list(_type="normal") if c.get("name") == name)
+
+
+def _verb(i: int) -> dict:
+    return {"verb": "approve", "by": "U01"} if i % 2 == 0 else {"verb": "reject", "by": "U02", "comment": f"no {i}"}
+
+
+def _check_decisions(decisions, ids) -> None:
+    for i, (d, rid) in enumerate(zip(decisions, ids, strict=True)):
+        assert d.request_id == rid
+        if i % 2 == 0:
+            assert (d.status, d.approved, d.by) == ("approved", True, ["U01"])
+        else:
+            assert (d.status, d.approved, d.comment) == ("rejected", False, f"no {i}")
+
+
+def test_a_thousand_async_waits_wake_on_a_few_connections(settings, conn, prefix: str) -> None:
+    """1,000 concurrent asyncio waits: all wake with their own decision, while the process
+    holds at most 4 Redis connections (the old code held one per wait)."""
+    n = 1_000
+    agent_name = f"agent-{prefix}"
+    seen: dict[str, int] = {}
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(settings.redis, client_name=agent_name)
+        async with AsyncApprovals(settings=settings, client=client) as aio:
+            handles = [await aio.request(action="a", summary=f"s{i}", mode="gate", timeout=600) for i in range(n)]
+            tasks = [asyncio.create_task(h.wait(timeout=60)) for h in handles]
+            d = waiters.dispatcher(settings.redis, prefix)
+            await _until(lambda: len(d.registered()) == n, 30, f"{n} registered waits")
+            seen["waiting"] = _connections(conn, waiters.client_name()) + _connections(conn, agent_name)
+            bot = Approvals(settings=settings)
+            try:
+                await asyncio.to_thread(lambda: [bot.decide(h.id, **_verb(i)) for i, h in enumerate(handles)])
+            finally:
+                bot.close()
+            decisions = await asyncio.gather(*tasks)
+            seen["woken"] = _connections(conn, waiters.client_name()) + _connections(conn, agent_name)
+            _check_decisions(decisions, [h.id for h in handles])
+            assert d.registered() == {}
+
+    asyncio.run(scenario())
+    assert 1 <= seen["waiting"] <= 4, seen
+    assert seen["woken"] <= 4, seen
+
+
+def test_waits_started_while_deciding_miss_nothing(settings, prefix: str) -> None:
+    """Register-then-check: waits that start while their requests are being decided all
+    end with the decision, whichever lands first."""
+    n = 300
+
+    async def scenario() -> None:
+        async with AsyncApprovals(settings=settings) as aio:
+            handles = [await aio.request(action="a", summary=f"s{i}", mode="gate", timeout=600) for i in range(n)]
+            bot = Approvals(settings=settings)
+            try:
+                deciding = asyncio.create_task(
+                    asyncio.to_thread(lambda: [bot.decide(h.id, **_verb(i)) for i, h in enumerate(handles)])
+                )
+                tasks = []
+                for h in handles:
+                    tasks.append(asyncio.create_task(h.wait(timeout=60)))
+                    await asyncio.sleep(0)
+                decisions = await asyncio.gather(*tasks)
+                await deciding
+            finally:
+                bot.close()
+            _check_decisions(decisions, [h.id for h in handles])
+
+    asyncio.run(scenario())
+
+
+def test_five_hundred_waits_survive_a_redis_restart(prefix: str) -> None:
+    """A private Redis (AOF) restarts while 500 waits are held; requests decided right after
+    it is back (before the listener reconnects) and later ones all reach their waiters."""
+    n = 500
+    with EmbeddedRedis(persistent=True) as server:
+        settings = make_settings(server.url, prefix)
+
+        async def scenario() -> None:
+            async with AsyncApprovals(settings=settings) as aio:
+                handles = [await aio.request(action="a", summary=f"s{i}", mode="gate", timeout=600) for i in range(n)]
+                tasks = [asyncio.create_task(h.wait(timeout=90)) for h in handles]
+                d = waiters.dispatcher(server.url, prefix)
+                await _until(lambda: len(d.registered()) == n, 30, f"{n} registered waits")
+                await asyncio.to_thread(server.restart)
+                bot = Approvals(settings=settings)
+                try:
+                    # Half at once (the listener is likely still backing off), half a moment later.
+                    await asyncio.to_thread(lambda: [bot.decide(h.id, **_verb(i)) for i, h in enumerate(handles) if i < n // 2])
+                    await asyncio.sleep(0.5)
+                    await asyncio.to_thread(lambda: [bot.decide(h.id, **_verb(i)) for i, h in enumerate(handles) if i >= n // 2])
+                finally:
+                    bot.close()
+                decisions = await asyncio.gather(*tasks)
+                _check_decisions(decisions, [h.id for h in handles])
+                assert d.registered() == {}
+
+        asyncio.run(scenario())
+        waiters.shutdown()  # before its Redis goes away
+
+
+def test_cancelled_and_timed_out_waits_leave_nothing_behind(settings, conn, prefix: str) -> None:
+    """Cancelled asyncio waits and waits that time out unregister; no Redis key is written."""
+
+    def keys() -> set[bytes]:
+        return set(conn.scan_iter(match=f"{prefix}:*", count=1000))
+
+    async def scenario() -> None:
+        async with AsyncApprovals(settings=settings) as aio:
+            handles = [await aio.request(action="a", summary=f"s{i}", mode="gate", timeout=600) for i in range(200)]
+            before = keys()
+            d = waiters.dispatcher(settings.redis, prefix)
+            tasks = [asyncio.create_task(h.wait()) for h in handles[:100]]
+            await _until(lambda: len(d.registered()) == 100, 30, "100 registered waits")
+            for t in tasks:
+                t.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            assert all(isinstance(r, asyncio.CancelledError) for r in results)
+            assert d.registered() == {}
+            timed_out = await asyncio.gather(*(h.wait(timeout=0.3) for h in handles[100:]), return_exceptions=True)
+            assert all(isinstance(r, WaitTimeout) for r in timed_out)
+            assert d.registered() == {}
+            assert keys() == before
+            assert {await h.status() for h in handles} == {"pending"}
+
+    asyncio.run(scenario())
+
+
+def test_waiting_on_an_unknown_id_raises(approvals: Approvals) -> None:
+    with pytest.raises(RequestNotFound):
+        RequestHandle(approvals, "nope", Mode.GATE).wait(timeout=5)
+    assert waiters.dispatcher(approvals._url, approvals.keys.prefix).registered() == {}
+
+
+def test_sync_waits_in_many_threads_share_the_dispatcher(approvals: Approvals, conn) -> None:
+    reqs = [approvals.request(action="a", summary=f"s{i}", mode="gate", timeout=600) for i in range(50)]
+    got: dict[str, str] = {}
+    threads = [threading.Thread(target=lambda r=r: got.__setitem__(r.id, r.wait(timeout=30).status)) for r in reqs]
+    for t in threads:
+        t.start()
+    eventually(lambda: len(waiters.dispatcher(approvals._url, approvals.keys.prefix).registered()) == 50, 10, "50 waits")
+    assert _connections(conn, waiters.client_name()) <= 4
+    for r in reqs:
+        approvals.decide(r.id, "approve", by="U01")
+    for t in threads:
+        t.join(30)
+    assert got == {r.id: "approved" for r in reqs}
