@@ -14,9 +14,10 @@ from hitl import Approvals, AsyncApprovals, Rejected, WaitTimeout, waiters
 from hitl.client import RequestHandle
 from hitl.embedded import EmbeddedRedis
 from hitl.errors import RequestNotFound
+from hitl.models import Decision
 from hitl.status import Mode
 from tests.conftest import make_settings
-from tests.helpers import eventually
+from tests.helpers import eventually, start_worker, stop
 
 
 @pytest.fixture(autouse=True)
@@ -311,3 +312,40 @@ def test_sync_waits_in_many_threads_share_the_dispatcher(approvals: Approvals, c
     for t in threads:
         t.join(30)
     assert got == {r.id: "approved" for r in reqs}
+
+
+def test_rejected_for_an_expired_request_says_no_one_decided(approvals: Approvals, redis_url: str, prefix: str) -> None:
+    """A gate that times out (the worker's timer expires it) raises `Rejected` saying that no
+    one decided in time: it never reads as a rejection or a denial."""
+
+    @approvals.require_approval(action="deploy", timeout=1)
+    def deploy(tag: str) -> None:
+        raise AssertionError("must not run")
+
+    worker = start_worker(redis_url, prefix)
+    try:
+        with pytest.raises(Rejected) as info:
+            deploy("v1")
+    finally:
+        stop(worker)
+    message = str(info.value)
+    assert info.value.decision.status == "expired"
+    assert "No one decided on deploy in time" in message
+    assert "reject" not in message.lower() and "denied" not in message.lower()
+
+
+@pytest.mark.parametrize(
+    ("status", "fields", "expected"),
+    [
+        ("approved", {"by": ["U01"], "comment": "ok"}, "deploy was approved by U01: ok. Go ahead"),
+        ("rejected", {"by": ["U02"], "comment": "wrong tag"}, "deploy was rejected by U02: wrong tag. Do not do it"),
+        ("expired", {}, "No one decided on deploy in time"),
+        ("cancelled", {}, "was cancelled before anyone decided"),
+        ("vetoed", {"by": ["U03"], "comment": "broke prod"}, "deploy was vetoed by U03: broke prod. Undo it"),
+    ],
+)
+def test_decision_explanation_words_for_a_model(status: str, fields: dict, expected: str) -> None:
+    d = Decision(request_id="r1", action="deploy", mode="gate", status=status, approved=status == "approved", **fields)
+    assert expected in d.explanation()
+    if status == "expired":
+        assert "reject" not in d.explanation().lower() and "denied" not in d.explanation().lower()
