@@ -162,6 +162,7 @@ class Dispatcher:
         self._wake = threading.Condition(self._lock)  # the checker sleeps on it
         self._waiters: dict[str, set[_Waiter]] = {}
         self._to_check: set[str] = set()
+        self._in_flight = 0  # requests the checker is reading right now
         self._stopped = False
         self._idle_since = time.monotonic()
         self._listen = _connect(url)
@@ -203,6 +204,11 @@ class Dispatcher:
         """Waiters per request id right now (for tests and diagnostics)."""
         with self._lock:
             return {rid: len(ws) for rid, ws in self._waiters.items()}
+
+    def checks_queued(self) -> int:
+        """Registered requests whose first read has not run yet (benchmarks wait for 0)."""
+        with self._lock:
+            return len(self._to_check) + self._in_flight
 
     @property
     def stopped(self) -> bool:
@@ -299,11 +305,11 @@ class Dispatcher:
                 if self._stopped:
                     return
                 batch = [self._to_check.pop() for _ in range(min(CHECK_BATCH, len(self._to_check)))]
-            ids = self._registered_among(batch)
-            if not ids:
-                continue
+                self._in_flight = len(batch)
             try:
-                self._resolve(self._read_final(self._check, self._read_check, ids))
+                ids = self._registered_among(batch)
+                if ids:
+                    self._resolve(self._read_final(self._check, self._read_check, ids))
                 backoff = RECONNECT_MIN
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("waiter dispatcher: Redis unreachable while checking (%s); retrying", exc)
@@ -312,7 +318,10 @@ class Dispatcher:
                     self._wake.wait(backoff)
                 backoff = min(backoff * 2, RECONNECT_MAX)
             except Exception:  # never let one bad request stop the checker for everyone
-                log.exception("waiter dispatcher: check failed for %d requests", len(ids))
+                log.exception("waiter dispatcher: check failed for %d requests", len(batch))
+            finally:
+                with self._lock:
+                    self._in_flight = 0
 
     def _tail(self) -> bytes:
         """The stream's last entry id (read from there on), or 0-0 for an empty stream."""
