@@ -45,7 +45,7 @@ from hitl.errors import HitlError, RequestNotFound, WaitTimeout
 from hitl.keys import Keys
 from hitl.models import Request
 from hitl.status import EventType
-from hitl.store import parse_request
+from hitl.store import apply_outcome, parse_outcome, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +161,17 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)  # the checker sleeps on it
         self._waiters: dict[str, set[_Waiter]] = {}
+        # Each waited request as its check found it (not yet final): on a final event only
+        # the outcome on its done list is read and applied, as `wait()` always did.
+        self._seen: dict[str, Request] = {}
         self._to_check: set[str] = set()
         self._in_flight = 0  # requests the checker is reading right now
         self._stopped = False
         self._idle_since = time.monotonic()
         self._listen = _connect(url)
-        self._check = _connect(url)
+        self._check_client = _connect(url)
         self._read_listen = self._listen.register_script(scripts.READ)
-        self._read_check = self._check.register_script(scripts.READ)
+        self._read_check = self._check_client.register_script(scripts.READ)
         self._listener_id: int | None = None
         self._threads = [
             threading.Thread(target=self._listen_loop, name=f"hitl-waiter-listen[{prefix}]", daemon=True),
@@ -250,6 +253,7 @@ class Dispatcher:
                 if not ws:
                     del self._waiters[w.request_id]
                     self._to_check.discard(w.request_id)
+                    self._seen.pop(w.request_id, None)
             if not self._waiters:
                 self._idle_since = time.monotonic()
 
@@ -263,6 +267,8 @@ class Dispatcher:
             return
         with self._lock:
             taken = [(w, results[rid]) for rid in results for w in self._waiters.pop(rid, ())]
+            for rid in results:
+                self._seen.pop(rid, None)
             if not self._waiters:
                 self._idle_since = time.monotonic()
         by_loop: dict[asyncio.AbstractEventLoop, list[_Settling]] = defaultdict(list)
@@ -281,19 +287,44 @@ class Dispatcher:
             self._wake.notify()
 
     # -- reading -----------------------------------------------------------------------------
-    def _read_final(self, client: redis.Redis, script: Any, ids: Collection[str]) -> dict[str, Result]:
-        """The requests among `ids` that are final (or gone), read in one pipeline."""
+    def _read(self, client: redis.Redis, script: Any, ids: Collection[str]) -> dict[str, Result]:
+        """The requests `ids` as they stand (or `RequestNotFound`), read in one pipeline."""
         pipe = client.pipeline(transaction=False)
         for rid in ids:
             script(keys=[self.keys.req(rid), self.keys.events], client=pipe)
+        return {
+            rid: parse_request(raw) if raw else RequestNotFound(rid)
+            for rid, raw in zip(ids, pipe.execute(), strict=True)
+        }
+
+    def _check(self, ids: Collection[str]) -> dict[str, Result]:
+        """First read after registration: final (or missing) requests are answered; the
+        others are kept for the wake."""
+        read = self._read(self._check_client, self._read_check, ids)
+        with self._lock:
+            for rid, got in read.items():
+                if isinstance(got, Request) and not got.final and rid in self._waiters:
+                    self._seen[rid] = got
+        return {rid: got for rid, got in read.items() if not isinstance(got, Request) or got.final}
+
+    def _woken(self, ids: Collection[str]) -> dict[str, Result]:
+        """Requests a final event named: the outcome from each done list applied to the
+        request as checked (one LINDEX each), or a full read for any not checked yet."""
+        with self._lock:
+            seen = {rid: self._seen[rid] for rid in ids if rid in self._seen}
         out: dict[str, Result] = {}
-        for rid, raw in zip(ids, pipe.execute(), strict=True):
-            if not raw:
-                out[rid] = RequestNotFound(rid)
-                continue
-            req = parse_request(raw)
-            if req.final:
-                out[rid] = req
+        if seen:
+            pipe = self._listen.pipeline(transaction=False)
+            for rid in seen:
+                pipe.lindex(self.keys.done(rid), 0)
+            for (rid, req), token in zip(seen.items(), pipe.execute(), strict=True):
+                outcome = parse_outcome(token)
+                if outcome is not None:
+                    out[rid] = apply_outcome(req, outcome)
+        rest = [rid for rid in ids if rid not in out]
+        if rest:
+            read = self._read(self._listen, self._read_listen, rest)
+            out.update((rid, got) for rid, got in read.items() if not isinstance(got, Request) or got.final)
         return out
 
     def _check_loop(self) -> None:
@@ -309,7 +340,7 @@ class Dispatcher:
             try:
                 ids = self._registered_among(batch)
                 if ids:
-                    self._resolve(self._read_final(self._check, self._read_check, ids))
+                    self._resolve(self._check(ids))
                 backoff = RECONNECT_MIN
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("waiter dispatcher: Redis unreachable while checking (%s); retrying", exc)
@@ -348,7 +379,7 @@ class Dispatcher:
                             woken.add(rid.decode())
                 ids = self._registered_among(woken)
                 if ids:
-                    self._resolve(self._read_final(self._listen, self._read_listen, ids))
+                    self._resolve(self._woken(ids))
                 if self._idle_stop():
                     return
             except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -384,10 +415,10 @@ class Dispatcher:
         if self._listener_id is None:
             return
         with contextlib.suppress(redis.RedisError):
-            self._check.client_unblock(self._listener_id)
+            self._check_client.client_unblock(self._listener_id)
 
     def _disconnect(self) -> None:
-        for client in (self._listen, self._check):
+        for client in (self._listen, self._check_client):
             with contextlib.suppress(Exception):
                 client.close()
 
