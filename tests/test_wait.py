@@ -349,3 +349,35 @@ def test_decision_explanation_words_for_a_model(status: str, fields: dict, expec
     assert expected in d.explanation()
     if status == "expired":
         assert "reject" not in d.explanation().lower() and "denied" not in d.explanation().lower()
+
+
+def test_a_dropped_listener_connection_loses_no_decision(approvals: Approvals, conn) -> None:
+    """The listener's connection is killed (as a proxy or failover would) and requests are
+    decided before it reconnects: the re-read after reconnecting wakes every waiter."""
+    reqs = [approvals.request(action="a", summary=f"s{i}", mode="gate", timeout=600) for i in range(20)]
+    d = waiters.dispatcher(approvals._url, approvals.keys.prefix)
+    got: dict[str, str] = {}
+    threads = [threading.Thread(target=lambda r=r: got.__setitem__(r.id, r.wait(timeout=30).status)) for r in reqs]
+    for t in threads:
+        t.start()
+    eventually(lambda: len(d.registered()) == 20 and d.checks_queued() == 0, 10, "20 checked waits")
+    listener = eventually(lambda: d._listener_id, 5, "the listener's client id")
+    conn.client_kill_filter(_id=listener)
+    for r in reqs:
+        approvals.decide(r.id, "reject", by="U01", comment="no")
+    for t in threads:
+        t.join(30)
+    assert got == {r.id: "rejected" for r in reqs}
+
+
+def test_an_idle_dispatcher_stops_and_the_next_wait_starts_another(approvals: Approvals, conn, monkeypatch) -> None:
+    monkeypatch.setattr(waiters, "IDLE_SECONDS", 0.1)
+    monkeypatch.setattr(waiters, "BLOCK_MS", 100)
+    req = approvals.request(action="a", summary="s", mode="gate", timeout=600)
+    approvals.decide(req.id, "approve", by="U01")
+    first = waiters.dispatcher(approvals._url, approvals.keys.prefix)
+    assert req.wait(timeout=5).status == "approved"
+    eventually(lambda: first.stopped, 10, "the idle dispatcher to stop")
+    eventually(lambda: _connections(conn, waiters.client_name()) == 0, 10, "its connections to close")
+    assert approvals.get(req.id).wait(timeout=5).status == "approved"
+    assert waiters.dispatcher(approvals._url, approvals.keys.prefix) is not first
