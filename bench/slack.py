@@ -23,7 +23,7 @@ from bench import common
 from bot.app import build_app
 from bot.cards import ACTION_APPROVE, build_card
 from bot.server import BotServer
-from hitl import Approvals, waiters
+from hitl import Approvals
 from sandbox import SlackStandIn
 from sandbox.signing import Interactions, SignedRequest, signed_command, signed_interaction
 
@@ -61,7 +61,7 @@ def _wake(
     t = threading.Thread(target=waiter)
     t.start()
     blocked.wait()
-    dispatcher = waiters.dispatcher(approvals._url, approvals.keys.prefix)
+    dispatcher = approvals.dispatcher()
     common.deadline_loop(  # the wait is registered and its first read done (hitl.waiters)
         2, lambda: dispatcher.registered().get(handle.id, 0) > 0 and dispatcher.checks_queued() == 0
     )

@@ -38,7 +38,6 @@ from pydantic import Field
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hitl import waiters
 from hitl.client import AsyncApprovals
 from hitl.errors import AlreadyDecided, ConfigError, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Decision, Request
@@ -180,9 +179,7 @@ class Tools:
         budget = wait_seconds - (time.monotonic() - started) - READ_MARGIN
         if budget > 0:
             with contextlib.suppress(WaitTimeout):
-                return await waiters.wait_request_async(
-                    self.aio._url, self.aio.keys.prefix, request_id, budget
-                )
+                return await self.aio.wait_request(request_id, budget)
         return await self.aio.store.get(request_id)
 
     async def request_approval(self, wait_seconds: float, **kwargs: Any) -> str:

@@ -145,7 +145,7 @@ class RequestHandle:
         approvals = self._approvals
         seconds = _seconds(timeout)
         try:
-            req = waiters.wait_request(approvals._url, approvals.keys.prefix, self.id, seconds)
+            req = approvals.wait_request(self.id, seconds)
         except WaitTimeout as exc:
             req = _last_look(exc, lambda: approvals.store.get(self.id))
         return req.decision()
@@ -191,7 +191,7 @@ class Approvals:
         self.keys = Keys(prefix or self.settings.prefix)
         self.store = Store(self.redis, self.keys, self.settings.retention)
         self.policy = PolicySource(self.settings.policy_file)
-        self._url = url
+        self.url = url
 
     def request(self, action: str | None = None, summary: str | None = None, **kwargs: Any) -> RequestHandle:
         """File a request (see SPEC for the arguments) and return its handle at once."""
@@ -233,6 +233,15 @@ class Approvals:
             RequestHandle(self, plan["id"], Mode.GATE),
             [RequestHandle(self, d["id"], Mode.GATE) for d in docs],
         )
+
+    def wait_request(self, request_id: str, timeout: float | None) -> Request:
+        """The request once final: this process's waiter dispatcher (`hitl.waiters`), no
+        connection of this client. `WaitTimeout` after `timeout` s; `RequestNotFound`."""
+        return waiters.wait_request(self.url, self.keys.prefix, request_id, timeout)
+
+    def dispatcher(self) -> waiters.Dispatcher:
+        """The dispatcher this client's waits go through (diagnostics, tests)."""
+        return waiters.dispatcher(self.url, self.keys.prefix)
 
     def get(self, request_id: str) -> RequestHandle:
         """A handle for an existing request; raises `RequestNotFound`."""
@@ -325,7 +334,7 @@ class Approvals:
 
     def asyncio(self) -> AsyncApprovals:
         """An asyncio client on the same Redis, prefix and policy."""
-        return AsyncApprovals(self._url, settings=self.settings, prefix=self.keys.prefix)
+        return AsyncApprovals(self.url, settings=self.settings, prefix=self.keys.prefix)
 
     def close(self) -> None:
         self.redis.close()
@@ -367,7 +376,7 @@ class AsyncRequestHandle:
         approvals = self._approvals
         seconds = _seconds(timeout)
         try:
-            req = await waiters.wait_request_async(approvals._url, approvals.keys.prefix, self.id, seconds)
+            req = await approvals.wait_request(self.id, seconds)
         except WaitTimeout as exc:
             try:
                 req = await approvals.store.get(self.id)
@@ -397,7 +406,7 @@ class AsyncApprovals:
         self.keys = Keys(prefix or self.settings.prefix)
         self.store = AsyncStore(self.redis, self.keys, self.settings.retention)
         self.policy = PolicySource(self.settings.policy_file)
-        self._url = redis_url or self.settings.redis
+        self.url = redis_url or self.settings.redis
 
     async def request(
         self, action: str | None = None, summary: str | None = None, **kwargs: Any
@@ -405,6 +414,10 @@ class AsyncApprovals:
         doc = build_doc(self.settings, self.policy, action=action, summary=summary, **kwargs)
         _, rid, mode, _status = await self.store.create(doc)
         return AsyncRequestHandle(self, rid, mode)
+
+    async def wait_request(self, request_id: str, timeout: float | None) -> Request:
+        """`Approvals.wait_request` for asyncio (the HTTP long-poll and the MCP tools use it)."""
+        return await waiters.wait_request_async(self.url, self.keys.prefix, request_id, timeout)
 
     async def get(self, request_id: str) -> AsyncRequestHandle:
         req = await self.store.get(request_id)

@@ -28,7 +28,7 @@ def _fresh_dispatchers() -> Iterator[None]:
 
 def _registered(approvals: Approvals, request_id: str, n: int = 1) -> bool:
     """Whether `n` waits on the request are registered with this process's dispatcher."""
-    d = waiters.dispatcher(approvals._url, approvals.keys.prefix)
+    d = approvals.dispatcher()
     return d.registered().get(request_id, 0) >= n
 
 
@@ -296,7 +296,7 @@ def test_cancelled_and_timed_out_waits_leave_nothing_behind(settings, conn, pref
 def test_waiting_on_an_unknown_id_raises(approvals: Approvals) -> None:
     with pytest.raises(RequestNotFound):
         RequestHandle(approvals, "nope", Mode.GATE).wait(timeout=5)
-    assert waiters.dispatcher(approvals._url, approvals.keys.prefix).registered() == {}
+    assert approvals.dispatcher().registered() == {}
 
 
 def test_sync_waits_in_many_threads_share_the_dispatcher(approvals: Approvals, conn) -> None:
@@ -305,7 +305,7 @@ def test_sync_waits_in_many_threads_share_the_dispatcher(approvals: Approvals, c
     threads = [threading.Thread(target=lambda r=r: got.__setitem__(r.id, r.wait(timeout=30).status)) for r in reqs]
     for t in threads:
         t.start()
-    eventually(lambda: len(waiters.dispatcher(approvals._url, approvals.keys.prefix).registered()) == 50, 10, "50 waits")
+    eventually(lambda: len(approvals.dispatcher().registered()) == 50, 10, "50 waits")
     assert _connections(conn, waiters.client_name()) <= 4
     for r in reqs:
         approvals.decide(r.id, "approve", by="U01")
@@ -355,7 +355,7 @@ def test_a_dropped_listener_connection_loses_no_decision(approvals: Approvals, c
     """The listener's connection is killed (as a proxy or failover would) and requests are
     decided before it reconnects: the re-read after reconnecting wakes every waiter."""
     reqs = [approvals.request(action="a", summary=f"s{i}", mode="gate", timeout=600) for i in range(20)]
-    d = waiters.dispatcher(approvals._url, approvals.keys.prefix)
+    d = approvals.dispatcher()
     got: dict[str, str] = {}
     threads = [threading.Thread(target=lambda r=r: got.__setitem__(r.id, r.wait(timeout=30).status)) for r in reqs]
     for t in threads:
@@ -375,9 +375,9 @@ def test_an_idle_dispatcher_stops_and_the_next_wait_starts_another(approvals: Ap
     monkeypatch.setattr(waiters, "BLOCK_MS", 100)
     req = approvals.request(action="a", summary="s", mode="gate", timeout=600)
     approvals.decide(req.id, "approve", by="U01")
-    first = waiters.dispatcher(approvals._url, approvals.keys.prefix)
+    first = approvals.dispatcher()
     assert req.wait(timeout=5).status == "approved"
     eventually(lambda: first.stopped, 10, "the idle dispatcher to stop")
     eventually(lambda: _connections(conn, waiters.client_name()) == 0, 10, "its connections to close")
     assert approvals.get(req.id).wait(timeout=5).status == "approved"
-    assert waiters.dispatcher(approvals._url, approvals.keys.prefix) is not first
+    assert approvals.dispatcher() is not first
