@@ -178,11 +178,10 @@ def test_http_permission_prompt_edit_and_reject(mcp_http: McpHttpServer, approva
     assert denied.json["behavior"] == "deny" and "use a branch" in denied.json["message"]
 
 
-def _post(url: str, key: str | None) -> tuple[int, str]:
+def _post(url: str, key: str | None, body: bytes = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}') -> tuple[int, str]:
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
-    body = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
     req = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
@@ -211,3 +210,9 @@ def test_http_without_configured_keys_says_so(settings) -> None:
         status, body = _post(server.url, API_KEY)
     assert status == 401
     assert "no API keys are configured" in body
+
+
+def test_http_malformed_json_is_a_parse_error(mcp_http: McpHttpServer) -> None:
+    status, body = _post(mcp_http.url, API_KEY, b'{"jsonrpc": "2.0", "id": 1, "method": ')
+    assert status == 400
+    assert '"code":-32700' in body and "Parse error" in body
