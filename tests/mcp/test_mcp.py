@@ -40,7 +40,7 @@ def test_stdio_request_pending_then_await_returns_the_decision(stdio, approvals:
         async with stdio() as client:
             assert {t.name for t in (await client.list_tools()).tools} >= TOOLS
             pending, done = await _pending_then_decided(client, approvals)
-            assert pending.elapsed < 1.0 + 0.5  # never held longer than wait_seconds (+ transport)
+            assert pending.elapsed < 1.0 + 1.5  # held about wait_seconds (+ transport on a busy machine), not 20 s
             view = done.json
             assert view["status"] == "approved"
             assert view["decision"]["approved"] is True
@@ -59,7 +59,7 @@ def test_stdio_await_wakes_on_the_decision_not_at_the_end_of_the_wait(stdio, app
             view = (await call(client, "request_approval", action="deploy", summary="Deploy v2", wait_seconds=0)).json
             assert view["status"] == "pending"
             waiting = asyncio.ensure_future(call(client, "await_approval", id=view["id"], wait_seconds=30))
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # likely held by now; either way it must answer the decision at once
             await asyncio.to_thread(approvals.decide, view["id"], "reject", by="U0BOB", comment="not today")
             done = await waiting
             assert done.elapsed < 10
@@ -103,7 +103,7 @@ def test_permission_prompt_without_a_decision_denies_saying_no_one_decided(stdio
             return await call(client, "permission_prompt", tool_name="Write", input={"file_path": "/etc/hosts"}, wait_seconds=1)
 
     answer = asyncio.run(scenario())
-    assert answer.elapsed < 1.5
+    assert answer.elapsed < 1.0 + 1.5
     deny = answer.json
     assert deny["behavior"] == "deny"
     assert "No one decided on Write in time" in deny["message"]
@@ -156,7 +156,7 @@ def test_http_request_pending_then_await_returns_the_decision(mcp_http: McpHttpS
         async with mcp_http.client() as client:
             assert {t.name for t in (await client.list_tools()).tools} >= TOOLS
             pending, done = await _pending_then_decided(client, approvals)
-            assert pending.elapsed < 1.5
+            assert pending.elapsed < 1.0 + 1.5
             assert done.json["status"] == "approved" and done.json["decision"]["params"] == {"count": 20}
 
     asyncio.run(scenario())
