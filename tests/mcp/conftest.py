@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 import pytest
 import uvicorn
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -86,7 +86,8 @@ class McpHttpServer:
     @contextlib.asynccontextmanager
     async def client(self, key: str | None = API_KEY) -> AsyncIterator[Client]:
         headers = {"Authorization": f"Bearer {key}"} if key else None
-        async with create_mcp_http_client(headers=headers) as http, Client(
+        timeout = httpx2.Timeout(30, read=120)
+        async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http, Client(
             streamable_http_client(self.url, http_client=http), read_timeout_seconds=90
         ) as client:
             yield client
