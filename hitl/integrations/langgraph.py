@@ -347,15 +347,16 @@ class LangGraphResumer:
 
     `run(input, config)` invokes the graph and resumes it until no approval is pending;
     `resume(config)` picks up a thread another process left waiting. Waiting blocks on the
-    request's done list (no polling); `timeout` bounds each wait (`WaitTimeout`).
+    request's done list (no polling); `wait_timeout` bounds each wait (`WaitTimeout`).
+    Other keyword arguments go to every request it files (channel, approvers, timeout...).
     """
 
     def __init__(
-        self, graph: Any, approvals: Approvals, *, timeout: float | None = None, **request_kwargs: Any
+        self, graph: Any, approvals: Approvals, *, wait_timeout: float | None = None, **request_kwargs: Any
     ) -> None:
         self.graph = graph
         self.approvals = approvals
-        self.timeout = timeout
+        self.timeout = wait_timeout
         self.request_kwargs = request_kwargs
 
     def run(self, graph_input: Any, config: dict[str, Any]) -> dict[str, Any]:
@@ -413,7 +414,7 @@ def resume_server_thread(
         for i in items
     ]
     with Approvals() as approvals:
-        resumer = LangGraphResumer(None, approvals, timeout=timeout)
+        resumer = LangGraphResumer(None, approvals, wait_timeout=timeout)
         answers = {i.id: resumer.answer(i, thread_id) for i in pending if resumer.handles(i.value)}
     if not answers:
         return None
