@@ -164,7 +164,12 @@ def test_a_plan_of_three_is_one_card_decided_per_step(approvals: Approvals) -> N
     graph = builder.compile(checkpointer=InMemorySaver())
 
     reviewer = Reviewer(approvals)
-    reviewer.decide(approve(), reject("never drop tables"), approve())
+    def per_step(req: Any) -> tuple[str, dict[str, Any]]:
+        if req.params["name"] == "drop table":
+            return "reject", {"comment": "never drop tables"}
+        return "approve", {}
+
+    reviewer.decide(per_step, per_step, per_step)
     values = LangGraphResumer(graph, approvals).run({"messages": [("user", "migrate")]}, CONFIG)
     assert ran == ["backup", "migrate"]
     results = tool_results(values)
@@ -172,8 +177,8 @@ def test_a_plan_of_three_is_one_card_decided_per_step(approvals: Approvals) -> N
     assert any("never drop tables" in r for r in results)
     (plan_id,) = {r.batch for r in reviewer.seen}  # the three steps belong to one plan: one card
     plan = approvals.get(plan_id).fetch()
-    assert plan.items == [r.id for r in reviewer.seen]
-    assert [r.params for r in reviewer.seen] == [a for _, a in calls]
+    assert sorted(plan.items) == sorted(r.id for r in reviewer.seen)
+    assert [approvals.get(i).fetch().params for i in plan.items] == [a for _, a in calls]
 
 
 @pytest.fixture
