@@ -127,7 +127,7 @@ async def run_with_approvals(
     approvals: Approvals,
     run_id: str,
     context: Any = None,
-    timeout: float | None = None,
+    wait_timeout: float | None = None,
     max_state_bytes: int = MAX_STATE_BYTES,
     **request_kwargs: Any,
 ) -> Any:
@@ -137,7 +137,8 @@ async def run_with_approvals(
     is resumed (`input` is then ignored). Rejections, vetoes and expiries reach the model
     as the tool's result (`rejection_message`), each worded for what happened. Raises
     `InvalidRequest` naming the tool argument or the state that cannot be filed; nothing
-    is filed then.
+    is filed then. Other keyword arguments go to every request (channel, approvers,
+    timeout...); `wait_timeout` bounds each wait (`WaitTimeout`).
     """
     store = RunStateStore.of(approvals, max_state_bytes)
     state_json = store.load(run_id)
@@ -161,7 +162,7 @@ async def run_with_approvals(
             )
             for n, (item, args) in enumerate(zip(items, asked, strict=True))
         ]
-        outcomes = [await _decide(h, a, timeout) for h, a in zip(handles, asked, strict=True)]
+        outcomes = [await _decide(h, a, wait_timeout) for h, a in zip(handles, asked, strict=True)]
         edits = {
             item.call_id: o.args for item, o in zip(items, outcomes, strict=True)
             if o.kind is OutcomeKind.EDITED and item.call_id
