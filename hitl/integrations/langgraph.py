@@ -73,7 +73,9 @@ def current_decision(handle: RequestHandle) -> Decision:
 def _thread(config: dict[str, Any]) -> str:
     thread = (config.get("configurable") or {}).get("thread_id")
     if thread is None:
-        raise InvalidRequest("configurable.thread_id", "approvals need a checkpointed thread: pass a thread_id")
+        raise InvalidRequest(
+            "configurable.thread_id", "approvals need a checkpointed thread: pass a thread_id"
+        )
     return str(thread)
 
 
@@ -244,7 +246,7 @@ def middleware_decision(outcome: Outcome, allowed: Sequence[str]) -> dict[str, A
     if outcome.kind is OutcomeKind.EDITED:
         if "edit" in allowed:
             return {"type": "edit", "edited_action": {"name": outcome.action, "args": outcome.args}}
-        return {"type": "reject", "message": "the reviewer edited the arguments, but this tool allows no edits"}
+        return {"type": "reject", "message": "the reviewer edited the arguments; this tool allows no edits"}
     if outcome.kind is OutcomeKind.REJECTED and "reject" in allowed:
         return {"type": "reject", "message": outcome.comment or "no reason given"}
     if "respond" in allowed:
@@ -278,7 +280,9 @@ def file_hitl_request(
         handles = [approvals.request(**items[0], **request_kwargs)]
     else:
         summary = f"Plan of {len(items)} tool calls: " + ", ".join(a["name"] for a in actions)
-        batch = approvals.request_batch(summary=summary, items=items, idempotency_key=base_key, **request_kwargs)
+        batch = approvals.request_batch(
+            summary=summary, items=items, idempotency_key=base_key, **request_kwargs
+        )
         # A re-run files nothing new (every key is known), so find the plan filed first.
         plan = approvals.request(
             action="plan", summary=summary, params={"items": len(items)}, mode="gate",
@@ -336,7 +340,9 @@ class ApprovalNode:
                 text = d.get("message") or "not approved"
                 if d["type"] == "reject":
                     text = f"Rejected by the reviewer: {text}"
-                answers.append(ToolMessage(content=text, name=call["name"], tool_call_id=call["id"], status="error"))
+                answers.append(
+                    ToolMessage(content=text, name=call["name"], tool_call_id=call["id"], status="error")
+                )
         updated = last.model_copy(update={"tool_calls": kept})
         return {"messages": [updated, *answers]}
 
@@ -384,7 +390,8 @@ class LangGraphResumer:
             asked = value["action_request"]["args"]
             return human_response(Outcome.from_decision(handle.wait(self.timeout), asked))
         filed = file_hitl_request(
-            self.approvals, value, idempotency_key("lg", thread, intr.id), run_id=thread, **self.request_kwargs
+            self.approvals, value, idempotency_key("lg", thread, intr.id),
+            run_id=thread, **self.request_kwargs,
         )
         decisions = []
         for handle, asked, allowed in filed:

@@ -54,7 +54,9 @@ class Outcome:
         else:
             kind = _BY_STATUS.get(decision.status, OutcomeKind.REJECTED)
         args = decision.params if decision.approved else asked
-        return cls(kind, decision.request_id, decision.action, dict(args), tuple(decision.by), decision.comment)
+        return cls(
+            kind, decision.request_id, decision.action, dict(args), tuple(decision.by), decision.comment
+        )
 
     @property
     def runs(self) -> bool:

@@ -154,7 +154,8 @@ def test_a_plan_of_three_is_one_card_decided_per_step(approvals: Approvals) -> N
 
     calls = [("step", {"name": "backup"}), ("step", {"name": "drop table"}), ("step", {"name": "migrate"})]
     builder = StateGraph(MessagesState)
-    builder.add_node("model", lambda s, m=chat(tool_calls(*calls)): {"messages": [m.invoke(s["messages"])]})
+    model = chat(tool_calls(*calls))
+    builder.add_node("model", lambda state: {"messages": [model.invoke(state["messages"])]})
     builder.add_node("review", ApprovalNode())
     builder.add_node("tools", ToolNode([step]))
     builder.add_edge(START, "model")
