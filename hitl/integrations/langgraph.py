@@ -272,23 +272,18 @@ def file_hitl_request(
             "summary": _summary(a),
             "params": a["args"],
             "context": a.get("description"),
-            "idempotency_key": item_key(base_key, n),
         }
-        for n, a in enumerate(actions)
+        for a in actions
     ]
     if len(items) == 1:
-        handles = [approvals.request(**items[0], **request_kwargs)]
+        handles = [approvals.request(**items[0], idempotency_key=item_key(base_key, 0), **request_kwargs)]
     else:
+        # The batch's key covers the plan and each step: a re-run gets the same plan back.
         summary = f"Plan of {len(items)} tool calls: " + ", ".join(a["name"] for a in actions)
         batch = approvals.request_batch(
             summary=summary, items=items, idempotency_key=base_key, **request_kwargs
         )
-        # A re-run files nothing new (every key is known), so find the plan filed first.
-        plan = approvals.request(
-            action="plan", summary=summary, params={"items": len(items)}, mode="gate",
-            idempotency_key=base_key, **request_kwargs,
-        )
-        handles = batch.items if plan.id == batch.id else [approvals.get(i) for i in plan.fetch().items]
+        handles = batch.items
     return [(h, a["args"], configs.get(a["name"], [])) for h, a in zip(handles, actions, strict=True)]
 
 
