@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import common
+from bot.sandbox import SlackStandIn
 from hitl import Approvals
-from sandbox import SlackStandIn
 
 TOKEN = "xoxb-bench"
 CHANNEL = "C0APPROVALS"

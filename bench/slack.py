@@ -22,10 +22,10 @@ from slack_sdk import WebClient
 from bench import common
 from bot.app import build_app
 from bot.cards import ACTION_APPROVE, build_card
+from bot.sandbox import SlackStandIn
+from bot.sandbox.signing import Interactions, SignedRequest, signed_command, signed_interaction
 from bot.web import WebServer, build_web_app
 from hitl import Approvals
-from sandbox import SlackStandIn
-from sandbox.signing import Interactions, SignedRequest, signed_command, signed_interaction
 
 SECRET = "bench-secret"
 TOKEN = "xoxb-bench"

@@ -1,18 +1,20 @@
 """The `hitl` console script.
 
-The `worker`, `bot`, `mcp` and `dev` subcommands load the `workers` and `bot` packages on demand;
-the core library (`import hitl`) never imports them.
+The core's own subcommands (`request`, `policy`, `audit`) live here. The others (`bot`, `dev`,
+`mcp` from the `bot` package, `worker` from `workers`) are found through the `hitl.commands`
+entry points those packages declare in pyproject.toml, so the core never names, let alone
+imports, the packages built on top of it: dependencies run `hitl` <- `bot` <- `workers`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -23,7 +25,7 @@ from hitl.errors import ConfigError, HitlError
 from hitl.settings import load_settings
 from hitl.status import Mode, Status
 
-# `hitl request --wait` exit codes (SPEC).
+# `hitl request --wait` exit codes (the contract, docs/contract.md).
 EXIT_APPROVED, EXIT_REJECTED, EXIT_EXPIRED, EXIT_ERROR = 0, 1, 2, 3
 # Every final status has a code; a withdrawn request is "do not act", like a rejection.
 # Shadow requests are never waited on (see `_request`), so `judged` never reaches this map
@@ -37,12 +39,23 @@ _EXIT_BY_STATUS: dict[Status, int] = {
     Status.CANCELLED: EXIT_REJECTED,
     Status.EXPIRED: EXIT_EXPIRED,
 }
+# The entry-point group where `bot` and `workers` declare their subcommands. Each entry point is
+# a `Register`: called with the subparsers, it adds its own (arguments, help, and `func`).
+COMMANDS_GROUP = "hitl.commands"
+Subcommands = argparse._SubParsersAction  # what a `Register` receives (argparse's own type)
+Register = Callable[[Subcommands], None]
+# Where the plugin commands come from, for the usage error when none is installed.
+_NOT_INSTALLED = (
+    "the bot, dev, mcp and worker commands are declared as entry points of the installed "
+    "hitl-router distribution: install it (`pip install -e .`, or `make venv`)"
+)
+
 # Modes whose agent waits for a human: the rest act at once, so `--wait` returns at once.
 _BLOCKING_MODES = frozenset({Mode.GATE, Mode.OVERRIDE})
 
 
 def exit_code(status: Status, mode: Mode) -> int:
-    """SPEC's exit code for what `--wait` saw: 0 approved or finalized, 1 rejected, vetoed
+    """The contract's exit code for what `--wait` saw: 0 approved or finalized, 1 rejected, vetoed
     or cancelled, 2 expired, 3 error. A shadow request is filed and the agent goes ahead
     (shadow measures the human, it never gates), so it exits 0 while still pending."""
     if mode is Mode.SHADOW:
@@ -51,9 +64,11 @@ def exit_code(status: Status, mode: Mode) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors exit 3 (SPEC's "error"), not argparse's 2, which means "expired"."""
+    """Usage errors exit 3 (the contract's "error"), not argparse's 2, which means "expired"."""
 
     def error(self, message: str) -> NoReturn:
+        if "invalid choice" in message and not plugin_commands():
+            message = f"{message}\n({_NOT_INSTALLED})"
         self.print_usage(sys.stderr)
         self.exit(EXIT_ERROR, f"hitl: error: {message}\n")
 
@@ -105,30 +120,6 @@ def _request(args: argparse.Namespace) -> int:
         why = f": {decision.comment}" if decision.comment else ""
         print(f"{decision.status}{who}{why}", file=sys.stderr)
     return exit_code(decision.status, handle.mode)
-
-
-def _worker(args: argparse.Namespace) -> int:
-    runner = importlib.import_module("workers.runner")
-    runner.run(load_settings(), burst=args.burst, fork=args.fork)
-    return 0
-
-
-def _dev(args: argparse.Namespace) -> int:
-    dev = importlib.import_module("sandbox.dev")
-    return int(dev.run(port=args.port, demo=not args.no_demo, bot_port=args.bot_port, verbose=args.verbose))
-
-
-def _bot(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    if args.port:
-        settings = settings.model_copy(update={"port": args.port})
-    importlib.import_module("bot.main").run(settings)
-    return 0
-
-
-def _mcp(args: argparse.Namespace) -> int:
-    importlib.import_module("bot.mcp").run_stdio(load_settings())
-    return 0
 
 
 def _policy_check(args: argparse.Namespace) -> int:
@@ -195,25 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     req.set_defaults(func=_request)
 
-    wrk = sub.add_parser("worker", help="run an RQ worker with the scheduler and the timer ticker")
-    wrk.add_argument("--burst", action="store_true", help="exit when the queues are empty")
-    wrk.add_argument("--fork", action="store_true", help="run each job in a forked work horse")
-    wrk.set_defaults(func=_worker)
-
-    bot = sub.add_parser("bot", help="run the Slack app: Socket Mode with SLACK_APP_TOKEN, else HTTP")
-    bot.add_argument("--port", type=int, help="HTTP port (default $PORT or 3000)")
-    bot.set_defaults(func=_bot)
-
-    dev = sub.add_parser(
-        "dev", help="the whole product on this machine: Redis, Slack sandbox page, bot, worker, demo agent"
-    )
-    dev.add_argument("--port", type=int, default=8080, help="port of the sandbox page (default 8080)")
-    dev.add_argument("--bot-port", type=int, default=0, help="port of the bot (default: any free)")
-    dev.add_argument("--no-demo", action="store_true", help="do not start the demo agent")
-    dev.set_defaults(func=_dev)
-
-    mcp = sub.add_parser("mcp", help="the MCP server on stdio (for Claude Code, Claude Desktop, Cursor)")
-    mcp.set_defaults(func=_mcp)
+    for entry in plugin_commands():
+        _register(sub, entry)
 
     pol = sub.add_parser("policy", help="policy tools")
     pol_sub = pol.add_subparsers(dest="policy_command", required=True, parser_class=_Parser)
@@ -236,6 +210,32 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("-o", "--output", help="file to write (default: standard output)")
     exp.set_defaults(func=_audit_export)
     return parser
+
+
+def plugin_commands() -> list[EntryPoint]:
+    """The `hitl.commands` entry points of every installed distribution, by name."""
+    return sorted(entry_points(group=COMMANDS_GROUP), key=lambda entry: entry.name)
+
+
+def _register(sub: Subcommands, entry: EntryPoint) -> None:
+    """Let `entry` add its subcommand. One that cannot load (a missing optional dependency, a
+    broken install) still appears, and says why when run, so the rest of `hitl` keeps working."""
+    try:
+        register: Register = entry.load()
+    except Exception as exc:  # any import failure of a plugin
+        reason = f"{entry.value} could not be loaded: {type(exc).__name__}: {exc}"
+        broken = sub.add_parser(entry.name, help=f"(unavailable: {reason})")
+        broken.set_defaults(func=_unavailable(entry.name, reason))
+        return
+    register(sub)
+
+
+def _unavailable(name: str, reason: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        print(f"hitl: error: the {name} command is unavailable: {reason}", file=sys.stderr)
+        return EXIT_ERROR
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.sandbox import SlackStandIn
 from hitl import Approvals, InvalidRequest
 from hitl.client import AsyncApprovals
 from hitl.errors import NotAllowed
 from hitl.settings import Settings
-from sandbox import SlackStandIn
 from tests.conftest import make_settings
 
 TOKEN = "xoxb-requested-by"

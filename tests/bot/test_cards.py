@@ -121,7 +121,7 @@ def assert_message_ok(blocks: list[dict]) -> None:
     for raw in blocks:
         Block.parse(raw).to_dict()  # slack_sdk's validators
     _check_limits(blocks)
-    checker = pytest.importorskip("sandbox.blockcheck")
+    checker = pytest.importorskip("bot.sandbox.blockcheck")
     assert checker.check_message_blocks(blocks) == []
 
 
@@ -136,7 +136,7 @@ def assert_view_ok(view: dict, kind: str) -> None:
         element = block.get("element", {})
         if "initial_value" in element:
             assert units(element["initial_value"]) <= element.get("max_length", 3000) <= 3000
-    checker = pytest.importorskip("sandbox.blockcheck")
+    checker = pytest.importorskip("bot.sandbox.blockcheck")
     assert checker.check_view(view, expected_type=kind) == []
 
 

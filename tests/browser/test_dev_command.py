@@ -20,8 +20,8 @@ from queue import Empty, Queue
 
 import pytest
 
+from bot.sandbox.dev import child_env
 from hitl import Approvals
-from sandbox.dev import child_env
 from tests.conftest import make_settings
 from tests.helpers import ROOT
 

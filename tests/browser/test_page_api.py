@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from sandbox import page as page_module
-from sandbox.page import SandboxPage
-from sandbox.server import SlackStandIn
+from bot.sandbox import page as page_module
+from bot.sandbox.page import SandboxPage
+from bot.sandbox.server import SlackStandIn
 
 
 def _closed_port() -> int:

@@ -23,10 +23,10 @@ if _REASON:
 
 from playwright.sync_api import Page, expect  # noqa: E402
 
+from bot.sandbox import demo_agent  # noqa: E402
+from bot.sandbox.dev import DevStack  # noqa: E402
 from hitl.client import RequestHandle  # noqa: E402
 from hitl.models import Decision  # noqa: E402
-from sandbox import demo_agent  # noqa: E402
-from sandbox.dev import DevStack  # noqa: E402
 from tests.browser.support import card_locator, card_of, open_sandbox  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

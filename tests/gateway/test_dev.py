@@ -6,8 +6,8 @@ import re
 import shlex
 import subprocess
 
+from bot.sandbox.dev import banner, running_stack
 from hitl.embedded import free_port
-from sandbox.dev import banner, running_stack
 
 
 def test_dev_prints_a_key_and_a_working_curl_line(redis_url: str, prefix: str) -> None:

@@ -19,10 +19,10 @@ from slack_sdk import WebClient
 
 from bot import bodies, web
 from bot.app import build_app
+from bot.sandbox.signing import signed_command, slash_command
 from bot.web import WebServer, build_web_app
 from hitl import Approvals
 from hitl.embedded import EmbeddedRedis, free_port
-from sandbox.signing import signed_command, slash_command
 from tests.conftest import make_settings
 from tests.helpers import ROOT, eventually, hitl_env
 
@@ -32,7 +32,7 @@ SIGNING = "test-signing-secret"
 @pytest.fixture
 def slack_server(redis_url: str, prefix: str) -> Iterator[WebServer]:
     """The web app with Slack's endpoint, its Web API calls answered by the stand-in."""
-    from sandbox import SlackStandIn
+    from bot.sandbox import SlackStandIn
 
     with SlackStandIn(bot_token="xoxb-t") as stand_in:
         settings = make_settings(redis_url, prefix, slack_signing_secret=SIGNING, slack_bot_token="xoxb-t",
@@ -188,7 +188,7 @@ def test_sigterm_answers_in_flight_long_polls_with_the_current_view(prefix: str)
 
 
 def test_socket_mode_still_serves_the_api_and_health(prefix: str, redis_url: str) -> None:
-    from sandbox import SlackStandIn
+    from bot.sandbox import SlackStandIn
 
     with SlackStandIn(bot_token="xoxb-t") as stand_in:
         port = free_port()
@@ -245,7 +245,7 @@ def test_a_slow_slack_listener_stalls_nothing_else(redis_url: str, prefix: str) 
     every long-poll and health check. It runs in a thread instead."""
     from slack_bolt import App
 
-    from sandbox import SlackStandIn
+    from bot.sandbox import SlackStandIn
 
     release = threading.Event()
     stand_in = SlackStandIn(bot_token="xoxb-t").start()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from slack_sdk import WebClient
 
-from sandbox import SlackStandIn
+from bot.sandbox import SlackStandIn
 
 BOT_TOKEN = "xoxb-test"
 

@@ -8,7 +8,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
-from sandbox import SlackStandIn
+from bot.sandbox import SlackStandIn
 
 BOT_TOKEN = "xoxb-test"  # the token tests/sandbox/conftest.py starts the stand-in with
 

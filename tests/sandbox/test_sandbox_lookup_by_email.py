@@ -6,7 +6,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from sandbox import SlackStandIn
+from bot.sandbox import SlackStandIn
 
 
 def test_finds_a_user_by_email_whatever_the_case(client: WebClient) -> None:

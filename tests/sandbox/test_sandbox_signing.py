@@ -11,8 +11,8 @@ from slack_bolt import Ack, App, BoltRequest, Respond
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
-from sandbox import SlackStandIn
-from sandbox.signing import Interactions, sign, signed_command, signed_event, signed_interaction
+from bot.sandbox import SlackStandIn
+from bot.sandbox.signing import Interactions, sign, signed_command, signed_event, signed_interaction
 
 SECRET = "sandbox-signing-secret"
 

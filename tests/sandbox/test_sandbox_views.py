@@ -8,7 +8,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from sandbox import SlackStandIn
+from bot.sandbox import SlackStandIn
 
 
 def reject_modal(title: str = "Reject request", **extra: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from sandbox import SlackStandIn
+from bot.sandbox import SlackStandIn
 
 APPROVE_CARD: list[dict[str, Any]] = [
     {"type": "header", "text": {"type": "plain_text", "text": "Approval needed"}},

@@ -17,11 +17,11 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.app import build_app
+from bot.sandbox import SlackStandIn
+from bot.sandbox.signing import Interactions, SignedRequest, signed_command, signed_event, signed_interaction
+from bot.sandbox.workspace import Message
 from bot.web import WebServer, build_web_app
 from hitl import Approvals
-from sandbox import SlackStandIn
-from sandbox.signing import Interactions, SignedRequest, signed_command, signed_event, signed_interaction
-from sandbox.workspace import Message
 from tests.conftest import make_settings
 from tests.helpers import start_worker, stop
 

@@ -13,7 +13,7 @@ import pytest
 from slack_sdk import WebClient
 
 from bot import cards
-from sandbox.workspace import Message
+from bot.sandbox.workspace import Message
 from tests.slack.conftest import TOKEN, Bot
 
 SECRET_CHANNEL = "C0SECRET"

@@ -17,11 +17,11 @@ from bot import cards
 from bot.app import build_app
 from bot.cards import build_card
 from bot.replies import DB_DOWN, NOT_RECORDED
+from bot.sandbox import SlackStandIn
+from bot.sandbox.signing import Interactions
 from bot.web import WebServer, build_web_app
 from hitl import Approvals
 from hitl.embedded import EmbeddedRedis
-from sandbox import SlackStandIn
-from sandbox.signing import Interactions
 from tests.conftest import make_settings
 from tests.slack.conftest import CHANNEL, SECRET, TOKEN, Bot
 

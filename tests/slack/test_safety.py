@@ -6,7 +6,7 @@ import time
 import urllib.request
 
 from bot import cards
-from sandbox.signing import sign, signed_interaction
+from bot.sandbox.signing import sign, signed_interaction
 from tests.helpers import events
 from tests.slack.conftest import SECRET, Bot, card_text, decidable
 

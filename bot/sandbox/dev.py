@@ -4,12 +4,12 @@ A team evaluating approval tools gives up if trying one needs a Slack workspace,
 tokens and a Redis. ``hitl dev`` needs none of them:
 
 1. Redis: an embedded ``redis-server`` when ``REDIS_URL`` is unset, else that Redis;
-2. the Slack stand-in (``sandbox.server``) serving Slack's Web API *and* the browser page
-   (``sandbox.page``) on ``--port`` (8080);
+2. the Slack stand-in (``bot.sandbox.server``) serving Slack's Web API *and* the browser page
+   (``bot.sandbox.page``) on ``--port`` (8080);
 3. the bot: the real Bolt app behind ``hitl bot``'s HTTP server, in this process, pointed
    at the stand-in with ``SLACK_API_URL`` and verifying a signing secret generated now;
 4. a worker: a real ``hitl worker`` process (cards, timers, escalation);
-5. the demo agent (``sandbox.demo_agent``), unless ``--no-demo``: it files sample requests
+5. the demo agent (``bot.sandbox.demo_agent``), unless ``--no-demo``: it files sample requests
    and prints each decision as it arrives.
 
 Ctrl-C (or SIGTERM) stops everything, children first. The pieces are also usable one by
@@ -40,13 +40,13 @@ import redis
 from pydantic import SecretStr
 
 from bot.app import build_app
+from bot.sandbox.page import SandboxPage
+from bot.sandbox.server import SlackStandIn
 from bot.web import WebServer, build_web_app
 from hitl.client import Approvals
 from hitl.embedded import EmbeddedRedis
 from hitl.errors import ConfigError, HitlError
 from hitl.settings import Settings, load_settings
-from sandbox.page import SandboxPage
-from sandbox.server import SlackStandIn
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ WORKER_START_TIMEOUT = 30.0
 # Seconds each child gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT = 10.0
 # Libraries whose INFO lines would bury the demo agent's output in the terminal.
-QUIET_LOGGERS = ("slack_bolt", "slack_sdk", "urllib3", "rq", "sandbox", "bot", "workers")
+QUIET_LOGGERS = ("slack_bolt", "slack_sdk", "urllib3", "rq", "bot", "workers")
 
 
 class PortInUse(HitlError):
@@ -110,10 +110,10 @@ class DevStack:
         }
 
     def start_demo(self, *, stdout: TextIO | int | None = None) -> subprocess.Popen[bytes]:
-        """Start the demo agent (``python -m sandbox.demo_agent``) against this stack."""
+        """Start the demo agent (``python -m bot.sandbox.demo_agent``) against this stack."""
         env = child_env(self.env())
         self.demo = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.demo_agent", "--page-url", self.page_url],
+            [sys.executable, "-m", "bot.sandbox.demo_agent", "--page-url", self.page_url],
             env=env,
             stdout=stdout,
             stderr=stdout if stdout is not None else None,

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.blockcheck import (
+from bot.sandbox.blockcheck import (
     MAX_VIEW_BYTES,
     BlocksFormatError,
     check_message_blocks,
@@ -34,7 +34,7 @@ from sandbox.blockcheck import (
     parse_json_arg,
     view_size,
 )
-from sandbox.workspace import Channel, Message, SlackError, Workspace
+from bot.sandbox.workspace import Channel, Message, SlackError, Workspace
 
 MAX_TEXT = 40_000
 

@@ -1,0 +1,65 @@
+"""The `bot`, `dev` and `mcp` subcommands of the `hitl` console script.
+
+pyproject.toml declares each function here as a `hitl.commands` entry point; `hitl.cli` calls
+it with its subparsers, and it adds its own. The core thus never imports `bot`. Each command
+imports what it runs only when run: `hitl request` needs neither Bolt nor the MCP SDK.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from hitl.settings import load_settings
+
+if TYPE_CHECKING:
+    from hitl.cli import Subcommands
+
+
+def bot(commands: Subcommands) -> None:
+    """`hitl bot`: the Slack app and the web process (HTTP API, /mcp)."""
+    parser = commands.add_parser("bot", help="run the Slack app: Socket Mode with SLACK_APP_TOKEN, else HTTP")
+    parser.add_argument("--port", type=int, help="HTTP port (default $PORT or 3000)")
+    parser.set_defaults(func=_run_bot)
+
+
+def dev(commands: Subcommands) -> None:
+    """`hitl dev`: the whole product on one machine, around the local Slack sandbox."""
+    parser = commands.add_parser(
+        "dev", help="the whole product on this machine: Redis, Slack sandbox page, bot, worker, demo agent"
+    )
+    parser.add_argument("--port", type=int, default=8080, help="port of the sandbox page (default 8080)")
+    parser.add_argument("--bot-port", type=int, default=0, help="port of the bot (default: any free)")
+    parser.add_argument("--no-demo", action="store_true", help="do not start the demo agent")
+    parser.set_defaults(func=_run_dev)
+
+
+def mcp(commands: Subcommands) -> None:
+    """`hitl mcp`: the MCP server on stdio."""
+    parser = commands.add_parser(
+        "mcp", help="the MCP server on stdio (for Claude Code, Claude Desktop, Cursor)"
+    )
+    parser.set_defaults(func=_run_mcp)
+
+
+def _run_bot(args: argparse.Namespace) -> int:
+    from bot.main import run
+
+    settings = load_settings()
+    if args.port:
+        settings = settings.model_copy(update={"port": args.port})
+    run(settings)
+    return 0
+
+
+def _run_dev(args: argparse.Namespace) -> int:
+    from bot.sandbox.dev import run
+
+    return int(run(port=args.port, demo=not args.no_demo, bot_port=args.bot_port, verbose=args.verbose))
+
+
+def _run_mcp(args: argparse.Namespace) -> int:
+    from bot.mcp import run_stdio
+
+    run_stdio(load_settings())
+    return 0

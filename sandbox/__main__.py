@@ -1,8 +1,0 @@
-"""``python -m sandbox``: run the Slack Web API stand-in on its own (manual testing, demos)."""
-
-from __future__ import annotations
-
-from sandbox.server import main
-
-if __name__ == "__main__":
-    main()
