@@ -16,7 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 class _TolerantVerifier(SignatureVerifier):
     """A verifier for which an unparsable timestamp or signature is simply invalid."""
 
-    def is_valid(self, body: str | bytes, timestamp: str, signature: str) -> bool:
+    def is_valid(self, body: str | bytes, timestamp: str | None, signature: str | None) -> bool:
         if timestamp is None or not str(timestamp).strip().lstrip("-").isdigit():
             return False
         try:

@@ -14,12 +14,13 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import redis
 
 from hitl.keys import Keys
 from hitl.store import _s
+from hitl.streams import Entry
 
 # Stream entries read per round trip.
 PAGE = 1000
@@ -31,7 +32,7 @@ def events(conn: redis.Redis, keys: Keys, since: float | None = None) -> Iterato
     """Audit events oldest first, from `since` (epoch seconds) on."""
     start = f"{round(since * 1000)}-0" if since else "-"
     while True:
-        batch = conn.xrange(keys.events, min=start, max="+", count=PAGE)
+        batch = cast(list[Entry], conn.xrange(keys.events, min=start, max="+", count=PAGE))
         for eid, fields in batch:
             item: dict[str, Any] = {_s(k): _s(v) for k, v in fields.items()}
             ms = int(_s(eid).split("-")[0])

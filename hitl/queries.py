@@ -94,9 +94,9 @@ def _visible_status(store: Store, may_see_channel: Callable[[str], bool]) -> Que
     res = pipe.execute()
     modes = res[: len(seen) * len(Mode)]
     for i, n in enumerate(modes):
-        mode = list(Mode)[i % len(Mode)].value
+        mode_name = list(Mode)[i % len(Mode)].value
         if n:
-            status.by_mode[mode] = status.by_mode.get(mode, 0) + n
+            status.by_mode[mode_name] = status.by_mode.get(mode_name, 0) + n
     firsts = [r[0] for r in res[len(modes) : len(modes) + len(seen)] if r]
     if firsts:
         oldest_id = _s(min(firsts, key=lambda pair: pair[1])[0])

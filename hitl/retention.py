@@ -24,6 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import cast
 
 import redis
 
@@ -31,6 +32,7 @@ from hitl import scripts
 from hitl.keys import Keys
 from hitl.status import EventType
 from hitl.store import key_names
+from hitl.streams import Entry
 
 # Stream entries read per round trip while looking for the oldest live request.
 PAGE = 1000
@@ -135,7 +137,9 @@ class Retention:
         min_id, held = f"{cutoff_ms}-0", None
         start = "-"
         while held is None:
-            batch = self.redis.xrange(self.keys.events, min=start, max=f"({cutoff_ms}-0", count=PAGE)
+            batch = cast(
+                list[Entry], self.redis.xrange(self.keys.events, min=start, max=f"({cutoff_ms}-0", count=PAGE)
+            )
             created = [
                 (_s(eid), _s(fields[b"id"]))
                 for eid, fields in batch

@@ -172,7 +172,7 @@ class Settings(BaseSettings):
 
 
 _ALIASES = {
-    name: str(field.validation_alias.choices[0])  # type: ignore[union-attr]
+    name: str(field.validation_alias.choices[0])
     for name, field in Settings.model_fields.items()
     if isinstance(field.validation_alias, AliasChoices)
 }

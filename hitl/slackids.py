@@ -8,6 +8,7 @@ than escaped on the way out. The patterns match bot/text.py's, which `hitl` cann
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 GROUP_ID = re.compile(r"^S[A-Z0-9]{2,30}$")
@@ -15,7 +16,7 @@ GROUP_ID = re.compile(r"^S[A-Z0-9]{2,30}$")
 EMAIL = re.compile(r"^[^@\s<>|]{1,64}@[^@\s<>|]{1,255}\.[^@\s<>|.]{2,63}$")
 
 
-def is_user(value: object) -> bool:
+def is_user(value: object) -> TypeGuard[str]:
     """A Slack user id (`U…` or an Enterprise Grid `W…`)."""
     return isinstance(value, str) and bool(USER_ID.match(value))
 

@@ -36,7 +36,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -46,6 +46,7 @@ from hitl.keys import Keys
 from hitl.models import Request
 from hitl.status import EventType
 from hitl.store import apply_outcome, parse_outcome, parse_request
+from hitl.streams import Entry, StreamReply
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +357,7 @@ class Dispatcher:
 
     def _tail(self) -> bytes:
         """The stream's last entry id (read from there on), or 0-0 for an empty stream."""
-        last = self._listen.xrevrange(self.keys.events, count=1)
+        last = cast(list[Entry], self._listen.xrevrange(self.keys.events, count=1))
         return last[0][0] if last else b"0-0"
 
     def _listen_loop(self) -> None:
@@ -369,7 +370,10 @@ class Dispatcher:
                     cursor = self._tail()
                     self._recheck_all()  # whatever turned final while we were not reading
                     backoff = RECONNECT_MIN
-                resp = self._listen.xread({self.keys.events: cursor}, count=XREAD_COUNT, block=BLOCK_MS)
+                resp = cast(
+                    StreamReply,
+                    self._listen.xread({self.keys.events: cursor}, count=XREAD_COUNT, block=BLOCK_MS),
+                )
                 woken: set[str] = set()
                 for _stream, entries in resp or ():
                     for eid, fields in entries:

@@ -11,12 +11,13 @@ it after `CLAIM_IDLE_MS`. Delivery is therefore at least once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from hitl.keys import Keys
 from hitl.status import FINAL_EVENTS, EventType, WebhookOutcome
+from hitl.streams import Entry, StreamReply
 
 # The consumer group every worker's feed reads in.
 GROUP = "webhooks"
@@ -53,8 +54,9 @@ class FinalFeed:
         )
         entries = list(stale)
         if not entries:
-            streams = {self.keys.events: ">"}
-            got = self.redis.xreadgroup(GROUP, self.consumer, streams, count=count, block=block_ms)
+            streams: dict[Any, Any] = {self.keys.events: ">"}
+            reply = self.redis.xreadgroup(GROUP, self.consumer, streams, count=count, block=block_ms)
+            got = cast(StreamReply, reply)
             entries = [e for _stream, items in got or [] for e in items]
         out = []
         for eid, fields in entries:
@@ -98,7 +100,7 @@ class WebhookLog:
     def attempts(self, request_id: str) -> list[dict[str, str]]:
         """Every attempt for a request, oldest first (reads the whole stream: tests, CLI)."""
         out = []
-        for _eid, fields in self.redis.xrange(self.keys.events):
+        for _eid, fields in cast(list[Entry], self.redis.xrange(self.keys.events)):
             f = {_s(k): _s(v) for k, v in fields.items()}
             if f.get("type") == EventType.WEBHOOK.value and f.get("id") == request_id:
                 out.append(f)

@@ -22,6 +22,7 @@ import json
 import secrets
 import string
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 MAX_MESSAGE_BLOCKS = 50
@@ -577,7 +578,7 @@ class _Checker:
         fields = self.array(obj, "fields", pointer, max_items=10, min_items=1)
         for index, field in enumerate(fields or []):
             here = f"{pointer}/fields/{index}"
-            self.alternatives(here, lambda f=field, h=here: self._text_object(f, h, 2000, TEXT_TYPES))
+            self.alternatives(here, partial(self._text_object, field, here, 2000, TEXT_TYPES))
         if "accessory" in obj:
             here = f"{pointer}/accessory"
             self.alternatives(here, lambda: self.element(obj["accessory"], here, ACCESSORY_ELEMENTS))
@@ -592,16 +593,16 @@ class _Checker:
         for index, element in enumerate(elements or []):
             here = f"{pointer}/elements/{index}"
             if isinstance(element, dict) and element.get("type") == "image":
-                self.alternatives(here, lambda e=element, h=here: self.element(e, h, frozenset({"image"})))
+                self.alternatives(here, partial(self.element, element, here, frozenset({"image"})))
             else:
-                self.alternatives(here, lambda e=element, h=here: self._text_object(e, h, 3000, TEXT_TYPES))
+                self.alternatives(here, partial(self._text_object, element, here, 3000, TEXT_TYPES))
 
     def bl_actions(self, obj: dict[str, Any], pointer: str) -> None:
         """Actions: 1..25 interactive elements."""
         elements = self.array(obj, "elements", pointer, max_items=25, min_items=1, required=True)
         for index, element in enumerate(elements or []):
             here = f"{pointer}/elements/{index}"
-            self.alternatives(here, lambda e=element, h=here: self.element(e, h, ACTIONS_ELEMENTS))
+            self.alternatives(here, partial(self.element, element, here, ACTIONS_ELEMENTS))
 
     def bl_input(self, obj: dict[str, Any], pointer: str) -> None:
         """Inputs need a label and an element of an input-capable type."""

@@ -218,8 +218,8 @@ def _parse_multipart(content_type: str, body: bytes) -> dict[str, str]:
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if name and not part.get_filename():
-            payload = part.get_payload(decode=True) or b""
-            fields[str(name)] = payload.decode("utf-8", "replace")
+            payload = part.get_payload(decode=True)
+            fields[str(name)] = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
     return fields
 
 
@@ -250,7 +250,7 @@ class SlackStandIn:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> SlackStandIn:
+    def start(self) -> Self:
         """Bind and serve in a background thread; returns self."""
         if self._server is not None:
             return self

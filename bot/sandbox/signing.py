@@ -600,9 +600,8 @@ class Interactions:
         ws = self.workspace
         dm = ws.resolve_channel(user_id)
         home = ws.home_view(user_id)
-        event = app_home_opened(
-            user_id, channel_id=dm.id if dm else "D" + user_id[1:], view=home and home.to_api()
-        )
+        view = home.to_api() if home is not None else None
+        event = app_home_opened(user_id, channel_id=dm.id if dm else "D" + user_id[1:], view=view)
         return event_callback(
             event, bot_user_id=ws.bot_user_id, team_id=ws.team_id, api_app_id=ws.app_id, token=self.token
         )

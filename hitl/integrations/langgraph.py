@@ -22,7 +22,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
@@ -70,7 +70,7 @@ def current_decision(handle: RequestHandle) -> Decision:
     return handle.fetch().decision()
 
 
-def _thread(config: dict[str, Any]) -> str:
+def _thread(config: Mapping[str, Any]) -> str:
     thread = (config.get("configurable") or {}).get("thread_id")
     if thread is None:
         raise InvalidRequest(
@@ -79,7 +79,7 @@ def _thread(config: dict[str, Any]) -> str:
     return str(thread)
 
 
-def _namespace(config: dict[str, Any]) -> str:
+def _namespace(config: Mapping[str, Any]) -> str:
     """The node's place in the graph, without task ids (which change between runs)."""
     meta = config.get("metadata") or {}
     ns = meta.get("langgraph_checkpoint_ns") or meta.get("langgraph_node") or ""
@@ -92,7 +92,7 @@ _CALLS: OrderedDict[int, tuple[object, int]] = OrderedDict()
 _MAX_TASKS = 4096
 
 
-def _next_index(config: dict[str, Any]) -> int:
+def _next_index(config: Mapping[str, Any]) -> int:
     from langgraph._internal._constants import CONFIG_KEY_SCRATCHPAD
 
     scratchpad = config["configurable"][CONFIG_KEY_SCRATCHPAD]
