@@ -1,6 +1,6 @@
 """The HTTP API (`/v1`): agents in any language file requests and read decisions.
 
-Every answer is JSON; every refusal is `{"error": ..., "field": ...}` with SPEC's status
+Every answer is JSON; every refusal is `{"error": ..., "field": ...}` with the contract's status
 code, so an agent can tell a typo in its own input (422) from a missing key (401) or a
 request that is already final (409). Requests go through the same `build_doc` as the
 Python client, so policy, limits and the webhook allow-list are enforced exactly once.
@@ -30,7 +30,7 @@ from hitl.errors import AlreadyDecided, InvalidRequest, RequestNotFound, WaitTim
 from hitl.models import Request
 from hitl.views import BatchView, RequestView
 
-# Longest long-poll a caller may ask for (SPEC: 0 to 60 s).
+# Longest long-poll a caller may ask for (docs/contract.md: 0 to 60 s).
 MAX_WAIT = 60.0
 # Largest JSON body accepted on /v1 (params are capped at 256 KB; leave room for the rest).
 MAX_API_BODY = 1024 * 1024
@@ -92,7 +92,7 @@ Handler = Callable[[HttpRequest], Awaitable[JSONResponse]]
 
 
 def _guarded(ctx: ApiContext, handler: Callable[[HttpRequest, str], Awaitable[JSONResponse]]) -> Handler:
-    """Authenticate, then turn the library's errors into SPEC's answers."""
+    """Authenticate, then turn the library's errors into the contract's answers (docs/contract.md)."""
 
     async def endpoint(request: HttpRequest) -> JSONResponse:
         try:

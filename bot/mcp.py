@@ -10,7 +10,7 @@ that long; if no one has decided by then it answers ``pending`` with the id and 
 model to call `await_approval`. Waits register with the process's waiter dispatcher
 (`hitl.waiters`), so any number of concurrent tool calls share two Redis connections.
 
-Every tool answers JSON text: the request view (SPEC "HTTP API") plus ``message``, the
+Every tool answers JSON text: the request view (docs/contract.md, "HTTP API") plus ``message``, the
 outcome in words a model can act on (`Decision.explanation()`).
 """
 
@@ -69,7 +69,7 @@ PENDING = (
 
 # -- the request view ------------------------------------------------------------------------
 # Private on purpose: hitl/views.py (the HTTP API's model, written alongside) will be the
-# one shared definition; this follows SPEC's shape so the two can be unified.
+# one shared definition; this follows the contract's shape so the two can be unified.
 
 
 def _iso(ts: float | None) -> str | None:
@@ -79,7 +79,7 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _view(req: Request) -> dict[str, Any]:
-    """SPEC's request view, plus `message`: what the model should do next."""
+    """The contract's request view, plus `message`: what the model should do next."""
     decision = req.decision()
     return {
         "id": req.id,

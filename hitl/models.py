@@ -41,7 +41,7 @@ Seconds = float
 
 
 def to_seconds(value: float | int | timedelta | None, field: str) -> float | None:
-    """Accept seconds or a timedelta, as SPEC promises for `timeout` and `window`."""
+    """Accept seconds or a timedelta, as docs/contract.md promises for `timeout` and `window`."""
     if value is None:
         return None
     if isinstance(value, timedelta):

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     )
     # Standard Webhooks signing secret, `whsec_` + base64.
     webhook_secret: SecretStr | None = Field(default=None, validation_alias=_env("HITL_WEBHOOK_SECRET"))
-    # Seconds between webhook delivery attempts (SPEC's schedule); tests shorten it.
+    # Seconds between webhook delivery attempts (the contract's schedule, docs/contract.md); tests shorten it.
     webhook_retry: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: list(WEBHOOK_RETRY_DEFAULT), validation_alias=_env("HITL_WEBHOOK_RETRY")
     )

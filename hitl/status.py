@@ -10,7 +10,7 @@ from enum import StrEnum
 
 
 class Mode(StrEnum):
-    """Where the human sits (SPEC's risk matrix)."""
+    """Where the human sits (the risk matrix in docs/contract.md)."""
 
     AUTO = "auto"  # act at once, log only
     NOTIFY = "notify"  # act at once, post an info card

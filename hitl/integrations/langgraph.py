@@ -62,7 +62,7 @@ def check_args(args: Any, field: str = "args") -> dict[str, Any]:
 
 
 def decide_now(handle: RequestHandle) -> bool:
-    """Whether the agent acts without waiting: every mode but gate (SPEC's risk matrix)."""
+    """Whether the agent acts without waiting: every mode but gate (the risk matrix in docs/contract.md)."""
     return handle.mode is not Mode.GATE
 
 

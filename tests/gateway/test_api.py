@@ -1,5 +1,5 @@
 """The HTTP API, as an agent in another language would call it: every endpoint, every
-kind of bad input, each answer naming the field or the reason with SPEC's status code."""
+kind of bad input, each answer naming the field or the reason with the contract's status code."""
 
 from __future__ import annotations
 
