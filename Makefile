@@ -26,7 +26,7 @@ ruff: venv
 	$(BIN)/ruff check .
 
 mypy: venv
-	$(BIN)/mypy
+	$(BIN)/mypy hitl bot workers
 
 # Browser tests: Playwright in .venv, and Debian's chromium when it is missing and apt-get can run
 # (browser downloads are impossible here). Without Chromium the browser tests skip and say why.
