@@ -172,6 +172,19 @@ def test_imports_run_one_way() -> None:
     assert layering_violations(ROOT) == []
 
 
+def test_importing_every_core_module_loads_neither_bot_nor_workers() -> None:
+    """The same rule at run time: whatever `hitl` imports, directly or through a library."""
+    probe = (
+        "import pkgutil, sys, hitl\n"
+        "for m in pkgutil.walk_packages(hitl.__path__, 'hitl.'):\n"
+        "    __import__(m.name)\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('bot', 'workers', 'sandbox')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize(
     ("package", "source", "culprit"),
     [
