@@ -125,10 +125,10 @@ def test_python_m_bot_sandbox_runs_the_stand_in() -> None:
 # -- imports run one way: hitl <- bot <- workers --------------------------------------------
 
 
-def imported_names(path: Path, module: str) -> Iterator[tuple[int, str]]:
+def imported_names(path: Path, module: str, *, spelled: bool = True) -> Iterator[tuple[int, str]]:
     """Every module `path` imports, with its line: import statements anywhere (lazy ones in
     functions too, relative ones resolved), the argument of importlib's import functions, and
-    any string that spells a dotted module path (entry points, RQ job names, import strings)."""
+    (`spelled`) any string that spells a dotted module path (entry points, RQ job names)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -148,7 +148,7 @@ def imported_names(path: Path, module: str) -> Iterator[tuple[int, str]]:
             first = node.args[0]
             if name in IMPORTERS and isinstance(first, ast.Constant) and isinstance(first.value, str):
                 yield node.lineno, first.value
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _module_path(node.value):
+        elif spelled and isinstance(node, ast.Constant) and isinstance(node.value, str) and _module_path(node.value):
             yield node.lineno, node.value.partition(":")[0]
 
 
@@ -170,6 +170,19 @@ def layering_violations(root: Path) -> list[str]:
 
 def test_imports_run_one_way() -> None:
     assert layering_violations(ROOT) == []
+
+
+def test_nothing_imports_the_old_top_level_sandbox() -> None:
+    """The sandbox is `bot.sandbox` (`python -m bot.sandbox`); a branch written before the
+    move that imports `sandbox` is named here, file and line, instead of failing on import."""
+    stale = []
+    for folder in ("hitl", "bot", "workers", "tests", "bench", "examples"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            found = imported_names(path, module, spelled=False)
+            stale += [f"{path.relative_to(ROOT)}:{line}: {name}" for line, name in found if name == "sandbox"
+                      or name.startswith("sandbox.")]
+    assert stale == [], "these import `sandbox`, which is `bot.sandbox` now"
 
 
 def test_importing_every_core_module_loads_neither_bot_nor_workers() -> None:
