@@ -60,8 +60,8 @@ class _QuietOutages(logging.Filter):
         )
 
 
-def build_worker(connection: redis.Redis, prefix: str, *, fork: bool = False) -> Worker:
-    cls = Worker if fork else SimpleWorker
+def build_worker(connection: redis.Redis, prefix: str, *, fork: bool = False) -> _SimpleWorker | _ForkWorker:
+    cls = _ForkWorker if fork else _SimpleWorker
     return cls(
         queues.all_queues(connection, prefix),
         connection=connection,
@@ -81,13 +81,56 @@ def background_loops(connection: redis.Redis, settings: Settings, health: RedisH
 
 
 @contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Threads started inside inherit a mask without SIGINT/SIGTERM, leaving those to the
+    main thread (only it runs Python's handlers, and only a signal it receives itself
+    interrupts RQ's blocking dequeue)."""
+    stopping = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
+
+
+class _Signalled:
+    """What our RQ workers add: remember a stop signal (RQ's `work()` returns the same way
+    whether it was told to stop or lost Redis), and keep stop signals off RQ's pubsub
+    thread."""
+
+    signalled = False
+
+    def request_stop(self, signum: int, frame: object) -> None:
+        self.signalled = True
+        super().request_stop(signum, frame)  # type: ignore[misc]
+
+    def subscribe(self) -> None:
+        with _stop_signals_blocked():
+            super().subscribe()  # type: ignore[misc]
+
+
+class _SimpleWorker(_Signalled, SimpleWorker):
+    pass
+
+
+class _ForkWorker(_Signalled, Worker):
+    pass
+
+
+@contextmanager
 def running(loops: list[BackgroundLoop]) -> Iterator[None]:
-    """Start the loops; stop them in reverse order however the block ends."""
+    """Start the loops; stop them in reverse order however the block ends.
+
+    The loops' threads are started with SIGINT/SIGTERM blocked, so the kernel delivers
+    those to the main thread and interrupts RQ's blocking dequeue at once (a signal taken
+    by another thread would wait for the dequeue to time out).
+    """
     started: list[BackgroundLoop] = []
     try:
-        for loop in loops:
-            loop.start()
-            started.append(loop)
+        with _stop_signals_blocked():
+            for loop in loops:
+                loop.start()
+                started.append(loop)
         yield
     finally:
         for loop in reversed(started):
@@ -98,14 +141,19 @@ def running(loops: list[BackgroundLoop]) -> Iterator[None]:
 
 
 class _StopFlag:
-    """SIGINT/SIGTERM while no RQ worker is running (waiting out an outage)."""
+    """SIGINT/SIGTERM while RQ's own handlers are not installed (starting up, or waiting out
+    an outage): no job runs then, so the process leaves at once, stopping its loops."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
 
     def install(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self.event.set())
+            signal.signal(sig, self._stop)
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        self.event.set()
+        raise SystemExit(0)
 
 
 def _wait_for_redis(connection: redis.Redis, health: RedisHealth, stop: threading.Event) -> None:
@@ -152,7 +200,7 @@ def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
             except OUTAGE_ERRORS as exc:
                 health.failed(exc, "the RQ worker")
                 continue
-            if burst or worker._stop_requested:
+            if burst or worker.signalled:
                 break
             stop.install()  # RQ's handlers went with its worker; keep SIGTERM working
             stop.event.wait(1.0)  # then a new RQ worker, once Redis answers
