@@ -262,21 +262,12 @@ class CardSync:
         backlog_ids = [rid for rid, _ in self.placement.unposted(channel, DIGEST_CAPACITY)]
         ours = {r.id for r in new}
         waiting = self.store.get_many([i for i in backlog_ids if i not in ours])
-        # a backlog entry already on a card, or decided before anyone saw it, leaves the backlog
-        others = [r for r in waiting if r.card_ts is None and not r.final and not r.batch]
+        # a backlog entry already on a card (or a plan step, shown on its plan's) leaves the
+        # backlog; one decided before anyone saw it still gets shown, with its outcome
+        others = [r for r in waiting if r.card_ts is None and not r.batch]
         gone = set(backlog_ids) - {r.id for r in others} - ours
         self.placement.drop_unposted(channel, list(gone))
         candidates = sorted([*new, *others], key=lambda r: r.created_at)
-        # decided before anyone saw it: only shown when the channel has no queue
-        unseen_final = [r for r in candidates if r.final]
-        if len(candidates) > DIGEST_MIN and unseen_final:
-            for r in unseen_final:
-                if r.id in ours:
-                    results[r.id] = Result(SyncOutcome.SYNCED)
-            self.placement.drop_unposted(channel, [r.id for r in unseen_final])
-            candidates = [r for r in candidates if not r.final]
-        if not candidates:
-            return results
         oldest_wait = now_ms() - int(candidates[0].created_at * 1000)
         digest = len(candidates) >= DIGEST_MIN or (
             len(candidates) >= DIGEST_SOON_MIN and oldest_wait >= DIGEST_SOON_MS

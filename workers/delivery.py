@@ -132,6 +132,9 @@ class DeliveryLoop:
             if taken is None:
                 return
             channel, batch = taken
+            if not batch:
+                self._finish(channel, batch, {})
+                continue
             results: dict[str, Result] = {}
             try:
                 results = self.sync.sync_channel(batch)
@@ -182,6 +185,8 @@ class DeliveryLoop:
         while not self._stop.wait(self.lease_ms / 3000):
             with self._cond:
                 held = {timer_member(rid, "sync"): score for rid, score in self._held.items()}
+            if not held:
+                continue
             until = now_ms() + self.lease_ms
             try:
                 extended = self.placement.extend(held, until)
