@@ -19,6 +19,8 @@ Behaviour copied from Slack on purpose, because the bot must cope with it:
 
 from __future__ import annotations
 
+import time
+
 import base64
 import secrets
 from collections.abc import Callable
@@ -186,6 +188,12 @@ def call(
     if json_body is not None and method not in FORM_ONLY:
         effective.update({k: v for k, v in json_body.items() if k != "token"})
 
+    delay = workspace.faults.latency(method)
+    if delay > 0:
+        time.sleep(delay)
+    held = workspace.faults.take_hold(method)
+    if held is not None:
+        held.wait()
     fault = workspace.faults.take(method)
     if fault is not None:
         if fault.kind == "drop":
