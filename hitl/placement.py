@@ -280,7 +280,8 @@ class Placement:
         """Messages now show these versions; returns how many pending syncs that settled."""
         if not shown:
             return 0
-        doc = {"prefix": self.keys.prefix, "shown": [{"id": s.id, "version": s.version, "drawn": s.drawn} for s in shown]}
+        items = [{"id": s.id, "version": s.version, "drawn": s.drawn} for s in shown]
+        doc = {"prefix": self.keys.prefix, "shown": items}
         return int(self._mark_shown(keys=[self.keys.timers], args=[json.dumps(doc)]))
 
     def shown(self, request_ids: Sequence[str]) -> dict[str, str]:

@@ -19,10 +19,9 @@ Behaviour copied from Slack on purpose, because the bot must cope with it:
 
 from __future__ import annotations
 
-import time
-
 import base64
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any

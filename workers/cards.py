@@ -90,12 +90,18 @@ class SyncOutcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Result:
+    """How one request's sync ended; a RETRY says when to run it again."""
+
     outcome: SyncOutcome
     retry_at_ms: int = 0
 
     @property
     def done(self) -> bool:
         return self.outcome is not SyncOutcome.RETRY
+
+
+# One step of a channel's sync, over some of its requests.
+Step = Callable[[list[Request]], dict[str, Result]]
 
 
 def _retry(after_ms: int) -> Result:
@@ -182,7 +188,9 @@ class CardSync:
         shown = self.placement.shown([r.id for r in live if r.card_ts])
         new = [r for r in live if r.card_ts is None]
         # a plan's card shows its steps, whose changes do not touch the plan's version
-        changed = [r for r in live if r.card_ts is not None and (r.items or shown.get(r.id) != Shown.of(r).drawn)]
+        changed = [
+            r for r in live if r.card_ts is not None and (r.items or shown.get(r.id) != Shown.of(r).drawn)
+        ]
         for r in live:
             if r.card_ts is not None and r not in changed:
                 results[r.id] = Result(SyncOutcome.SYNCED)
@@ -197,7 +205,7 @@ class CardSync:
                 results[req.id] = mirror
         return results
 
-    def _guard(self, reqs: list[Request], step: Callable[[list[Request]], dict[str, Result]]) -> dict[str, Result]:
+    def _guard(self, reqs: list[Request], step: Step) -> dict[str, Result]:
         """Run a step, turning Slack's answers into results for every request in it."""
         try:
             return step(reqs)
@@ -290,7 +298,9 @@ class CardSync:
         claimed: list[Request] = []
         stale: list[Request] = []
         for req in reqs:
-            claim = self.placement.claim_post(req.id, self.owner, now_ms(), stale_ms=STALE_CLAIM_MS, ttl=CLAIM_TTL)
+            claim = self.placement.claim_post(
+                req.id, self.owner, now_ms(), stale_ms=STALE_CLAIM_MS, ttl=CLAIM_TTL
+            )
             if claim is PostClaim.MINE:
                 claimed.append(req)
             elif claim is PostClaim.STALE:
@@ -319,7 +329,9 @@ class CardSync:
             self.placement.add_mirror(req.id, channel, extra_ts)
         self.placement.rearm_sync(req.id, now_ms())
 
-    def _send(self, claimed: list[Request], channel: str, metadata: dict, text: str, blocks: list[dict]) -> dict:
+    def _send(
+        self, claimed: list[Request], channel: str, metadata: dict, text: str, blocks: list[dict]
+    ) -> dict:
         """Post, leaving the claims right: refused means no message, a lost answer means maybe."""
         _general, poster = self.clients  # type: ignore[misc]
         try:
@@ -383,7 +395,9 @@ class CardSync:
 
     # -- reading Slack -----------------------------------------------------------------------
 
-    def find_posted(self, channel: str, since: float, ids: Sequence[str]) -> dict[str, list[tuple[str, bool]]]:
+    def find_posted(
+        self, channel: str, since: float, ids: Sequence[str]
+    ) -> dict[str, list[tuple[str, bool]]]:
         """Cards showing these requests that lost posts did create: {id: [(ts, is digest)]},
         oldest first."""
         wanted = set(ids)
@@ -423,7 +437,8 @@ class CardSync:
 
 def render(store: Store, req: Request) -> tuple[str, list[dict]]:
     """What the request's message shows: its digest, its plan, or its own card."""
-    _drawn, text, blocks = CardSync(store, Placement(store.redis, store.keys, store.retention), _settings()).render(req)
+    placement = Placement(store.redis, store.keys, store.retention)
+    _drawn, text, blocks = CardSync(store, placement, _settings()).render(req)
     return text, blocks
 
 
@@ -460,5 +475,6 @@ def escalation_ping(prefix: str, request_id: str, step: int) -> str:
             channel=rung.channel, text=f"Escalated: {card_text}", blocks=blocks,
             unfurl_links=False, unfurl_media=False,
         )
-        Placement(store.redis, Keys(prefix), store.retention).add_mirror(request_id, resp["channel"], resp["ts"])
+        placement = Placement(store.redis, Keys(prefix), store.retention)
+        placement.add_mirror(request_id, resp["channel"], resp["ts"])
     return f"pinged step {step}"

@@ -204,9 +204,11 @@ class DeliveryLoop:
 
     def start(self) -> DeliveryLoop:
         self._pool = [
-            threading.Thread(target=self._work, name=f"hitl-delivery-{n}", daemon=True) for n in range(self.threads)
+            threading.Thread(target=self._work, name=f"hitl-delivery-{n}", daemon=True)
+            for n in range(self.threads)
         ]
-        self._pool.append(threading.Thread(target=self._keep_leases, name="hitl-delivery-leases", daemon=True))
+        keeper = threading.Thread(target=self._keep_leases, name="hitl-delivery-leases", daemon=True)
+        self._pool.append(keeper)
         for thread in self._pool:
             thread.start()
         return self

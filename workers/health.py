@@ -36,7 +36,8 @@ class RedisHealth:
         with self._lock:
             if self._down_since is None:
                 self._down_since = time.monotonic()
-                log.warning("Redis unreachable (%s in %s): retrying with back-off until it answers", exc, where)
+                log.warning("Redis unreachable (%s in %s): retrying with back-off until it answers",
+                            exc, where)
 
     def ok(self) -> None:
         if self._down_since is None:  # the common case, without the lock

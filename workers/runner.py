@@ -70,7 +70,9 @@ def build_worker(connection: redis.Redis, prefix: str, *, fork: bool = False) ->
     )
 
 
-def background_loops(connection: redis.Redis, settings: Settings, health: RedisHealth) -> list[BackgroundLoop]:
+def background_loops(
+    connection: redis.Redis, settings: Settings, health: RedisHealth
+) -> list[BackgroundLoop]:
     """Every loop `hitl worker` runs beside RQ, in start order."""
     delivery = DeliveryLoop(connection, settings, health=health)
     ticker = Ticker(
