@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 
 # Threads making Slack calls in one worker process (channels served at once).
 THREADS = 8
-# Seconds a held sync's lease lasts; renewed every third of it while held.
-LEASE = 30.0
+# Seconds a held sync's lease lasts by default (`hitl worker` uses HITL_TIMER_LEASE);
+# renewed every third of it while held.
+LEASE = 10.0
 # Channel of requests whose channel could not be read (the batch reports them).
 UNKNOWN = ""
 

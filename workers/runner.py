@@ -74,7 +74,7 @@ def background_loops(
     connection: redis.Redis, settings: Settings, health: RedisHealth
 ) -> list[BackgroundLoop]:
     """Every loop `hitl worker` runs beside RQ, in start order."""
-    delivery = DeliveryLoop(connection, settings, health=health)
+    delivery = DeliveryLoop(connection, settings, lease=settings.timer_lease, health=health)
     ticker = Ticker(
         connection, settings.prefix, lease=settings.timer_lease, interval=settings.timer_tick,
         syncs=delivery.submit, health=health,
