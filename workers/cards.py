@@ -56,8 +56,8 @@ DIGEST_SOON_MS = 3000
 DIGEST_SOON_MIN = 3
 # chat.update is a per-workspace tier (about 50 calls a minute): its calls are spaced this
 # far apart (ms) across every worker, with a small burst allowed.
-UPDATE_INTERVAL_MS = int(os.environ.get("HITL_SLACK_UPDATE_INTERVAL_MS", "1200"))
-UPDATE_BURST = 5
+UPDATE_INTERVAL_MS = int(os.environ.get("HITL_SLACK_UPDATE_INTERVAL_MS", "1300"))
+UPDATE_BURST = 3
 # A posting claim older than this (ms) may hide a card whose answer was lost: longer than
 # one post can take, since posts are not retried inside the client.
 STALE_CLAIM_MS = (CALL_TIMEOUT + 5) * 1000
