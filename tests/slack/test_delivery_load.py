@@ -68,3 +68,20 @@ def test_a_slow_sync_is_not_run_again_while_it_runs(bot: Bot, conn, prefix) -> N
     assert not ws.calls("conversations.history")  # nobody thought the post was lost
     placement = Placement(conn, Keys(prefix))
     eventually(lambda: placement.shown([req.id])[req.id], 10, "the card recorded as drawn")
+
+
+def test_under_a_backlog_a_digest_takes_over_sooner(bot: Bot) -> None:
+    """Six requests waiting several seconds behind a slow post go out as one digest, not as
+    six cards one second apart (the 10-request threshold is for a channel that keeps up)."""
+    held = bot.slack.faults.hold("chat.postMessage")
+    first = bot.approvals.request(action="a", summary="first")
+    assert held.arrived.wait(20)
+    waiting = [bot.approvals.request(action="a", summary=f"waiting {n}") for n in range(6)]
+    time.sleep(4)  # not a wait for an event: the backlog must age while Slack holds the post
+    held.release()
+    ids = {first.id, *(r.id for r in waiting)}
+    ws = bot.slack.workspace
+    ws.wait_for(lambda: ids <= set(_shown(bot, [CHANNEL])), 30, what="every request shown")
+    posts = [c for c in ws.calls("chat.postMessage") if c.ok]
+    assert len(posts) == 2  # the first card, then one digest of the six
+    assert all(n == 1 for n in _shown(bot, [CHANNEL]).values())
