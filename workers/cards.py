@@ -435,13 +435,6 @@ class CardSync:
         return [Shown.of(req)], text, blocks
 
 
-def render(store: Store, req: Request) -> tuple[str, list[dict]]:
-    """What the request's message shows: its digest, its plan, or its own card."""
-    placement = Placement(store.redis, store.keys, store.retention)
-    _drawn, text, blocks = CardSync(store, placement, _settings()).render(req)
-    return text, blocks
-
-
 def _mentions(ids: list[str]) -> str:
     return " ".join(f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in ids)
 
