@@ -287,7 +287,9 @@ class CardSync:
         rest = [r for r in new if r.id not in shown and r.id not in results]
         self.placement.queue_unposted(channel, {r.id: int(r.created_at * 1000) for r in rest})
         for req in new:
-            if req.id in shown:
+            if req.id in shown and _mirror_channels(req):
+                results[req.id] = _retry(0)  # its copies in the mirror channels come next
+            elif req.id in shown:
                 results[req.id] = Result(shown[req.id])
             elif req.id not in results:
                 results[req.id] = _retry(PACE_MS)
