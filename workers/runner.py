@@ -55,19 +55,8 @@ class _QuietOutages(logging.Filter):
     """RQ logs every failed reconnect attempt; `RedisHealth` logs each outage once instead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "could not connect to Redis" not in record.getMessage() and "Redis connection timeout" not in (
-            record.getMessage()
-        )
-
-
-def build_worker(connection: redis.Redis, prefix: str, *, fork: bool = False) -> _SimpleWorker | _ForkWorker:
-    cls = _ForkWorker if fork else _SimpleWorker
-    return cls(
-        queues.all_queues(connection, prefix),
-        connection=connection,
-        maintenance_interval=MAINTENANCE_INTERVAL,
-        worker_ttl=WORKER_TTL,
-    )
+        message = record.getMessage()
+        return "could not connect to Redis" not in message and "Redis connection timeout" not in message
 
 
 def background_loops(
@@ -117,6 +106,17 @@ class _SimpleWorker(_Signalled, SimpleWorker):
 
 class _ForkWorker(_Signalled, Worker):
     pass
+
+
+def build_worker(connection: redis.Redis, prefix: str, *, fork: bool = False) -> _SimpleWorker | _ForkWorker:
+    """An RQ worker for the prefix's queues (timers first, then Slack jobs)."""
+    cls = _ForkWorker if fork else _SimpleWorker
+    return cls(
+        queues.all_queues(connection, prefix),
+        connection=connection,
+        maintenance_interval=MAINTENANCE_INTERVAL,
+        worker_ttl=WORKER_TTL,
+    )
 
 
 @contextmanager
