@@ -224,6 +224,22 @@ return out
 """
 
 
+# ACK_SYNCS: drop finished card syncs, unless re-armed meanwhile (a newer score).
+# KEYS[1] timers zset   ARGV[1] JSON {member: lease score it was held with}
+# Returns how many were dropped.
+_ACK_SYNCS = r"""
+local held = cjson.decode(ARGV[1])
+local dropped = 0
+for member, score in pairs(held) do
+  local current = redis.call('ZSCORE', KEYS[1], member)
+  if current and tonumber(current) == tonumber(score) then
+    dropped = dropped + redis.call('ZREM', KEYS[1], member)
+  end
+end
+return dropped
+"""
+
+
 class Placement:
     """Card placement, digests, pacing, posting claims and sync leases, for one prefix."""
 
@@ -241,6 +257,7 @@ class Placement:
         self._take_slot = client.register_script(_TAKE_SLOT)
         self._cool_down = client.register_script(_COOL_DOWN)
         self._extend = client.register_script(_EXTEND)
+        self._ack_syncs = client.register_script(_ACK_SYNCS)
 
     # -- posting claims ------------------------------------------------------------------
 
@@ -333,7 +350,19 @@ class Placement:
 
     def rearm_sync(self, request_id: str, due_ms: int) -> None:
         """Run the request's card sync again at `due_ms` (replacing any lease)."""
-        self.redis.zadd(self.keys.timers, {timer_member(request_id, "sync"): due_ms})
+        self.rearm_syncs({request_id: due_ms})
+
+    def rearm_syncs(self, due_ms: Mapping[str, int]) -> None:
+        """Run these requests' card syncs again, each at its time (replacing any lease)."""
+        if due_ms:
+            self.redis.zadd(self.keys.timers, {timer_member(rid, "sync"): due for rid, due in due_ms.items()})
+
+    def ack_syncs(self, held: Mapping[str, int]) -> int:
+        """Drop finished syncs {request id: lease score held}, unless re-armed meanwhile."""
+        if not held:
+            return 0
+        doc = {timer_member(rid, "sync"): score for rid, score in held.items()}
+        return int(self._ack_syncs(keys=[self.keys.timers], args=[json.dumps(doc)]))
 
     def extend(self, held: Mapping[str, int], until_ms: int) -> set[str]:
         """Push the leases still held to `until_ms`; returns the members extended."""

@@ -173,10 +173,8 @@ class DeliveryLoop:
                 self._ready.append(channel)
             self._cond.notify_all()
         try:
-            for rid, due in rearm:
-                self.placement.rearm_sync(rid, due)
-            for rid, lease in acks:
-                self.store.ack_timer(timer_member(rid, "sync"), lease)
+            self.placement.rearm_syncs(dict(rearm))
+            self.placement.ack_syncs(dict(acks))
         except OUTAGE_ERRORS as exc:  # the leases run out and the syncs come back
             self.health.failed(exc, "card delivery")
 
