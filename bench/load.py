@@ -181,8 +181,12 @@ def one_run(url: str, rate: float, seconds: float) -> tuple[Run, dict[str, float
             stored = clients[0].store.get_many(run.short)
             lateness = [r.decided_at - r.deadline for r in stored if r.decided_at and r.deadline]
             calls = slack.workspace.calls()
-            limited = sum(1 for c in calls if c.status == 429)
-            print(f"rate {rate:g}/s: filed {len(run.created):,}; Slack calls {len(calls):,}, 429s {limited}")
+            limited: dict[str, int] = {}
+            for c in calls:
+                if c.status == 429:
+                    limited[c.method] = limited.get(c.method, 0) + 1
+            print(f"rate {rate:g}/s: filed {len(run.created):,}; Slack calls {len(calls):,}; 429s: "
+                  + (", ".join(f"{m} {n}" for m, n in sorted(limited.items())) or "none"))
         finally:
             stop.set()
             common.stop_workers(procs)

@@ -65,6 +65,8 @@ STALE_CLAIM_MS = (CALL_TIMEOUT + 5) * 1000
 CLAIM_TTL = 3600
 # When a card cannot be synced now, try again after this many ms.
 RETRY_SOON_MS = 2000
+# Tries of a reminder post that Slack answers 429.
+RATE_LIMIT_TRIES = 5
 # History pages (of 200 messages) searched for a card whose post answer was lost.
 HISTORY_PAGES = 5
 # Slack errors that no retry will fix: the card is given up and the reason audited.
@@ -441,6 +443,24 @@ def _mentions(ids: list[str]) -> str:
     return " ".join(f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in ids)
 
 
+def _paced_post(placement: Placement, client: WebClient, channel: str, **kwargs: object) -> dict:
+    """Post outside the delivery loop (a reminder, an escalation copy) at the channel's pace,
+    waiting for it and for any Retry-After Slack asks for."""
+    for _ in range(RATE_LIMIT_TRIES):
+        wait = placement.take_pace(channel, PACE_MS)
+        while wait:
+            time.sleep(wait / 1000)
+            wait = placement.take_pace(channel, PACE_MS)
+        try:
+            resp = client.chat_postMessage(channel=channel, **kwargs)
+            return resp.data if isinstance(resp.data, dict) else {}
+        except SlackApiError as exc:
+            if exc.response.status_code != 429:
+                raise
+            placement.hold_pace(channel, _retry_after_ms(exc))
+    raise RuntimeError(f"chat.postMessage to {channel} still rate-limited after {RATE_LIMIT_TRIES} tries")
+
+
 def escalation_ping(prefix: str, request_id: str, step: int) -> str:
     """Remind the approvers in the card's thread; optionally repost the card elsewhere."""
     store = store_for(prefix)
@@ -448,6 +468,7 @@ def escalation_ping(prefix: str, request_id: str, step: int) -> str:
     if clients is None:
         return "slack not configured"
     general, poster = clients
+    placement = Placement(store.redis, Keys(prefix), store.retention)
     try:
         req = store.get(request_id)
     except RequestNotFound:
@@ -463,13 +484,12 @@ def escalation_ping(prefix: str, request_id: str, step: int) -> str:
     ).strip()
     channel = req.card_channel or req.channel
     if channel:
-        general.chat_postMessage(channel=channel, thread_ts=req.card_ts, text=text)
+        _paced_post(placement, general, channel, thread_ts=req.card_ts, text=text)
     if rung and rung.channel:
         card_text, blocks = build_card(req)
-        resp = poster.chat_postMessage(
-            channel=rung.channel, text=f"Escalated: {card_text}", blocks=blocks,
+        resp = _paced_post(
+            placement, poster, rung.channel, text=f"Escalated: {card_text}", blocks=blocks,
             unfurl_links=False, unfurl_media=False,
         )
-        placement = Placement(store.redis, Keys(prefix), store.retention)
         placement.add_mirror(request_id, resp["channel"], resp["ts"])
     return f"pinged step {step}"
