@@ -52,11 +52,17 @@ class BackgroundLoop(Protocol):
 
 
 class _QuietOutages(logging.Filter):
-    """RQ logs every failed reconnect attempt; `RedisHealth` logs each outage once instead."""
+    """RQ logs every failed reconnect attempt, and a traceback for each job or bookkeeping
+    step that lost Redis; `RedisHealth` logs each outage once instead."""
+
+    MARKERS = ("could not connect to Redis", "Redis connection timeout", "redis.exceptions.ConnectionError",
+               "redis.exceptions.TimeoutError", "ConnectionRefusedError")
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], OUTAGE_ERRORS):
+            return False
         message = record.getMessage()
-        return "could not connect to Redis" not in message and "Redis connection timeout" not in message
+        return not any(marker in message for marker in self.MARKERS)
 
 
 def background_loops(
@@ -186,7 +192,8 @@ def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
     loops_connection = redis.Redis.from_url(
         settings.redis, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
     )
-    logging.getLogger("rq.worker").addFilter(_QuietOutages())
+    for name in ("rq.worker", "rq.job", "rq.queue"):
+        logging.getLogger(name).addFilter(_QuietOutages())
     health = RedisHealth()
     stop = _StopFlag()
     stop.install()
