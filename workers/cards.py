@@ -46,8 +46,9 @@ METADATA_TYPE = "hitl_request"
 # The same for a digest card, whose payload lists its requests' ids.
 DIGEST_TYPE = "hitl_digest"
 # Milliseconds between two new messages in one channel: Slack allows about one message per
-# second per channel, so a burst is paced here instead of bouncing off 429s.
-PACE_MS = 1050
+# second per channel, so a burst is paced here instead of bouncing off 429s (with a margin
+# for calls that reach Slack a little late or early under load).
+PACE_MS = 1100
 # A channel's backlog goes out as one digest card once this many requests wait unposted.
 DIGEST_MIN = 10
 # ...or once the oldest of at least DIGEST_SOON_MIN has waited this long (ms): under a
