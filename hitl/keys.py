@@ -36,6 +36,14 @@ key                                    type    what it holds
                                                briefly for visibility checks (TTL)
 ``{p}:usergroup:{group}``              string  a Slack user group's member ids (JSON), cached
                                                for approver checks (TTL)
+``{p}:req:{id}:posting``               string  a card post in flight: ``{owner}|{since ms}``
+                                               (see `hitl.placement`)
+``{p}:pace:{channel}``                 string  set while a channel's next post must wait
+``{p}:unposted:{channel}``             zset    requests waiting for their first card, by
+                                               creation time (ms)
+``{p}:digest:{channel}:{ts}``          list    the request ids a digest card shows
+``{p}:slack:next:{method}``            string  earliest time (ms) the next call of a
+                                               workspace-limited Slack method may go out
 =====================================  ======  ================================================
 """
 
@@ -105,11 +113,29 @@ class Keys:
     @property
     def maintenance_lock(self) -> str:
         return f"{self.prefix}:maintenance:lock"
+
     def channel_members(self, channel: str) -> str:
         return f"{self.prefix}:chmembers:{channel}"
 
     def group_members(self, group: str) -> str:
         return f"{self.prefix}:usergroup:{group}"
+
+    # -- Slack placement (hitl.placement) ----------------------------------------------------
+
+    def posting(self, request_id: str) -> str:
+        return f"{self.prefix}:req:{request_id}:posting"
+
+    def pace(self, channel: str) -> str:
+        return f"{self.prefix}:pace:{channel}"
+
+    def unposted(self, channel: str) -> str:
+        return f"{self.prefix}:unposted:{channel}"
+
+    def digest(self, channel: str, ts: str) -> str:
+        return f"{self.prefix}:digest:{channel}:{ts}"
+
+    def slack_next(self, method: str) -> str:
+        return f"{self.prefix}:slack:next:{method}"
 
 
 def timer_member(request_id: str, kind: str, step: int | None = None) -> str:

@@ -1,34 +1,42 @@
-"""Slack card jobs: make each card match Redis, and post escalation reminders.
+"""Slack card delivery: make each request's messages match Redis, and post reminders.
 
-`sync_card` runs whenever a request is created or changes (the transition scripts arm
-its `{id}|sync` timer). It posts the card the first time and `chat.update`s it after
-that, so the card is never more than a tick behind Redis, whoever changed it.
+The delivery loop (`workers.delivery`) hands `CardSync.sync_channel` every due card sync
+of one channel at once. That batch is rendered once per message: a first card (or, for a
+backlog, one digest card) is posted at Slack's pace of about one message per second per
+channel, and each message whose requests changed gets one `chat.update` showing their
+latest state, paced workspace-wide (chat.update is ~50 calls/min). Nothing here sleeps:
+whatever must wait is handed back with the time to try again.
 
-No request gets two cards: a short claim key serialises posting, and a post whose outcome
-is unknown (the connection dropped after sending) is looked up in the channel's history
-by the message metadata before anything is posted again.
+No request gets two cards: a posting claim is written in Redis BEFORE the post. If the
+answer is lost (the connection dropped, or the worker was killed while Slack held the
+call), the claim stays; once stale, the next attempt looks for the card in the channel's
+history by its message metadata before it posts again. Any copy found is kept in step.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
-from slack_sdk.web import SlackResponse
+from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from bot.cards import DIGEST_CAPACITY, build_card, build_digest, build_plan, reminder_text
-from bot.slack import CALL_TIMEOUT, RATE_LIMIT_RETRIES, SERVER_ERROR_RETRIES, web_client
+from bot.slack import CALL_TIMEOUT, SERVER_ERROR_RETRIES
 from hitl.errors import RequestNotFound
-from hitl.keys import timer_member
+from hitl.keys import Keys
 from hitl.models import Request
+from hitl.placement import Placement, PostClaim, Shown
 from hitl.settings import Settings, load_settings
 from hitl.status import Mode, Status
-from hitl.store import Store, _s, escalation_step, now_ms
+from hitl.store import Store, escalation_step, now_ms
 from workers.context import store_for
 
 log = logging.getLogger(__name__)
@@ -37,17 +45,31 @@ log = logging.getLogger(__name__)
 METADATA_TYPE = "hitl_request"
 # The same for a digest card, whose payload lists its requests' ids.
 DIGEST_TYPE = "hitl_digest"
-# Milliseconds between two new cards in one channel: Slack allows about one message per
-# second per channel, so a burst is paced here instead of bouncing off 429s.
-PACE_MS = 1050
-# A channel's backlog goes out as one digest card once this many requests wait unposted:
-# a burst no one could take in card by card. Below it (an agent filing a handful at once)
-# each request gets its full card, one per PACE_MS.
+# Milliseconds between two new messages in one channel: Slack allows about one message per
+# second per channel, so a burst is paced here instead of bouncing off 429s (with a margin
+# for calls that reach Slack a little late or early under load).
+PACE_MS = 1100
+# A channel's backlog goes out as one digest card once this many requests wait unposted.
 DIGEST_MIN = 10
-# Seconds a posting claim lives (longer than any single post with its retries).
-POST_CLAIM_TTL = 120
-# When a card cannot be synced now, try again after this many seconds.
-RETRY_SOON = 2.0
+# ...or once the oldest of at least DIGEST_SOON_MIN has waited this long (ms): under a
+# sustained backlog, digests take over sooner rather than later.
+DIGEST_SOON_MS = 3000
+DIGEST_SOON_MIN = 3
+# chat.update is a per-workspace tier (about 50 calls a minute): its calls are spaced this
+# far apart (ms) across every worker, with a small burst allowed.
+UPDATE_INTERVAL_MS = int(os.environ.get("HITL_SLACK_UPDATE_INTERVAL_MS", "1300"))
+UPDATE_BURST = 3
+# A posting claim older than this (ms) may hide a card whose answer was lost: longer than
+# one post can take, since posts are not retried inside the client.
+STALE_CLAIM_MS = (CALL_TIMEOUT + 5) * 1000
+# Seconds a posting claim lives at most.
+CLAIM_TTL = 3600
+# When a card cannot be synced now, try again after this many ms.
+RETRY_SOON_MS = 2000
+# Tries of a reminder post that Slack answers 429.
+RATE_LIMIT_TRIES = 5
+# History pages (of 200 messages) searched for a card whose post answer was lost.
+HISTORY_PAGES = 5
 # Slack errors that no retry will fix: the card is given up and the reason audited.
 PERMANENT_ERRORS = frozenset(
     {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_blocks_format",
@@ -56,267 +78,398 @@ PERMANENT_ERRORS = frozenset(
 )
 
 
+class SyncOutcome(StrEnum):
+    """What one card sync did; everything but RETRY is done with."""
+
+    SYNCED = "synced"  # the request's messages show it as it is
+    POSTED = "posted"  # its first card went out
+    DIGESTED = "digested"  # it went out on a digest card
+    FOUND = "found"  # a card whose post answer was lost was found and recorded
+    RETRY = "retry"  # paced, rate-limited, another worker posting, Slack failing: later
+    FAILED = "failed"  # Slack refused for good; audited as undeliverable
+    NO_CARD = "no card"  # auto mode, no Slack configured, or a plan step (its plan shows it)
+    GONE = "gone"  # the request aged out
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """How one request's sync ended; a RETRY says when to run it again."""
+
+    outcome: SyncOutcome
+    retry_at_ms: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not SyncOutcome.RETRY
+
+
+# One step of a channel's sync, over some of its requests.
+Step = Callable[[list[Request]], dict[str, Result]]
+
+
+def _retry(after_ms: int) -> Result:
+    return Result(SyncOutcome.RETRY, now_ms() + max(after_ms, 50))
+
+
 @lru_cache(maxsize=1)
 def _settings() -> Settings:
     return load_settings()
 
 
-@lru_cache(maxsize=1)
-def _clients() -> tuple[WebClient, WebClient] | None:
-    """(client for updates, client for posts), or None when Slack is not configured.
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
-    Posts get no connection-error retry: a dropped connection may hide a card that was
-    created, and blindly posting again is how duplicates happen.
+
+def _retry_after_ms(exc: SlackApiError) -> int:
+    headers = exc.response.headers or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    return int(float(value) * 1000) if value else RETRY_SOON_MS
+
+
+def delivery_clients(settings: Settings) -> tuple[WebClient, WebClient] | None:
+    """(client for updates and history, client for posts), or None without a Slack token.
+
+    Neither retries a 429 inside the call (the delivery loop reschedules instead of
+    holding a thread), and posts are never retried at all: a failed post may have
+    created a card, and blindly posting again is how duplicates happen.
     """
-    settings = _settings()
-    if not settings.secret("slack_bot_token"):
+    token = settings.secret("slack_bot_token")
+    if not token:
         return None
-    general = web_client(settings)
-    poster = WebClient(
-        token=settings.secret("slack_bot_token"),
-        base_url=settings.slack_api_url,
-        timeout=CALL_TIMEOUT,
-        retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-            ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
-        ],
+    general = WebClient(
+        token=token, base_url=settings.slack_api_url, timeout=CALL_TIMEOUT,
+        retry_handlers=[ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES)],
     )
+    poster = WebClient(token=token, base_url=settings.slack_api_url, timeout=CALL_TIMEOUT, retry_handlers=[])
     return general, poster
 
 
-def _rearm(store: Store, member: str, delay: float) -> None:
-    """Make the timer due again soon (replacing our lease), so the card catches up."""
-    store.redis.zadd(store.keys.timers, {member: now_ms() + int(delay * 1000)})
+def _mirror_channels(req: Request) -> list[str]:
+    """Channels that get a copy of the card besides its own (the `mirror_channels` field)."""
+    return [c for c in (getattr(req, "mirror_channels", None) or []) if c]
 
 
-def _audit_failure(store: Store, req: Request, error: str) -> None:
-    store.redis.xadd(
-        store.keys.events, {"type": "undeliverable", "id": req.id, "action": req.action, "error": error}
-    )
+class CardSync:
+    """Brings one channel's messages in line with Redis, for a batch of due syncs."""
 
+    def __init__(self, store: Store, placement: Placement, settings: Settings) -> None:
+        self.store = store
+        self.placement = placement
+        self.settings = settings
+        self.clients = delivery_clients(settings)
+        self.owner = _owner()
 
-def _find_posted(client: WebClient, channel: str, req: Request) -> tuple[str, bool] | None:
-    """(ts, is a digest) of a card showing this request, if a lost post did create one."""
-    resp = client.conversations_history(
-        channel=channel, oldest=str(req.created_at - 1), include_all_metadata=True, limit=200
-    )
-    for msg in resp.get("messages", []):
-        meta = msg.get("metadata") or {}
-        payload = meta.get("event_payload") or {}
-        if meta.get("event_type") == METADATA_TYPE and payload.get("id") == req.id:
-            return msg["ts"], False
-        if meta.get("event_type") == DIGEST_TYPE and req.id in (payload.get("ids") or []):
-            return msg["ts"], True
-    return None
+    def lane(self, req: Request) -> str | None:
+        """The channel whose pace a request's card follows."""
+        return req.card_channel or req.channel or self.settings.default_channel
 
+    # -- the batch -----------------------------------------------------------------------
 
-def _digest_key(store: Store, channel: str, ts: str) -> str:
-    return f"{store.keys.prefix}:digest:{channel}:{ts}"
-
-
-def _unposted_key(store: Store, channel: str) -> str:
-    return f"{store.keys.prefix}:unposted:{channel}"
-
-
-def _mark_digest(store: Store, shown: list[Request], channel: str, ts: str) -> None:
-    """Record that the digest at `ts` shows these requests (as of their versions)."""
-    key = _digest_key(store, channel, ts)
-    pipe = store.redis.pipeline(transaction=True)
-    for req in shown:
-        pipe.lrem(key, 0, req.id)
-        pipe.rpush(key, req.id)
-        pipe.hset(store.keys.req(req.id), mapping={"card_channel": channel, "card_ts": ts, "digest": key})
-        pipe.delete(_claim_key(store, req.id))
-    pipe.expire(key, store.retention)
-    pipe.zrem(_unposted_key(store, channel), *[r.id for r in shown])
-    pipe.execute()
-    store.settle_sync(shown)
-
-
-def _claim_key(store: Store, request_id: str) -> str:
-    return f"{store.keys.req(request_id)}:posting"
-
-
-def _send(
-    store: Store,
-    poster: WebClient,
-    claimed: list[Request],
-    channel: str,
-    metadata: dict,
-    render_: Callable[[], tuple[str, list[dict]]],
-) -> SlackResponse:
-    """Post a message showing the claimed requests; on failure, leave their claims right.
-
-    Slack answered with an error: no message was made, so the claims go. The connection
-    dropped: the message may exist, so the claims turn "uncertain" and the next attempt
-    looks in the channel before it posts again.
-    """
-    text, blocks = render_()
-    try:
-        return poster.chat_postMessage(
-            channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
-            metadata=metadata,
-        )
-    except SlackApiError:
-        store.redis.delete(*[_claim_key(store, r.id) for r in claimed])
-        raise
-    except OSError:
-        for req in claimed:
-            store.redis.set(_claim_key(store, req.id), "uncertain", ex=POST_CLAIM_TTL * 10)
-        raise
-
-
-def _post_digest(store: Store, poster: WebClient, reqs: list[Request], channel: str) -> list[str]:
-    """Post one digest card for a channel's backlog; returns the ids it shows."""
-    claimed = [
-        r for r in reqs if store.redis.set(_claim_key(store, r.id), "digest", nx=True, ex=POST_CLAIM_TTL)
-    ]
-    if not claimed:
-        return []
-    ids = [r.id for r in claimed]
-    meta = {"event_type": DIGEST_TYPE, "event_payload": {"ids": ids}}
-    resp = _send(store, poster, claimed, channel, meta, lambda: build_digest(claimed))
-    _mark_digest(store, claimed, resp["channel"], resp["ts"])
-    return ids
-
-
-def _deliver(
-    store: Store, poster: WebClient, general: WebClient, req: Request, channel: str, member: str
-) -> str:
-    """Post a request's first card, paced per channel; a large backlog goes out as one digest."""
-    pace = f"{store.keys.prefix}:pace:{channel}"
-    unposted = _unposted_key(store, channel)
-    if not store.redis.set(pace, "1", nx=True, px=PACE_MS):
-        store.redis.zadd(unposted, {req.id: int(req.created_at * 1000)}, nx=True)
-        _rearm(store, member, max(store.redis.pttl(pace), 20) / 1000)
-        return "paced"
-    backlog = [_s(i) for i in store.redis.zrange(unposted, 0, DIGEST_CAPACITY - 1)]
-    waiting = store.get_many([i for i in backlog if i != req.id])
-    others = [r for r in waiting if r.card_ts is None and not r.final]
-    gone = set(backlog) - {r.id for r in others} - {req.id}
-    if gone:  # posted meanwhile, decided before anyone saw them, or aged out
-        store.redis.zrem(unposted, *gone)
-    if len(others) + 1 < DIGEST_MIN:
-        if not _post(store, poster, general, req, channel):
-            _rearm(store, member, RETRY_SOON)
-            return "another job is posting"
-        store.redis.zrem(unposted, req.id)
-        return "posted"
-    shown = _post_digest(store, poster, [req, *others][:DIGEST_CAPACITY], channel)
-    if req.id not in shown:
-        _rearm(store, member, RETRY_SOON)
-        return "another job is posting"
-    return f"digest of {len(shown)}"
-
-
-def _post(store: Store, poster: WebClient, general: WebClient, req: Request, channel: str) -> bool:
-    """Post the card once; False when another job holds the claim (try again soon)."""
-    claim = _claim_key(store, req.id)
-    if store.redis.get(claim) == b"uncertain":
-        found = _find_posted(general, channel, req)
-        store.redis.delete(claim)
-        if found:
-            ts, is_digest = found
-            if is_digest:
-                _mark_digest(store, [req], channel, ts)
+    def sync_channel(self, request_ids: Sequence[str]) -> dict[str, Result]:
+        """Sync a batch of requests whose cards live (or will) in one channel."""
+        results: dict[str, Result] = {}
+        reqs = {r.id: r for r in self.store.get_many(list(request_ids))}
+        for rid in request_ids:
+            if rid not in reqs:
+                results[rid] = Result(SyncOutcome.GONE)
+        live: list[Request] = []
+        for req in reqs.values():
+            if req.batch:  # a plan's step: its plan's card shows it
+                self.placement.rearm_sync(req.batch, now_ms())
+                results[req.id] = Result(SyncOutcome.NO_CARD)
+            elif req.mode is Mode.AUTO or self.clients is None:
+                results[req.id] = Result(SyncOutcome.NO_CARD)
+            elif self.lane(req) is None:
+                self.placement.undeliverable(
+                    req.id, req.action, "no channel: set channel=, a policy channel or HITL_DEFAULT_CHANNEL"
+                )
+                results[req.id] = Result(SyncOutcome.FAILED)
             else:
-                store.set_card(req.id, channel, ts)
-            return True
-    if not store.redis.set(claim, "card", nx=True, ex=POST_CLAIM_TTL):
-        return False
-    meta = {"event_type": METADATA_TYPE, "event_payload": {"id": req.id}}
-    resp = _send(store, poster, [req], channel, meta, lambda: render(store, req))
-    store.set_card(req.id, resp["channel"], resp["ts"])
-    store.redis.delete(claim)
-    return True
+                live.append(req)
+        if not live:
+            return results
+        shown = self.placement.shown([r.id for r in live if r.card_ts])
+        new = [r for r in live if r.card_ts is None]
+        # a plan's card shows its steps, whose changes do not touch the plan's version
+        changed = [
+            r for r in live if r.card_ts is not None and (r.items or shown.get(r.id) != Shown.of(r).drawn)
+        ]
+        for r in live:
+            if r.card_ts is not None and r not in changed:
+                results[r.id] = Result(SyncOutcome.SYNCED)
+        if changed:
+            results.update(self._guard(changed, self._update))
+        if new:
+            results.update(self._guard(new, self._post_new))
+        mirrored = [r for r in live if r.card_ts and set(_mirror_channels(r)) - {c for c, _ in r.mirrors}]
+        for req in mirrored:
+            mirror = self._guard([req], self._post_mirrors)[req.id]
+            if not mirror.done:
+                results[req.id] = mirror
+        return results
 
-
-def sync_card(prefix: str, request_id: str, lease: int) -> str:
-    """Make the request's card match Redis (post it the first time)."""
-    store = store_for(prefix)
-    member = timer_member(request_id, "sync")
-    try:
-        req = store.get(request_id)
-    except RequestNotFound:
-        store.ack_timer(member, lease)
-        return "gone"
-    if req.batch:  # a plan's step: its plan's card shows it
-        store.redis.zadd(store.keys.timers, {timer_member(req.batch, "sync"): now_ms()})
-        store.ack_timer(member, lease)
-        return "plan card"
-    clients = _clients()
-    if req.mode is Mode.AUTO or clients is None:
-        store.ack_timer(member, lease)
-        return "no card" if clients else "slack not configured"
-    general, poster = clients
-    channel = req.card_channel or req.channel or _settings().default_channel
-    if not channel:
-        _audit_failure(store, req, "no channel: set channel=, a policy channel or HITL_DEFAULT_CHANNEL")
-        store.ack_timer(member, lease)
-        return "no channel"
-    try:
-        for _ in range(3):  # follow changes made while we talked to Slack
-            if req.card_ts is None:
-                outcome = _deliver(store, poster, general, req, channel, member)
-                if outcome in ("paced", "another job is posting"):
-                    return outcome
-            else:
-                text, blocks = render(store, req)
-                general.chat_update(channel=req.card_channel, ts=req.card_ts, text=text, blocks=blocks)
-                for mirror_channel, mirror_ts in req.mirrors:
-                    general.chat_update(channel=mirror_channel, ts=mirror_ts, text=text, blocks=blocks)
-            fresh = store.get(request_id)
-            if fresh.version == req.version:
-                break
-            req = fresh
-    except SlackApiError as exc:
-        error = str(exc.response.get("error"))
-        if error in PERMANENT_ERRORS:
-            log.error("card for %s not delivered: %s", request_id, error)
-            _audit_failure(store, req, error)
-            store.ack_timer(member, lease)
-            return f"failed: {error}"
-        headers = exc.response.headers or {}
-        retry_after = float(headers.get("Retry-After", RETRY_SOON))
-        _rearm(store, member, max(retry_after, RETRY_SOON))
-        return f"will retry: {error}"
-    except OSError as exc:
-        _rearm(store, member, RETRY_SOON)
-        return f"will retry: {exc}"
-    store.ack_timer(member, lease)
-    return "synced"
-
-
-def sync_cards(prefix: str, items: list[tuple[str, int]]) -> dict[str, str]:
-    """Sync a batch of cards [(request_id, lease)]; one failing card does not stop the rest."""
-    outcome: dict[str, str] = {}
-    for request_id, lease in items:
+    def _guard(self, reqs: list[Request], step: Step) -> dict[str, Result]:
+        """Run a step, turning Slack's answers into results for every request in it."""
         try:
-            outcome[request_id] = sync_card(prefix, request_id, lease)
-        except Exception as exc:  # the lease brings it back; the others still get synced
-            log.exception("syncing the card of %s failed", request_id)
-            outcome[request_id] = f"error: {exc}"
-    return outcome
+            return step(reqs)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error"))
+            if error not in PERMANENT_ERRORS:
+                wait = _retry_after_ms(exc) if exc.response.status_code == 429 else RETRY_SOON_MS
+                return {r.id: _retry(wait) for r in reqs}
+            for req in reqs:
+                log.error("card for %s not delivered: %s", req.id, error)
+                self.placement.undeliverable(req.id, req.action, error)
+            return {r.id: Result(SyncOutcome.FAILED) for r in reqs}
+        except OSError as exc:  # Slack unreachable, or the connection dropped
+            log.warning("Slack call failed (%s); will retry", exc)
+            return {r.id: _retry(RETRY_SOON_MS) for r in reqs}
+
+    # -- updates ---------------------------------------------------------------------------
+
+    def _update(self, changed: list[Request]) -> dict[str, Result]:
+        """One chat.update per message (card or digest), showing the latest state."""
+        results: dict[str, Result] = {}
+        messages: dict[tuple[str, str], list[Request]] = {}
+        for req in changed:
+            messages.setdefault((req.card_channel or "", req.card_ts or ""), []).append(req)
+        for (channel, ts), reqs in messages.items():
+            wait = self.placement.take_slot("chat.update", UPDATE_INTERVAL_MS, UPDATE_BURST)
+            if wait:
+                results.update({r.id: _retry(wait) for r in reqs})
+                continue
+            head = reqs[0]
+            fresh = self.store.get(head.id)
+            drawn, text, blocks = self.render(fresh)
+            self._call_update(channel, ts, text, blocks)
+            for mirror_channel, mirror_ts in fresh.mirrors:
+                self._call_update(mirror_channel, mirror_ts, text, blocks)
+            self.placement.mark_shown(drawn)
+            for req in reqs:  # a change made while we drew re-armed its sync: it runs again
+                results[req.id] = Result(SyncOutcome.SYNCED)
+        return results
+
+    def _call_update(self, channel: str, ts: str, text: str, blocks: list[dict]) -> None:
+        try:
+            self.clients[0].chat_update(channel=channel, ts=ts, text=text, blocks=blocks)  # type: ignore[index]
+        except SlackApiError as exc:
+            if exc.response.status_code == 429:
+                self.placement.cool_down("chat.update", _retry_after_ms(exc))
+            elif exc.response.get("error") == "message_not_found":
+                log.warning("message %s in %s is gone; not updating it", ts, channel)
+                return
+            raise
+
+    # -- first cards -----------------------------------------------------------------------
+
+    def _post_new(self, new: list[Request]) -> dict[str, Result]:
+        """Post the first card of the oldest waiting request, or one digest for a backlog."""
+        channel = self.lane(new[0]) or ""
+        results: dict[str, Result] = {}
+        wait = self.placement.take_pace(channel, PACE_MS)
+        if wait:
+            self.placement.queue_unposted(channel, {r.id: int(r.created_at * 1000) for r in new})
+            return {r.id: _retry(wait) for r in new}
+        backlog_ids = [rid for rid, _ in self.placement.unposted(channel, DIGEST_CAPACITY)]
+        ours = {r.id for r in new}
+        waiting = self.store.get_many([i for i in backlog_ids if i not in ours])
+        # a backlog entry already on a card (or a plan step, shown on its plan's) leaves the
+        # backlog; one decided before anyone saw it still gets shown, with its outcome
+        others = [r for r in waiting if r.card_ts is None and not r.batch]
+        gone = set(backlog_ids) - {r.id for r in others} - ours
+        self.placement.drop_unposted(channel, list(gone))
+        candidates = sorted([*new, *others], key=lambda r: r.created_at)
+        oldest_wait = now_ms() - int(candidates[0].created_at * 1000)
+        digest = len(candidates) >= DIGEST_MIN or (
+            len(candidates) >= DIGEST_SOON_MIN and oldest_wait >= DIGEST_SOON_MS
+        )
+        if digest:
+            shown = self._post_digest(channel, candidates[:DIGEST_CAPACITY])
+        else:
+            shown = self._post_card(channel, candidates[0])
+        rest = [r for r in new if r.id not in shown and r.id not in results]
+        self.placement.queue_unposted(channel, {r.id: int(r.created_at * 1000) for r in rest})
+        for req in new:
+            if req.id in shown and _mirror_channels(req):
+                results[req.id] = _retry(0)  # its copies in the mirror channels come next
+            elif req.id in shown:
+                results[req.id] = Result(shown[req.id])
+            elif req.id not in results:
+                results[req.id] = _retry(PACE_MS)
+        return results
+
+    def _claim(self, reqs: list[Request], channel: str) -> tuple[list[Request], dict[str, SyncOutcome]]:
+        """Claim the right to post these requests: (claimed, {id: outcome of those found})."""
+        claimed: list[Request] = []
+        stale: list[Request] = []
+        for req in reqs:
+            claim = self.placement.claim_post(
+                req.id, self.owner, now_ms(), stale_ms=STALE_CLAIM_MS, ttl=CLAIM_TTL
+            )
+            if claim is PostClaim.MINE:
+                claimed.append(req)
+            elif claim is PostClaim.STALE:
+                stale.append(req)
+        found: dict[str, SyncOutcome] = {}
+        if stale:
+            posted = self.find_posted(channel, min(r.created_at for r in stale), [r.id for r in stale])
+            for req in stale:
+                places = posted.get(req.id)
+                if not places:
+                    claimed.append(req)  # never made: ours to post
+                    continue
+                self._record_found(req, channel, places)
+                found[req.id] = SyncOutcome.FOUND
+        return claimed, found
+
+    def _record_found(self, req: Request, channel: str, places: list[tuple[str, bool]]) -> None:
+        """A card whose answer was lost exists: record it (shown as of version 0, so it is
+        redrawn), and keep any second copy in step as a mirror."""
+        (ts, is_digest), *extra = places
+        if is_digest:
+            self.placement.record_digest(channel, ts, [Shown(req.id, 0, "")])
+        else:
+            self.placement.record_card(req.id, channel, ts, Shown(req.id, 0, ""))
+        for extra_ts, _ in extra:
+            self.placement.add_mirror(req.id, channel, extra_ts)
+        self.placement.rearm_sync(req.id, now_ms())
+
+    def _send(
+        self, claimed: list[Request], channel: str, metadata: dict, text: str, blocks: list[dict]
+    ) -> dict:
+        """Post, leaving the claims right: refused means no message, a lost answer means maybe."""
+        _general, poster = self.clients  # type: ignore[misc]
+        try:
+            resp = poster.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
+                metadata=metadata,
+            )
+        except SlackApiError as exc:
+            self.placement.release_posts([r.id for r in claimed])
+            if exc.response.status_code == 429:
+                self.placement.hold_pace(channel, _retry_after_ms(exc))
+            raise
+        except OSError:
+            self.placement.mark_uncertain([r.id for r in claimed], CLAIM_TTL)
+            raise
+        return resp.data if isinstance(resp.data, dict) else {}
+
+    def _post_card(self, channel: str, req: Request) -> dict[str, SyncOutcome]:
+        claimed, found = self._claim([req], channel)
+        if not claimed:
+            return found
+        fresh = self.store.get(req.id)
+        drawn, text, blocks = self.render(fresh)
+        meta = {"event_type": METADATA_TYPE, "event_payload": {"id": req.id}}
+        resp = self._send(claimed, channel, meta, text, blocks)
+        self.placement.record_card(req.id, resp["channel"], resp["ts"], drawn[0])
+        return {req.id: SyncOutcome.POSTED}
+
+    def _post_digest(self, channel: str, reqs: list[Request]) -> dict[str, SyncOutcome]:
+        claimed, found = self._claim(reqs, channel)
+        if not claimed:
+            return found
+        fresh = self.store.get_many([r.id for r in claimed])
+        text, blocks = build_digest(fresh)
+        meta = {"event_type": DIGEST_TYPE, "event_payload": {"ids": [r.id for r in fresh]}}
+        resp = self._send(claimed, channel, meta, text, blocks)
+        self.placement.record_digest(resp["channel"], resp["ts"], [Shown.of(r) for r in fresh])
+        return {**found, **{r.id: SyncOutcome.DIGESTED for r in fresh}}
+
+    def _post_mirrors(self, reqs: list[Request]) -> dict[str, Result]:
+        """Copies of the card in the request's mirror channels, kept in step like escalations."""
+        req = reqs[0]
+        have = {c for c, _ in req.mirrors}
+        for channel in _mirror_channels(req):
+            if channel in have:
+                continue
+            wait = self.placement.take_pace(channel, PACE_MS)
+            if wait:
+                return {req.id: _retry(wait)}
+            _drawn, text, blocks = self.render(self.store.get(req.id))
+            try:
+                resp = self.clients[1].chat_postMessage(  # type: ignore[index]
+                    channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
+                )
+            except SlackApiError as exc:
+                if exc.response.status_code == 429:
+                    self.placement.hold_pace(channel, _retry_after_ms(exc))
+                raise
+            self.placement.add_mirror(req.id, resp["channel"], resp["ts"])
+        return {req.id: Result(SyncOutcome.SYNCED)}
+
+    # -- reading Slack -----------------------------------------------------------------------
+
+    def find_posted(
+        self, channel: str, since: float, ids: Sequence[str]
+    ) -> dict[str, list[tuple[str, bool]]]:
+        """Cards showing these requests that lost posts did create: {id: [(ts, is digest)]},
+        oldest first."""
+        wanted = set(ids)
+        found: dict[str, list[tuple[str, bool]]] = {}
+        cursor = None
+        for _ in range(HISTORY_PAGES):
+            resp = self.clients[0].conversations_history(  # type: ignore[index]
+                channel=channel, oldest=str(since - 1), include_all_metadata=True, limit=200, cursor=cursor,
+            )
+            for msg in resp.get("messages", []):
+                meta = msg.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == METADATA_TYPE and payload.get("id") in wanted:
+                    found.setdefault(payload["id"], []).append((msg["ts"], False))
+                elif meta.get("event_type") == DIGEST_TYPE:
+                    for rid in wanted.intersection(payload.get("ids") or []):
+                        found.setdefault(rid, []).append((msg["ts"], True))
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return {rid: sorted(places, key=lambda p: float(p[0])) for rid, places in found.items()}
+
+    # -- drawing -----------------------------------------------------------------------------
+
+    def render(self, req: Request) -> tuple[list[Shown], str, list[dict]]:
+        """What the request's message shows, and which request versions it draws."""
+        if req.digest:
+            members = self.store.get_many(self.placement.digest_members(req.digest))
+            text, blocks = build_digest(members)
+            return [Shown.of(r) for r in members], text, blocks
+        if req.items:
+            text, blocks = build_plan(req, self.store.get_many(req.items))
+            return [Shown.of(req)], text, blocks
+        text, blocks = build_card(req)
+        return [Shown.of(req)], text, blocks
 
 
-def render(store: Store, req: Request) -> tuple[str, list[dict]]:
-    """What the request's message shows: its digest, its plan, or its own card."""
-    if req.digest:
-        return build_digest(store.get_many([_s(i) for i in store.redis.lrange(req.digest, 0, -1)]))
-    if req.items:
-        return build_plan(req, store.get_many(req.items))
-    return build_card(req)
-
+def _paced_post(placement: Placement, client: WebClient, channel: str, **kwargs: object) -> dict:
+    """Post outside the delivery loop (a reminder, an escalation copy) at the channel's pace,
+    waiting for it and for any Retry-After Slack asks for."""
+    for _ in range(RATE_LIMIT_TRIES):
+        wait = placement.take_pace(channel, PACE_MS)
+        while wait:
+            time.sleep(wait / 1000)
+            wait = placement.take_pace(channel, PACE_MS)
+        try:
+            resp = client.chat_postMessage(channel=channel, **kwargs)
+            return resp.data if isinstance(resp.data, dict) else {}
+        except SlackApiError as exc:
+            if exc.response.status_code != 429:
+                raise
+            placement.hold_pace(channel, _retry_after_ms(exc))
+    raise RuntimeError(f"chat.postMessage to {channel} still rate-limited after {RATE_LIMIT_TRIES} tries")
 
 
 def escalation_ping(prefix: str, request_id: str, step: int) -> str:
     """Remind the approvers in the card's thread; optionally repost the card elsewhere."""
     store = store_for(prefix)
-    clients = _clients()
+    clients = delivery_clients(_settings())
     if clients is None:
         return "slack not configured"
     general, poster = clients
-    req = store.get(request_id)
+    placement = Placement(store.redis, Keys(prefix), store.retention)
+    try:
+        req = store.get(request_id)
+    except RequestNotFound:
+        return "gone"
     if req.status is not Status.PENDING:
         return "moot"
     rung = escalation_step(req, step)
@@ -324,13 +477,12 @@ def escalation_ping(prefix: str, request_id: str, step: int) -> str:
     text = reminder_text(req, step, list(notify))
     channel = req.card_channel or req.channel
     if channel:
-        general.chat_postMessage(channel=channel, thread_ts=req.card_ts, text=text)
+        _paced_post(placement, general, channel, thread_ts=req.card_ts, text=text)
     if rung and rung.channel:
         card_text, blocks = build_card(req)
-        resp = poster.chat_postMessage(
-            channel=rung.channel, text=f"Escalated: {card_text}", blocks=blocks,
+        resp = _paced_post(
+            placement, poster, rung.channel, text=f"Escalated: {card_text}", blocks=blocks,
             unfurl_links=False, unfurl_media=False,
         )
-        mirrors = [*req.mirrors, (resp["channel"], resp["ts"])]
-        store.redis.hset(store.keys.req(request_id), "mirrors", json.dumps(mirrors))
+        placement.add_mirror(request_id, resp["channel"], resp["ts"])
     return f"pinged step {step}"

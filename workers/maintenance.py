@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 class Maintenance:
     """Trims the audit stream and cleans stale requests, about once per period."""
 
+    name = "maintenance"
+
     def __init__(self, connection: redis.Redis, settings: Settings) -> None:
         self.retention = Retention(
             connection, Keys(settings.prefix), retention=settings.retention,

@@ -1,9 +1,12 @@
-"""Timer jobs: expire gates, close override windows, escalate.
+"""Timer firings: expire gates, close override windows, escalate.
 
 Every timer is safe to run twice or late: the transition scripts check the request's
 state, so a duplicate or a moot timer (the request was decided meanwhile) changes
 nothing. A timer never acts early: the claim only hands out due members (ms precision)
-and `fire_timers` waits out any remainder.
+and `fire` waits out any remainder.
+
+The ticker calls `fire` directly in its own thread, so a deadline never waits behind a
+Slack call; `fire_timers` is the same as an RQ job (kept for operators who enqueue it).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 
 from hitl.errors import RequestNotFound, TransitionRefused
 from hitl.keys import parse_timer_member
+from hitl.store import Store
 from workers import queues
 from workers.context import store_for
 
@@ -22,30 +26,33 @@ log = logging.getLogger(__name__)
 _VERBS = {"timeout": "expire", "window": "finalize"}
 
 
+def fire(store: Store, member: str, due_ms: int, lease: int) -> str:
+    """Fire one claimed timer and acknowledge it; returns what it did."""
+    rid, kind, step = parse_timer_member(member)
+    early = due_ms / 1000 - time.time()
+    if early > 0:
+        time.sleep(early)
+    try:
+        if kind in _VERBS:
+            outcome = store.transition(rid, _VERBS[kind]).value
+        elif kind == "esc" and step is not None:
+            if store.escalate(rid, step):
+                outcome = f"escalated {step}"
+                queues.queue(store.redis, store.keys.prefix, queues.SLACK).enqueue(
+                    "workers.cards.escalation_ping", store.keys.prefix, rid, step, result_ttl=60
+                )
+            else:
+                outcome = "moot"
+        else:
+            outcome = "unknown timer kind"
+            log.error("unknown timer %s", member)
+    except (TransitionRefused, RequestNotFound) as exc:
+        outcome = f"moot: {exc}"
+    store.ack_timer(member, lease)
+    return outcome
+
+
 def fire_timers(prefix: str, items: list[tuple[str, int, int]]) -> dict[str, str]:
     """Fire a batch of claimed timers [(member, due_ms, lease)]; returns what each did."""
     store = store_for(prefix)
-    outcome: dict[str, str] = {}
-    for member, due_ms, lease in items:
-        rid, kind, step = parse_timer_member(member)
-        early = due_ms / 1000 - time.time()
-        if early > 0:
-            time.sleep(early)
-        try:
-            if kind in _VERBS:
-                outcome[member] = store.transition(rid, _VERBS[kind]).value
-            elif kind == "esc" and step is not None:
-                if store.escalate(rid, step):
-                    outcome[member] = f"escalated {step}"
-                    queues.queue(store.redis, prefix, queues.SLACK).enqueue(
-                        "workers.cards.escalation_ping", prefix, rid, step, result_ttl=60
-                    )
-                else:
-                    outcome[member] = "moot"
-            else:
-                outcome[member] = "unknown timer kind"
-                log.error("unknown timer %s", member)
-        except (TransitionRefused, RequestNotFound) as exc:
-            outcome[member] = f"moot: {exc}"
-        store.ack_timer(member, lease)
-    return outcome
+    return {member: fire(store, member, due_ms, lease) for member, due_ms, lease in items}

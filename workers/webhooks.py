@@ -102,6 +102,8 @@ def deliver(prefix: str, request_id: str, msg_id: str) -> str:
 class WebhookFeed:
     """Enqueues a delivery for each request that turns final with a `callback_url`."""
 
+    name = "webhooks"
+
     def __init__(self, connection: redis.Redis, prefix: str, *, retry: list[int]) -> None:
         self.prefix = prefix
         self.store = Store(connection, Keys(prefix))

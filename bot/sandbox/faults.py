@@ -51,6 +51,24 @@ class RateLimit:
     hits: dict[str, deque[float]] = field(default_factory=dict)
 
 
+class Hold:
+    """A call held by the stand-in until released: Slack slow to answer, so a test can
+    kill the caller while the call is in flight. The call then runs as usual (the message
+    is made) and answers whoever is still listening."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.arrived = threading.Event()
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def wait(self) -> None:
+        self.arrived.set()
+        self._released.wait(self.timeout)
+
+
 class Faults:
     """Queued faults and configured rate limits, shared by every request thread.
 
@@ -61,6 +79,8 @@ class Faults:
         self._lock = threading.Lock()
         self._queued: dict[str, list[_Queued]] = {}
         self._limits: dict[str, RateLimit] = {}
+        self._holds: dict[str, list[Hold]] = {}
+        self._latency: dict[str, float] = {}
 
     # -- queued faults ---------------------------------------------------------------------
 
@@ -114,6 +134,29 @@ class Faults:
             keys = [method] if method is not None else list(self._queued)
             return sum(q.remaining for key in keys for q in self._queued.get(key, []))
 
+    # -- held calls and latency ------------------------------------------------------------
+
+    def hold(self, method: str, *, timeout: float = 60.0) -> Hold:
+        """Hold the next call of ``method`` until ``release()`` (or ``timeout`` seconds)."""
+        held = Hold(timeout)
+        with self._lock:
+            self._holds.setdefault(method, []).append(held)
+        return held
+
+    def take_hold(self, method: str) -> Hold | None:
+        with self._lock:
+            queue = self._holds.get(method)
+            return queue.pop(0) if queue else None
+
+    def set_latency(self, seconds: float, method: str = ANY_METHOD) -> None:
+        """Answer every call of ``method`` (or of any method) ``seconds`` late, as a busy Slack does."""
+        with self._lock:
+            self._latency[method] = seconds
+
+    def latency(self, method: str) -> float:
+        with self._lock:
+            return self._latency.get(method, self._latency.get(ANY_METHOD, 0.0))
+
     # -- rate limits -----------------------------------------------------------------------
 
     def set_rate_limit(
@@ -159,6 +202,11 @@ class Faults:
         with self._lock:
             self._queued.clear()
             self._limits.clear()
+            self._latency.clear()
+            for queue in self._holds.values():
+                for held in queue:
+                    held.release()
+            self._holds.clear()
 
 
 def ratelimited_fault(retry_after: int) -> Fault:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -188,6 +189,12 @@ def call(
     if json_body is not None and method not in FORM_ONLY:
         effective.update({k: v for k, v in json_body.items() if k != "token"})
 
+    delay = workspace.faults.latency(method)
+    if delay > 0:
+        time.sleep(delay)
+    held = workspace.faults.take_hold(method)
+    if held is not None:
+        held.wait()
     fault = workspace.faults.take(method)
     if fault is not None:
         if fault.kind == "drop":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import signal
+
 from bot import cards
 from tests.slack.conftest import CHANNEL, Bot, decidable
 
@@ -62,3 +65,51 @@ def test_a_permanent_error_is_audited_and_not_retried_forever(bot: Bot, conn, pr
     )
     assert failed[0]["error"] == "channel_not_found"
     assert req.status() == "pending"  # the request itself is untouched: /hitl list still shows it
+
+
+def test_a_worker_killed_while_posting_leaves_one_card_that_shows_the_decision(
+    redis_url: str, prefix: str, slack
+) -> None:
+    """SIGKILL while Slack holds chat.postMessage: the card was made but nobody heard. The
+    next worker finds it by its metadata instead of posting a second one, and keeps it in
+    step: after approval it shows the decision, with no live buttons."""
+    from hitl import Approvals
+    from tests.conftest import make_settings
+    from tests.helpers import signal_group, start_worker, stop
+    from tests.slack.conftest import TOKEN, buttons
+
+    env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack.url, "HITL_DEFAULT_CHANNEL": CHANNEL,
+           "HITL_TIMER_LEASE": "2"}
+    held = slack.faults.hold("chat.postMessage")
+    first = start_worker(redis_url, prefix, **env)
+    approvals = Approvals(settings=make_settings(redis_url, prefix))
+    second = None
+    try:
+        req = approvals.request(action="a", summary="killed mid-post")
+        assert held.arrived.wait(20), "the worker never posted"
+        signal_group(first, signal.SIGKILL)
+        first.wait()
+        held.release()  # Slack finishes the post; its answer goes nowhere
+        ws = slack.workspace
+        ws.wait_for(lambda: [m for m in ws.messages(CHANNEL, include_replies=False)], 10, what="the card")
+        second = start_worker(redis_url, prefix, **env)
+        approvals.decide(req.id, "approve", by="U0ALICE")
+
+        def settled() -> list:
+            shown = [
+                m for m in ws.messages(CHANNEL, include_replies=False)
+                if ((m.metadata or {}).get("event_payload") or {}).get("id") == req.id
+            ]
+            return shown if shown and not any(decidable(m) for m in shown) else []
+
+        shown = ws.wait_for(settled, 90, what="the card to show the decision")
+        assert len(shown) == 1, [m.ts for m in shown]
+        assert not buttons(shown[0]) & {cards.ACTION_APPROVE, cards.ACTION_REJECT}
+        assert "Approved" in json.dumps(shown[0].blocks)
+    finally:
+        held.release()
+        stop(first)
+        if second is not None:
+            stop(second)
+        approvals.close()
+

@@ -1,0 +1,255 @@
+"""Delivery under load: 200 requests/s for 60 s into 10 channels, next to a 20/s baseline.
+
+Two real workers deliver the cards to the Slack stand-in, which enforces Slack's limits:
+chat.postMessage 1/s per channel, chat.update 50/min per workspace, and answers every
+call 0.3 s late. Agents file requests from a few threads at a steady rate; a small,
+fixed number per second have short deadlines (expiry lateness) or are decided while an
+agent waits (decide-to-wake). Measured per run:
+
+- time to card, p50/p99: from filing to the first message (card or digest) showing it,
+  by the message's Slack timestamp;
+- visible within 30 s: the share of requests on a message within 30 s of filing;
+- expiry lateness p99: decided_at - deadline of the short-deadline requests;
+- sync queue depth: card syncs waiting or in progress (peak, and at the end of the load),
+  and the seconds after the load until it is back to 0;
+- decide-to-wake p99: from calling `decide()` to the waiting agent's `wait()` returning.
+
+Run: `.venv/bin/python -m bench.load` (`--seconds 10 --rate 50` for a quick look)
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from bench import common
+from hitl import Approvals
+from sandbox import SlackStandIn
+
+TOKEN = "xoxb-bench"
+CHANNELS = [f"C0LOAD{n:02d}" for n in range(10)]
+WORKERS = 2
+LATENCY = 0.3
+BASELINE_RATE = 20.0
+# Requests per second that get a short deadline, and that are decided while an agent
+# waits: fixed, so both runs ask the same of chat.update (50/min for the workspace).
+SHORT_PER_S = 0.4
+DECIDED_PER_S = 0.4
+SHORT_TIMEOUT = 5.0
+# Filing threads (each with its own client).
+FILERS = 4
+VISIBLE_WITHIN = 30.0
+DRAIN_LIMIT = 60.0
+TARGET_LATENESS = 1.5
+
+
+@dataclass
+class Run:
+    rate: float
+    seconds: float
+    created: dict[str, float] = field(default_factory=dict)  # id -> filed at (epoch s)
+    short: list[str] = field(default_factory=list)
+    wakes: list[float] = field(default_factory=list)
+    depth: list[int] = field(default_factory=list)
+    depth_at_end: int = 0
+    drained_after: float = float("nan")
+    behind: float = 0.0  # how far the filers fell behind their schedule (s)
+
+
+def _sync_depth(conn: redis.Redis, prefix: str) -> int:
+    """Card syncs waiting or running: `|sync` members of the timers zset."""
+    return sum(1 for m in conn.zrange(f"{prefix}:timers", 0, -1) if m.endswith(b"|sync"))
+
+
+def _file(run: Run, approvals: Approvals, part: int, lock: threading.Lock, t0: float) -> None:
+    """File this thread's share of the requests on schedule (request n at t0 + n/rate)."""
+    total = int(run.rate * run.seconds)
+    short_every = max(1, round(run.rate / SHORT_PER_S))
+    decide_every = max(1, round(run.rate / DECIDED_PER_S))
+    waiters: list[threading.Thread] = []
+    for n in range(part, total, FILERS):
+        due = t0 + n / run.rate
+        lag = time.monotonic() - due
+        if lag < 0:
+            time.sleep(-lag)
+        short = n % short_every == 0
+        req = approvals.request(
+            action="send_reminder", summary=f"Remind customer {n}", channel=CHANNELS[n % len(CHANNELS)],
+            timeout=SHORT_TIMEOUT if short else 3600,
+        )
+        with lock:
+            run.created[req.id] = time.time()
+            run.behind = max(run.behind, time.monotonic() - due)
+            if short:
+                run.short.append(req.id)
+        if n % decide_every == 1 % decide_every and not short:
+            waiters.append(_decide_while_waiting(run, approvals, req.id, lock))
+    for w in waiters:
+        w.join(30)
+
+
+def _decide_while_waiting(run: Run, approvals: Approvals, rid: str, lock: threading.Lock) -> threading.Thread:
+    """An agent waits on the request; a reviewer decides it a moment later."""
+    decided: list[float] = []
+    started = threading.Event()
+
+    def agent() -> None:
+        handle = approvals.get(rid)
+        started.set()
+        handle.wait(timeout=30)
+        woke = time.perf_counter()
+        if decided:
+            with lock:
+                run.wakes.append(woke - decided[0])
+
+    thread = threading.Thread(target=agent, daemon=True)
+    thread.start()
+    started.wait(5)
+    time.sleep(0.05)
+    decided.append(time.perf_counter())
+    approvals.decide(rid, "approve", by="U0ALICE")
+    return thread
+
+
+def _first_shown(slack: SlackStandIn) -> dict[str, float]:
+    """request id -> Slack timestamp of the first message showing it."""
+    first: dict[str, float] = {}
+    for ch in CHANNELS:
+        for msg in slack.workspace.messages(ch, include_replies=False):
+            payload = (msg.metadata or {}).get("event_payload") or {}
+            for rid in payload.get("ids") or [payload.get("id")]:
+                if rid and (rid not in first or float(msg.ts) < first[rid]):
+                    first[rid] = float(msg.ts)
+    return first
+
+
+def one_run(url: str, rate: float, seconds: float) -> tuple[Run, dict[str, float], list[float]]:
+    run = Run(rate, seconds)
+    with (
+        common.bench_prefix(url) as prefix,
+        SlackStandIn(bot_token=TOKEN) as slack,
+        tempfile.TemporaryDirectory(prefix="hitl-load-") as logs,
+    ):
+        for ch in CHANNELS:
+            slack.workspace.add_channel(ch.lower(), ch)
+        slack.faults.set_rate_limit("chat.postMessage", limit=1, per=1.0, per_channel=True)
+        slack.faults.set_rate_limit("chat.update", limit=50, per=60.0, per_channel=False)
+        slack.faults.set_latency(LATENCY)
+        settings = common.settings_for(url, prefix)
+        clients = [Approvals(settings=settings) for _ in range(FILERS)]
+        procs = common.start_workers(
+            url, prefix, WORKERS, Path(logs) / "worker", SLACK_BOT_TOKEN=TOKEN, SLACK_API_URL=slack.url,
+        )
+        conn = redis.Redis.from_url(url)
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(1.0):
+                run.depth.append(_sync_depth(conn, prefix))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        try:
+            sampler.start()
+            lock = threading.Lock()
+            t0 = time.monotonic()
+            filers = [
+                threading.Thread(target=_file, args=(run, clients[i], i, lock, t0), daemon=True)
+                for i in range(FILERS)
+            ]
+            for f in filers:
+                f.start()
+            for f in filers:
+                f.join()
+            run.depth_at_end = _sync_depth(conn, prefix)
+            ended = time.monotonic()
+            while time.monotonic() - ended < DRAIN_LIMIT:
+                if _sync_depth(conn, prefix) == 0:
+                    run.drained_after = time.monotonic() - ended
+                    break
+                time.sleep(0.5)
+            # everything filed in the last 30 s gets its full 30 s to show up
+            time.sleep(max(0.0, VISIBLE_WITHIN - (time.monotonic() - ended)))
+            stop.set()
+            sampler.join(5)
+            first = _first_shown(slack)
+            stored = clients[0].store.get_many(run.short)
+            lateness = [r.decided_at - r.deadline for r in stored if r.decided_at and r.deadline]
+            calls = slack.workspace.calls()
+            limited: dict[str, int] = {}
+            for c in calls:
+                if c.status == 429:
+                    limited[c.method] = limited.get(c.method, 0) + 1
+            print(f"rate {rate:g}/s: filed {len(run.created):,}; Slack calls {len(calls):,}; 429s: "
+                  + (", ".join(f"{m} {n}" for m, n in sorted(limited.items())) or "none"))
+        finally:
+            stop.set()
+            common.stop_workers(procs)
+            for c in clients:
+                c.close()
+            conn.close()
+    return run, first, lateness
+
+
+def summarize(
+    run: Run, first: dict[str, float], lateness: list[float]
+) -> tuple[list[object], float, float, float]:
+    to_card = [first[rid] - at for rid, at in run.created.items() if rid in first]
+    visible = sum(1 for rid, at in run.created.items() if rid in first and first[rid] - at <= VISIBLE_WITHIN)
+    share = visible / max(1, len(run.created))
+    return [
+        f"{run.rate:g}/s x {run.seconds:g} s",
+        f"{len(run.created):,}",
+        f"{common.percentile(to_card, 50):.1f}",
+        f"{common.percentile(to_card, 99):.1f}",
+        f"{share:.1%}",
+        common.ms(common.percentile(lateness, 99)),
+        f"{max(run.depth, default=0):,}",
+        f"{run.depth_at_end:,}",
+        "-" if run.drained_after != run.drained_after else f"{run.drained_after:.0f}",
+        common.ms(common.percentile(run.wakes, 99)),
+        f"{run.behind:.1f}",
+    ], share, common.percentile(lateness, 99), run.drained_after
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = common.parser(__doc__ or "")
+    p.add_argument("--seconds", type=float, default=60.0, help="load duration per run (default 60)")
+    p.add_argument("--rate", type=float, default=200.0, help="requests/s of the main run (default 200)")
+    args = p.parse_args(argv)
+    common.header(
+        "load",
+        f"{args.rate:g} requests/s for {args.seconds:g} s into {len(CHANNELS)} channels, {WORKERS} workers, "
+        f"Slack: 1 post/s/channel, 50 updates/min, {LATENCY:g} s per call; baseline {BASELINE_RATE:g}/s",
+    )
+    rows = []
+    verdicts = []
+    with common.redis_url() as url:
+        for rate in (BASELINE_RATE, args.rate):
+            run, first, lateness = one_run(url, rate, args.seconds)
+            row, share, late_p99, drained = summarize(run, first, lateness)
+            rows.append(row)
+            verdicts.append((share, late_p99, drained))
+    common.table(
+        ["run", "requests", "to card p50 s", "p99 s", "visible <=30s", "expiry late p99 ms", "peak depth",
+         "depth at end", "drained after s", "decide-to-wake p99 ms", "filers behind s"],
+        rows,
+    )
+    share, late_p99, drained = verdicts[-1]
+    ok = share >= 0.999 and late_p99 <= TARGET_LATENESS and drained == drained and drained <= DRAIN_LIMIT
+    common.verdict(
+        ok, f"100 % visible within 30 s, expiry lateness p99 <= {TARGET_LATENESS} s, queue back to 0 within "
+        f"{DRAIN_LIMIT:g} s of the end",
+        f"{share:.1%}, {common.ms(late_p99)} ms, "
+        + ("not drained" if drained != drained else f"drained after {drained:.0f} s"),
+    )
+    return common.exit_code(ok, args.strict)
+
+
+if __name__ == "__main__":
+    common.run_main(main)
