@@ -29,8 +29,8 @@ from pathlib import Path
 import redis
 
 from bench import common
+from bot.sandbox import SlackStandIn
 from hitl import Approvals
-from sandbox import SlackStandIn
 
 TOKEN = "xoxb-bench"
 CHANNELS = [f"C0LOAD{n:02d}" for n in range(10)]

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -331,7 +331,7 @@ class Placement:
     def unposted(self, channel: str, limit: int) -> list[tuple[str, int]]:
         """The channel's oldest requests still waiting for a card: [(id, created ms)]."""
         raw = self.redis.zrange(self.keys.unposted(channel), 0, limit - 1, withscores=True)
-        return [(_s(m), int(score)) for m, score in raw]
+        return [(_s(m), int(score)) for m, score in cast(list[tuple[bytes, float]], raw)]
 
     def drop_unposted(self, channel: str, request_ids: Sequence[str]) -> None:
         if request_ids:

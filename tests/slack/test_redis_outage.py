@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from bot.sandbox import SlackStandIn
 from hitl import Approvals
 from hitl.embedded import EmbeddedRedis
-from sandbox import SlackStandIn
 from tests.conftest import make_settings
 from tests.helpers import eventually, start_worker, stop
 from tests.slack.conftest import CHANNEL, TOKEN
