@@ -250,7 +250,7 @@ class Approvals:
         url = redis_url or self.settings.redis
         self.redis = client or redis.Redis.from_url(url, **_connect_kwargs())
         self.keys = Keys(prefix or self.settings.prefix)
-        self.store = Store(self.redis, self.keys, self.settings.retention)
+        self.store = Store(self.redis, self.keys, self.settings.retention, self.settings.metrics)
         self.policy = PolicySource(self.settings.policy_file)
         self._url = url
 
@@ -473,7 +473,7 @@ class AsyncApprovals:
         self.directory = directory
         self.redis = client or aioredis.Redis.from_url(redis_url or self.settings.redis, **_connect_kwargs())
         self.keys = Keys(prefix or self.settings.prefix)
-        self.store = AsyncStore(self.redis, self.keys, self.settings.retention)
+        self.store = AsyncStore(self.redis, self.keys, self.settings.retention, self.settings.metrics)
         self.policy = PolicySource(self.settings.policy_file)
 
     async def request(

@@ -33,6 +33,28 @@ local function named(template, value)
   local s, e = string.find(template, '{}', 1, true)
   return string.sub(template, 1, s - 1) .. value .. string.sub(template, e + 1)
 end
+-- The shared Prometheus counters (see hitl.metrics), when the input carries `metrics`:
+-- {created, final, decision (hash keys), hour (key template per epoch hour), hour_ttl,
+-- bounds (the decision histogram's finite bucket bounds, seconds, ascending)}. Fields are
+-- JSON label lists; a histogram bucket field ends with its bucket's index (1-based, the
+-- last one past every bound is +Inf); readers sum fields that decode to the same labels.
+local function count(key, labels, by)
+  redis.call('HINCRBY', key, cjson.encode(labels), by or 1)
+end
+local function observe_decision(m, action, status, seconds, now_ms)
+  count(m.final, {action, status})
+  local bucket = #m.bounds + 1
+  for i, bound in ipairs(m.bounds) do
+    if seconds <= bound then bucket = i; break end
+  end
+  count(m.decision, {action, bucket})
+  count(m.decision, {action, 'count'})
+  redis.call('HINCRBYFLOAT', m.decision, cjson.encode({action, 'sum'}), seconds)
+  local hour = named(m.hour, math.floor(now_ms / 3600000))
+  count(hour, {'final', action, status})
+  count(hour, {'decision', action, bucket})
+  redis.call('EXPIRE', hour, m.hour_ttl)
+end
 -- The final outcome, pushed on the done list so a waiter needs no second read.
 local function outcome(status, by_json, comment, params_json, verdict, decided_ms)
   return '{"status":' .. cjson.encode(status) .. ',"by":' .. by_json .. ',"comment":' .. cjson.encode(comment)
@@ -49,6 +71,7 @@ end
 # ARGV[1] JSON input:
 #   names      key name templates (see _COMMON)
 #   now        creation time (ms);  retention  seconds a final request is kept
+#   metrics    the shared counters' keys (see _COMMON's `count`), or absent when off
 #   requests   list of {id, mode, action, channel, quorum, requested_by, approvers (JSON text), risk,
 #              idem (idempotency key or ""), fingerprint, timers {member: due ms},
 #              deadline (epoch s or ""), gate_timers and gate_deadline (used instead when
@@ -106,6 +129,10 @@ for n, spec in ipairs(requests) do
   local stats = named(names.stats, action)
   redis.call('SADD', names.actions, action)
   redis.call('HINCRBY', stats, 'created', 1)
+  if input.metrics then
+    count(input.metrics.created, {action, mode})
+    if status == 'approved' then count(input.metrics.final, {action, status}) end
+  end
   if status == 'approved' then
     local comment = 'automatic (' .. mode .. ')'
     local done_key = named(names.done, id)
@@ -140,6 +167,7 @@ return result
 # KEYS[1] timers zset   KEYS[2] events stream
 # ARGV[1] JSON input:
 #   names      key name templates (see _COMMON);  retention  seconds a final request is kept
+#   metrics    the shared counters' keys (see _COMMON's `count`), or absent when off
 #   id, verb   the request and what to do to it
 #   by         the person deciding ("" for the system);  groups  user groups `by` is in
 #   comment    text or "";  params  edited parameters as JSON text, or ""
@@ -211,6 +239,7 @@ local function finish(r, new, verb, decided_by, comment, params)
     redis.call('HSET', stats, 'critical_rejected_ms', now)
   end
   if verdict ~= '' then redis.call('HINCRBY', stats, 'shadow_' .. verb, 1) end
+  if input.metrics then observe_decision(input.metrics, r.action, new, (now - r.created_ms) / 1000, now) end
   local durations = named(names.durations, r.action)
   redis.call('LPUSH', durations, now - r.created_ms)
   redis.call('LTRIM', durations, 0, 999)

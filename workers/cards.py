@@ -19,11 +19,10 @@ from functools import lru_cache
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from slack_sdk.web import SlackResponse
 
 from bot.cards import DIGEST_CAPACITY, build_card, build_digest, build_plan
-from bot.slack import CALL_TIMEOUT, RATE_LIMIT_RETRIES, SERVER_ERROR_RETRIES, web_client
+from bot.slack import web_client
 from hitl.errors import RequestNotFound
 from hitl.keys import timer_member
 from hitl.models import Request
@@ -73,15 +72,7 @@ def _clients() -> tuple[WebClient, WebClient] | None:
     if not settings.secret("slack_bot_token"):
         return None
     general = web_client(settings)
-    poster = WebClient(
-        token=settings.secret("slack_bot_token"),
-        base_url=settings.slack_api_url,
-        timeout=CALL_TIMEOUT,
-        retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-            ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
-        ],
-    )
+    poster = web_client(settings, connection_retries=False)
     return general, poster
 
 

@@ -13,6 +13,7 @@ import time
 
 from hitl.errors import RequestNotFound, TransitionRefused
 from hitl.keys import parse_timer_member
+from hitl.metrics import MetricsStore
 from workers import queues
 from workers.context import store_for
 
@@ -25,12 +26,15 @@ _VERBS = {"timeout": "expire", "window": "finalize"}
 def fire_timers(prefix: str, items: list[tuple[str, int, int]]) -> dict[str, str]:
     """Fire a batch of claimed timers [(member, due_ms, lease)]; returns what each did."""
     store = store_for(prefix)
+    counted = MetricsStore(store.redis, store.keys) if store.metrics else None
     outcome: dict[str, str] = {}
     for member, due_ms, lease in items:
         rid, kind, step = parse_timer_member(member)
         early = due_ms / 1000 - time.time()
         if early > 0:
             time.sleep(early)
+        if counted is not None:
+            counted.timer_lateness(time.time() - due_ms / 1000)
         try:
             if kind in _VERBS:
                 outcome[member] = store.transition(rid, _VERBS[kind]).value
