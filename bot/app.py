@@ -11,11 +11,14 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from bot import listeners
+from bot.access import Access
 from bot.deps import Deps
 from bot.groups import GroupResolver
 from bot.slack import web_client
+from bot.verification import SafeRequestVerification
 from hitl.client import Approvals
 from hitl.errors import ConfigError
+from hitl.membership import ChannelMembers
 from hitl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,16 +41,22 @@ def build_app(
         )
     approvals = approvals or Approvals(settings=settings)
     client = client or web_client(settings)
+    groups = GroupResolver(client, approvals.redis, approvals.keys.prefix)
+    members = ChannelMembers(approvals.redis, approvals.keys)
     deps = Deps(
         settings=settings,
         approvals=approvals,
         client=client,
-        groups=GroupResolver(client, approvals.redis, approvals.keys.prefix),
+        groups=groups,
+        access=Access(client, members, groups, settings.admins, settings.default_channel),
     )
     app = App(
         client=client,
         signing_secret=secret or "socket-mode",
-        request_verification_enabled=not socket_mode,
+        # Signatures are checked by SafeRequestVerification, in the same place in Bolt's
+        # chain (before authorization), so a malformed timestamp is a 401, not a 500.
+        request_verification_enabled=False,
+        before_authorize=None if socket_mode else SafeRequestVerification(secret or "socket-mode"),
         token_verification_enabled=False,
         listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="hitl-listener"),
         raise_error_for_unhandled_request=False,

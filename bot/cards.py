@@ -42,6 +42,7 @@ from bot.text import (
     format_value,
     inline_text,
     is_secret_key,
+    mask_text,
     mask_value,
     masked_head,
     one_line,
@@ -624,7 +625,7 @@ def build_digest(reqs: list[Request], *, now: float | None = None) -> tuple[str,
     if shown < total:
         blocks.append(ContextBlock(elements=[md(f"+{total - shown} more, see `/hitl list`")]))
     actions = ", ".join(dict.fromkeys(one_line(r.action, 100) for r in reqs[:50]))
-    text = truncate(escape_cut(f"{title}: {actions}", FALLBACK_TEXT), FALLBACK_TEXT)
+    text = truncate(escape_cut(mask_text(f"{title}: {actions}"), FALLBACK_TEXT), FALLBACK_TEXT)
     return text, [b.to_dict() for b in blocks]
 
 
@@ -692,5 +693,27 @@ def build_plan(plan: Request, items: list[Request], *, now: float | None = None)
             ButtonElement(text="Reject all", action_id=ACTION_PLAN_REJECT, value=plan.id, style="danger"),
         ]))
     blocks.append(ContextBlock(elements=[md(status_line(plan, now=now))]))
-    text = truncate(escape_cut(f"{title}: {plan.summary}", FALLBACK_TEXT), FALLBACK_TEXT)
+    summary = mask_text(one_line(plan.summary, FALLBACK_TEXT))
+    text = truncate(escape_cut(f"{mask_text(one_line(title))}: {summary}", FALLBACK_TEXT), FALLBACK_TEXT)
     return text, [b.to_dict() for b in blocks]
+
+
+# --------------------------------------------------------------------------- reminders
+
+# Most people a reminder mentions; the rest are counted.
+REMINDER_MENTIONS = 20
+
+
+def reminder_text(req: Request, step: int, notify: list[str]) -> str:
+    """The escalation reminder posted in the card's thread.
+
+    Only well-formed user (`U…`/`W…`) and group (`S…`) ids become mentions; anything else
+    an agent put in `approvers` shows as escaped text, so `<!channel>` or a link cannot
+    ride along in a message from the bot.
+    """
+    deadline = slack_date(req.deadline, "{date_short_pretty} at {time}") if req.deadline else "soon"
+    refs = [approver_ref(who) for who in notify[:REMINDER_MENTIONS]]
+    if len(notify) > REMINDER_MENTIONS:
+        refs.append(f"+{len(notify) - REMINDER_MENTIONS} more")
+    text = f"⏰ Still waiting for a decision (reminder {step}); expires {deadline}. {' '.join(refs)}"
+    return truncate(text.strip(), FALLBACK_TEXT)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from slack_sdk import WebClient
 
+from bot.access import Access, Viewer
 from bot.groups import GroupResolver
 from hitl.client import Approvals
 from hitl.models import Request
@@ -19,10 +20,15 @@ class Deps:
     approvals: Approvals
     client: WebClient
     groups: GroupResolver
+    access: Access
 
     @property
     def store(self) -> Store:
         return self.approvals.store
+
+    def viewer(self, user: str) -> Viewer:
+        """What `user` may see (private channels stay private); one per command or click."""
+        return self.access.viewer(user)
 
     def groups_for(self, user: str, req: Request) -> list[str]:
         """The request's approver groups that `user` is in (asks Slack only if it has some)."""

@@ -1,12 +1,12 @@
 """Which Slack user groups a person belongs to, cached in Redis.
 
 `usergroups.users.list` is Tier 2 (about 20 calls a minute), so members are cached for a
-few minutes in Redis, shared by every bot process, instead of asked per click.
+few minutes in Redis (`hitl.membership.GroupMembers`), shared by every bot process,
+instead of asked per click.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 
@@ -14,29 +14,27 @@ import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-log = logging.getLogger(__name__)
+from hitl.keys import Keys
+from hitl.membership import GroupMembers
 
-# Seconds a group's member list is trusted before Slack is asked again.
-CACHE_TTL = 300
+log = logging.getLogger(__name__)
 
 
 class GroupResolver:
     def __init__(self, client: WebClient, conn: redis.Redis, prefix: str) -> None:
         self.client = client
-        self.redis = conn
-        self.prefix = prefix
+        self.cache = GroupMembers(conn, Keys(prefix))
 
     def members(self, group_id: str) -> list[str]:
-        key = f"{self.prefix}:usergroup:{group_id}"
-        cached = self.redis.get(key)
+        cached = self.cache.get(group_id)
         if cached is not None:
-            return json.loads(cached)
+            return sorted(cached)
         try:
             users = list(self.client.usergroups_users_list(usergroup=group_id)["users"])
         except SlackApiError as exc:
             log.warning("usergroups.users.list %s failed: %s", group_id, exc.response.get("error"))
             return []
-        self.redis.set(key, json.dumps(users), ex=CACHE_TTL)
+        self.cache.put(group_id, users)
         return users
 
     def groups_of(self, user: str, group_ids: Iterable[str]) -> list[str]:

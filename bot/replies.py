@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+from bot.text import escape, mask_text, one_line, people
 from hitl.errors import AlreadyDecided, HitlError, RequestNotFound, StaleVersion, TransitionRefused
 from hitl.models import Request
 
 
 def _people(ids: list[str]) -> str:
-    return ", ".join(f"<@{u}>" for u in ids)
+    """Who decided: mentions for real user ids only (`people` escapes anything else)."""
+    return people(list(ids))
+
+
+# What a `/hitl` command answers while Redis cannot be reached.
+DB_DOWN = "hitl-router cannot reach its database right now; nothing was changed — try again in a minute."
+# What a click or a form answers while Redis cannot be reached: the decision is lost.
+NOT_RECORDED = (
+    "⚠️ Your decision was NOT recorded: hitl-router cannot reach its database right now. "
+    "Nothing changed; please try again in a minute."
+)
 
 
 def refusal(exc: Exception) -> str:
     if isinstance(exc, AlreadyDecided):
         who = f" by {_people(exc.by)}" if exc.by else ""
-        return f"Nothing changed: this request was already {exc.status}{who}."
+        return f"Nothing changed: this request was already {escape(exc.status)}{who}."
     if isinstance(exc, StaleVersion):
         return "Nothing changed: the request was edited since this card was drawn. Look at the updated card."
     if isinstance(exc, RequestNotFound):
         return "Nothing changed: this request no longer exists (it may have aged out)."
     if isinstance(exc, TransitionRefused):
-        return f"Nothing changed: {exc}."
+        return f"Nothing changed: {escape(mask_text(one_line(exc, 500)))}."
     return "Something went wrong; nothing changed. Try again in a moment."
 
 

@@ -18,9 +18,10 @@ import json
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any
 
 # What a masked secret looks like on a card and in the edit box.
@@ -44,18 +45,33 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 _GROUP_ID = re.compile(r"^S[A-Z0-9]{2,30}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
 
-# Keys whose values are secrets whatever they hold. "auth" would also hit "author", which
-# is not a secret and is useful to the reviewer, hence the lookahead.
-_SECRET_KEY = re.compile(
-    r"passw(?:or)?d|pwd|secret|token|api[_-]?key|authorization|auth(?!or)|credential"
-    r"|private[_-]?key|cookie|session|signature|access[_-]?key|bearer|jwt",
-    re.IGNORECASE,
+# Keys whose values are secrets whatever they hold, matched by the key's TOKENS (split on
+# "_", "-", ".", spaces and camelCase), never by substring: "key" must not catch "monkey"
+# or "keyboard_layout", "pin" not "spinach", "auth" not "author".
+# A token that is, starts with or ends with one of these words marks a secret
+# ("passwords", "newpassword", "tokens", "secretsManager" too):
+_SECRET_STEMS = (
+    "password", "passwd", "passphrase", "passcode", "secret", "token", "credential",
+    "cookie", "session", "private", "authorization", "apikey", "accesskey", "secretkey",
+    "privatekey", "signingkey", "sshkey", "signature", "bearer",
 )
+# Short words that mark a secret only as a whole token ("db_pass", "ssh_key", "otp").
+_SECRET_WORDS = frozenset({"pass", "pwd", "pw", "key", "pin", "otp", "totp", "auth", "jwt", "mfa", "pat"})
+# "key" names a lookup key, not a secret, after these words ("sort_key", "idempotency_key").
+_PLAIN_KEY_KINDS = frozenset({
+    "primary", "foreign", "sort", "partition", "cache", "idempotency", "object", "s3",
+    "routing", "lookup", "dedup", "dedupe", "map", "hash", "row", "group", "i18n",
+    "translation", "public", "hotkey", "shortcut",
+})
+_KEY_TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z]|[0-9]|$|[^A-Za-z0-9])|[A-Z]?[a-z]+|[0-9]+|[A-Z]+")
 
 # Values that are secrets by their shape, wherever they appear. Each is replaced by MASK,
 # keeping any prefix in group 1 so the reviewer still sees what kind of thing it was.
 _SECRET_SHAPES: tuple[re.Pattern[str], ...] = (
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
+    re.compile(
+        r"-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+        r"(?:-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----|$)"
+    ),
     re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{8,}"),  # Slack bot/user/... tokens
     re.compile(r"\bxapp-[A-Za-z0-9-]{8,}"),  # Slack app-level tokens
     re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),  # OpenAI, Anthropic (sk-ant-...) and similar
@@ -314,16 +330,82 @@ def pretty_json(value: Any) -> str:
 # --------------------------------------------------------------------------- secrets
 
 
+def key_tokens(key: str) -> list[str]:
+    """A parameter name's words, lower-cased: "dbPass-v2.SSH_key" -> db, pass, v, 2, ssh, key."""
+    return [t.lower() for t in _KEY_TOKEN.findall(key)]
+
+
 def is_secret_key(key: Any) -> bool:
-    """True when a parameter name says its value is a secret (password, token, api_key, ...)."""
-    return isinstance(key, str) and bool(_SECRET_KEY.search(key))
+    """True when a parameter name says its value is a secret (password, db_pass, ssh_key, ...).
+
+    Decided on the name's tokens (`key_tokens`): a token equal to a short secret word, or
+    one starting or ending with a longer one. So `signing_key`, `passphrase`, `pin` and
+    `otp` are secrets; `author`, `keyboard_layout`, `spinach` and `sort_key` are not.
+    """
+    if not isinstance(key, str):
+        return False
+    tokens = key_tokens(key)
+    for i, token in enumerate(tokens):
+        if token in _SECRET_WORDS:
+            if token == "key" and i > 0 and tokens[i - 1] in _PLAIN_KEY_KINDS:
+                continue
+            return True
+        if any(token.startswith(stem) or token.endswith(stem) for stem in _SECRET_STEMS):
+            return True
+    # "apiKey", "accessKey": two tokens that together name a secret.
+    joined = "".join(tokens)
+    return any(stem in joined for stem in ("apikey", "accesskey", "privatekey", "secretkey"))
+
+
+# Long runs of base64/URL-safe characters: candidates for a random secret (see `_is_random`).
+_LONG_RUN = re.compile(r"(?<![A-Za-z0-9+=_-])[A-Za-z0-9+=_-]{32,}(?![A-Za-z0-9+=_-])")
+# Bits per character above which a long mixed-case-and-digit run is taken for a secret.
+# Random base64 of 32+ chars scores about 4.5-5; identifiers and words stay well below 4.
+ENTROPY_THRESHOLD = 4.0
+# Share of characters where upper/lower/digit alternates, below which a run reads as words.
+CLASS_CHANGE_RATE = 0.3
+
+
+def shannon_entropy(text: str) -> float:
+    """Bits per character of `text`'s own character distribution."""
+    if not text:
+        return 0.0
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
+
+
+def _is_random(run: str) -> bool:
+    """A long run that looks generated: mixed case and digits, high entropy.
+
+    Pure hex (commit ids, SHA-256 digests) and UUIDs are kept on purpose: reviewers need
+    them to check a deploy, and they are rarely secrets; a hex secret under a secret-named
+    key is masked by its key anyway.
+    """
+    has_mix = all(any(test(c) for c in run) for test in (str.isupper, str.islower, str.isdigit))
+    return has_mix and _class_changes(run) >= CLASS_CHANGE_RATE and shannon_entropy(run) >= ENTROPY_THRESHOLD
+
+
+def _class_changes(run: str) -> float:
+    """How often the character class (upper, lower, digit, other) changes, per character,
+    not counting upper-to-lower (the start of a capitalised word).
+
+    Random base64 changes class this way about 5 times in 10; CamelCase or snake_case
+    words change only where a word ends (about 1 in 5), so identifiers are left alone.
+    """
+    classes = ["u" if c.isupper() else "l" if c.islower() else "d" if c.isdigit() else "o" for c in run]
+    pairs = pairwise(classes)
+    return sum(a != b and (a, b) != ("u", "l") for a, b in pairs) / len(run)
+
+
+def _mask_random(match: re.Match[str]) -> str:
+    return MASK if _is_random(match.group(0)) else match.group(0)
 
 
 def mask_text(text: str) -> str:
     """Replace secret-shaped substrings (tokens, keys, JWTs, URL passwords) with MASK."""
     for pattern in _SECRET_SHAPES:
         text = pattern.sub(r"\g<1>" + MASK if pattern.groups else MASK, text)
-    return text
+    return _LONG_RUN.sub(_mask_random, text)
 
 
 def masked_head(text: Any, limit: int) -> str:

@@ -580,8 +580,12 @@ def status_blocks(
     counts_by_mode: dict[str, int],
     oldest: Request | None,
     next_deadline: float | None,
+    hidden: int = 0,
 ) -> list[dict]:
-    """`/hitl status`: how much is waiting, where, in which mode, and what is most pressing."""
+    """`/hitl status`: how much is waiting, where, in which mode, and what is most pressing.
+
+    `hidden` counts requests in channels the asker is not in: shown as a number only.
+    """
     total = sum(counts_by_channel.values())
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="📊 Approval queue", emoji=True))]
     fields = [("Waiting", str(total))]
@@ -610,6 +614,8 @@ def status_blocks(
         lines = ["*By mode*"] + [f"• {escape_cut(m, 40)}: {n}" for m, n in by_mode]
         packed, _ = _packed_sections(lines, 5)
         blocks += packed
+    if hidden:
+        blocks.append(_context(f"🔒 {hidden} more waiting in channels you are not a member of."))
     return _dicts(blocks)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 
 # Crockford's base32 (no i, l, o, u): easy to read aloud and to type into `/hitl show`.
@@ -18,3 +19,11 @@ def new_id() -> str:
         value, digit = divmod(value, 32)
         out.append(_ALPHABET[digit])
     return "".join(reversed(out))
+
+
+_ID = re.compile(f"^[{_ALPHABET}]{{{ID_LENGTH}}}$")
+
+
+def is_request_id(text: str) -> bool:
+    """Whether `text` has the shape of an id `new_id` makes (anything else names no request)."""
+    return bool(_ID.match(text))

@@ -40,6 +40,10 @@ key                                    type    what it holds
 ``{p}:metrics:hour:{n}``               hash    the same per hour ``n`` (epoch hours), for the
                                                dashboard's charts; expires after 8 days
 ``{p}:dashboard:team``                 string  the Slack workspace the dashboard serves
+``{p}:chmembers:{channel}``            string  a Slack channel's member ids (JSON), cached
+                                               briefly for visibility checks (TTL)
+``{p}:usergroup:{group}``              string  a Slack user group's member ids (JSON), cached
+                                               for approver checks (TTL)
 =====================================  ======  ================================================
 """
 
@@ -109,6 +113,12 @@ class Keys:
     @property
     def maintenance_lock(self) -> str:
         return f"{self.prefix}:maintenance:lock"
+
+    def channel_members(self, channel: str) -> str:
+        return f"{self.prefix}:chmembers:{channel}"
+
+    def group_members(self, group: str) -> str:
+        return f"{self.prefix}:usergroup:{group}"
 
     def metrics(self, family: str) -> str:
         return f"{self.prefix}:metrics:{family}"

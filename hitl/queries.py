@@ -24,13 +24,22 @@ class QueueStatus:
     oldest: Request | None = None
     next_deadline: float | None = None
     next_deadline_id: str | None = None
+    # Requests waiting in channels the asker may not see: a number, nothing more.
+    hidden: int = 0
 
     @property
     def total(self) -> int:
         return sum(self.by_mode.values())
 
 
-def queue_status(store: Store) -> QueueStatus:
+def queue_status(store: Store, may_see_channel: Callable[[str], bool] | None = None) -> QueueStatus:
+    """The queue by channel and mode; with `may_see_channel`, only the channels it allows.
+
+    Requests in other channels are only counted in `hidden`: their modes, the oldest and
+    the next deadline are taken from the visible channels alone.
+    """
+    if may_see_channel is not None:
+        return _visible_status(store, may_see_channel)
     k = store.keys
     channels = sorted(_s(c) for c in store.redis.smembers(k.channels))
     pipe = store.redis.pipeline(transaction=False)
@@ -55,10 +64,70 @@ def queue_status(store: Store) -> QueueStatus:
     return status
 
 
-def pending(store: Store, channel: str | None = None, limit: int = 20) -> list[Request]:
-    """Undecided requests, oldest first, optionally in one channel."""
+# How many members two sorted sets share, counted inside Redis (ZINTERCARD needs Redis 7;
+# the embedded Redis is 6.2). KEYS[1], KEYS[2]: the two sets. Returns the count.
+_COUNT_BOTH = "return #redis.call('ZINTER', 2, KEYS[1], KEYS[2])"
+
+
+def _visible_status(store: Store, may_see_channel: Callable[[str], bool]) -> QueueStatus:
+    k = store.keys
+    channels = sorted(_s(c) for c in store.redis.smembers(k.channels))
+    pipe = store.redis.pipeline(transaction=False)
+    for ch in channels:
+        pipe.zcard(k.pending_channel(ch))
+    counts = dict(zip(channels, pipe.execute(), strict=True))
+    seen = [ch for ch in channels if counts[ch] and may_see_channel(ch)]
+    status = QueueStatus(by_channel={ch: counts[ch] for ch in seen})
+    status.hidden = sum(counts.values()) - sum(status.by_channel.values())
+    if not seen:
+        return status
+    count_both = store.redis.register_script(_COUNT_BOTH)
+    pipe = store.redis.pipeline(transaction=False)
+    for ch in seen:
+        for mode in Mode:
+            count_both(keys=[k.pending_channel(ch), k.pending_mode(mode.value)], client=pipe)
+    for ch in seen:
+        pipe.zrange(k.pending_channel(ch), 0, 0, withscores=True)
+    for ch in seen:
+        # deadline scores of this channel's requests (weight 0 drops the creation time)
+        pipe.zinter({k.deadlines: 1, k.pending_channel(ch): 0}, withscores=True)
+    res = pipe.execute()
+    modes = res[: len(seen) * len(Mode)]
+    for i, n in enumerate(modes):
+        mode = list(Mode)[i % len(Mode)].value
+        if n:
+            status.by_mode[mode] = status.by_mode.get(mode, 0) + n
+    firsts = [r[0] for r in res[len(modes) : len(modes) + len(seen)] if r]
+    if firsts:
+        oldest_id = _s(min(firsts, key=lambda pair: pair[1])[0])
+        found = store.get_many([oldest_id])
+        status.oldest = found[0] if found else None
+    deadlines = [r[0] for r in res[len(modes) + len(seen) :] if r]
+    if deadlines:
+        rid, when = min(deadlines, key=lambda pair: pair[1])
+        status.next_deadline_id, status.next_deadline = _s(rid), float(when)
+    return status
+
+
+def pending(
+    store: Store,
+    channel: str | None = None,
+    limit: int = 20,
+    visible: Callable[[Request], bool] | None = None,
+) -> list[Request]:
+    """Undecided requests, oldest first, optionally in one channel, only those `visible` allows."""
     key = store.keys.pending_channel(channel) if channel else store.keys.pending
-    return store.get_many([_s(i) for i in store.redis.zrange(key, 0, limit - 1)])
+    if visible is None:
+        return store.get_many([_s(i) for i in store.redis.zrange(key, 0, limit - 1)])
+    out: list[Request] = []
+    start, batch = 0, 200
+    while len(out) < limit and start < SCAN_LIMIT:
+        ids = [_s(i) for i in store.redis.zrange(key, start, start + batch - 1)]
+        if not ids:
+            break
+        start += batch
+        out.extend(r for r in store.get_many(ids) if visible(r))
+    return out[:limit]
 
 
 def may_decide(req: Request, user: str, groups: Iterable[str] = ()) -> bool:
@@ -71,9 +140,13 @@ def may_decide(req: Request, user: str, groups: Iterable[str] = ()) -> bool:
 
 
 def waiting_for(
-    store: Store, user: str, groups_of: Callable[[list[str]], list[str]], limit: int = 20
+    store: Store,
+    user: str,
+    groups_of: Callable[[list[str]], list[str]],
+    limit: int = 20,
+    visible: Callable[[Request], bool] | None = None,
 ) -> list[Request]:
-    """Requests `user` may decide, soonest deadline first.
+    """Requests `user` may decide (and, with `visible`, may see), soonest deadline first.
 
     `groups_of(group_ids)` returns those of the given user groups the user belongs to (the
     bot answers it from Slack, cached), so Slack is asked only about groups that matter.
@@ -88,7 +161,7 @@ def waiting_for(
         start += batch
         for req in store.get_many(ids):
             groups = groups_of([a for a in req.approvers if a.startswith("S")]) if req.approvers else []
-            if may_decide(req, user, groups):
+            if may_decide(req, user, groups) and (visible is None or visible(req)):
                 out.append(req)
                 if len(out) == limit:
                     break

@@ -285,6 +285,22 @@ local function after_final(r, verb)
   if r.batch ~= '' then settle_plan(r.batch) end
 end
 
+-- Past its deadline a request lapses: an override's window closes, anything else expires.
+-- A plan expires its waiting steps first and then settles like any plan, so a step approved
+-- in time counts whichever timer (the plan's or the step's) fires first.
+local function lapse(r)
+  if r.status == 'open' then
+    finish(r, 'finalized', 'finalize', {}, '', '')
+  elseif r.items ~= '' then
+    close_steps(r, 'expired', 'expire', 'the plan expired')
+    settle_plan(r.id)
+    return
+  else
+    finish(r, 'expired', 'expire', {}, '', '')
+  end
+  after_final(r, r.status == 'finalized' and 'finalize' or 'expire')
+end
+
 local r = load(input.id)
 if not r then return {'missing'} end
 local verb, by = input.verb, input.by
@@ -294,11 +310,13 @@ if not waiting(r) then return refuse('final') end
 -- Past the deadline the request has expired (an override's window has closed), whatever
 -- the timers have done: do that transition here, and refuse the decision.
 if (PERSON_VERBS[verb] or verb == 'cancel') and r.deadline ~= '' and now >= tonumber(r.deadline) * 1000 then
-  local lapse, lapsed = 'expire', 'expired'
-  if r.status == 'open' then lapse, lapsed = 'finalize', 'finalized' end
-  finish(r, lapsed, lapse, {}, '', '')
-  after_final(r, lapse)
+  lapse(r)
   return refuse('expired')
+end
+if verb == 'expire' and r.items ~= '' and r.status == 'pending' then
+  lapse(r)
+  local plan = load(r.id)
+  return {'ok', plan.status, plan.version, list_json(plan.votes), plan.by_json}
 end
 
 local new

@@ -178,6 +178,8 @@ class SandboxPage:
         """Answer one request under ``/_sandbox/``; never raises (errors become JSON)."""
         path = request.path[len(SANDBOX_PREFIX) :]
         try:
+            if path.startswith("api/"):
+                self._check_origin(request)
             if request.method == "GET":
                 if path in ("", "index.html"):
                     return self._static("index.html")
@@ -230,6 +232,31 @@ class SandboxPage:
                 "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
             )
         return SandboxResponse(200, headers, target.read_bytes())
+
+    def allowed_hosts(self) -> set[str]:
+        """The `Host` values that name this page: its bound address and the loopback names.
+
+        Anything else means the browser was pointed here under a foreign name (DNS
+        rebinding: `attacker.example` resolving to 127.0.0.1), so the page refuses it.
+        """
+        port = self.stand_in.port
+        names = {"127.0.0.1", "localhost", "[::1]", self.stand_in.host}
+        return {f"{name}:{port}" for name in names}
+
+    def _check_origin(self, request: SandboxRequest) -> None:
+        """403 unless `Host` (and `Origin`, when sent) is this page's own address."""
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        allowed = self.allowed_hosts()
+        host = headers.get("host", "").strip().lower()
+        if host not in allowed:
+            raise PageError(
+                f"refused: Host {host or '(none)'!r} is not this page's address; "
+                f"open the page at http://127.0.0.1:{self.stand_in.port}/_sandbox/",
+                403,
+            )
+        origin = headers.get("origin")
+        if origin is not None and origin.strip().lower() not in {f"http://{h}" for h in allowed}:
+            raise PageError(f"refused: Origin {origin!r} is not this page's address", 403)
 
     def _body(self, request: SandboxRequest) -> dict[str, Any]:
         """The JSON object a page fetch sent; refuses other senders (see ``CSRF_HEADER``)."""

@@ -808,6 +808,11 @@ class Workspace:
             message = self._message(found.id, ts) if found else None
             return copy.deepcopy(message) if message else None
 
+    def channels(self) -> list[Channel]:
+        """Copies of every conversation (channels and DMs), in creation order."""
+        with self.cond:
+            return copy.deepcopy(list(self._channels.values()))
+
     def messages(self, channel: str, *, include_replies: bool = True) -> list[Message]:
         """Copies of a channel's messages, oldest first."""
         with self.cond:

@@ -55,3 +55,9 @@ def test_manifest_matches_what_the_bot_registers() -> None:
 def test_procfile_runs_the_bot_and_a_worker() -> None:
     lines = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line)
     assert lines == {"web": "hitl bot", "worker": "hitl worker"}
+
+
+def test_the_manifest_asks_for_the_scopes_visibility_and_email_lookup_need() -> None:
+    """conversations.members (who may see a private request) and users.lookupByEmail."""
+    scopes = set(_manifest()["oauth_config"]["scopes"]["bot"])
+    assert {"channels:read", "groups:read", "users:read", "users:read.email"} <= scopes

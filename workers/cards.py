@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -21,7 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from bot.cards import DIGEST_CAPACITY, build_card, build_digest, build_plan
+from bot.cards import DIGEST_CAPACITY, build_card, build_digest, build_plan, reminder_text
 from bot.slack import web_client
 from hitl.errors import RequestNotFound
 from hitl.keys import timer_member
@@ -301,10 +300,6 @@ def render(store: Store, req: Request) -> tuple[str, list[dict]]:
 
 
 
-def _mentions(ids: list[str]) -> str:
-    return " ".join(f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in ids)
-
-
 def escalation_ping(prefix: str, request_id: str, step: int) -> str:
     """Remind the approvers in the card's thread; optionally repost the card elsewhere."""
     store = store_for(prefix)
@@ -317,11 +312,7 @@ def escalation_ping(prefix: str, request_id: str, step: int) -> str:
         return "moot"
     rung = escalation_step(req, step)
     notify = (rung.notify if rung and rung.notify else req.approvers) or []
-    deadline = int(req.deadline or time.time())
-    text = (
-        f"⏰ Still waiting for a decision (reminder {step}); expires "
-        f"<!date^{deadline}^{{date_short_pretty}} at {{time}}|soon>. {_mentions(notify)}"
-    ).strip()
+    text = reminder_text(req, step, list(notify))
     channel = req.card_channel or req.channel
     if channel:
         general.chat_postMessage(channel=channel, thread_ts=req.card_ts, text=text)

@@ -7,16 +7,20 @@ tells whether the card was drawn before an edit.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
+import redis
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 
 from bot import cards, views
 from bot.deps import Deps, deps_of
 from bot.plans import decide_plan
-from bot.replies import refusal, stale_or_final, why_not
+from bot.replies import NOT_RECORDED, refusal, stale_or_final, why_not
+from bot.slack import CALL_TIMEOUT
 from hitl.errors import HitlError, RequestNotFound
 from hitl.queries import may_decide
 from hitl.status import Verb
@@ -41,16 +45,37 @@ def where(body: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def tell(deps: Deps, body: dict[str, Any], text: str) -> None:
-    """An ephemeral note to the clicker in the card's channel, else a DM (App Home)."""
+    """An ephemeral note to the clicker in the card's channel, else a DM (App Home).
+
+    When the ephemeral cannot be shown there (the clicker is not in that channel any
+    more), the note goes by DM so a refusal is never silent.
+    """
     user = body["user"]["id"]
     channel, _ = where(body)
     try:
         if channel:
-            deps.client.chat_postEphemeral(channel=channel, user=user, text=text)
-        else:
-            deps.client.chat_postMessage(channel=user, text=text)
+            try:
+                deps.client.chat_postEphemeral(channel=channel, user=user, text=text)
+                return
+            except SlackApiError as exc:
+                log.info("no ephemeral to %s in %s (%s); DM instead", user, channel, exc.response["error"])
+        if body.get("response_url") and _via_response_url(body["response_url"], text):
+            return
+        deps.client.chat_postMessage(channel=user, text=text)
     except SlackApiError as exc:
         log.warning("could not tell %s: %s", user, exc.response.get("error"))
+
+
+def _via_response_url(url: str, text: str) -> bool:
+    """An ephemeral note through the click's response_url (no channel membership needed)."""
+    try:
+        resp = WebhookClient(url, timeout=CALL_TIMEOUT).send(
+            text=text, response_type="ephemeral", replace_original=False
+        )
+    except (OSError, ValueError) as exc:
+        log.info("response_url failed: %s", exc)
+        return False
+    return resp.status_code == 200
 
 
 def _target(body: dict[str, Any]) -> str:
@@ -68,6 +93,10 @@ def decide_click(deps: Deps, body: dict[str, Any], verb: str) -> None:
     version = cards.parse_actions_block_id(action.get("block_id"))
     try:
         req = deps.store.get(_target(body))
+        hidden = deps.viewer(user).refusal(req)
+        if hidden:
+            tell(deps, body, hidden)
+            return
         groups = deps.groups_for(user, req)
         deps.approvals.decide(req.id, verb, by=user, version=version, groups=groups)
     except HitlError as exc:
@@ -83,8 +112,12 @@ def open_modal(deps: Deps, body: dict[str, Any], build: Any) -> None:
     except RequestNotFound as exc:
         tell(deps, body, refusal(exc))
         return
+    hidden = deps.viewer(user).refusal(req)
+    if hidden:  # details too: they show what a private channel's members alone may see
+        tell(deps, body, hidden)
+        return
     version = cards.parse_actions_block_id(action.get("block_id"))
-    deciding = build is not views.details_modal  # anyone may look at the details
+    deciding = build is not views.details_modal  # anyone who may see it may look at the details
     if req.final or (deciding and version is not None and version != req.version):
         tell(deps, body, refusal(stale_or_final(req)))
         return
@@ -100,7 +133,26 @@ def open_modal(deps: Deps, body: dict[str, Any], build: Any) -> None:
         tell(deps, body, "Slack did not open the form in time; please click again.")
 
 
+def unrecorded(listener: Any) -> Any:
+    """Wrap a click listener: when Redis is unreachable, tell the clicker it was NOT recorded.
+
+    The click is acked first (Slack wants that within 3 s), so the only way to say the
+    decision was lost is a note: an ephemeral, else the click's response_url, else a DM.
+    """
+
+    @functools.wraps(listener)
+    def wrapped(ack: Ack, body: dict[str, Any], context: dict) -> None:
+        try:
+            listener(ack, body, context)
+        except redis.RedisError as exc:
+            log.warning("click by %s not recorded, Redis unreachable: %s", body["user"]["id"], exc)
+            tell(deps_of(context), body, NOT_RECORDED)
+
+    return wrapped
+
+
 def _instant(verb: str) -> Any:
+    @unrecorded
     def listener(ack: Ack, body: dict[str, Any], context: dict) -> None:
         ack()
         decide_click(deps_of(context), body, verb)
@@ -109,6 +161,7 @@ def _instant(verb: str) -> Any:
 
 
 def _modal(build: Any) -> Any:
+    @unrecorded
     def listener(ack: Ack, body: dict[str, Any], context: dict) -> None:
         ack()
         open_modal(deps_of(context), body, build)
@@ -123,6 +176,7 @@ _ITEM_INSTANT = {
 _ITEM_MODALS = {"reject": views.reject_modal, "veto": views.veto_modal, "details": views.details_modal}
 
 
+@unrecorded
 def _item(ack: Ack, body: dict[str, Any], context: dict) -> None:
     ack()
     deps = deps_of(context)
@@ -133,11 +187,14 @@ def _item(ack: Ack, body: dict[str, Any], context: dict) -> None:
         open_modal(deps, body, _ITEM_MODALS[verb])
 
 
+@unrecorded
 def _plan_approve(ack: Ack, body: dict[str, Any], context: dict) -> None:
     ack()
     deps = deps_of(context)
     try:
-        problem = decide_plan(deps, _target(body), Verb.APPROVE, body["user"]["id"])
+        user = body["user"]["id"]
+        problem = deps.viewer(user).refusal(deps.store.get(_target(body)))
+        problem = problem or decide_plan(deps, _target(body), Verb.APPROVE, user)
     except RequestNotFound as exc:
         problem = refusal(exc)
     if problem:

@@ -6,17 +6,23 @@ inside Slack's 3 seconds, and needs no response_url.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
+import redis
 from slack_bolt import Ack, App
 
 from bot import views
 from bot.deps import Deps, deps_of
-from bot.text import escape
+from bot.replies import DB_DOWN
+from bot.text import escape, escape_cut, one_line
 from hitl import queries, stats
 from hitl.errors import RequestNotFound
+from hitl.ids import is_request_id
 from hitl.status import Mode
+
+log = logging.getLogger(__name__)
 
 # How many requests `/hitl list` shows.
 LIST_LIMIT = 20
@@ -36,25 +42,38 @@ def answer(deps: Deps, user: str, text: str) -> tuple[str, list[dict]]:
     sub, _, rest = text.strip().partition(" ")
     sub, rest = sub.lower(), rest.strip()
     store = deps.store
+    viewer = deps.viewer(user)
+    # Admins see everything; anyone else only what `viewer.may_see` allows (bot/access.py).
+    visible = None if viewer.admin else viewer.may_see
     if sub == "status":
-        st = queries.queue_status(store)
-        blocks = views.status_blocks(st.by_channel, st.by_mode, st.oldest, st.next_deadline)
-        return f"{st.total} requests waiting", blocks
+        st = queries.queue_status(store, None if viewer.admin else viewer.in_channel)
+        blocks = views.status_blocks(st.by_channel, st.by_mode, st.oldest, st.next_deadline, st.hidden)
+        return f"{sum(st.by_channel.values())} requests waiting", blocks
     if sub == "list":
         if rest == "mine":
-            reqs = queries.waiting_for(store, user, lambda g: deps.groups.groups_of(user, g), LIST_LIMIT)
+            reqs = queries.waiting_for(
+                store, user, lambda g: deps.groups.groups_of(user, g), LIST_LIMIT, visible=visible
+            )
             return f"{len(reqs)} waiting for you", views.list_blocks(reqs, "Waiting for you")
         channel = _channel_arg(deps, rest)
-        reqs = queries.pending(store, channel, LIST_LIMIT)
-        title = f"Waiting in <#{channel}>" if channel else "Waiting"
+        reqs = queries.pending(store, channel, LIST_LIMIT, visible=visible)
+        title = f"Waiting in #{channel}" if channel else "Waiting"
         return f"{len(reqs)} waiting", views.list_blocks(reqs, title)
     if sub == "show":
         if not rest:
             return "Usage: /hitl show <request id>", views.help_blocks()
+        wanted = rest.split()[0]
+        # Not found, malformed and not visible read the same: a private request's id
+        # reveals nothing to someone outside its channel.
+        nothing = f"No request with id '{escape_cut(one_line(wanted, 60), 60)}'."
+        if not is_request_id(wanted):
+            return nothing, []
         try:
-            req = store.get(rest.split()[0])
+            req = store.get(wanted)
         except RequestNotFound:
-            return f"No request with id {rest.split()[0]!r}.", []
+            return nothing, []
+        if not viewer.may_see(req):
+            return nothing, []
         return f"Request {req.id}", views.show_blocks(req, queries.events_of(store, req.id))
     if sub in ("pause", "resume"):
         return _switch(deps, user, sub, rest or "*")
@@ -139,7 +158,11 @@ def _policy(deps: Deps) -> tuple[str, list[dict]]:
 def register(app: App) -> None:
     @app.command("/hitl")
     def hitl(ack: Ack, command: dict[str, Any], context: dict) -> None:
-        text, blocks = answer(deps_of(context), command["user_id"], command.get("text") or "")
+        try:
+            text, blocks = answer(deps_of(context), command["user_id"], command.get("text") or "")
+        except redis.RedisError as exc:
+            log.warning("/hitl %r: Redis unreachable: %s", command.get("text"), exc)
+            text, blocks = DB_DOWN, []
         if blocks:
             ack(text=text, blocks=blocks, response_type="ephemeral")
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
@@ -16,7 +17,11 @@ log = logging.getLogger(__name__)
 
 
 def publish_home(deps: Deps, user: str) -> None:
-    reqs = waiting_for(deps.store, user, lambda groups: deps.groups.groups_of(user, groups))
+    viewer = deps.viewer(user)
+    reqs = waiting_for(
+        deps.store, user, lambda groups: deps.groups.groups_of(user, groups),
+        visible=None if viewer.admin else viewer.may_see,
+    )
     try:
         deps.client.views_publish(user_id=user, view=views.home_view(user, reqs))
     except SlackApiError as exc:
@@ -27,4 +32,7 @@ def register(app: App) -> None:
     @app.event("app_home_opened")
     def home(event: dict[str, Any], context: dict) -> None:
         if event.get("tab", "home") == "home":
-            publish_home(deps_of(context), event["user"])
+            try:
+                publish_home(deps_of(context), event["user"])
+            except redis.RedisError as exc:  # the tab keeps its last view; nothing to record
+                log.warning("App Home for %s not refreshed, Redis unreachable: %s", event["user"], exc)

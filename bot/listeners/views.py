@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from slack_bolt import Ack, App
 
 from bot import views
 from bot.deps import deps_of
 from bot.plans import decide_plan
-from bot.replies import refusal
+from bot.replies import NOT_RECORDED, refusal
 from hitl.errors import HitlError
 from hitl.status import Verb
 
@@ -40,6 +41,10 @@ def _submit(
     kwargs: dict[str, Any] = {}
     try:
         req = deps.store.get(meta["id"])
+        hidden = deps.viewer(user).refusal(req)
+        if hidden:
+            ack(response_action="errors", errors={field: hidden})
+            return
         if verb == "approve":
             text = _value(view, "params") or ""
             try:
@@ -64,6 +69,10 @@ def _submit(
             deps.approvals.decide(req.id, verb, by=user, version=meta.get("v"), groups=groups, **kwargs)
     except HitlError as exc:
         ack(response_action="errors", errors={field: refusal(exc)})
+        return
+    except redis.RedisError as exc:
+        log.warning("%s by %s not recorded, Redis unreachable: %s", verb, user, exc)
+        ack(response_action="errors", errors={field: NOT_RECORDED})
         return
     ack()
 

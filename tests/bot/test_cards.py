@@ -271,6 +271,45 @@ def test_secret_shaped_values_are_masked_whatever_the_key(secret: str) -> None:
     assert masked["nested"]["list"] == [MASK]
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["db_pass", "passphrase", "ssh_key", "signing_key", "pin", "otp", "dbPass", "SSH-Key", "mfa.otp",
+     "newPassword", "secretsManagerArn", "apikey", "session", "pin_code", "OTPCode"],
+)
+def test_secret_key_names_are_matched_by_token(key: str) -> None:
+    assert mask_params({key: "123456"}) == {key: MASK}
+
+
+@pytest.mark.parametrize(
+    "key", ["author", "keyboard_layout", "spinach", "recipients", "monkey", "passenger", "sort_key", "public_key"]
+)
+def test_ordinary_names_containing_secret_words_are_not_masked(key: str) -> None:
+    assert mask_params({key: "visible"}) == {key: "visible"}
+
+
+def test_value_shapes_pem_blocks_and_random_strings_are_masked() -> None:
+    pem = "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF0xyz\n-----END PGP PRIVATE KEY BLOCK-----"
+    random_key = "q8Zr3TtX0pLw9Vb2Nc7Ms4Kd1Hf6Gy5J"  # 32 chars of generated base64
+    masked = mask_params({"note": f"key {random_key} and {pem}"})
+    assert random_key not in masked["note"] and "lQOYBF0xyz" not in masked["note"]
+    assert masked["note"] == f"key {MASK} and {MASK}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",  # a SHA-256: kept for review
+        "deploy 9fceb02d0ae598e95dc970b74767f19372d61af8",  # a commit id
+        "123e4567-e89b-12d3-a456-426614174000",  # a UUID
+        "ThisIsAVeryLongCamelCaseIdentifierName2024",
+        "build-2024-11-30-release-candidate-number-3",
+        "very_long_snake_case_identifier_for_settings",
+    ],
+)
+def test_identifiers_digests_and_uuids_are_not_taken_for_secrets(text: str) -> None:
+    assert mask_text(text) == text
+
+
 def test_masking_keeps_context_and_harmless_values() -> None:
     masked = mask_params(
         {
@@ -845,3 +884,23 @@ def test_status_list_show_and_help_replies() -> None:
         "/hitl help",
     ):
         assert command in help_text
+
+
+def test_refusal_notes_escape_what_they_quote() -> None:
+    from bot.replies import refusal
+    from hitl.errors import AlreadyDecided, TransitionRefused
+
+    note = refusal(TransitionRefused("r1", "odd", "approver <!channel> <https://evil.example|x> said no"))
+    assert "<!channel>" not in note and "<https://" not in note and "&lt;!channel&gt;" in note
+    note = refusal(AlreadyDecided("r1", "approved", ["U0BOB", "<!here>"]))
+    assert "<@U0BOB>" in note and "<!here>" not in note
+
+
+def test_reminder_mentions_only_well_formed_ids() -> None:
+    from bot.cards import reminder_text
+
+    req = make(approvers=["U0BOB"], deadline=1_800_000_000.0)
+    text = reminder_text(req, 1, ["U0BOB> <!channel> <https://evil.example|login", "S0LEADS", "W0ENT", "<!here>"])
+    assert "<!subteam^S0LEADS>" in text and "<@W0ENT>" in text
+    for bad in ("<!channel>", "<!here>", "<https://"):
+        assert bad not in text

@@ -144,3 +144,34 @@ def test_the_event_stream_sends_a_snapshot_then_only_real_changes(
     _, data = _event(answer["raw"])
     assert data is not None
     assert [e["text"] for e in data["ephemerals"]] == ["only for alice"]
+
+
+def _post_as(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "X-Sandbox": "1", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_a_foreign_host_or_origin_is_refused_and_pauses_nothing(stack) -> None:
+    """DNS rebinding: attacker.example resolves to 127.0.0.1 and posts with the CSRF header."""
+    url = stack.page_url + "api/send"
+    pause = {"as": "U0ALICE", "channel": "C0APPROVALS", "text": "/hitl pause"}
+    status, body = _post_as(url, pause, {"Host": "attacker.example"})
+    assert status == 403 and "Host" in body["error"] and "attacker.example" in body["error"]
+    port = stack.stand_in.port
+    status, body = _post_as(url, pause, {"Host": f"127.0.0.1:{port}", "Origin": "http://attacker.example"})
+    assert status == 403 and "Origin" in body["error"]
+    status, _, _ = _get(stack.page_url + "api/state?as=U0ALICE", {"Host": f"attacker.example:{port}"})
+    assert status == 403
+    assert stack.approvals.store.redis.smembers(stack.approvals.keys.paused) == set()
+    # The page's own address still works, under each loopback name.
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+        status, _, _ = _get(stack.page_url + "api/state?as=U0ALICE", {"Host": host})
+        assert status == 200
+    status, body = _post_as(url, pause, {"Origin": f"http://127.0.0.1:{port}"})
+    assert status == 200, body
+    assert stack.approvals.store.redis.smembers(stack.approvals.keys.paused) == {b"*"}

@@ -116,3 +116,17 @@ def test_healthz(bot: Bot) -> None:
     url = bot.url.replace("/slack/events", "/healthz")
     with urllib.request.urlopen(url, timeout=5) as resp:
         assert resp.status == 200
+
+
+def test_a_non_integer_timestamp_is_401_without_a_traceback(bot: Bot, caplog) -> None:
+    req = bot.approvals.request(action="a", summary="s")
+    card = bot.card(req.id)
+    payload = bot.interactions.click(card.channel, card.ts, cards.ACTION_APPROVE, user_id="U0ALICE")
+    for stamp in ("abc", "1e9", "", "99999999999999999999999999"):
+        signed = signed_interaction(SECRET, payload)
+        signed.headers["X-Slack-Request-Timestamp"] = stamp
+        status, body = bot.send(signed)
+        assert status == 401, (stamp, body)
+        assert "invalid request" in body
+    assert "Traceback" not in caplog.text and "ValueError" not in caplog.text
+    assert req.status() == "pending"

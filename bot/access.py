@@ -1,0 +1,114 @@
+"""Who may see, and so decide, a request: private channels must not leak.
+
+A person sees a request (in `/hitl list`, `show`, `status`, App Home, the Details modal)
+only if they are in HITL_ADMINS, one of its approvers (by user id or through an approver
+user group), or a member of a channel its card is in. Deciding needs the same, and then
+the approver rules the transition script enforces.
+
+Channel membership comes from `conversations.members`, cached briefly in Redis
+(`hitl.membership.ChannelMembers`) and once per `Viewer` (one slash command or click).
+If Slack will not say who is in a channel, nobody but admins and approvers sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.groups import GroupResolver
+from hitl.membership import ChannelMembers
+from hitl.models import Request
+
+log = logging.getLogger(__name__)
+
+# What a person outside a request's channel is told when they try to act on it.
+NOT_VISIBLE = (
+    "Nothing changed: this request is in a channel you are not a member of, and you are not "
+    "one of its approvers."
+)
+# Pages of conversations.members read at most (1,000 members each).
+MAX_MEMBER_PAGES = 20
+
+
+class Access:
+    """Visibility rules for one bot process; `viewer(user)` answers for one person."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        members: ChannelMembers,
+        groups: GroupResolver,
+        admins: Iterable[str],
+        default_channel: str | None = None,
+    ) -> None:
+        self.client = client
+        self.members = members
+        self.groups = groups
+        self.admins = frozenset(admins)
+        self.default_channel = default_channel
+
+    def channel_members(self, channel: str) -> frozenset[str]:
+        """Who is in `channel` (cached); empty when Slack refuses to say."""
+        cached = self.members.get(channel)
+        if cached is not None:
+            return cached
+        found: set[str] = set()
+        cursor = None
+        try:
+            for _ in range(MAX_MEMBER_PAGES):
+                resp = self.client.conversations_members(channel=channel, cursor=cursor, limit=1000)
+                found.update(resp.get("members") or [])
+                cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+        except SlackApiError as exc:
+            log.warning("conversations.members %s failed: %s", channel, exc.response.get("error"))
+            return frozenset()
+        self.members.put(channel, found)
+        return frozenset(found)
+
+    def channels_of(self, req: Request) -> list[str]:
+        """Every channel the request's cards are in (or will be, for an unposted request)."""
+        channels = [req.channel, req.card_channel, *(ch for ch, _ in req.mirrors)]
+        if not any(channels):
+            channels.append(self.default_channel)
+        return list(dict.fromkeys(c for c in channels if c))
+
+    def viewer(self, user: str) -> Viewer:
+        return Viewer(self, user)
+
+
+class Viewer:
+    """One person's view, memoising channel and group answers for one command or click."""
+
+    def __init__(self, access: Access, user: str) -> None:
+        self.access = access
+        self.user = user
+        self.admin = user in access.admins
+        self._in_channel: dict[str, bool] = {}
+
+    def in_channel(self, channel: str) -> bool:
+        if self.admin:
+            return True
+        if channel not in self._in_channel:
+            self._in_channel[channel] = self.user in self.access.channel_members(channel)
+        return self._in_channel[channel]
+
+    def groups_for(self, req: Request) -> list[str]:
+        """The request's approver groups this person is in."""
+        return self.access.groups.groups_of(self.user, [a for a in req.approvers if a.startswith("S")])
+
+    def may_see(self, req: Request) -> bool:
+        """Admin, approver (directly or by group), or member of one of the request's channels."""
+        if self.admin or self.user in req.approvers:
+            return True
+        if any(self.in_channel(ch) for ch in self.access.channels_of(req)):
+            return True
+        return bool(self.groups_for(req))
+
+    def refusal(self, req: Request) -> str | None:
+        """Why this person may not act on `req` (None: the engine's approver rules decide)."""
+        return None if self.may_see(req) else NOT_VISIBLE
