@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio as aioredis
 
+from hitl import tracing
 from hitl.errors import InvalidRequest, Rejected, WaitTimeout
 from hitl.ids import new_id
 from hitl.keys import Keys
@@ -30,6 +31,7 @@ from hitl.settings import Settings, load_settings
 from hitl.slackids import is_email
 from hitl.status import Mode, Status, Verb
 from hitl.store import AsyncStore, Store, apply_outcome
+from hitl.tracing import SpanName
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +164,37 @@ class _Deadline:
         return min(WAIT_SLICE, self.end - time.monotonic())
 
 
+class _Wake:
+    """The `hitl.wake` span of one wait: from the first read to the decision reaching the
+    waiter, a child of the request's stored trace context (nothing when not traced)."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.span: Any = None
+
+    def begin(self, req: Request) -> None:
+        if self.span is None and req.trace and tracing.enabled():
+            attrs = {"hitl.request_id": req.id, "hitl.action": req.action}
+            self.span = tracing.start_span(SpanName.WAKE, req.trace, attrs)
+
+    def woken(self, req: Request) -> None:
+        if self.span is not None:
+            self.span.set_attribute("hitl.status", req.status.value)
+
+    def end(self) -> None:
+        if self.span is not None:
+            self.span.end()
+            self.span = None
+
+
+def _traced(doc: dict[str, Any]) -> dict[str, Any]:
+    """Record the current trace context (the `hitl.request` span) in the stored document."""
+    ctx = tracing.carrier()
+    if ctx:
+        doc["trace"] = ctx
+    return doc
+
+
 class RequestHandle:
     """A filed request, seen from the agent."""
 
@@ -191,23 +224,29 @@ class RequestHandle:
         store = self._approvals.store
         deadline = _Deadline(timeout)
         backoff = RECONNECT_MIN
-        while True:
-            try:
-                req = store.get(self.id)
-                while not req.final:
-                    block = deadline.slice()
-                    if block <= 0:
-                        raise WaitTimeout(self.id, deadline.timeout or 0)
-                    outcome = store.wait_outcome(self.id, max(block, 0.01))
-                    if outcome is not None:
-                        req = apply_outcome(req, outcome)
-                return req.decision()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if deadline.slice() <= 0:
-                    raise WaitTimeout(self.id, deadline.timeout or 0) from exc
-                log.warning("Redis unreachable while waiting for %s (%s); retrying", self.id, exc)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, RECONNECT_MAX)
+        wake = _Wake(self.id)
+        try:
+            while True:
+                try:
+                    req = store.get(self.id)
+                    wake.begin(req)
+                    while not req.final:
+                        block = deadline.slice()
+                        if block <= 0:
+                            raise WaitTimeout(self.id, deadline.timeout or 0)
+                        outcome = store.wait_outcome(self.id, max(block, 0.01))
+                        if outcome is not None:
+                            req = apply_outcome(req, outcome)
+                    wake.woken(req)
+                    return req.decision()
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    if deadline.slice() <= 0:
+                        raise WaitTimeout(self.id, deadline.timeout or 0) from exc
+                    log.warning("Redis unreachable while waiting for %s (%s); retrying", self.id, exc)
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, RECONNECT_MAX)
+        finally:
+            wake.end()
 
     def cancel(self) -> Status:
         """Withdraw a pending request; raises `AlreadyDecided` when it is too late."""
@@ -256,10 +295,13 @@ class Approvals:
 
     def request(self, action: str | None = None, summary: str | None = None, **kwargs: Any) -> RequestHandle:
         """File a request (see SPEC for the arguments) and return its handle at once."""
-        doc = build_doc(
-            self.settings, self.policy, directory=self.directory, action=action, summary=summary, **kwargs
-        )
-        _, rid, mode, status = self.store.create(doc)
+        with tracing.span(SpanName.REQUEST, attributes={"hitl.action": action}) as span:
+            doc = build_doc(
+                self.settings, self.policy, directory=self.directory, action=action, summary=summary, **kwargs
+            )
+            _, rid, mode, status = self.store.create(_traced(doc))
+            span.set_attribute("hitl.request_id", rid)
+            span.set_attribute("hitl.mode", mode.value)
         return RequestHandle(self, rid, mode, status)
 
     def request_batch(
@@ -273,8 +315,11 @@ class Approvals:
         `idempotency_key` covers the plan and every step: the plan and its steps are stored
         in one atomic call, and a repeat with the same items returns the same plan.
         """
-        plan, steps = build_plan(self.settings, self.policy, summary, items, action, common)
-        existing = self.store.create_plan(plan, steps)
+        with tracing.span(SpanName.REQUEST, attributes={"hitl.action": action}):
+            plan, steps = build_plan(self.settings, self.policy, summary, items, action, common)
+            for doc in (plan, *steps):
+                _traced(doc)
+            existing = self.store.create_plan(plan, steps)
         if existing is not None:
             return BatchHandle(
                 RequestHandle(self, existing.id, existing.mode, existing.status),
@@ -308,9 +353,13 @@ class Approvals:
         `AlreadyDecided`, `NotAllowed` or `StaleVersion`; nothing changes then.
         """
         v = check_decision(verb, params, comment)
-        self.store.transition(
-            request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
-        )
+        parent = self.store.get(request_id).trace if tracing.needs_parent() else None
+        attrs = {"hitl.request_id": request_id, "hitl.verb": v.value, "hitl.by": by}
+        with tracing.span(SpanName.TRANSITION, parent, attrs) as span:
+            status = self.store.transition(
+                request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
+            )
+            span.set_attribute("hitl.status", status.value)
         return self.store.get(request_id)
 
     def require_approval(
@@ -417,23 +466,29 @@ class AsyncRequestHandle:
         store = self._approvals.store
         deadline = _Deadline(timeout)
         backoff = RECONNECT_MIN
-        while True:
-            try:
-                req = await store.get(self.id)
-                while not req.final:
-                    block = deadline.slice()
-                    if block <= 0:
-                        raise WaitTimeout(self.id, deadline.timeout or 0)
-                    outcome = await store.wait_outcome(self.id, max(block, 0.01))
-                    if outcome is not None:
-                        req = apply_outcome(req, outcome)
-                return req.decision()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if deadline.slice() <= 0:
-                    raise WaitTimeout(self.id, deadline.timeout or 0) from exc
-                log.warning("Redis unreachable while waiting for %s (%s); retrying", self.id, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RECONNECT_MAX)
+        wake = _Wake(self.id)
+        try:
+            while True:
+                try:
+                    req = await store.get(self.id)
+                    wake.begin(req)
+                    while not req.final:
+                        block = deadline.slice()
+                        if block <= 0:
+                            raise WaitTimeout(self.id, deadline.timeout or 0)
+                        outcome = await store.wait_outcome(self.id, max(block, 0.01))
+                        if outcome is not None:
+                            req = apply_outcome(req, outcome)
+                    wake.woken(req)
+                    return req.decision()
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    if deadline.slice() <= 0:
+                        raise WaitTimeout(self.id, deadline.timeout or 0) from exc
+                    log.warning("Redis unreachable while waiting for %s (%s); retrying", self.id, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, RECONNECT_MAX)
+        finally:
+            wake.end()
 
     async def cancel(self) -> Status:
         return await self._approvals.store.transition(self.id, "cancel")
@@ -484,8 +539,11 @@ class AsyncApprovals:
             directory=self.directory, action=action, summary=summary, **kwargs,
         )
         # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
-        doc = await asyncio.to_thread(build) if is_email(kwargs.get("requested_by")) else build()
-        _, rid, mode, _status = await self.store.create(doc)
+        with tracing.span(SpanName.REQUEST, attributes={"hitl.action": action}) as span:
+            doc = await asyncio.to_thread(build) if is_email(kwargs.get("requested_by")) else build()
+            _, rid, mode, _status = await self.store.create(_traced(doc))
+            span.set_attribute("hitl.request_id", rid)
+            span.set_attribute("hitl.mode", mode.value)
         return AsyncRequestHandle(self, rid, mode)
 
     async def request_batch(
@@ -520,9 +578,13 @@ class AsyncApprovals:
         groups: Sequence[str] = (),
     ) -> Request:
         v = check_decision(verb, params, comment)
-        await self.store.transition(
-            request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
-        )
+        parent = (await self.store.get(request_id)).trace if tracing.needs_parent() else None
+        attrs = {"hitl.request_id": request_id, "hitl.verb": v.value, "hitl.by": by}
+        with tracing.span(SpanName.TRANSITION, parent, attrs) as span:
+            status = await self.store.transition(
+                request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
+            )
+            span.set_attribute("hitl.status", status.value)
         return await self.store.get(request_id)
 
     async def aclose(self) -> None:

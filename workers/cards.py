@@ -22,12 +22,15 @@ from slack_sdk.web import SlackResponse
 
 from bot.cards import DIGEST_CAPACITY, build_card, build_digest, build_plan, reminder_text
 from bot.slack import web_client
+from hitl import tracing
 from hitl.errors import RequestNotFound
 from hitl.keys import timer_member
+from hitl.logs import log_context
 from hitl.models import Request
 from hitl.settings import Settings, load_settings
 from hitl.status import Mode, Status
 from hitl.store import Store, _s, escalation_step, now_ms
+from hitl.tracing import SpanName
 from workers.context import store_for
 
 log = logging.getLogger(__name__)
@@ -216,7 +219,9 @@ def _post(store: Store, poster: WebClient, general: WebClient, req: Request, cha
     if not store.redis.set(claim, "card", nx=True, ex=POST_CLAIM_TTL):
         return False
     meta = {"event_type": METADATA_TYPE, "event_payload": {"id": req.id}}
-    resp = _send(store, poster, [req], channel, meta, lambda: render(store, req))
+    attrs = {"hitl.request_id": req.id, "hitl.action": req.action, "slack.channel": channel}
+    with tracing.span(SpanName.CARD_POST, req.trace, attrs):
+        resp = _send(store, poster, [req], channel, meta, lambda: render(store, req))
     store.set_card(req.id, resp["channel"], resp["ts"])
     store.redis.delete(claim)
     return True
@@ -283,7 +288,8 @@ def sync_cards(prefix: str, items: list[tuple[str, int]]) -> dict[str, str]:
     outcome: dict[str, str] = {}
     for request_id, lease in items:
         try:
-            outcome[request_id] = sync_card(prefix, request_id, lease)
+            with log_context(request_id=request_id):
+                outcome[request_id] = sync_card(prefix, request_id, lease)
         except Exception as exc:  # the lease brings it back; the others still get synced
             log.exception("syncing the card of %s failed", request_id)
             outcome[request_id] = f"error: {exc}"

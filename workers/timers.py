@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import time
 
+from hitl import tracing
 from hitl.errors import RequestNotFound, TransitionRefused
 from hitl.keys import parse_timer_member
 from hitl.metrics import MetricsStore
+from hitl.tracing import SpanName
 from workers import queues
 from workers.context import store_for
 
@@ -37,7 +39,10 @@ def fire_timers(prefix: str, items: list[tuple[str, int, int]]) -> dict[str, str
             counted.timer_lateness(time.time() - due_ms / 1000)
         try:
             if kind in _VERBS:
-                outcome[member] = store.transition(rid, _VERBS[kind]).value
+                parent = store.get(rid).trace if tracing.needs_parent() else None
+                attrs = {"hitl.request_id": rid, "hitl.verb": _VERBS[kind]}
+                with tracing.span(SpanName.TRANSITION, parent, attrs):
+                    outcome[member] = store.transition(rid, _VERBS[kind]).value
             elif kind == "esc" and step is not None:
                 if store.escalate(rid, step):
                     outcome[member] = f"escalated {step}"
