@@ -22,7 +22,7 @@ from slack_sdk import WebClient
 from bench import common
 from bot.app import build_app
 from bot.cards import ACTION_APPROVE, build_card
-from bot.server import BotServer
+from bot.web import WebServer, build_web_app
 from hitl import Approvals
 from sandbox import SlackStandIn
 from sandbox.signing import Interactions, SignedRequest, signed_command, signed_interaction
@@ -148,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         approvals = Approvals(settings=settings)
         app = build_app(settings, approvals=approvals, client=WebClient(token=TOKEN, base_url=slack.url))
-        server = BotServer(app, approvals.redis, port=0, host="127.0.0.1", signing_secret=SECRET).start()
+        web = build_web_app(approvals, bolt=app, signing_secret=SECRET)
+        server = WebServer(web, host="127.0.0.1", port=0).start()
         try:
             engine, http = click_latency(approvals, slack, server.url)
             common.table(["path", "p50 ms", "p99 ms", "max ms"], [_row("engine decide -> wake", engine),

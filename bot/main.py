@@ -1,11 +1,19 @@
-"""`hitl bot`: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on $PORT."""
+"""`hitl bot`: the web process (uvicorn on $PORT) and, with SLACK_APP_TOKEN, Socket Mode.
+
+In Socket Mode Slack's traffic arrives over the socket, and the HTTP side still serves
+the API, MCP and the health check.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.app import build_app
-from bot.server import BotServer
+from bot.web import WebServer, build_web_app, plugins
 from hitl.client import Approvals
 from hitl.durability import check as check_durability
 from hitl.settings import Settings
@@ -13,23 +21,48 @@ from hitl.settings import Settings
 log = logging.getLogger(__name__)
 
 
+# Back-off bounds (seconds) while Slack refuses the Socket Mode connection.
+SOCKET_RETRY_MIN, SOCKET_RETRY_MAX = 1.0, 60.0
+
+
+def _keep_connecting(handler: SocketModeHandler) -> None:
+    """Connect to Slack's socket, retrying with back-off: the HTTP side (API, MCP,
+    health) serves meanwhile instead of the whole process failing with Slack."""
+    delay = SOCKET_RETRY_MIN
+    while True:
+        try:
+            handler.connect()
+            log.info("hitl bot: Socket Mode connected")
+            return
+        except Exception as exc:
+            log.error("hitl bot: Socket Mode connection failed (%s); retrying in %gs", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, SOCKET_RETRY_MAX)
+
+
 def run(settings: Settings) -> None:
     approvals = Approvals(settings=settings)
     check_durability(approvals.redis, "hitl bot")
     app_token = settings.secret("slack_app_token")
+    socket_mode = None
+    mounts, lifespans = plugins(approvals)
     if app_token:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        app = build_app(settings, approvals=approvals, socket_mode=True)
-        log.info("hitl bot: Socket Mode")
-        SocketModeHandler(app, app_token).start()
-        return
-    app = build_app(settings, approvals=approvals)
-    server = BotServer(
-        app, approvals.redis, port=settings.port, signing_secret=settings.secret("slack_signing_secret") or ""
+        bolt = build_app(settings, approvals=approvals, socket_mode=True)
+        socket_mode = SocketModeHandler(bolt, app_token)
+        threading.Thread(target=_keep_connecting, args=(socket_mode,), daemon=True).start()
+        web = build_web_app(approvals, mounts=mounts, lifespans=lifespans)
+    else:
+        bolt = build_app(settings, approvals=approvals)
+        secret = settings.secret("slack_signing_secret") or ""
+        web = build_web_app(approvals, bolt=bolt, signing_secret=secret, mounts=mounts, lifespans=lifespans)
+    server = WebServer(web, port=settings.port)
+    log.info(
+        "hitl bot: http://0.0.0.0:%d (Slack: %s, health: /healthz, API: /v1, docs: /docs)",
+        server.port, "Socket Mode" if socket_mode else "/slack/events",
     )
-    log.info("hitl bot: listening on http://0.0.0.0:%d/slack/events (health: /healthz)", server.port)
     try:
         server.serve_forever()
     finally:
-        server.httpd.server_close()
+        if socket_mode is not None:
+            socket_mode.close()
+        approvals.close()

@@ -66,6 +66,7 @@ def build_doc(
     Slack's `users.lookupByEmail`, called only when an email is given).
     """
     req = RequestInput.parse(**kwargs)
+    check_callback(settings, req.callback_url)
     r = route(req, policy.current(), settings.default_channel)
     requested_by = resolve_requester(req.requested_by, directory or default_directory(settings))
     return {
@@ -91,9 +92,25 @@ def build_doc(
         "window": r.window,
         "escalation": [s.model_dump() for s in r.escalation],
         "idempotency_key": req.idempotency_key,
+        "callback_url": req.callback_url,
+        "via": None,
         "batch": None,
         "items": [],
     }
+
+
+def check_callback(settings: Settings, url: str | None) -> None:
+    """A `callback_url` must start with an allowed prefix: agents cannot aim the worker
+    at arbitrary hosts (server-side request forgery)."""
+    if url is None:
+        return
+    if not settings.webhook_allowed:
+        raise InvalidRequest(
+            "callback_url", "no webhook destinations are allowed here; an operator sets HITL_WEBHOOK_ALLOWED"
+        )
+    if not url.startswith(tuple(settings.webhook_allowed)):
+        allowed = ", ".join(settings.webhook_allowed)
+        raise InvalidRequest("callback_url", f"{url!r} does not start with an allowed prefix ({allowed})")
 
 
 def check_decision(verb: str, params: dict[str, Any] | None, comment: str | None = None) -> Verb:
@@ -112,7 +129,7 @@ def check_decision(verb: str, params: dict[str, Any] | None, comment: str | None
 
 def build_plan(
     settings: Settings, policy: PolicySource, summary: str, items: Sequence[dict[str, Any]], action: str,
-    common: dict[str, Any],
+    common: dict[str, Any], *, via: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The stored documents of a plan and its steps (`request_batch`'s arguments validated).
 
@@ -144,9 +161,10 @@ def build_plan(
             doc = build_doc(settings, policy, **args)
         except InvalidRequest as exc:
             raise InvalidRequest(f"items.{n}.{exc.field}", str(exc).split(": ", 1)[1]) from None
-        doc.update(batch=plan["id"], escalation=[], channel=plan["channel"], timeout=plan["timeout"])
+        doc.update(batch=plan["id"], escalation=[], channel=plan["channel"], timeout=plan["timeout"], via=via)
         steps.append(doc)
     plan["items"] = [d["id"] for d in steps]
+    plan["via"] = via
     return plan, steps
 
 
@@ -305,18 +323,25 @@ class Approvals:
         return RequestHandle(self, rid, mode, status)
 
     def request_batch(
-        self, summary: str, items: Sequence[dict[str, Any]], action: str = "plan", **common: Any
+        self,
+        summary: str,
+        items: Sequence[dict[str, Any]],
+        action: str = "plan",
+        *,
+        via: str | None = None,
+        **common: Any,
     ) -> BatchHandle:
         """File a whole plan for one review: one card, Approve all / Reject all, and a
         decision per item (`BatchHandle.items`, each waited on like any request).
 
         `items` are `request()` arguments (action, summary, params...); `common` applies to
-        the plan and every item (channel, approvers, requested_by, timeout, ...). An
+        the plan and every item (channel, approvers, requested_by, timeout, ...). `via` names
+        the API key that filed it (the HTTP API sets it; the audit log records it). An
         `idempotency_key` covers the plan and every step: the plan and its steps are stored
         in one atomic call, and a repeat with the same items returns the same plan.
         """
         with tracing.span(SpanName.REQUEST, attributes={"hitl.action": action}):
-            plan, steps = build_plan(self.settings, self.policy, summary, items, action, common)
+            plan, steps = build_plan(self.settings, self.policy, summary, items, action, common, via=via)
             for doc in (plan, *steps):
                 _traced(doc)
             existing = self.store.create_plan(plan, steps)
@@ -547,10 +572,16 @@ class AsyncApprovals:
         return AsyncRequestHandle(self, rid, mode)
 
     async def request_batch(
-        self, summary: str, items: Sequence[dict[str, Any]], action: str = "plan", **common: Any
+        self,
+        summary: str,
+        items: Sequence[dict[str, Any]],
+        action: str = "plan",
+        *,
+        via: str | None = None,
+        **common: Any,
     ) -> AsyncBatchHandle:
         """The asyncio twin of `Approvals.request_batch`."""
-        plan, steps = build_plan(self.settings, self.policy, summary, items, action, common)
+        plan, steps = build_plan(self.settings, self.policy, summary, items, action, common, via=via)
         existing = await self.store.create_plan(plan, steps)
         if existing is not None:
             return AsyncBatchHandle(

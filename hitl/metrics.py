@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 from hitl.keys import Keys
+from hitl.status import WebhookOutcome
 
 # Bucket bounds (seconds) of `hitl_decision_seconds`: human review takes seconds to days.
 DECISION_BOUNDS: tuple[float, ...] = (
@@ -54,14 +55,6 @@ class SlackOutcome(StrEnum):
     OK = "ok"
     ERROR = "error"
     RATELIMITED = "ratelimited"
-
-
-class WebhookOutcome(StrEnum):
-    """How one webhook delivery attempt ended (`hitl_webhook_deliveries_total{outcome}`)."""
-
-    DELIVERED = "delivered"
-    RETRY = "retry"
-    FAILED = "failed"
 
 
 @cache

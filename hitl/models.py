@@ -34,6 +34,8 @@ MAX_DURATION = 30 * 86400.0
 # Longest reviewer comment: Slack's section text limit, where the card shows it. The reject
 # modal (bot/views.py) allows 2,000, so a click never hits this.
 MAX_COMMENT_CHARS = 3_000
+# Longest callback_url.
+MAX_URL_CHARS = 2_000
 
 Seconds = float
 
@@ -136,6 +138,15 @@ class RequestInput(BaseModel):
     timeout: float | None = Field(default=None, gt=0, le=MAX_DURATION)
     window: float | None = Field(default=None, gt=0, le=MAX_DURATION)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    # Where the decision is POSTed once final (checked against HITL_WEBHOOK_ALLOWED when routed).
+    callback_url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_CHARS)
+
+    @field_validator("callback_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return url
 
     @field_validator("params", mode="before")
     @classmethod
@@ -223,6 +234,8 @@ class Request(BaseModel):
     window: float | None = None
     escalation: list[EscalationStep] = Field(default_factory=list)
     idempotency_key: str | None = None
+    callback_url: str | None = None  # decision webhook destination
+    via: str | None = None  # the API key (its name) that filed it; None from the Python client
     batch: str | None = None  # an item of a plan: the plan request's id
     items: list[str] = Field(default_factory=list)  # a plan: its items' ids, in order
     created_at: float

@@ -19,6 +19,7 @@ request with a very long timeout holds the trim back (logged) instead of being b
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import redis
 from hitl import scripts
 from hitl.keys import Keys
 from hitl.status import EventType
+from hitl.store import key_names
 
 # Stream entries read per round trip while looking for the oldest live request.
 PAGE = 1000
@@ -52,24 +54,24 @@ return trimmed
 # CLEAN: remove one request left undecided past its deadline plus retention, audited.
 # KEYS[1] req hash   KEYS[2] done list   KEYS[3] timers zset   KEYS[4] events stream
 # KEYS[5] deadlines zset
-# ARGV[1] prefix  ARGV[2] request id  ARGV[3] cutoff (epoch s): a deadline at or before it
-# is stale  ARGV[4] event type to record ("cleaned")
+# ARGV[1] key name templates (JSON, `hitl.store.key_names`)  ARGV[2] request id
+# ARGV[3] cutoff (epoch s): a deadline at or before it is stale  ARGV[4] event type ("cleaned")
 # Returns "cleaned", "orphan" (only index entries were left) or "live" (untouched).
 CLEAN = scripts._COMMON + r"""
 local req_key, done_key, timers_key, events_key, deadlines_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local prefix, id, cutoff, event_type = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local names, id, cutoff, event_type = cjson.decode(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local deadline = tonumber(redis.call('ZSCORE', deadlines_key, id))
 if not deadline or deadline > cutoff then return 'live' end
 local fields = redis.call('HMGET', req_key, 'status', 'mode', 'channel', 'action', 'timers')
 local status, mode, channel, action, timers = fields[1], fields[2], fields[3], fields[4], fields[5]
 if not status then
   redis.call('ZREM', deadlines_key, id)
-  redis.call('ZREM', prefix .. ':pending', id)
+  redis.call('ZREM', names.pending, id)
   redis.call('ZREM', timers_key, id .. '|timeout', id .. '|window', id .. '|sync')
   return 'orphan'
 end
 if status ~= 'pending' and status ~= 'open' then return 'live' end
-unindex(prefix, id, channel, mode)
+unindex(names, id, channel, mode)
 for _, member in ipairs(cjson.decode(timers or '[]')) do redis.call('ZREM', timers_key, member) end
 redis.call('ZREM', timers_key, id .. '|sync')
 redis.call('DEL', req_key, done_key)
@@ -160,9 +162,10 @@ class Retention:
         k = self.keys
         stale = self.redis.zrangebyscore(k.deadlines, "-inf", cutoff, start=0, num=limit)
         cleaned = []
+        names = json.dumps(key_names(k))
         for rid in map(_s, stale):
             keys_ = [k.req(rid), k.done(rid), k.timers, k.events, k.deadlines]
-            args = [k.prefix, rid, repr(cutoff), EventType.CLEANED.value]
+            args = [names, rid, repr(cutoff), EventType.CLEANED.value]
             outcome = CleanOutcome(_s(self._clean(keys=keys_, args=args)))
             if outcome is CleanOutcome.CLEANED:
                 cleaned.append(rid)

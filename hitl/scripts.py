@@ -55,6 +55,13 @@ local function observe_decision(m, action, status, seconds, now_ms)
   count(hour, {'decision', action, bucket})
   redis.call('EXPIRE', hour, m.hour_ttl)
 end
+-- Drop an undecided request from every index of undecided requests.
+local function unindex(names, id, channel, mode)
+  redis.call('ZREM', names.pending, id)
+  redis.call('ZREM', names.deadlines, id)
+  if channel and channel ~= '' then redis.call('ZREM', named(names.pending_channel, channel), id) end
+  redis.call('ZREM', named(names.pending_mode, mode), id)
+end
 -- The final outcome, pushed on the done list so a waiter needs no second read.
 local function outcome(status, by_json, comment, params_json, verdict, decided_ms)
   return '{"status":' .. cjson.encode(status) .. ',"by":' .. by_json .. ',"comment":' .. cjson.encode(comment)
@@ -222,10 +229,7 @@ local function finish(r, new, verb, decided_by, comment, params)
   redis.call('HSET', r.key, 'status', new, 'version', r.version, 'votes', list_json(r.votes),
     'by', r.by_json, 'comment', comment, 'decided_ms', now)
   if verdict ~= '' then redis.call('HSET', r.key, 'verdict', verdict) end
-  redis.call('ZREM', names.pending, r.id)
-  redis.call('ZREM', names.deadlines, r.id)
-  if r.channel ~= '' then redis.call('ZREM', named(names.pending_channel, r.channel), r.id) end
-  redis.call('ZREM', named(names.pending_mode, r.mode), r.id)
+  unindex(names, r.id, r.channel, r.mode)
   for _, member in ipairs(r.timers) do redis.call('ZREM', TIMERS, member) end
   redis.call('ZADD', TIMERS, now, r.id .. '|sync')
   audit(r, {'type', SYSTEM_EVENTS[new] or 'decided', 'id', r.id, 'action', r.action, 'status', new,

@@ -6,6 +6,7 @@ into one `ConfigError` line that names the environment variable to fix.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,6 +19,8 @@ from hitl.errors import ConfigError
 SLACK_API_DEFAULT = "https://slack.com/api/"
 # Redis used when REDIS_URL is unset (the Redis a developer usually has running).
 REDIS_URL_DEFAULT = "redis://127.0.0.1:6379/0"
+# Webhook retry schedule (seconds): ~5 s, 30 s, 2 min, 10 min, 1 h, 6 h, 24 h.
+WEBHOOK_RETRY_DEFAULT = (5, 30, 120, 600, 3600, 21600, 86400)
 
 
 def _env(name: str) -> AliasChoices:
@@ -72,6 +75,20 @@ class Settings(BaseSettings):
     timer_lease: float = Field(default=10.0, gt=0, validation_alias=_env("HITL_TIMER_LEASE"))
     # How often each worker looks for due timers (seconds).
     timer_tick: float = Field(default=0.2, gt=0, validation_alias=_env("HITL_TIMER_TICK"))
+    # HTTP API keys, `name:secret,...`; the name is recorded as `via` on what a key files.
+    api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("HITL_API_KEYS")
+    )
+    # URL prefixes a request's `callback_url` may start with (none: webhooks are refused).
+    webhook_allowed: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("HITL_WEBHOOK_ALLOWED")
+    )
+    # Standard Webhooks signing secret, `whsec_` + base64.
+    webhook_secret: SecretStr | None = Field(default=None, validation_alias=_env("HITL_WEBHOOK_SECRET"))
+    # Seconds between webhook delivery attempts (SPEC's schedule); tests shorten it.
+    webhook_retry: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: list(WEBHOOK_RETRY_DEFAULT), validation_alias=_env("HITL_WEBHOOK_RETRY")
+    )
 
     @field_validator("admins", "dashboard_users", mode="before")
     @classmethod
@@ -97,6 +114,54 @@ class Settings(BaseSettings):
                 f"a stored request reads its document from the audit (got {self.audit_retention:,.0f} s)"
             )
         return self
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_api_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        keys: dict[str, str] = {}
+        for pair in (p.strip() for p in value.split(",")):
+            if not pair:
+                continue
+            name, sep, secret = pair.partition(":")
+            if not sep or not name.strip() or not secret.strip():
+                raise ValueError("must be comma-separated name:secret pairs, e.g. ci:s3cr3t,agent:an0ther")
+            if name.strip() in keys:
+                raise ValueError(f"the key name {name.strip()!r} appears twice")
+            keys[name.strip()] = secret.strip()
+        return keys
+
+    @field_validator("webhook_allowed", mode="before")
+    @classmethod
+    def _split_allowed(cls, value: object) -> object:
+        if isinstance(value, str):
+            prefixes = [v.strip() for v in value.split(",") if v.strip()]
+            for p in prefixes:
+                if not p.startswith(("http://", "https://")):
+                    raise ValueError(f"{p!r} is not an http(s) URL prefix")
+            return prefixes
+        return value
+
+    @field_validator("webhook_retry", mode="before")
+    @classmethod
+    def _split_retry(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            raw = value.get_secret_value().removeprefix("whsec_")
+            try:
+                ok = bool(base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True))
+            except ValueError:
+                ok = False
+            if not ok or not value.get_secret_value().startswith("whsec_"):
+                raise ValueError("must be whsec_ followed by base64 (a Standard Webhooks secret)")
+        return value
 
     @field_validator("redis_url")
     @classmethod
@@ -127,6 +192,10 @@ _ALIASES = {
     if isinstance(field.validation_alias, AliasChoices)
 }
 
+_SECRET_FIELDS = frozenset(
+    {"api_keys", "webhook_secret", "slack_bot_token", "slack_signing_secret", "slack_app_token"}
+)
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read the settings; raise one `ConfigError` line naming the variable when one is bad."""
@@ -137,4 +206,7 @@ def load_settings(**overrides: object) -> Settings:
         loc = str(first["loc"][0]) if first["loc"] else "settings"
         name = _ALIASES.get(loc, loc.upper())
         msg = first["msg"].removeprefix("Value error, ")
+        # Never echo a secret into a log line.
+        if loc in _SECRET_FIELDS or name in {_ALIASES[f] for f in _SECRET_FIELDS}:
+            raise ConfigError(f"{name}: {msg}") from None
         raise ConfigError(f"{name}: {msg} (got {first.get('input')!r})") from None

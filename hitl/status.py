@@ -74,3 +74,18 @@ class EventType(StrEnum):
     DELIVERED = "delivered"
     CLEANED = "cleaned"  # maintenance removed a request left pending past deadline + retention
     TRIMMED = "trimmed"  # maintenance trimmed audit events older than HITL_AUDIT_RETENTION
+    WEBHOOK = "webhook"  # one decision-webhook delivery attempt and its outcome
+
+
+# Audit events that mark a request turning final (what decision webhooks are sent for).
+FINAL_EVENTS: frozenset[EventType] = frozenset(
+    {EventType.DECIDED, EventType.EXPIRED, EventType.VETOED, EventType.FINALIZED, EventType.CANCELLED}
+)
+
+
+class WebhookOutcome(StrEnum):
+    """How one webhook delivery attempt ended."""
+
+    DELIVERED = "delivered"  # 2xx: done
+    RETRYING = "retrying"  # connection error, timeout, 408, 429 or 5xx: tried again later
+    GAVE_UP = "gave_up"  # another 4xx, or the retries ran out

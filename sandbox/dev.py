@@ -40,7 +40,7 @@ import redis
 from pydantic import SecretStr
 
 from bot.app import build_app
-from bot.server import BotServer
+from bot.web import WebServer, build_web_app
 from hitl.client import Approvals
 from hitl.embedded import EmbeddedRedis
 from hitl.errors import ConfigError, HitlError
@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8080
 DEFAULT_CHANNEL = "C0APPROVALS"
+# Name of the HTTP API key `hitl dev` makes (the audit log records it as `via`).
+API_KEY_NAME = "dev"
 # The stand-in accepts this bot token; it means nothing anywhere else.
 SANDBOX_TOKEN = "xoxb-sandbox-local"
 # People of the sandbox workspace allowed to pause and resume agents in the demo.
@@ -76,10 +78,11 @@ class DevStack:
     prefix: str
     stand_in: SlackStandIn
     page: SandboxPage
-    bot: BotServer
+    bot: WebServer
     approvals: Approvals
     worker: subprocess.Popen[bytes]
     signing_secret: str
+    api_key: str
     workdir: Path
     embedded: EmbeddedRedis | None = None
     cleanup_prefix: bool = False
@@ -284,6 +287,7 @@ def start_stack(
         stand_in = _bind_stand_in(host, port)
         undo.callback(stand_in.stop)
         secret = secrets.token_hex(16)
+        api_key = secrets.token_urlsafe(24)
         admins = base.admins or [DEMO_ADMINS]
         bot_settings = base.model_copy(
             update={
@@ -295,12 +299,14 @@ def start_stack(
                 "slack_api_url": stand_in.url,
                 "default_channel": DEFAULT_CHANNEL,
                 "admins": admins,
+                "api_keys": {API_KEY_NAME: SecretStr(api_key)},
             }
         )
         approvals = Approvals(settings=bot_settings)
         undo.callback(approvals.close)
         app = build_app(bot_settings, approvals=approvals)
-        bot = BotServer(app, approvals.redis, port=bot_port, host=host, signing_secret=secret).start()
+        web = build_web_app(approvals, bolt=app, signing_secret=secret)
+        bot = WebServer(web, host=host, port=bot_port).start()
         undo.callback(bot.stop)
         page = SandboxPage(stand_in, bot.url, secret).mount()
         env = {
@@ -322,6 +328,7 @@ def start_stack(
             approvals=approvals,
             worker=worker,
             signing_secret=secret,
+            api_key=api_key,
             workdir=workdir,
             embedded=embedded,
             cleanup_prefix=cleanup_prefix,
@@ -364,6 +371,10 @@ def banner(stack: DevStack, *, demo: bool) -> str:
         "",
         "  File your own request from another terminal:",
         f"    {env} hitl request --action deploy --summary 'Deploy v1.2' --wait",
+        "",
+        f"  Or over HTTP (API key {API_KEY_NAME!r}; docs at {stack.bot.base_url}/docs):",
+        f"    curl -s -X POST {stack.bot.base_url}/v1/requests -H 'Authorization: Bearer {stack.api_key}' "
+        "-H 'Content-Type: application/json' -d '{\"action\": \"deploy\", \"summary\": \"Deploy v1.2\"}'",
         "",
         "  Ctrl-C stops everything.",
         "",

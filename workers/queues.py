@@ -9,6 +9,8 @@ from rq import Queue
 TIMERS = "timers"
 # Slack calls: posting and updating cards, escalation pings. Paced, retried.
 SLACK = "slack"
+# Decision webhooks: one delivery attempt per job, retried by RQ on a schedule.
+WEBHOOKS = "webhooks"
 
 
 def queue_name(prefix: str, kind: str) -> str:
@@ -21,4 +23,4 @@ def queue(connection: Redis, prefix: str, kind: str) -> Queue:
 
 def all_queues(connection: Redis, prefix: str) -> list[Queue]:
     """Timers first: a worker drains deadlines before it talks to Slack."""
-    return [queue(connection, prefix, TIMERS), queue(connection, prefix, SLACK)]
+    return [queue(connection, prefix, kind) for kind in (TIMERS, SLACK, WEBHOOKS)]

@@ -12,6 +12,7 @@ from hitl.settings import Settings
 from workers import queues
 from workers.maintenance import Maintenance
 from workers.ticker import Ticker
+from workers.webhooks import WebhookFeed
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,11 @@ def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
     ticker = Ticker(connection, settings.prefix, lease=settings.timer_lease, interval=settings.timer_tick)
     ticker.start()
     Maintenance(connection, settings).start()
+    feed = WebhookFeed(connection, settings.prefix, retry=settings.webhook_retry).start()
     try:
         worker = build_worker(connection, settings.prefix, fork=fork)
         log.info("hitl worker %s listening on %s", worker.name, ", ".join(worker.queue_names()))
         worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     finally:
+        feed.stop()
         ticker.stop()

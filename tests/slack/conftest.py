@@ -1,7 +1,7 @@
 """The real Bolt app over HTTP, signed like Slack, against the Slack stand-in.
 
-`bot` starts: the stand-in (Slack's Web API), the Bolt app behind `hitl bot`'s HTTP
-server, and a real `hitl worker` process that posts and updates cards.
+`bot` starts: the stand-in (Slack's Web API), the Bolt app inside `hitl bot`'s ASGI app
+on uvicorn, and a real `hitl worker` process that posts and updates cards.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.app import build_app
-from bot.server import BotServer
+from bot.web import WebServer, build_web_app
 from hitl import Approvals
 from sandbox import SlackStandIn
 from sandbox.signing import Interactions, SignedRequest, signed_command, signed_event, signed_interaction
@@ -134,7 +134,8 @@ def bot(redis_url: str, prefix: str, slack: SlackStandIn) -> Iterator[Bot]:
     approvals = Approvals(settings=settings)
     client = WebClient(token=TOKEN, base_url=slack.url)
     app = build_app(settings, approvals=approvals, client=client)
-    server = BotServer(app, approvals.redis, port=0, host="127.0.0.1", signing_secret=SECRET).start()
+    web = build_web_app(approvals, bolt=app, signing_secret=SECRET)
+    server = WebServer(web, host="127.0.0.1", port=0).start()
     worker = start_worker(
         redis_url, prefix, SLACK_BOT_TOKEN=TOKEN, SLACK_API_URL=slack.url, HITL_DEFAULT_CHANNEL=CHANNEL,
         HITL_TIMER_LEASE="2",

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from bot.app import build_app
 from bot.metrics import metrics_routes
-from bot.server import BotServer
+from bot.web import WebServer, build_web_app
 from bot.slack import web_client
 from hitl import Approvals
 from sandbox import SlackStandIn
@@ -52,7 +52,8 @@ def counted_bot(redis_url: str, prefix: str, slack: SlackStandIn) -> Iterator[tu
     )
     approvals = Approvals(settings=settings)
     app = build_app(settings, approvals=approvals, client=web_client(settings))
-    server = BotServer(app, approvals.redis, port=0, host="127.0.0.1", signing_secret=SECRET).start()
+    web = build_web_app(approvals, bolt=app, signing_secret=SECRET)
+    server = WebServer(web, host="127.0.0.1", port=0).start()
     env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack.url, "HITL_DEFAULT_CHANNEL": CHANNEL,
            "HITL_TIMER_LEASE": "2"}
     workers = [start_worker(redis_url, prefix, **env), start_worker(redis_url, prefix, **env)]

@@ -17,7 +17,7 @@ from bot import cards
 from bot.app import build_app
 from bot.cards import build_card
 from bot.replies import DB_DOWN, NOT_RECORDED
-from bot.server import BotServer
+from bot.web import WebServer, build_web_app
 from hitl import Approvals
 from hitl.embedded import EmbeddedRedis
 from sandbox import SlackStandIn
@@ -44,8 +44,9 @@ def outage(slack: SlackStandIn, prefix: str, tmp_path) -> Iterator[Outage]:
         req = approvals.request(action="deploy", summary="ship it")
         text, blocks = build_card(approvals.store.get(req.id))
         posted = client.chat_postMessage(channel=CHANNEL, text=text, blocks=blocks)
-        server = BotServer(build_app(settings, approvals=approvals, client=client), approvals.redis,
-                           port=0, host="127.0.0.1", signing_secret=SECRET).start()
+        web = build_web_app(approvals, bolt=build_app(settings, approvals=approvals, client=client),
+                            signing_secret=SECRET)
+        server = WebServer(web, host="127.0.0.1", port=0).start()
         try:
             yield Outage(Bot(server.url, slack, approvals, Interactions(slack.workspace)), private,
                          posted["ts"], req.id)

@@ -22,7 +22,7 @@ from rq import SimpleWorker
 from slack_sdk import WebClient
 
 from bot.app import build_app
-from bot.server import BotServer
+from bot.web import WebServer, build_web_app
 from hitl import Approvals
 from hitl.tracing import SpanName
 from sandbox import SlackStandIn
@@ -66,7 +66,8 @@ def in_process_bot(
     )
     approvals = Approvals(settings=settings)
     app = build_app(settings, approvals=approvals, client=WebClient(token=TOKEN, base_url=slack.url))
-    server = BotServer(app, approvals.redis, port=0, host="127.0.0.1", signing_secret=SECRET).start()
+    web = build_web_app(approvals, bolt=app, signing_secret=SECRET)
+    server = WebServer(web, host="127.0.0.1", port=0).start()
     try:
         yield Bot(server.url, slack, approvals, Interactions(slack.workspace))
     finally:

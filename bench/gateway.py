@@ -1,0 +1,179 @@
+"""HTTP API cost: `POST /v1/requests` against `Approvals.request()`, and the `GET ?wait=`
+long-poll's wake latency against `wait()`, in the same run on the same Redis.
+
+The web process is a real `hitl bot` subprocess (uvicorn), so client and server do not
+share a GIL. Filing: N requests from one Python client calling Redis directly, then N over
+HTTP on one keep-alive connection, then N over HTTP from CONCURRENCY connections at once.
+Waking: SAMPLES requests, each decided while a waiter holds it; decide-to-answer time for
+`RequestHandle.wait()` and for `GET /v1/requests/{id}?wait=30`.
+Target: the concurrent HTTP rate is at least a third of the direct client's (the mean of
+its two runs): parsing HTTP and JSON in Python may cost at most twice what Redis and
+policy routing cost, on a machine whose cores also run the HTTP clients.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from bench.common import (
+    ROOT,
+    bench_prefix,
+    exit_code,
+    header,
+    ms,
+    parser,
+    percentile,
+    redis_url,
+    run_main,
+    settings_for,
+    table,
+    tail,
+    verdict,
+    worker_env,
+)
+from hitl import Approvals
+from hitl.embedded import free_port
+
+N = 2_000
+CONCURRENCY = 4
+SAMPLES = 50
+KEY = "bench-key-0123456789"
+BODY = {"action": "send_email", "summary": "Send reminder", "params": {"to": "ops@example.com", "n": 3},
+        "mode": "gate", "requested_by": "U09"}
+TARGET_RATIO = 1 / 3
+
+
+def start_bot(url: str, prefix: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = worker_env(url, prefix, PORT=str(port), SLACK_SIGNING_SECRET="bench", SLACK_BOT_TOKEN="xoxb-bench",
+                     SLACK_API_URL="http://127.0.0.1:9/", HITL_API_KEYS=f"bench:{KEY}")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "hitl.cli", "bot"], env=env, cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > end:
+            proc.kill()
+            raise RuntimeError(f"hitl bot did not start; log:\n{tail(log)}")
+        time.sleep(0.05)
+
+
+def direct(approvals: Approvals, n: int) -> float:
+    t0 = time.perf_counter()
+    for i in range(n):
+        approvals.request(**{**BODY, "summary": f"Send reminder {i}"})
+    return n / (time.perf_counter() - t0)
+
+
+def http_serial(base: str, n: int) -> float:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}) as http:
+        t0 = time.perf_counter()
+        for i in range(n):
+            resp = http.post("/v1/requests", json={**BODY, "summary": f"Send reminder {i}"})
+            assert resp.status_code == 201, resp.text
+        return n / (time.perf_counter() - t0)
+
+
+def _http_share(base: str, start: int, n: int) -> None:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as http:
+        for i in range(start, start + n):
+            resp = http.post("/v1/requests", json={**BODY, "summary": f"Send reminder {i}"})
+            assert resp.status_code == 201, resp.text
+
+
+def http_concurrent(base: str, n: int, clients: int) -> float:
+    """`clients` processes (a Python HTTP client is CPU-bound: threads would measure the GIL)."""
+    share = n // clients
+    with multiprocessing.get_context("spawn").Pool(clients) as pool:
+        pool.apply(_http_share, (base, 0, 1))  # processes started and imports done before timing
+        t0 = time.perf_counter()
+        pool.starmap(_http_share, [(base, k * share, share) for k in range(clients)])
+        return share * clients / (time.perf_counter() - t0)
+
+
+def wake_times(approvals: Approvals, base: str, samples: int, over_http: bool) -> list[float]:
+    """Decide-to-answer seconds for a waiter already holding each request."""
+    out = []
+    http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+    try:
+        for i in range(samples):
+            handle = approvals.request(**{**BODY, "summary": f"Wake {i}"})
+            answered: list[float] = []
+
+            def waiter(rid: str = handle.id, done: list[float] = answered) -> None:
+                if over_http:
+                    http.get(f"/v1/requests/{rid}", params={"wait": 30})
+                else:
+                    approvals.get(rid).wait(30)
+                done.append(time.perf_counter())
+
+            t = threading.Thread(target=waiter)
+            t.start()
+            time.sleep(0.05)  # let the waiter park (a benchmark may pace itself)
+            decided = time.perf_counter()
+            approvals.decide(handle.id, "approve", by="U01")
+            t.join(60)
+            out.append(answered[0] - decided)
+    finally:
+        http.close()
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    header("gateway", f"{N:,} requests filed directly, over HTTP serially and {CONCURRENCY} at once; "
+                      f"{SAMPLES} wakes each way")
+    with redis_url() as url, bench_prefix(url) as prefix, tempfile.TemporaryDirectory() as tmp:
+        approvals = Approvals(settings=settings_for(url, prefix))
+        proc, base = start_bot(url, prefix, Path(tmp) / "bot.log")
+        try:
+            direct(approvals, 100)  # warm-up: scripts loaded, pools filled
+            http_serial(base, 100)
+            rate_direct = direct(approvals, N)
+            rate_serial = http_serial(base, N)
+            rate_conc = http_concurrent(base, N, CONCURRENCY)
+            rate_direct2 = direct(approvals, N)  # again, so drift on a shared machine shows
+            rows = [
+                ("Approvals.request() (1 thread)", rate_direct),
+                ("POST /v1/requests (1 connection)", rate_serial),
+                (f"POST /v1/requests ({CONCURRENCY} connections)", rate_conc),
+                ("Approvals.request() (1 thread, again)", rate_direct2),
+            ]
+            table(["path", "requests/s", "vs direct"],
+                  [[name, f"{rate:,.0f}", f"{rate / rate_direct:.2f}x"] for name, rate in rows])
+            w_direct = wake_times(approvals, base, SAMPLES, over_http=False)
+            w_http = wake_times(approvals, base, SAMPLES, over_http=True)
+            table(["decide -> waiter answered", "p50 ms", "p99 ms", "max ms"], [
+                ["RequestHandle.wait()", ms(percentile(w_direct, 50)), ms(percentile(w_direct, 99)),
+                 ms(max(w_direct))],
+                ["GET /v1/requests/{id}?wait=30", ms(percentile(w_http, 50)), ms(percentile(w_http, 99)),
+                 ms(max(w_http))],
+            ])
+            baseline = (rate_direct + rate_direct2) / 2
+            ok = verdict(rate_conc >= TARGET_RATIO * baseline,
+                         f"concurrent HTTP >= {TARGET_RATIO:.0%} of direct requests/s",
+                         f"{rate_conc:,.0f}/s vs {baseline:,.0f}/s")
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            approvals.close()
+    return exit_code(ok, args.strict)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,218 @@
+"""The HTTP API (`/v1`): agents in any language file requests and read decisions.
+
+Every answer is JSON; every refusal is `{"error": ..., "field": ...}` with SPEC's status
+code, so an agent can tell a typo in its own input (422) from a missing key (401) or a
+request that is already final (409). Requests go through the same `build_doc` as the
+Python client, so policy, limits and the webhook allow-list are enforced exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+from starlette.requests import Request as HttpRequest
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bot import bodies
+from hitl.client import Approvals, AsyncApprovals, build_doc
+from hitl.errors import AlreadyDecided, InvalidRequest, RequestNotFound, WaitTimeout
+from hitl.models import Request
+from hitl.views import BatchView, RequestView
+
+# Longest long-poll a caller may ask for (SPEC: 0 to 60 s).
+MAX_WAIT = 60.0
+# Largest JSON body accepted on /v1 (params are capped at 256 KB; leave room for the rest).
+MAX_API_BODY = 1024 * 1024
+
+
+class ApiError(Exception):
+    """An answer other than success: status code, message, and the field at fault if any."""
+
+    def __init__(self, status: int, error: str, field: str | None = None) -> None:
+        self.status = status
+        self.error = error
+        self.field = field
+        super().__init__(error)
+
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {"error": self.error}
+        if self.field is not None:
+            body["field"] = self.field
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        return JSONResponse(body, self.status, headers=headers)
+
+
+class ApiKeys:
+    """Bearer secrets from HITL_API_KEYS; answers the name of the key a caller used."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self._keys = [(name, secret.encode()) for name, secret in keys.items()]
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def name_for(self, authorization: str | None) -> str:
+        if not self._keys:
+            raise ApiError(401, "no API keys are configured: set HITL_API_KEYS (name:secret,...)")
+        scheme, _, secret = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise ApiError(401, "missing API key: send Authorization: Bearer <secret>")
+        given = secret.strip().encode()
+        found = None
+        for name, expected in self._keys:  # compare with every key: timing says nothing
+            if hmac.compare_digest(given, expected):
+                found = name
+        if found is None:
+            raise ApiError(401, "wrong API key")
+        return found
+
+
+@dataclass
+class ApiContext:
+    """What the routes share: the clients, the keys, and the shutdown signal."""
+
+    approvals: Approvals  # sync client, for request_batch (run in a thread)
+    aio: AsyncApprovals
+    keys: ApiKeys
+    draining: Callable[[], Awaitable[None]]  # resolves when the server starts shutting down
+
+
+Handler = Callable[[HttpRequest], Awaitable[JSONResponse]]
+
+
+def _guarded(ctx: ApiContext, handler: Callable[[HttpRequest, str], Awaitable[JSONResponse]]) -> Handler:
+    """Authenticate, then turn the library's errors into SPEC's answers."""
+
+    async def endpoint(request: HttpRequest) -> JSONResponse:
+        try:
+            via = ctx.keys.name_for(request.headers.get("authorization"))
+            return await handler(request, via)
+        except ApiError as exc:
+            return exc.response()
+        except InvalidRequest as exc:
+            return ApiError(422, str(exc), exc.field).response()
+        except RequestNotFound as exc:
+            return ApiError(404, str(exc), "id").response()
+        except (redis.ConnectionError, redis.TimeoutError):
+            return ApiError(503, "Redis is unreachable; nothing was recorded, try again shortly").response()
+
+    return endpoint
+
+
+async def _json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        raw = await bodies.read_body(request, MAX_API_BODY)
+    except bodies.BodyTooLarge:
+        raise ApiError(413, f"body over {MAX_API_BODY:,} bytes", "body") from None
+    except (TimeoutError, ClientDisconnect):
+        raise ApiError(408, f"the body did not arrive within {bodies.BODY_TIMEOUT:g}s", "body") from None
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"malformed JSON: {exc}", "body") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object", "body")
+    if "via" in body:
+        raise ApiError(422, "via: is set by the server from your API key", "via")
+    return body
+
+
+def _wait_seconds(request: HttpRequest) -> float:
+    raw = request.query_params.get("wait")
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise ApiError(422, f"wait: {raw!r} is not a number of seconds", "wait") from None
+    if not math.isfinite(wait) or wait < 0 or wait > MAX_WAIT:
+        raise ApiError(422, f"wait: must be between 0 and {MAX_WAIT:g} seconds, got {raw}", "wait")
+    return wait
+
+
+def _view(req: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(RequestView.of(req).model_dump(mode="json"), status)
+
+
+def routes(ctx: ApiContext) -> list[Route]:
+    """The `/v1` routes, each behind the bearer keys."""
+
+    async def create(request: HttpRequest, via: str) -> JSONResponse:
+        body = await _json_body(request)
+        doc = build_doc(ctx.aio.settings, ctx.aio.policy, **body)
+        doc["via"] = via
+        created, rid, mode, status = await ctx.aio.store.create(doc)
+        if created and mode.value == doc["mode"]:
+            # The stored request is the document as filed: answer without reading it back.
+            return _view(Request.model_validate({**doc, "mode": mode, "status": status}), 201)
+        return _view(await ctx.aio.store.get(rid), 201 if created else 200)
+
+    async def read(request: HttpRequest, via: str) -> JSONResponse:
+        wait = _wait_seconds(request)
+        rid = request.path_params["id"]
+        req = await ctx.aio.store.get(rid)
+        if wait > 0 and not req.final:
+            await _wait_or_drain(ctx, rid, wait)
+            req = await ctx.aio.store.get(rid)
+        return _view(req)
+
+    async def cancel(request: HttpRequest, via: str) -> JSONResponse:
+        rid = request.path_params["id"]
+        try:
+            await ctx.aio.store.transition(rid, "cancel", by=f"api:{via}")
+        except AlreadyDecided as exc:
+            raise ApiError(409, str(exc), "id") from None
+        return _view(await ctx.aio.store.get(rid))
+
+    async def batch(request: HttpRequest, via: str) -> JSONResponse:
+        body = await _json_body(request)
+        summary, items = body.pop("summary", None), body.pop("items", None)
+        if summary is None:
+            raise InvalidRequest("summary", "is required")
+        if not isinstance(items, list):
+            raise InvalidRequest("items", "is required: a list of request bodies")
+        action = body.pop("action", "plan")
+        handle = await run_in_threadpool(
+            lambda: ctx.approvals.request_batch(summary, items, action, via=via, **body)
+        )
+        reqs = await asyncio.gather(*(ctx.aio.store.get(h.id) for h in [handle.plan, *handle.items]))
+        items = [RequestView.of(r) for r in reqs[1:]]
+        view = BatchView(id=handle.id, plan=RequestView.of(reqs[0]), items=items)
+        return JSONResponse(view.model_dump(mode="json"), 201)
+
+    return [
+        Route("/v1/requests", _guarded(ctx, create), methods=["POST"]),
+        Route("/v1/requests/{id}", _guarded(ctx, read), methods=["GET"]),
+        Route("/v1/requests/{id}/cancel", _guarded(ctx, cancel), methods=["POST"]),
+        Route("/v1/batches", _guarded(ctx, batch), methods=["POST"]),
+    ]
+
+
+async def _wait_or_drain(ctx: ApiContext, request_id: str, wait: float) -> None:
+    """Hold until the request is final, `wait` passes, or the server starts shutting down
+    (then the caller gets the current view instead of a reset connection)."""
+    handle = await ctx.aio.get(request_id)
+    waiting = asyncio.ensure_future(handle.wait(wait))
+    draining = asyncio.ensure_future(ctx.draining())
+    try:
+        await asyncio.wait({waiting, draining}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (waiting, draining):
+            task.cancel()
+        for task in (waiting, draining):
+            with contextlib.suppress(asyncio.CancelledError, WaitTimeout, RequestNotFound, redis.RedisError):
+                await task
+
+
+__all__ = ["MAX_WAIT", "ApiContext", "ApiError", "ApiKeys", "routes"]

@@ -1,0 +1,120 @@
+"""The request view: what an agent outside Python sees of a request.
+
+One set of pydantic models shared by the HTTP API, the webhooks and the OpenAPI document,
+so the three can never disagree about a field. Times are ISO 8601 UTC strings, because a
+TypeScript or Go agent parses those without guessing at units.
+
+An expired request is not a rejection: nobody decided in time. Its decision says so in
+plain words (`EXPIRED_COMMENT`), so a model reading it does not conclude it was denied.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from hitl.models import Request, RequestInput
+from hitl.status import Mode, Status
+
+# What an expired decision says when the request carries no comment of its own.
+EXPIRED_COMMENT = (
+    "No one decided in time: the request reached its deadline without an approval or a "
+    "rejection, so it expired. Nobody said no; but do not act on it. File a new request if "
+    "the action is still needed."
+)
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC with milliseconds, e.g. 2026-11-30T04:41:03.123Z."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class DecisionView(BaseModel):
+    """How a final request ended. `approved` is true only when the agent may (still) act."""
+
+    status: Status
+    approved: bool
+    by: list[str] = Field(description="Slack user ids who decided, in order")
+    comment: str | None = Field(description="the reviewer's reason; `expired`: that no one decided in time")
+    params: dict[str, Any] = Field(description="the parameters as approved (possibly edited by the reviewer)")
+    decided_at: str | None = Field(description="ISO 8601 UTC")
+
+
+class RequestView(BaseModel):
+    """A request as the API, webhooks and MCP show it; `decision` is null until final."""
+
+    id: str
+    action: str
+    summary: str
+    mode: Mode
+    status: Status
+    channel: str | None
+    created_at: str = Field(description="ISO 8601 UTC")
+    deadline: str | None = Field(description="ISO 8601 UTC: expiry (gate, shadow) or end of the veto window")
+    params: dict[str, Any]
+    decision: DecisionView | None
+
+    @classmethod
+    def of(cls, req: Request) -> RequestView:
+        decision = None
+        if req.final:
+            d = req.decision()
+            comment = d.comment
+            if d.status is Status.EXPIRED and not comment:
+                comment = EXPIRED_COMMENT
+            decision = DecisionView(
+                status=d.status, approved=d.approved, by=d.by, comment=comment, params=d.params,
+                decided_at=iso(d.decided_at),
+            )
+        return cls(
+            id=req.id, action=req.action, summary=req.summary, mode=req.mode, status=req.status,
+            channel=req.channel, created_at=iso(req.created_at) or "", deadline=iso(req.deadline),
+            params=req.params, decision=decision,
+        )
+
+
+class BatchInput(BaseModel):
+    """`POST /v1/batches`: a plan reviewed on one card; `items` are request bodies.
+
+    Other fields (channel, approvers, requested_by, timeout, ...) apply to the plan and
+    every item, as `Approvals.request_batch(**common)` does.
+    """
+
+    model_config = {"extra": "allow"}
+
+    summary: str
+    items: list[dict[str, Any]] = Field(min_length=1)
+    action: str = "plan"
+
+
+class BatchView(BaseModel):
+    """A filed plan: its own request and one request per item, in order."""
+
+    id: str
+    plan: RequestView
+    items: list[RequestView]
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: what went wrong and, for invalid input, which field."""
+
+    error: str
+    field: str | None = None
+
+
+class WebhookPayload(BaseModel):
+    """The body of a decision webhook (Standard Webhooks framing)."""
+
+    type: str = "request.final"
+    timestamp: str = Field(description="ISO 8601 UTC: when this delivery was prepared")
+    data: RequestView
+
+
+__all__ = [
+    "EXPIRED_COMMENT", "BatchInput", "BatchView", "DecisionView", "ErrorBody", "RequestInput", "RequestView",
+    "WebhookPayload", "iso",
+]

@@ -1,0 +1,46 @@
+"""The web process in-thread on uvicorn, with API keys, against the shared test Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from bot.web import WebServer, build_web_app
+from hitl import Approvals
+from tests.conftest import make_settings
+
+KEYS = "ci:sekrit-ci,laptop:sekrit-laptop"
+SECRET = "sekrit-ci"
+
+
+@dataclass
+class Gateway:
+    server: WebServer
+    approvals: Approvals
+    http: httpx.Client  # authenticated as the "ci" key
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
+
+    def anonymous(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+
+@pytest.fixture
+def gateway(redis_url: str, prefix: str) -> Iterator[Gateway]:
+    settings = make_settings(
+        redis_url, prefix, api_keys=KEYS, webhook_allowed="http://127.0.0.1:", default_channel="C0APPROVALS"
+    )
+    approvals = Approvals(settings=settings)
+    server = WebServer(build_web_app(approvals), host="127.0.0.1", port=0).start()
+    client = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=90)
+    try:
+        yield Gateway(server, approvals, client)
+    finally:
+        client.close()
+        server.stop()
+        approvals.close()
