@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 
 from bot.app import build_app
 from bot.metrics import metrics_routes
-from bot.web import WebServer, build_web_app
 from bot.slack import web_client
+from bot.web import WebServer, build_web_app
 from hitl import Approvals
 from sandbox import SlackStandIn
 from sandbox.signing import Interactions
