@@ -195,9 +195,10 @@ th,td{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #eee} .num{te
 .ok{color:#007a5a;font-weight:600} code{font-size:.8rem}
 .actions{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:.8rem}
 .action{border:1px solid #eee;border-radius:6px;padding:.5rem .7rem}
-.crit{display:grid;grid-template-columns:11rem 1fr 9rem;align-items:center;gap:.4rem;font-size:.8rem}
-.crit progress{width:100%;height:.7rem;accent-color:#e01e5a} .crit.met progress{accent-color:#2eb67d}
-.crit.info progress{accent-color:#1264a3} .crit .shown{text-align:right}
+.crit{display:grid;grid-template-columns:1fr auto;gap:0 .4rem;font-size:.8rem;margin:.25rem 0}
+.crit progress{grid-column:1/3;width:100%;height:.6rem;accent-color:#e01e5a}
+.crit.met progress{accent-color:#2eb67d} .crit.info progress{accent-color:#1264a3}
+.crit .shown{text-align:right;color:#616061}
 .why{margin:.2rem 0;padding-left:1.2rem;font-size:.8rem}
 .stats{display:flex;gap:1.2rem;flex-wrap:wrap} .stat{display:flex;flex-direction:column}
 .stat .num{font-size:1.4rem;text-align:left}

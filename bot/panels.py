@@ -110,8 +110,9 @@ def _chart(chart: pygal.graph.graph.Graph) -> str:
 
 def _config(title: str, **extra: object) -> dict[str, object]:
     return {
-        "title": title, "style": _STYLE, "js": [], "disable_xml_declaration": True, "height": 260,
+        "title": title, "style": _STYLE, "js": [], "disable_xml_declaration": True, "height": 300,
         "width": 640, "explicit_size": False, "x_label_rotation": 0, "show_minor_x_labels": False,
+        "x_labels_major_every": 4, "truncate_legend": 24, "truncate_label": -1,
         "legend_at_bottom": True, "legend_at_bottom_columns": 4, "print_values": False, "margin": 8,
         "no_data_text": "nothing yet", **extra,
     }
@@ -157,17 +158,24 @@ def _deadline(board: Board, req: Request) -> str:
 
 
 def decision_time(board: Board) -> str:
-    actions = sorted(board.snap.decision)
-    chart = pygal.Line(**_config("Time to decision (minutes): median and p90 per hour", dots_size=3))
-    chart.x_labels = _hour_labels(board)
-    for action in actions[:6]:
+    actions = sorted(board.snap.decision)[:6]
+    series: dict[str, list[float | None]] = {}
+    for action in actions:
         for q, name in ((0.5, "median"), (0.9, "p90")):
             points = []
             for hour in board.hours:
                 hist = hour.decision.get(action)
                 value = hist.quantile(q) if hist else None
-                points.append(None if value is None or value == float("inf") else round(value / 60, 2))
-            chart.add(f"{action} {name}", points, allow_interruptions=True)
+                points.append(None if value is None or value == float("inf") else value)
+            series[f"{action} {name}"] = points
+    top = max((v for points in series.values() for v in points if v is not None), default=0.0)
+    unit, scale = ("minutes", 60) if top >= 120 else ("seconds", 1)
+    chart = pygal.Line(**_config(f"Time to decision ({unit}, bucket bound): median and p90 per hour",
+                                 dots_size=3))
+    chart.x_labels = _hour_labels(board)
+    for name, points in series.items():
+        scaled = [None if v is None else round(v / scale, 2) for v in points]
+        chart.add(name, scaled, allow_interruptions=True)
     rows = "".join(
         f"<tr><td>{escape(a)}</td><td class='num' data-testid='{_tid('decided', a)}'>{h.count}</td>"
         f"<td class='num'>{_bound(h.quantile(0.5))}</td><td class='num'>{_bound(h.quantile(0.9))}</td>"
@@ -222,7 +230,7 @@ def readiness(board: Board) -> str:
 
 
 def outcomes(board: Board) -> str:
-    chart = pygal.StackedBar(**_config("Expiries and vetoes per hour"))
+    chart = pygal.StackedBar(**_config("Expiries and vetoes per hour", legend_at_bottom=False))
     chart.x_labels = _hour_labels(board)
     for status in (Status.EXPIRED, Status.VETOED):
         chart.add(status.value, [sum(n for (_a, st), n in h.final.items() if st == status.value) or None
