@@ -61,7 +61,10 @@ def _wake(
     t = threading.Thread(target=waiter)
     t.start()
     blocked.wait()
-    common.deadline_loop(2, lambda: any(c.get("cmd") == "blmove" for c in approvals.redis.client_list()))
+    dispatcher = approvals.dispatcher()
+    common.deadline_loop(  # the wait is registered and its first read done (hitl.waiters)
+        2, lambda: dispatcher.registered().get(handle.id, 0) > 0 and dispatcher.checks_queued() == 0
+    )
     t0 = time.perf_counter()
     decide(handle.id, prepared)
     t.join()

@@ -1,9 +1,10 @@
 """Wake latency: `approvals.decide()` -> the waiting agent's `req.wait()` returns.
 
 A waiter thread blocks in `req.wait()` (its own `Approvals`, as an agent would have); the
-main thread (a second `Approvals`, as the bot would have) checks with CLIENT LIST that the
-waiter's connection really is blocked in BLMOVE, records t0 and calls `decide()`; the
-waiter records t1 the moment `wait()` returns. The baseline is the bare Redis hand-off
+main thread (a second `Approvals`, as the bot would have) checks that the wait is
+registered with the process's waiter dispatcher and its first read is done (`hitl.waiters`:
+the dispatcher's listener is then blocked in XREAD on the audit stream), records t0 and
+calls `decide()`; the waiter records t1 the moment `wait()` returns. The baseline is the bare Redis hand-off
 between the same two threads: LPUSH from the main thread, BLPOP in the waiter, checked
 and timed the same way. Rounds alternate between the two. Target: p50 within 3x raw.
 """
@@ -32,7 +33,7 @@ from bench.common import (
     table,
     verdict,
 )
-from hitl import Approvals
+from hitl import Approvals, waiters
 
 ROUNDS = 500
 WARMUP = 20
@@ -81,12 +82,10 @@ class Bench:
         self.waiter.start()
         self.unconfirmed = 0
         self.wrong = 0
-        # Instance-level wrapper (the engine is untouched): when BLMOVE handed back the token.
-        self.token_at = 0.0
-        self._wait_token = self.agent.store.wait_outcome
-        self.agent.store.wait_outcome = self._timed_wait_token  # type: ignore[method-assign]
+        self.dispatcher = waiters.dispatcher(url, prefix)
 
     def close(self) -> None:
+        waiters.shutdown()
         self.waiter.jobs.put(None)
         self.waiter.join(5)
         for c in (self.agent, self.bot):
@@ -101,16 +100,19 @@ class Bench:
             for c in self.probe.client_list(_type="normal")
         )
 
+    def waiting(self, request_id: str) -> bool:
+        """Is a wait on the request registered with the dispatcher, its first read done?"""
+        d = self.dispatcher
+        return d.registered().get(request_id, 0) > 0 and d.checks_queued() == 0
+
     def round(
-        self, job: Callable[[], Any], name: str, command: str, fire: Callable[[], Any]
+        self, job: Callable[[], Any], ready: Callable[[], bool], fire: Callable[[], Any]
     ) -> tuple[float, float, float, Any]:
         """One hand-off: (t0 before firing, when fire() returned, t1 when the waiter woke, value)."""
         w = self.waiter
         w.ready.clear()
         w.jobs.put(job)
-        if not w.ready.wait(BLOCK_TIMEOUT) or not deadline_loop(
-            BLOCK_TIMEOUT, lambda: self.blocked(name, command), 0.0002
-        ):
+        if not w.ready.wait(BLOCK_TIMEOUT) or not deadline_loop(BLOCK_TIMEOUT, ready, 0.0002):
             self.unconfirmed += 1
         t0 = time.perf_counter()
         fire()
@@ -120,33 +122,25 @@ class Bench:
             raise value
         return t0, fired, t1, value
 
-    def _timed_wait_token(self, request_id: str, timeout: float) -> dict | None:
-        """The store's own wait_outcome, noting when the outcome reached the waiter."""
-        got = self._wait_token(request_id, timeout)
-        self.token_at = time.perf_counter()
-        return got
-
-    def hitl_round(self, i: int) -> tuple[float, float, float]:
-        """(decide -> wait() returned, decide -> done token seen by the waiter, decide() call)."""
+    def hitl_round(self, i: int) -> tuple[float, float]:
+        """(decide -> wait() returned, decide() call)."""
         req = self.agent.request(
             action="deploy", summary=f"Deploy build {i}", params={"tag": f"v{i}"}, mode="gate", timeout=600
         )
         t0, fired, t1, decision = self.round(
             lambda: req.wait(timeout=REPORT_TIMEOUT),
-            self.agent_name,
-            "blmove",
+            lambda: self.waiting(req.id),
             lambda: self.bot.decide(req.id, "approve", by="U01"),
         )
         if not decision.approved:
             self.wrong += 1
-        return t1 - t0, self.token_at - t0, fired - t0
+        return t1 - t0, fired - t0
 
     def raw_round(self, i: int) -> float:
         key = f"{self.prefix}:raw:{i}"
         t0, _fired, t1, value = self.round(
             lambda: self.raw_wait.blpop([key], timeout=REPORT_TIMEOUT),
-            self.raw_name,
-            "blpop",
+            lambda: self.blocked(self.raw_name, "blpop"),
             lambda: self.raw_push.lpush(key, "x"),
         )
         if value is None:
@@ -176,13 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             b.unconfirmed = b.wrong = 0
             raw: list[float] = []
             hitl: list[float] = []
-            token: list[float] = []
             decide: list[float] = []
 
             def one_hitl(i: int) -> None:
-                total, tok, dec = b.hitl_round(i)
+                total, dec = b.hitl_round(i)
                 hitl.append(total)
-                token.append(tok)
                 decide.append(dec)
 
             t_start = time.perf_counter()
@@ -204,7 +196,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for label, data in (
             ("raw LPUSH -> BLPOP returns (baseline)", raw),
             ("decide() -> wait() returns", hitl),
-            ("  decide() -> done token reaches the waiter", token),
             ("  decide() call itself (transition + re-read)", decide),
             ("  re-read after wake alone: HGETALL + parse", reread),
         )
@@ -214,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ratio99 = percentile(hitl, 99) / percentile(raw, 99)
     print(f"p50 ratio decide->wait : raw = {ratio:.2f}; p99 ratio = {ratio99:.2f}")
     print(
-        f"rounds where the waiter was not seen blocked before the decision: {b.unconfirmed}; "
+        f"rounds where the waiter was not seen waiting before the decision: {b.unconfirmed}; "
         f"wrong outcomes: {b.wrong}; {elapsed:.1f} s for {2 * ROUNDS} rounds"
     )
     ok = verdict(

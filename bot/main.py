@@ -57,7 +57,7 @@ def run(settings: Settings) -> None:
         web = build_web_app(approvals, bolt=bolt, signing_secret=secret, mounts=mounts, lifespans=lifespans)
     server = WebServer(web, port=settings.port)
     log.info(
-        "hitl bot: http://0.0.0.0:%d (Slack: %s, health: /healthz, API: /v1, docs: /docs)",
+        "hitl bot: listening on http://0.0.0.0:%d (Slack: %s, health: /healthz, API: /v1, docs: /docs)",
         server.port, "Socket Mode" if socket_mode else "/slack/events",
     )
     try:

@@ -1,6 +1,6 @@
 """The `hitl` console script.
 
-The `worker`, `bot` and `dev` subcommands load the `workers` and `bot` packages on demand;
+The `worker`, `bot`, `mcp` and `dev` subcommands load the `workers` and `bot` packages on demand;
 the core library (`import hitl`) never imports them.
 """
 
@@ -137,6 +137,11 @@ def _bot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    importlib.import_module("bot.mcp").run_stdio(load_settings())
+    return 0
+
+
 def _policy_check(args: argparse.Namespace) -> int:
     from hitl.policy import Policy
 
@@ -217,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--bot-port", type=int, default=0, help="port of the bot (default: any free)")
     dev.add_argument("--no-demo", action="store_true", help="do not start the demo agent")
     dev.set_defaults(func=_dev)
+
+    mcp = sub.add_parser("mcp", help="the MCP server on stdio (for Claude Code, Claude Desktop, Cursor)")
+    mcp.set_defaults(func=_mcp)
 
     pol = sub.add_parser("policy", help="policy tools")
     pol_sub = pol.add_subparsers(dest="policy_command", required=True, parser_class=_Parser)

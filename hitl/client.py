@@ -1,8 +1,9 @@
 """The enqueue client: what an agent calls before a risky action.
 
-`Approvals` files requests and hands back a `RequestHandle` whose `wait()` blocks on a
-Redis list until the decision lands (no polling), survives a dropped connection, and
-returns at once when the request is already final. `AsyncApprovals` is the asyncio twin.
+`Approvals` files requests and hands back a `RequestHandle` whose `wait()` blocks until
+the decision lands (no polling; one listener per process wakes every waiter, see
+`hitl.waiters`), survives a dropped connection, and returns at once when the request is
+already final. `AsyncApprovals` is the asyncio twin.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio as aioredis
 
-from hitl import tracing
+from hitl import tracing, waiters
 from hitl.errors import InvalidRequest, Rejected, WaitTimeout
 from hitl.ids import new_id
 from hitl.keys import Keys
@@ -30,28 +31,23 @@ from hitl.policy import PolicySource, route
 from hitl.settings import Settings, load_settings
 from hitl.slackids import is_email
 from hitl.status import Mode, Status, Verb
-from hitl.store import AsyncStore, Store, apply_outcome
+from hitl.store import AsyncStore, Store
 from hitl.tracing import SpanName
 
 log = logging.getLogger(__name__)
 
-# Longest single block on the done list before the request is re-read (seconds). Only a
-# safety net: a decision wakes the waiter at once.
-WAIT_SLICE = 10.0
 # Most items one plan (request_batch) may hold.
 MAX_PLAN_ITEMS = 1_000
-# Back-off bounds while Redis is unreachable during a wait (seconds).
-RECONNECT_MIN, RECONNECT_MAX = 0.05, 2.0
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _connect_kwargs() -> dict[str, Any]:
-    # A waiter legitimately blocks for WAIT_SLICE, so reads may take that long; keepalive
-    # and health checks notice a dead server sooner.
+    # No command of this client blocks (waits go through `hitl.waiters`); keepalive and
+    # health checks notice a dead server sooner.
     return {
         "socket_connect_timeout": 5,
-        "socket_timeout": WAIT_SLICE + 5,
+        "socket_timeout": 15,
         "socket_keepalive": True,
         "health_check_interval": 30,
     }
@@ -168,41 +164,28 @@ def build_plan(
     return plan, steps
 
 
-class _Deadline:
-    def __init__(self, timeout: float | timedelta | None) -> None:
-        if isinstance(timeout, timedelta):
-            timeout = timeout.total_seconds()
-        self.timeout = timeout
-        self.end = None if timeout is None else time.monotonic() + timeout
-
-    def slice(self) -> float:
-        """Seconds to block next; raises nothing, returns <= 0 when time is up."""
-        if self.end is None:
-            return WAIT_SLICE
-        return min(WAIT_SLICE, self.end - time.monotonic())
+def _seconds(timeout: float | timedelta | None) -> float | None:
+    return timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
 
 
-class _Wake:
-    """The `hitl.wake` span of one wait: from the first read to the decision reaching the
-    waiter, a child of the request's stored trace context (nothing when not traced)."""
+def _last_look(exc: WaitTimeout, read: Callable[[], Request]) -> Request:
+    """After a wait ran out: the request if it turned final after all, else `exc` (also
+    when Redis is unreachable for this one read)."""
+    try:
+        req = read()
+    except (redis.ConnectionError, redis.TimeoutError):
+        raise exc from None
+    if not req.final:
+        raise exc
+    return req
 
-    def __init__(self, request_id: str) -> None:
-        self.request_id = request_id
-        self.span: Any = None
 
-    def begin(self, req: Request) -> None:
-        if self.span is None and req.trace and tracing.enabled():
-            attrs = {"hitl.request_id": req.id, "hitl.action": req.action}
-            self.span = tracing.start_span(SpanName.WAKE, req.trace, attrs)
-
-    def woken(self, req: Request) -> None:
-        if self.span is not None:
-            self.span.set_attribute("hitl.status", req.status.value)
-
-    def end(self) -> None:
-        if self.span is not None:
-            self.span.end()
-            self.span = None
+def _woke(req: Request, started_ns: int) -> None:
+    """Record the `hitl.wake` span of a wait that ended with `req` final: from the wait's
+    start to the decision reaching the waiter, in the request's trace (none if untraced)."""
+    if req.trace and tracing.enabled():
+        attrs = {"hitl.request_id": req.id, "hitl.action": req.action, "hitl.status": req.status.value}
+        tracing.start_span(SpanName.WAKE, req.trace, attrs, start_time=started_ns).end()
 
 
 def _traced(doc: dict[str, Any]) -> dict[str, Any]:
@@ -236,35 +219,18 @@ class RequestHandle:
     def wait(self, timeout: float | timedelta | None = None) -> Decision:
         """Block until the request is final and return the decision.
 
-        Wakes within milliseconds of the decision; raises `WaitTimeout` after `timeout`
-        seconds. A Redis outage is waited out: the decision is read again once it is back.
+        Registers with this process's waiter dispatcher (`hitl.waiters`): any number of
+        concurrent waits share two Redis connections, each wakes within milliseconds of
+        its decision, and a Redis outage is waited out. Raises `WaitTimeout` after
+        `timeout` seconds unless the request turned final by then.
         """
-        store = self._approvals.store
-        deadline = _Deadline(timeout)
-        backoff = RECONNECT_MIN
-        wake = _Wake(self.id)
+        approvals = self._approvals
+        seconds = _seconds(timeout)
         try:
-            while True:
-                try:
-                    req = store.get(self.id)
-                    wake.begin(req)
-                    while not req.final:
-                        block = deadline.slice()
-                        if block <= 0:
-                            raise WaitTimeout(self.id, deadline.timeout or 0)
-                        outcome = store.wait_outcome(self.id, max(block, 0.01))
-                        if outcome is not None:
-                            req = apply_outcome(req, outcome)
-                    wake.woken(req)
-                    return req.decision()
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
-                    if deadline.slice() <= 0:
-                        raise WaitTimeout(self.id, deadline.timeout or 0) from exc
-                    log.warning("Redis unreachable while waiting for %s (%s); retrying", self.id, exc)
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, RECONNECT_MAX)
-        finally:
-            wake.end()
+            req = approvals.wait_request(self.id, seconds)
+        except WaitTimeout as exc:
+            req = _last_look(exc, lambda: approvals.store.get(self.id))
+        return req.decision()
 
     def cancel(self) -> Status:
         """Withdraw a pending request; raises `AlreadyDecided` when it is too late."""
@@ -281,10 +247,11 @@ class BatchHandle:
 
     def wait(self, timeout: float | timedelta | None = None) -> list[Decision]:
         """Every item's decision, in order, once each is final."""
-        deadline = _Deadline(timeout)
+        seconds = _seconds(timeout)
+        end = None if seconds is None else time.monotonic() + seconds
         out = []
         for item in self.items:
-            remaining = None if deadline.end is None else max(deadline.end - time.monotonic(), 0.001)
+            remaining = None if end is None else max(end - time.monotonic(), 0.001)
             out.append(item.wait(remaining))
         return out
 
@@ -309,7 +276,7 @@ class Approvals:
         self.keys = Keys(prefix or self.settings.prefix)
         self.store = Store(self.redis, self.keys, self.settings.retention, self.settings.metrics)
         self.policy = PolicySource(self.settings.policy_file)
-        self._url = url
+        self.url = url
 
     def request(self, action: str | None = None, summary: str | None = None, **kwargs: Any) -> RequestHandle:
         """File a request (see SPEC for the arguments) and return its handle at once."""
@@ -354,6 +321,18 @@ class Approvals:
             RequestHandle(self, plan["id"], Mode.GATE),
             [RequestHandle(self, d["id"], Mode.GATE) for d in steps],
         )
+
+    def wait_request(self, request_id: str, timeout: float | None) -> Request:
+        """The request once final: this process's waiter dispatcher (`hitl.waiters`), no
+        connection of this client. `WaitTimeout` after `timeout` s; `RequestNotFound`."""
+        started = time.time_ns()
+        req = waiters.wait_request(self.url, self.keys.prefix, request_id, timeout)
+        _woke(req, started)
+        return req
+
+    def dispatcher(self) -> waiters.Dispatcher:
+        """The dispatcher this client's waits go through (diagnostics, tests)."""
+        return waiters.dispatcher(self.url, self.keys.prefix)
 
     def get(self, request_id: str) -> RequestHandle:
         """A handle for an existing request; raises `RequestNotFound`."""
@@ -450,7 +429,7 @@ class Approvals:
 
     def asyncio(self) -> AsyncApprovals:
         """An asyncio client on the same Redis, prefix and policy."""
-        return AsyncApprovals(self._url, settings=self.settings, prefix=self.keys.prefix)
+        return AsyncApprovals(self.url, settings=self.settings, prefix=self.keys.prefix)
 
     def close(self) -> None:
         self.redis.close()
@@ -488,32 +467,19 @@ class AsyncRequestHandle:
         return (await self.fetch()).decision()
 
     async def wait(self, timeout: float | timedelta | None = None) -> Decision:
-        store = self._approvals.store
-        deadline = _Deadline(timeout)
-        backoff = RECONNECT_MIN
-        wake = _Wake(self.id)
+        """`RequestHandle.wait` for asyncio: the same dispatcher, no connection per wait."""
+        approvals = self._approvals
+        seconds = _seconds(timeout)
         try:
-            while True:
-                try:
-                    req = await store.get(self.id)
-                    wake.begin(req)
-                    while not req.final:
-                        block = deadline.slice()
-                        if block <= 0:
-                            raise WaitTimeout(self.id, deadline.timeout or 0)
-                        outcome = await store.wait_outcome(self.id, max(block, 0.01))
-                        if outcome is not None:
-                            req = apply_outcome(req, outcome)
-                    wake.woken(req)
-                    return req.decision()
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
-                    if deadline.slice() <= 0:
-                        raise WaitTimeout(self.id, deadline.timeout or 0) from exc
-                    log.warning("Redis unreachable while waiting for %s (%s); retrying", self.id, exc)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, RECONNECT_MAX)
-        finally:
-            wake.end()
+            req = await approvals.wait_request(self.id, seconds)
+        except WaitTimeout as exc:
+            try:
+                req = await approvals.store.get(self.id)
+            except (redis.ConnectionError, redis.TimeoutError):
+                raise exc from None
+            if not req.final:
+                raise
+        return req.decision()
 
     async def cancel(self) -> Status:
         return await self._approvals.store.transition(self.id, "cancel")
@@ -529,10 +495,11 @@ class AsyncBatchHandle:
 
     async def wait(self, timeout: float | timedelta | None = None) -> list[Decision]:
         """Every item's decision, in order, once each is final."""
-        deadline = _Deadline(timeout)
+        seconds = _seconds(timeout)
+        end = None if seconds is None else time.monotonic() + seconds
         out = []
         for item in self.items:
-            remaining = None if deadline.end is None else max(deadline.end - time.monotonic(), 0.001)
+            remaining = None if end is None else max(end - time.monotonic(), 0.001)
             out.append(await item.wait(remaining))
         return out
 
@@ -555,6 +522,7 @@ class AsyncApprovals:
         self.keys = Keys(prefix or self.settings.prefix)
         self.store = AsyncStore(self.redis, self.keys, self.settings.retention, self.settings.metrics)
         self.policy = PolicySource(self.settings.policy_file)
+        self.url = redis_url or self.settings.redis
 
     async def request(
         self, action: str | None = None, summary: str | None = None, **kwargs: Any
@@ -592,6 +560,13 @@ class AsyncApprovals:
             AsyncRequestHandle(self, plan["id"], Mode.GATE),
             [AsyncRequestHandle(self, d["id"], Mode.GATE) for d in steps],
         )
+
+    async def wait_request(self, request_id: str, timeout: float | None) -> Request:
+        """`Approvals.wait_request` for asyncio (the HTTP long-poll and the MCP tools use it)."""
+        started = time.time_ns()
+        req = await waiters.wait_request_async(self.url, self.keys.prefix, request_id, timeout)
+        _woke(req, started)
+        return req
 
     async def get(self, request_id: str) -> AsyncRequestHandle:
         req = await self.store.get(request_id)

@@ -114,12 +114,13 @@ class Rejected(HitlError):
     """Raised by `require_approval` when a request is not approved.
 
     Carries the reviewer's reason so an agent framework can hand it back to the model
-    ("the reviewer rejected this because ...") instead of failing blindly.
+    ("the reviewer rejected this because ...") instead of failing blindly. Its message is
+    `Decision.explanation()`: an expired request says no one decided in time.
     """
 
     def __init__(self, decision: Decision) -> None:
         self.decision = decision
         self.reason = decision.comment
-        who = f" by {', '.join(decision.by)}" if decision.by else ""
-        because = f": {decision.comment}" if decision.comment else ""
-        super().__init__(f"{decision.action} was {decision.status}{who}{because}")
+        # Decision.explanation: "... was rejected by U01: wrong id. ..."; for an expired
+        # request, that no one decided in time (never "rejected").
+        super().__init__(decision.explanation())

@@ -286,6 +286,40 @@ class Decision(BaseModel):
     verdict: str | None = None  # shadow mode: "approve" or "reject", what the reviewer would do
     decided_at: float | None = None
 
+    def explanation(self) -> str:
+        """The outcome in words a model can act on: who decided, why, and what to do now.
+
+        Shared by `hitl.Rejected`, the MCP tools, the HTTP API and framework adapters so
+        every agent hears the same thing. An expired request says that no one decided in
+        time; it never reads as a rejection.
+        """
+        who = f" by {', '.join(self.by)}" if self.by else ""
+        why = f": {self.comment}" if self.comment else ""
+        action = self.action
+        match self.status:
+            case Status.APPROVED:
+                return f"{action} was approved{who}{why}. Go ahead, with the parameters in params."
+            case Status.REJECTED:
+                return f"{action} was rejected{who}{why}. Do not do it; take the reason into account."
+            case Status.EXPIRED:
+                return (
+                    f"No one decided on {action} in time: the request expired without an answer from a "
+                    "reviewer. It was not approved, so do not do it now; ask again later or ask the user."
+                )
+            case Status.CANCELLED:
+                return f"The request for {action} was cancelled{who} before anyone decided. Do not do it."
+            case Status.VETOED:
+                return f"{action} was vetoed{who}{why}. Undo it if you can and do not repeat it."
+            case Status.FINALIZED:
+                return f"{action} stands: the veto window closed{who} without a veto."
+            case Status.JUDGED:
+                verdict = {"approve": "approved", "reject": "rejected"}.get(self.verdict or "", "judged")
+                return f"Shadow review of {action}: the reviewer would have {verdict} it{who}{why}. Carry on."
+            case Status.OPEN:
+                return f"{action} may go ahead; a reviewer can still veto it until its window closes."
+            case _:
+                return f"No decision on {action} yet."
+
     @classmethod
     def from_request(cls, req: Request) -> Decision:
         if req.mode is Mode.SHADOW:

@@ -88,12 +88,16 @@ def span(
 
 
 def start_span(
-    name: str, parent: Mapping[str, str] | None, attributes: Mapping[str, Any] | None = None
+    name: str,
+    parent: Mapping[str, str] | None,
+    attributes: Mapping[str, Any] | None = None,
+    start_time: int | None = None,
 ) -> trace.Span:
-    """A span to end later (`span.end()`), a child of the stored `parent` context."""
+    """A span to end later (`span.end()`), a child of the stored `parent` context;
+    `start_time` in ns since the epoch (default now)."""
     ctx = propagate.extract(dict(parent)) if parent else otel_context.get_current()
     attrs = {k: v for k, v in (attributes or {}).items() if v is not None}
-    return tracer().start_span(name, context=ctx, attributes=attrs)
+    return tracer().start_span(name, context=ctx, attributes=attrs, start_time=start_time)
 
 
 def setup(service_name: str) -> bool:

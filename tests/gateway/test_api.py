@@ -122,7 +122,7 @@ def test_malformed_json_is_400(gateway: Gateway, path: str) -> None:
     ("body", "field", "words"),
     [
         ({"action": "deploy"}, "summary", "is required"),
-        ({**GATE, "params": "version=1.2"}, "params", "valid dictionary"),
+        ({**GATE, "params": "version=1.2"}, "params", "must be a JSON object"),
         ({**GATE, "quorum": "two"}, "quorum", "integer"),
         ({**GATE, "confidence": 2}, "confidence", "less than or equal to 1"),
         ({**GATE, "params": {"blob": "x" * (256 * 1024)}}, "params", "the limit is 262,144"),

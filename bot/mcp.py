@@ -1,0 +1,440 @@
+"""The MCP server: approvals as tools for Claude Code, Claude Desktop, Cursor and any MCP client.
+
+Built on the official `mcp` SDK (`MCPServer`). `hitl mcp` serves it over stdio; `http_app()`
+returns what the web process mounts at ``/mcp`` (streamable HTTP behind the same bearer
+keys as the HTTP API).
+
+MCP clients kill tool calls after 5 to 60 s, so no tool here holds a call longer than its
+`wait_seconds` (at most `MAX_WAIT`): `request_approval` files the request and waits up to
+that long; if no one has decided by then it answers ``pending`` with the id and tells the
+model to call `await_approval`. Waits register with the process's waiter dispatcher
+(`hitl.waiters`), so any number of concurrent tool calls share two Redis connections.
+
+Every tool answers JSON text: the request view (SPEC "HTTP API") plus ``message``, the
+outcome in words a model can act on (`Decision.explanation()`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import redis
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import Field
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hitl.client import AsyncApprovals
+from hitl.errors import AlreadyDecided, ConfigError, InvalidRequest, RequestNotFound, WaitTimeout
+from hitl.models import Decision, Request
+from hitl.settings import Settings, load_settings
+from hitl.status import Status
+
+# Longest a tool may hold a call (seconds), and the default: below every common client timeout.
+MAX_WAIT, DEFAULT_WAIT = 50.0, 20.0
+# Kept back from wait_seconds for the read that answers when the wait runs out (seconds).
+READ_MARGIN = 0.25
+# A tool call never lasts longer than max(wait_seconds, this), even when Redis hangs.
+MIN_GUARD = 2.0
+# Longest summary line made from a tool call's input for permission_prompt.
+GIST_CHARS = 300
+
+INSTRUCTIONS = """\
+hitl-router asks a human (in Slack) to approve risky actions before you take them.
+Call request_approval before the action. If the answer's status is "pending", no one has
+decided yet: call await_approval with its id (as often as needed) until the status is final.
+Act only when decision.approved is true, and then with decision.params (a reviewer may have
+edited them). "expired" means no one decided in time; it is not a rejection and not an approval."""
+
+PENDING = (
+    "No decision yet: a reviewer has been asked in Slack. Call await_approval with id {id!r} "
+    "to keep waiting (wait_seconds up to 50); do not take the action until it is approved."
+)
+
+
+# -- the request view ------------------------------------------------------------------------
+# Private on purpose: hitl/views.py (the HTTP API's model, written alongside) will be the
+# one shared definition; this follows SPEC's shape so the two can be unified.
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _view(req: Request) -> dict[str, Any]:
+    """SPEC's request view, plus `message`: what the model should do next."""
+    decision = req.decision()
+    return {
+        "id": req.id,
+        "action": req.action,
+        "summary": req.summary,
+        "mode": req.mode.value,
+        "status": req.status.value,
+        "channel": req.channel,
+        "created_at": _iso(req.created_at),
+        "deadline": _iso(req.deadline),
+        "params": req.params,
+        "decision": None if not req.final else {
+            "status": decision.status.value,
+            "approved": decision.approved,
+            "by": decision.by,
+            "comment": decision.comment,
+            "params": decision.params,
+            "decided_at": _iso(decision.decided_at),
+        },
+        "message": decision.explanation() if req.final else PENDING.format(id=req.id),
+    }
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# -- tools -----------------------------------------------------------------------------------
+
+
+def _check_wait(wait_seconds: float) -> float:
+    if not 0 <= wait_seconds <= MAX_WAIT:
+        raise ToolError(
+            f"wait_seconds: must be between 0 and {MAX_WAIT:g} (got {wait_seconds:g}); "
+            "call await_approval again to keep waiting"
+        )
+    return float(wait_seconds)
+
+
+def _check_id(request_id: str) -> str:
+    if not request_id.strip():
+        raise ToolError("id: must be a request id such as the one request_approval returned")
+    return request_id.strip()
+
+
+def _action_name(tool_name: str) -> str:
+    """A tool's name as a request action (letters, digits and _ . : / - only)."""
+    return re.sub(r"[^A-Za-z0-9_.:/-]", "_", tool_name.strip())[:100] or "tool"
+
+
+def _gist(tool_input: Mapping[str, Any]) -> str:
+    """The part of a tool call a reviewer needs first: the command, the file, or the JSON."""
+    for key in ("command", "file_path", "path", "url", "query"):
+        if isinstance(tool_input.get(key), str):
+            text = tool_input[key]
+            break
+    else:
+        text = _json(tool_input)
+    return text if len(text) <= GIST_CHARS else text[: GIST_CHARS - 1] + "…"
+
+
+class Tools:
+    """The tools' shared state: one `AsyncApprovals`, made on the loop that serves calls."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._aio: AsyncApprovals | None = None
+
+    @property
+    def aio(self) -> AsyncApprovals:
+        if self._aio is None:
+            self._aio = AsyncApprovals(settings=self.settings)
+        return self._aio
+
+    async def aclose(self) -> None:
+        if self._aio is not None:
+            await self._aio.aclose()
+            self._aio = None
+
+    @contextlib.asynccontextmanager
+    async def guard(self, wait_seconds: float) -> AsyncIterator[None]:
+        """Map failures to tool errors a model can read; never outlive the wait."""
+        try:
+            async with asyncio.timeout(max(wait_seconds, MIN_GUARD)):
+                yield
+        except InvalidRequest as exc:
+            raise ToolError(str(exc)) from None
+        except RequestNotFound as exc:
+            raise ToolError(f"id: {exc}") from None
+        except (redis.ConnectionError, redis.TimeoutError, TimeoutError) as exc:
+            raise ToolError(
+                f"Redis did not answer ({exc or 'timed out'}); nothing was decided. Try again shortly "
+                "(with the same idempotency_key, if you gave one, to avoid a second request)."
+            ) from None
+
+    async def settle(self, request_id: str, wait_seconds: float, started: float) -> Request:
+        """The request once final, or as it stands when `wait_seconds` (from `started`) end."""
+        budget = wait_seconds - (time.monotonic() - started) - READ_MARGIN
+        if budget > 0:
+            with contextlib.suppress(WaitTimeout):
+                return await self.aio.wait_request(request_id, budget)
+        return await self.aio.store.get(request_id)
+
+    async def request_approval(self, wait_seconds: float, **kwargs: Any) -> str:
+        started = time.monotonic()
+        _check_wait(wait_seconds)
+        async with self.guard(wait_seconds):
+            handle = await self.aio.request(**kwargs)
+            return _json(_view(await self.settle(handle.id, wait_seconds, started)))
+
+    async def await_approval(self, request_id: str, wait_seconds: float) -> str:
+        started = time.monotonic()
+        _check_wait(wait_seconds)
+        request_id = _check_id(request_id)
+        async with self.guard(wait_seconds):
+            return _json(_view(await self.settle(request_id, wait_seconds, started)))
+
+    async def get_approval(self, request_id: str) -> str:
+        request_id = _check_id(request_id)
+        async with self.guard(0):
+            return _json(_view(await self.aio.store.get(request_id)))
+
+    async def cancel_approval(self, request_id: str) -> str:
+        request_id = _check_id(request_id)
+        async with self.guard(0):
+            try:
+                await self.aio.store.transition(request_id, "cancel")
+            except AlreadyDecided as exc:
+                raise ToolError(f"id: {exc}; there is nothing left to cancel") from None
+            return _json(_view(await self.aio.store.get(request_id)))
+
+    async def permission_prompt(
+        self, tool_name: str, tool_input: dict[str, Any], tool_use_id: str | None, wait_seconds: float
+    ) -> str:
+        """Claude Code's --permission-prompt-tool: a gate request per tool call, allow or deny."""
+        started = time.monotonic()
+        _check_wait(wait_seconds)
+        if not tool_name.strip():
+            raise ToolError("tool_name: must name the tool Claude Code wants to use")
+        async with self.guard(wait_seconds):
+            handle = await self.aio.request(
+                action=_action_name(tool_name),
+                summary=f"Claude Code wants to use {tool_name}: {_gist(tool_input)}",
+                params=tool_input,
+                mode="gate",
+                agent="claude-code",
+                # The same tool call asked again attaches to the same request.
+                idempotency_key=f"permission:{tool_use_id}" if tool_use_id else None,
+            )
+            req = await self.settle(handle.id, wait_seconds, started)
+            if not req.final:
+                try:  # withdraw it, so no one approves a call that is no longer waiting
+                    await self.aio.store.transition(req.id, "cancel")
+                except AlreadyDecided:  # decided at the last moment: that decision stands
+                    req = await self.aio.store.get(req.id)
+                else:
+                    return _json({
+                        "behavior": "deny",
+                        "message": (
+                            f"No one decided on {tool_name} in time: no reviewer answered within "
+                            f"{wait_seconds:g} seconds, so the request was withdrawn and the tool was not "
+                            "run. This is not a rejection; ask the user, or try again later."
+                        ),
+                    })
+        decision = req.decision()
+        if decision.approved:
+            return _json({"behavior": "allow", "updatedInput": decision.params})
+        return _json({"behavior": "deny", "message": _deny_message(decision)})
+
+
+def _deny_message(decision: Decision) -> str:
+    if decision.status is Status.REJECTED and decision.comment:
+        return f"The reviewer ({', '.join(decision.by) or 'unknown'}) said no: {decision.comment}"
+    return decision.explanation()
+
+
+WaitSeconds = Annotated[
+    float,
+    Field(description=f"seconds to hold this call for a decision (0 to {MAX_WAIT:g})"),
+]
+RequestId = Annotated[str, Field(description="the request's id, from request_approval")]
+
+
+def build_server(settings: Settings | None = None) -> tuple[MCPServer, Tools]:
+    """The MCP server with hitl-router's tools, and their shared state (close it on exit)."""
+    tools = Tools(settings or load_settings())
+    server = MCPServer("hitl", instructions=INSTRUCTIONS)
+
+    @server.tool(structured_output=False)
+    async def request_approval(
+        action: Annotated[str, Field(description="the tool or action to approve, e.g. send_email")],
+        summary: Annotated[str, Field(description="one line a reviewer reads: what, to whom, why")],
+        params: Annotated[dict[str, Any] | None, Field(description="the action's arguments")] = None,
+        context: Annotated[str | None, Field(description="markdown reasoning shown under Details")] = None,
+        agent: str | None = None,
+        run_id: str | None = None,
+        risk: Annotated[str | None, Field(description="low, medium, high or critical")] = None,
+        reversible: bool | None = None,
+        confidence: Annotated[float | None, Field(description="your confidence, 0 to 1")] = None,
+        mode: Annotated[str | None, Field(description="gate, override, notify, shadow or auto")] = None,
+        channel: str | None = None,
+        approvers: list[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: Annotated[float | None, Field(description="seconds until the request expires")] = None,
+        window: float | None = None,
+        idempotency_key: Annotated[str | None, Field(description="same key, same request")] = None,
+        wait_seconds: WaitSeconds = DEFAULT_WAIT,
+    ) -> str:
+        """Ask a human to approve an action before you take it. Returns the request view: a final
+        status with the decision, or "pending" with an id to pass to await_approval."""
+        return await tools.request_approval(
+            wait_seconds, action=action, summary=summary, params=params or {}, context=context,
+            agent=agent, run_id=run_id, risk=risk, reversible=reversible, confidence=confidence, mode=mode,
+            channel=channel, approvers=approvers, requested_by=requested_by, quorum=quorum,
+            timeout=timeout, window=window, idempotency_key=idempotency_key,
+        )
+
+    @server.tool(structured_output=False)
+    async def await_approval(id: RequestId, wait_seconds: WaitSeconds = DEFAULT_WAIT) -> str:
+        """Wait up to wait_seconds for a decision on a pending request; returns the request view."""
+        return await tools.await_approval(id, wait_seconds)
+
+    @server.tool(structured_output=False)
+    async def get_approval(id: RequestId) -> str:
+        """The request view as it stands now, without waiting."""
+        return await tools.get_approval(id)
+
+    @server.tool(structured_output=False)
+    async def cancel_approval(id: RequestId) -> str:
+        """Withdraw a pending request (you no longer need it); an error if it is already final."""
+        return await tools.cancel_approval(id)
+
+    @server.tool(structured_output=False)
+    async def permission_prompt(
+        tool_name: Annotated[str, Field(description="the tool Claude Code wants to use")],
+        input: Annotated[dict[str, Any], Field(description="the tool call's input")],
+        tool_use_id: str | None = None,
+        wait_seconds: WaitSeconds = MAX_WAIT,
+    ) -> str:
+        """Claude Code's --permission-prompt-tool: asks a reviewer in Slack whether this tool call
+        may run. Answers {"behavior":"allow","updatedInput":{...}} or {"behavior":"deny","message":...}."""
+        return await tools.permission_prompt(tool_name, input, tool_use_id, wait_seconds)
+
+    return server, tools
+
+
+# -- stdio -----------------------------------------------------------------------------------
+
+
+def run_stdio(settings: Settings | None = None) -> None:
+    """`hitl mcp`: serve the tools on standard input and output (logs go to stderr)."""
+    server, tools = build_server(settings)
+
+    async def main() -> None:
+        try:
+            await server.run_stdio_async()
+        finally:
+            await tools.aclose()
+
+    asyncio.run(main())
+
+
+# -- streamable HTTP, behind bearer keys ----------------------------------------------------
+
+
+def parse_api_keys(text: str | None) -> dict[str, str]:
+    """HITL_API_KEYS (`name:secret,...`) as {secret: name}; a malformed entry is a ConfigError."""
+    keys: dict[str, str] = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, secret = item.partition(":")
+        if not sep or not name.strip() or not secret.strip():
+            raise ConfigError(f"HITL_API_KEYS: {item.split(':')[0]!r} is not name:secret")
+        keys[secret.strip()] = name.strip()
+    return keys
+
+
+class BearerAuth:
+    """401 unless `Authorization: Bearer <secret>` matches one of the API keys.
+
+    The matching key's name goes in ``scope["state"]["api_key"]`` (who filed the request).
+    """
+
+    def __init__(self, app: ASGIApp, keys: Mapping[str, str]) -> None:
+        self.app = app
+        self.keys = dict(keys)
+
+    def _name(self, scope: Scope) -> str | None:
+        header = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        token = token.strip()
+        found = None
+        for secret, name in self.keys.items():  # compare with every key: no timing hint
+            if hmac.compare_digest(secret.encode(), token.encode()):
+                found = name
+        return found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not self.keys:
+            error = "no API keys are configured: set HITL_API_KEYS=name:secret (hitl dev makes one)"
+        else:
+            name = self._name(scope)
+            if name is not None:
+                scope.setdefault("state", {})["api_key"] = name
+                await self.app(scope, receive, send)
+                return
+            error = "missing or wrong API key: send Authorization: Bearer <secret> from HITL_API_KEYS"
+        response = JSONResponse(
+            {"error": error, "field": "Authorization"}, status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="hitl"'},
+        )
+        await response(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class McpHttp:
+    """What the web process mounts at /mcp: the ASGI app (any path reaches the MCP
+    endpoint; route ``/mcp`` to it) and the lifespan to enter around serving."""
+
+    app: ASGIApp
+    lifespan: Callable[[], AbstractAsyncContextManager[None]]
+
+
+def http_app(settings: Settings | None = None, api_keys: Mapping[str, str] | None = None) -> McpHttp:
+    """The streamable-HTTP MCP endpoint behind bearer keys.
+
+    `api_keys` is {secret: name}; by default HITL_API_KEYS from the environment. Stateless:
+    every POST stands alone, so any web process behind a load balancer can answer it.
+    """
+    server, tools = build_server(settings)
+    keys = parse_api_keys(os.environ.get("HITL_API_KEYS")) if api_keys is None else dict(api_keys)
+    # Only to create the session manager; its Starlette app is not used. DNS-rebinding
+    # checks are off: the endpoint is meant to be reached by name, and the bearer key guards it.
+    server.streamable_http_app(
+        stateless_http=True,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    manager = server.session_manager
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with manager.run():
+            try:
+                yield
+            finally:
+                await tools.aclose()
+
+    return McpHttp(app=BearerAuth(StreamableHTTPASGIApp(manager), keys), lifespan=lifespan)
+
+
+__all__ = ["McpHttp", "build_server", "http_app", "parse_api_keys", "run_stdio"]
