@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from bench.common import EXIT_MISS, ROOT, table
 
-BENCHMARKS = ("enqueue", "wake", "waiters", "timers", "memory", "slack", "burst", "gateway")
+BENCHMARKS = ("enqueue", "wake", "waiters", "timers", "memory", "slack", "burst", "gateway", "observability")
 # Hard stop per benchmark (seconds): each is bounded on its own, this is a backstop.
 TIMEOUT = 180
 
