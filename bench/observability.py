@@ -3,7 +3,8 @@
 "on" = the Redis counters (HITL_METRICS, written inside the CREATE and TRANSITION
 scripts) plus the OpenTelemetry SDK installed with a batch span processor (every span
 recorded and handed to an exporter, which drops them: the cost of tracing without the
-network). "off" = HITL_METRICS=0 and only the OpenTelemetry API (no-op spans).
+network). "off" = HITL_METRICS=0 and only the OpenTelemetry API (no-op spans). Blocks
+with only one of the two show where the cost goes.
 
 A tracer provider can be set once per process, so each block runs in a fresh child
 process; blocks alternate off, on, off, on... in the same run so drift on this shared
@@ -36,6 +37,8 @@ from bench.common import (
 )
 
 BLOCKS = 4  # per mode
+# off and on are compared; metrics only and tracing only show where the cost goes.
+MODES = ("off", "on", "metrics", "tracing")
 ENQUEUE = 1_000
 WAKE_ROUNDS = 100
 WARMUP = 50
@@ -45,8 +48,8 @@ PARAMS = {"to": "ops@example.com", "template": "overdue", "n": 3}
 
 def child(mode: str, url: str, prefix: str) -> dict[str, object]:
     """One block in this process: returns {"enqueue_s": [...], "wake_s": [...]}."""
-    on = mode == "on"
-    if on:
+    counting = mode in ("on", "metrics")
+    if mode in ("on", "tracing"):
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -62,7 +65,7 @@ def child(mode: str, url: str, prefix: str) -> dict[str, object]:
 
     b = Bench(url, prefix)
     for client in (b.agent, b.bot):
-        client.store.metrics = on
+        client.store.metrics = counting
     try:
         for i in range(WARMUP):
             b.agent.request(action="send_email", summary=f"warm {i}", params=PARAMS, mode="gate")
@@ -89,7 +92,7 @@ def run_block(mode: str, url: str, prefix: str) -> dict[str, list[float]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--child", choices=("on", "off"), help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
     p.add_argument("--prefix", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -100,11 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "observability",
         f"request() and decide -> wait() with metrics + tracing on vs off, {BLOCKS} alternating blocks each",
     )
-    runs: dict[str, list[dict[str, list[float]]]] = {"off": [], "on": []}
+    runs: dict[str, list[dict[str, list[float]]]] = {m: [] for m in MODES}
     with redis_url() as url, bench_prefix(url) as prefix:
         for n in range(BLOCKS):
-            for mode in ("off", "on") if n % 2 == 0 else ("on", "off"):
-                runs[mode].append(run_block(mode, url, f"{prefix}-{mode}{n}"))
+            for mode in MODES if n % 2 == 0 else MODES[::-1]:
+                runs[mode].append(run_block(mode, url, f"{prefix}:{mode}{n}"))
     figures = {}
     for mode, blocks in runs.items():
         enqueue = [x for b in blocks for x in b["enqueue_s"]]

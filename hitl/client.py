@@ -357,13 +357,12 @@ class Approvals:
         `AlreadyDecided`, `NotAllowed` or `StaleVersion`; nothing changes then.
         """
         v = check_decision(verb, params, comment)
-        parent = self.store.get(request_id).trace if tracing.needs_parent() else None
-        attrs = {"hitl.request_id": request_id, "hitl.verb": v.value, "hitl.by": by}
-        with tracing.span(SpanName.TRANSITION, parent, attrs) as span:
-            status = self.store.transition(
-                request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
-            )
-            span.set_attribute("hitl.status", status.value)
+        started = time.time_ns()
+        status, trace_ctx = self.store.transition_traced(
+            request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
+        )
+        attrs = {"hitl.request_id": request_id, "hitl.verb": v.value, "hitl.by": by, "hitl.status": status}
+        tracing.record(SpanName.TRANSITION, trace_ctx, started, attrs)
         return self.store.get(request_id)
 
     def require_approval(
@@ -584,13 +583,12 @@ class AsyncApprovals:
         groups: Sequence[str] = (),
     ) -> Request:
         v = check_decision(verb, params, comment)
-        parent = (await self.store.get(request_id)).trace if tracing.needs_parent() else None
-        attrs = {"hitl.request_id": request_id, "hitl.verb": v.value, "hitl.by": by}
-        with tracing.span(SpanName.TRANSITION, parent, attrs) as span:
-            status = await self.store.transition(
-                request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
-            )
-            span.set_attribute("hitl.status", status.value)
+        started = time.time_ns()
+        status, trace_ctx = await self.store.transition_traced(
+            request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
+        )
+        attrs = {"hitl.request_id": request_id, "hitl.verb": v.value, "hitl.by": by, "hitl.status": status}
+        tracing.record(SpanName.TRANSITION, trace_ctx, started, attrs)
         return await self.store.get(request_id)
 
     async def aclose(self) -> None:

@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
 from typing import Any
 
 import redis
@@ -55,16 +54,6 @@ class SlackOutcome(StrEnum):
     OK = "ok"
     ERROR = "error"
     RATELIMITED = "ratelimited"
-
-
-@cache
-def script_input(keys: Keys) -> dict[str, Any]:
-    """The `metrics` entry of CREATE's and TRANSITION's input (see `hitl.scripts`)."""
-    return {
-        "created": keys.metrics(Family.CREATED), "final": keys.metrics(Family.FINAL),
-        "decision": keys.metrics(Family.DECISION), "hour": keys.metrics_hour("{}"),
-        "hour_ttl": HOUR_TTL, "bounds": list(DECISION_BOUNDS),
-    }
 
 
 def bucket_index(bounds: Sequence[float], value: float) -> int:

@@ -28,7 +28,7 @@ from hitl.errors import (
     TransitionRefused,
 )
 from hitl.keys import Keys, timer_member
-from hitl.metrics import script_input as metrics_input
+from hitl.metrics import Family
 from hitl.models import EscalationStep, Request
 from hitl.status import Mode, Status
 
@@ -84,6 +84,8 @@ def key_names(keys: Keys) -> dict[str, str]:
         "durations": keys.durations(slot), "pending": keys.pending,
         "pending_channel": keys.pending_channel(slot), "pending_mode": keys.pending_mode(slot),
         "deadlines": keys.deadlines, "channels": keys.channels, "actions": keys.actions,
+        "m_created": keys.metrics(Family.CREATED), "m_final": keys.metrics(Family.FINAL),
+        "m_decision": keys.metrics(Family.DECISION), "m_hour": keys.metrics_hour(slot),
     }
 
 
@@ -117,6 +119,7 @@ def _create_spec(doc: dict[str, Any], created: int, fp: str) -> dict[str, Any]:
         "timers": timers, "deadline": "" if deadline is None else repr(deadline),
         "gate_timers": gate_timers, "gate_deadline": repr(gate_deadline),
         "batch": doc.get("batch") or "", "items": _json(doc["items"]) if doc.get("items") else "",
+        "trace": _json(doc["trace"]) if doc.get("trace") else "",
     }
 
 
@@ -132,7 +135,7 @@ def create_plan_args(
         "requests": [head_spec, *step_specs],
     }
     if metrics:
-        payload["metrics"] = metrics_input(keys)
+        payload["metrics"] = True
     docs = [_json(head), *(_json(d) for d in steps)]  # after the specs filled in deadline and created_at
     return [keys.timers, keys.events, keys.paused], [_json(payload), *docs]
 
@@ -201,7 +204,7 @@ def transition_args(
         "version": "" if version is None else str(version),
     }
     if metrics:
-        payload["metrics"] = metrics_input(keys)
+        payload["metrics"] = True
     return [keys.timers, keys.events], [_json(payload)]
 
 
@@ -212,18 +215,29 @@ def check_transition(request_id: str, verb: str, result: Sequence[Any]) -> Statu
         raise RequestNotFound(request_id)
     if kind == "ok":
         return Status(_s(result[1]))
+    raise _refusal(request_id, verb, result)
+
+
+def check_traced(request_id: str, verb: str, result: Sequence[Any]) -> tuple[Status, dict[str, str]]:
+    """`check_transition`, plus the request's stored trace context ({} when untraced)."""
+    status = check_transition(request_id, verb, result)
+    raw = _s(result[5]) if len(result) > 5 else ""
+    return status, (json.loads(raw) if raw else {})
+
+
+def _refusal(request_id: str, verb: str, result: Sequence[Any]) -> TransitionRefused:
     reason, status = _s(result[1]), _s(result[2])
     if reason == "final":
-        raise AlreadyDecided(request_id, status, json.loads(_s(result[4]) or "[]"))
+        return AlreadyDecided(request_id, status, json.loads(_s(result[4]) or "[]"))
     if reason == "expired":
-        raise DeadlinePassed(request_id, status, float(_s(result[5])))
+        return DeadlinePassed(request_id, status, float(_s(result[5])))
     if reason == "stale":
-        raise StaleVersion(
+        return StaleVersion(
             request_id, "stale", f"request {request_id} changed since this card was drawn; look again"
         )
     if reason in _REFUSALS:
-        raise NotAllowed(request_id, reason, _REFUSALS[reason])
-    raise TransitionRefused(request_id, "verb", f"cannot {verb} request {request_id} while it is {status}")
+        return NotAllowed(request_id, reason, _REFUSALS[reason])
+    return TransitionRefused(request_id, "verb", f"cannot {verb} request {request_id} while it is {status}")
 
 
 def parse_outcome(token: Any) -> dict[str, Any] | None:
@@ -329,11 +343,28 @@ class Store(_Base):
         params: dict[str, Any] | None = None,
         version: int | None = None,
     ) -> Status:
+        return self.transition_traced(
+            request_id, verb, by=by, groups=groups, comment=comment, params=params, version=version
+        )[0]
+
+    def transition_traced(
+        self,
+        request_id: str,
+        verb: str,
+        *,
+        by: str | None = None,
+        groups: Sequence[str] = (),
+        comment: str | None = None,
+        params: dict[str, Any] | None = None,
+        version: int | None = None,
+    ) -> tuple[Status, dict[str, str]]:
+        """`transition`, plus the request's stored trace context, read by the same script
+        (so a transition joins the request's trace without a second round trip)."""
         keys_, argv = transition_args(
             self.keys, request_id, verb, by=by, groups=groups, comment=comment, params=params,
             version=version, retention=self.retention, metrics=self.metrics,
         )
-        return check_transition(request_id, verb, self._transition(keys=keys_, args=argv))
+        return check_traced(request_id, verb, self._transition(keys=keys_, args=argv))
 
     def escalate(self, request_id: str, step: int) -> bool:
         keys_ = [self.keys.req(request_id), self.keys.timers, self.keys.events]
@@ -415,11 +446,26 @@ class AsyncStore(_Base):
         params: dict[str, Any] | None = None,
         version: int | None = None,
     ) -> Status:
+        return (await self.transition_traced(
+            request_id, verb, by=by, groups=groups, comment=comment, params=params, version=version
+        ))[0]
+
+    async def transition_traced(
+        self,
+        request_id: str,
+        verb: str,
+        *,
+        by: str | None = None,
+        groups: Sequence[str] = (),
+        comment: str | None = None,
+        params: dict[str, Any] | None = None,
+        version: int | None = None,
+    ) -> tuple[Status, dict[str, str]]:
         keys_, argv = transition_args(
             self.keys, request_id, verb, by=by, groups=groups, comment=comment, params=params,
             version=version, retention=self.retention, metrics=self.metrics,
         )
-        return check_transition(request_id, verb, await self._transition(keys=keys_, args=argv))
+        return check_traced(request_id, verb, await self._transition(keys=keys_, args=argv))
 
     async def wait_outcome(self, request_id: str, timeout: float) -> dict[str, Any] | None:
         key = self.keys.done(request_id)

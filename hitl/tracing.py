@@ -52,12 +52,6 @@ def enabled() -> bool:
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
-def needs_parent() -> bool:
-    """True when a span about to start has no parent in this process, so the request's
-    stored context should be read to join its trace (never when tracing is off)."""
-    return enabled() and not trace.get_current_span().get_span_context().is_valid
-
-
 def carrier() -> dict[str, str]:
     """The current trace context as W3C headers; empty when no span is recording."""
     if not trace.get_current_span().get_span_context().is_valid:
@@ -98,6 +92,18 @@ def start_span(
     ctx = propagate.extract(dict(parent)) if parent else otel_context.get_current()
     attrs = {k: v for k, v in (attributes or {}).items() if v is not None}
     return tracer().start_span(name, context=ctx, attributes=attrs, start_time=start_time)
+
+
+def record(
+    name: str, parent: Mapping[str, str] | None, start_ns: int, attributes: Mapping[str, Any] | None = None
+) -> None:
+    """A span that already happened (from `start_ns` to now): a child of the current span,
+    else of the stored `parent` context. For steps whose parent context is only learnt
+    from their own result (a transition returns the request's stored trace)."""
+    if not enabled():
+        return
+    ctx = None if trace.get_current_span().get_span_context().is_valid or not parent else parent
+    start_span(name, ctx, attributes, start_time=start_ns).end()
 
 
 def setup(service_name: str) -> bool:

@@ -39,10 +39,11 @@ def fire_timers(prefix: str, items: list[tuple[str, int, int]]) -> dict[str, str
             counted.timer_lateness(time.time() - due_ms / 1000)
         try:
             if kind in _VERBS:
-                parent = store.get(rid).trace if tracing.needs_parent() else None
-                attrs = {"hitl.request_id": rid, "hitl.verb": _VERBS[kind]}
-                with tracing.span(SpanName.TRANSITION, parent, attrs):
-                    outcome[member] = store.transition(rid, _VERBS[kind]).value
+                started = time.time_ns()
+                status, trace_ctx = store.transition_traced(rid, _VERBS[kind])
+                outcome[member] = status.value
+                attrs = {"hitl.request_id": rid, "hitl.verb": _VERBS[kind], "hitl.status": status.value}
+                tracing.record(SpanName.TRANSITION, trace_ctx, started, attrs)
             elif kind == "esc" and step is not None:
                 if store.escalate(rid, step):
                     outcome[member] = f"escalated {step}"
