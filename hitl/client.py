@@ -185,15 +185,7 @@ def _woke(req: Request, started_ns: int) -> None:
     start to the decision reaching the waiter, in the request's trace (none if untraced)."""
     if req.trace and tracing.enabled():
         attrs = {"hitl.request_id": req.id, "hitl.action": req.action, "hitl.status": req.status.value}
-        tracing.start_span(SpanName.WAKE, req.trace, attrs, start_time=started_ns).end()
-
-
-def _traced(doc: dict[str, Any]) -> dict[str, Any]:
-    """Record the current trace context (the `hitl.request` span) in the stored document."""
-    ctx = tracing.carrier()
-    if ctx:
-        doc["trace"] = ctx
-    return doc
+        tracing.record(SpanName.WAKE, req.trace, started_ns, attrs, stored_first=True)
 
 
 class RequestHandle:
@@ -280,13 +272,16 @@ class Approvals:
 
     def request(self, action: str | None = None, summary: str | None = None, **kwargs: Any) -> RequestHandle:
         """File a request (see SPEC for the arguments) and return its handle at once."""
-        with tracing.span(SpanName.REQUEST, attributes={"hitl.action": action}) as span:
+        traced = tracing.RequestTrace({"hitl.action": action})
+        try:
             doc = build_doc(
                 self.settings, self.policy, directory=self.directory, action=action, summary=summary, **kwargs
             )
-            _, rid, mode, status = self.store.create(_traced(doc))
-            span.set_attribute("hitl.request_id", rid)
-            span.set_attribute("hitl.mode", mode.value)
+            _, rid, mode, status = self.store.create(traced.stamp(doc))
+        except Exception as exc:
+            traced.done(error=exc)
+            raise
+        traced.done({"hitl.request_id": rid, "hitl.mode": mode.value})
         return RequestHandle(self, rid, mode, status)
 
     def request_batch(
@@ -307,11 +302,16 @@ class Approvals:
         `idempotency_key` covers the plan and every step: the plan and its steps are stored
         in one atomic call, and a repeat with the same items returns the same plan.
         """
-        with tracing.span(SpanName.REQUEST, attributes={"hitl.action": action}):
+        traced = tracing.RequestTrace({"hitl.action": action})
+        try:
             plan, steps = build_plan(self.settings, self.policy, summary, items, action, common, via=via)
             for doc in (plan, *steps):
-                _traced(doc)
+                traced.stamp(doc)
             existing = self.store.create_plan(plan, steps)
+        except Exception as exc:
+            traced.done(error=exc)
+            raise
+        traced.done({"hitl.request_id": plan["id"], "hitl.steps": len(steps)})
         if existing is not None:
             return BatchHandle(
                 RequestHandle(self, existing.id, existing.mode, existing.status),
@@ -531,11 +531,14 @@ class AsyncApprovals:
             directory=self.directory, action=action, summary=summary, **kwargs,
         )
         # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
-        with tracing.span(SpanName.REQUEST, attributes={"hitl.action": action}) as span:
+        traced = tracing.RequestTrace({"hitl.action": action})
+        try:
             doc = await asyncio.to_thread(build) if is_email(kwargs.get("requested_by")) else build()
-            _, rid, mode, _status = await self.store.create(_traced(doc))
-            span.set_attribute("hitl.request_id", rid)
-            span.set_attribute("hitl.mode", mode.value)
+            _, rid, mode, _status = await self.store.create(traced.stamp(doc))
+        except Exception as exc:
+            traced.done(error=exc)
+            raise
+        traced.done({"hitl.request_id": rid, "hitl.mode": mode.value})
         return AsyncRequestHandle(self, rid, mode)
 
     async def request_batch(
@@ -548,8 +551,16 @@ class AsyncApprovals:
         **common: Any,
     ) -> AsyncBatchHandle:
         """The asyncio twin of `Approvals.request_batch`."""
-        plan, steps = build_plan(self.settings, self.policy, summary, items, action, common, via=via)
-        existing = await self.store.create_plan(plan, steps)
+        traced = tracing.RequestTrace({"hitl.action": action})
+        try:
+            plan, steps = build_plan(self.settings, self.policy, summary, items, action, common, via=via)
+            for doc in (plan, *steps):
+                traced.stamp(doc)
+            existing = await self.store.create_plan(plan, steps)
+        except Exception as exc:
+            traced.done(error=exc)
+            raise
+        traced.done({"hitl.request_id": plan["id"], "hitl.steps": len(steps)})
         if existing is not None:
             return AsyncBatchHandle(
                 AsyncRequestHandle(self, existing.id, existing.mode),

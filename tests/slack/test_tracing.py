@@ -23,7 +23,7 @@ from slack_sdk import WebClient
 
 from bot.app import build_app
 from bot.web import WebServer, build_web_app
-from hitl import Approvals
+from hitl import Approvals, tracing
 from hitl.tracing import SpanName
 from sandbox import SlackStandIn
 from sandbox.signing import Interactions
@@ -120,29 +120,38 @@ def test_one_click_approval_is_one_trace_in_parent_order(
             return None
         return next(n for n, s in by_name.items() if s.context.span_id == parent_ctx.span_id)
 
+    # The agent was traced: its span is the parent of every step, across processes.
     assert parent(SpanName.REQUEST) == "agent.deploy"
-    assert parent(SpanName.CARD_POST) == SpanName.REQUEST
-    assert parent(SpanName.CLICK) == SpanName.REQUEST
+    assert parent(SpanName.CARD_POST) == "agent.deploy"
+    assert parent(SpanName.CLICK) == "agent.deploy"
     assert parent(SpanName.TRANSITION) == SpanName.CLICK
-    assert parent(SpanName.WAKE) == SpanName.REQUEST
+    assert parent(SpanName.WAKE) == "agent.deploy"
+    ordered = sorted(by_name.values(), key=lambda s: s.start_time)
+    assert [s.name for s in ordered if s.name != "agent.deploy"][:2] == [SpanName.REQUEST, SpanName.CARD_POST]
+    assert by_name[SpanName.CLICK].start_time < by_name[SpanName.TRANSITION].start_time
+    assert by_name[SpanName.TRANSITION].end_time <= by_name[SpanName.WAKE].end_time
     assert by_name[SpanName.TRANSITION].attributes["hitl.status"] == "approved"
     assert by_name[SpanName.WAKE].attributes["hitl.status"] == "approved"
     assert by_name[SpanName.REQUEST].attributes["hitl.request_id"] == req.id
-    # The stored context is the W3C traceparent of the request span.
+    # The stored context is the W3C traceparent of the caller's span.
     stored = req.fetch().trace["traceparent"]
-    assert stored.split("-")[1] == format(by_name[SpanName.REQUEST].context.trace_id, "032x")
+    agent_span = by_name["agent.deploy"].context
+    assert stored.split("-")[1:3] == [format(agent_span.trace_id, "032x"), format(agent_span.span_id, "016x")]
 
 
-def test_a_timer_expiry_joins_the_request_trace(
+def test_an_untraced_caller_gets_a_trace_that_a_timer_expiry_joins(
     spans: InMemorySpanExporter, in_process_bot: Bot, prefix: str
 ) -> None:
+    """No span in the agent: `hitl.request` starts the trace, later steps are its children."""
     bot = in_process_bot
-    with trace.get_tracer("agent").start_as_current_span("agent.deploy"):
-        req = bot.approvals.request(action="deploy", summary="Deploy v1.3", mode="gate", timeout=0.2)
+    req = bot.approvals.request(action="deploy", summary="Deploy v1.3", mode="gate", timeout=0.2)
     # Tick until the timer is due and the expiry has run (as a worker's ticker would).
     eventually(lambda: run_jobs(bot, prefix) or req.status() == "expired", 10, "the expiry")
+    assert tracing.flush()
     names = {s.name: s for s in spans.get_finished_spans()}
-    assert names[SpanName.TRANSITION].context.trace_id == names[SpanName.REQUEST].context.trace_id
+    assert names[SpanName.REQUEST].parent is None
+    assert names[SpanName.TRANSITION].parent.span_id == names[SpanName.REQUEST].context.span_id
+    assert names[SpanName.TRANSITION].attributes["hitl.status"] == "expired"
 
 
 def test_without_an_sdk_requests_store_no_context(redis_url: str, prefix: str) -> None:
