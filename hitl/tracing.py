@@ -20,6 +20,7 @@ Span names: `hitl.request`, `hitl.card.post`, `hitl.click`, `hitl.transition`,
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
@@ -308,6 +309,8 @@ def setup(service_name: str) -> bool:
     exporter = ConsoleSpanExporter() if wanted == "console" else OTLPSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    atexit.register(provider.shutdown)  # registered first, so runs after the flush below
+    atexit.register(flush)
     log.info("tracing: %s spans exported (%s)", name, wanted)
     return True
 
