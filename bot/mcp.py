@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import hmac
 import json
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -36,10 +35,12 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import Field
 from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hitl.client import AsyncApprovals
-from hitl.errors import AlreadyDecided, ConfigError, InvalidRequest, RequestNotFound, WaitTimeout
+from bot.web import Lifespan
+from hitl.client import Approvals, AsyncApprovals
+from hitl.errors import AlreadyDecided, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Decision, Request
 from hitl.settings import Settings, load_settings
 from hitl.status import Status
@@ -345,18 +346,9 @@ def run_stdio(settings: Settings | None = None) -> None:
 # -- streamable HTTP, behind bearer keys ----------------------------------------------------
 
 
-def parse_api_keys(text: str | None) -> dict[str, str]:
-    """HITL_API_KEYS (`name:secret,...`) as {secret: name}; a malformed entry is a ConfigError."""
-    keys: dict[str, str] = {}
-    for item in (text or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, sep, secret = item.partition(":")
-        if not sep or not name.strip() or not secret.strip():
-            raise ConfigError(f"HITL_API_KEYS: {item.split(':')[0]!r} is not name:secret")
-        keys[secret.strip()] = name.strip()
-    return keys
+def api_keys_of(settings: Settings) -> dict[str, str]:
+    """HITL_API_KEYS (parsed and checked by `Settings`) as {secret: name}."""
+    return {secret.get_secret_value(): name for name, secret in settings.api_keys.items()}
 
 
 class BearerAuth:
@@ -417,7 +409,9 @@ def http_app(settings: Settings | None = None, api_keys: Mapping[str, str] | Non
     every POST stands alone, so any web process behind a load balancer can answer it.
     """
     server, tools = build_server(settings)
-    keys = parse_api_keys(os.environ.get("HITL_API_KEYS")) if api_keys is None else dict(api_keys)
+    if api_keys is None:
+        api_keys = api_keys_of(settings or load_settings())
+    keys = dict(api_keys)
     # Only to create the session manager; its Starlette app is not used. DNS-rebinding
     # checks are off: the endpoint is meant to be reached by name, and the bearer key guards it.
     server.streamable_http_app(
@@ -437,4 +431,15 @@ def http_app(settings: Settings | None = None, api_keys: Mapping[str, str] | Non
     return McpHttp(app=BearerAuth(StreamableHTTPASGIApp(manager), keys), lifespan=lifespan)
 
 
-__all__ = ["McpHttp", "build_server", "http_app", "parse_api_keys", "run_stdio"]
+# Where the web process serves MCP (streamable HTTP).
+MCP_PATH = "/mcp"
+
+
+def web_parts(approvals: Approvals) -> tuple[list[BaseRoute], list[Lifespan]]:
+    """What `hitl bot` serves of MCP: /mcp behind the same API keys as /v1, and the session
+    manager's lifespan (`bot.web.plugins` finds this)."""
+    mcp = http_app(approvals.settings, api_keys=api_keys_of(approvals.settings))
+    return [Route(MCP_PATH, endpoint=mcp.app)], [lambda app: mcp.lifespan()]
+
+
+__all__ = ["McpHttp", "api_keys_of", "build_server", "http_app", "run_stdio", "web_parts"]

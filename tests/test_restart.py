@@ -69,8 +69,9 @@ def test_restart_with_aof_loses_nothing(prefix: str, tmp_path: Path, fsync: str,
             before = _snapshot(conn, prefix)
             assert len(before["timers"]) == 3 * 40 + 60  # pending: timeout + 2 escalations; all: a card sync
             waiters: dict[str, Future[Decision]] = {h.id: pool.submit(h.wait, 120) for h in waited}
+            dispatcher = approvals.dispatcher()
             eventually(
-                lambda: sum(1 for c in conn.client_list() if c.get("cmd") == "blmove") >= len(waited),
+                lambda: len(dispatcher.registered()) >= len(waited) and dispatcher.checks_queued() == 0,
                 30, "every agent to block in wait()",
             )
 

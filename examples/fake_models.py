@@ -1,0 +1,67 @@
+"""Scripted models for the framework tests: real frameworks, no network.
+
+`ScriptedChat` is langchain_core's `GenericFakeChatModel` that accepts `bind_tools`
+(agents bind their tools; the script already says which to call). `ScriptedModel` is an
+Agents SDK `Model` that calls the tool it is told to, then answers with the tool's output,
+so the final answer shows what the model saw (the tool result, a rejection, an expiry).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+
+class ScriptedChat(GenericFakeChatModel):
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChat:  # type: ignore[override]
+        return self
+
+
+def chat(*replies: AIMessage) -> ScriptedChat:
+    return ScriptedChat(messages=iter(replies))
+
+
+def tool_calls(*calls: tuple[str, dict[str, Any]]) -> AIMessage:
+    return AIMessage(
+        content="", tool_calls=[{"name": n, "args": a, "id": f"call_{i}"} for i, (n, a) in enumerate(calls)]
+    )
+
+
+def scripted_model(calls: Sequence[tuple[str, dict[str, Any]]]) -> Any:
+    """An Agents SDK model: first turn calls `calls`, later turns echo the tool outputs."""
+    from agents.items import ModelResponse
+    from agents.models.interface import Model
+    from agents.usage import Usage
+    from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
+
+    counter = itertools.count()
+
+    class ScriptedModel(Model):
+        async def get_response(self, system_instructions, input, *args: Any, **kwargs: Any) -> ModelResponse:
+            items = input if isinstance(input, list) else []
+            outputs = [i for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"]
+            if outputs:
+                text = " | ".join(str(o.get("output")) for o in outputs)
+                msg = ResponseOutputMessage(
+                    id=f"msg_{next(counter)}", type="message", role="assistant", status="completed",
+                    content=[ResponseOutputText(type="output_text", text=f"final: {text}", annotations=[])],
+                )
+                return ModelResponse(output=[msg], usage=Usage(), response_id=None)
+            out = [
+                ResponseFunctionToolCall(
+                    id=f"fc_{n}", call_id=f"call_{n}", type="function_call", name=name,
+                    arguments=json.dumps(args), status="completed",
+                )
+                for n, (name, args) in enumerate(calls)
+            ]
+            return ModelResponse(output=out, usage=Usage(), response_id=None)
+
+        def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            raise NotImplementedError("the tests do not stream")
+
+    return ScriptedModel()

@@ -1,0 +1,435 @@
+"""LangGraph (and LangChain v1 agents): Slack approvals as LangGraph interrupts.
+
+Three ways to pause a graph for a Slack decision, one way to resume it:
+
+- `approval_interrupt(...)` inside a node, in place of `interrupt()`: files the request
+  itself, keyed by thread id, node, step and the call's index within the node, so the
+  node's re-run on resume re-attaches to the same request (no second card).
+- LangChain v1's own `HumanInTheLoopMiddleware`, unchanged: its `HITLRequest` interrupt is
+  filed by the resumer (one request, or one `request_batch` for several tool calls).
+- `ApprovalNode`: a ready node that raises that same `HITLRequest` for the planned tool
+  calls of the last AI message, so a plan of N calls is one card decided per step.
+
+`LangGraphResumer` answers every such interrupt from Redis and resumes the thread with
+`Command(resume=...)`. It holds nothing in memory that matters: a new process pointed at
+the same checkpointer and thread picks up where a killed one stopped.
+`enqueue_server_resume` does the same for a LangGraph Server thread from an RQ job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.config import get_config
+from langgraph.types import Command, Interrupt, interrupt
+
+from hitl.client import Approvals, RequestHandle
+from hitl.errors import HitlError, InvalidRequest
+from hitl.integrations.naming import idempotency_key, item_key
+from hitl.integrations.outcome import Outcome, OutcomeKind
+from hitl.models import Decision
+from hitl.status import Mode
+
+log = logging.getLogger(__name__)
+
+# Marks an interrupt value as filed by `approval_interrupt` (its request id).
+REQUEST_FIELD = "hitl_request_id"
+# Who an Agent Inbox answer is recorded as when it carries no user.
+INBOX_USER = "agent-inbox"
+
+HumanResponse = dict[str, Any]
+
+
+# -- small shared pieces ------------------------------------------------------------------
+def check_args(args: Any, field: str = "args") -> dict[str, Any]:
+    """Tool arguments must be a JSON object; names the first argument that is not JSON."""
+    if not isinstance(args, dict):
+        raise InvalidRequest(field, f"must be a dict of tool arguments, not {type(args).__name__}")
+    for name, value in args.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(
+                f"{field}.{name}", f"is not JSON-serialisable ({type(value).__name__}: {exc})"
+            ) from None
+    return args
+
+
+def decide_now(handle: RequestHandle) -> bool:
+    """Whether the agent acts without waiting: every mode but gate (SPEC's risk matrix)."""
+    return handle.mode is not Mode.GATE
+
+
+def current_decision(handle: RequestHandle) -> Decision:
+    return handle.fetch().decision()
+
+
+def _thread(config: dict[str, Any]) -> str:
+    thread = (config.get("configurable") or {}).get("thread_id")
+    if thread is None:
+        raise InvalidRequest(
+            "configurable.thread_id", "approvals need a checkpointed thread: pass a thread_id"
+        )
+    return str(thread)
+
+
+def _namespace(config: dict[str, Any]) -> str:
+    """The node's place in the graph, without task ids (which change between runs)."""
+    meta = config.get("metadata") or {}
+    ns = meta.get("langgraph_checkpoint_ns") or meta.get("langgraph_node") or ""
+    return "|".join(part.split(":", 1)[0] for part in str(ns).split("|"))
+
+
+# approval_interrupt calls so far in each running task (keyed by the task's scratchpad,
+# which LangGraph creates afresh for every execution of a node). Bounded: tasks end.
+_CALLS: OrderedDict[int, tuple[object, int]] = OrderedDict()
+_MAX_TASKS = 4096
+
+
+def _next_index(config: dict[str, Any]) -> int:
+    from langgraph._internal._constants import CONFIG_KEY_SCRATCHPAD
+
+    scratchpad = config["configurable"][CONFIG_KEY_SCRATCHPAD]
+    owner, count = _CALLS.get(id(scratchpad), (None, 0))
+    if owner is not scratchpad:
+        count = 0
+    _CALLS[id(scratchpad)] = (scratchpad, count + 1)
+    _CALLS.move_to_end(id(scratchpad))
+    while len(_CALLS) > _MAX_TASKS:
+        _CALLS.popitem(last=False)
+    return count
+
+
+# -- Agent Inbox shapes -------------------------------------------------------------------
+def human_interrupt(
+    action: str, args: dict[str, Any], description: str, request_id: str, allowed: Sequence[str]
+) -> dict[str, Any]:
+    """Agent Inbox's `HumanInterrupt`, plus the request id the resumer waits on."""
+    return {
+        "action_request": {"action": action, "args": args},
+        "config": {
+            "allow_accept": "accept" in allowed,
+            "allow_edit": "edit" in allowed,
+            "allow_respond": "respond" in allowed,
+            "allow_ignore": "ignore" in allowed,
+        },
+        "description": description,
+        REQUEST_FIELD: request_id,
+    }
+
+
+def human_response(outcome: Outcome) -> HumanResponse:
+    """Agent Inbox's `HumanResponse` for an outcome: accept, edit, response or ignore.
+
+    Rejections, vetoes and expiries are a `response` whose text says which it was; a
+    withdrawn request is `ignore`. The full outcome rides along under ``hitl``.
+    """
+    if outcome.kind is OutcomeKind.APPROVED:
+        response: HumanResponse = {"type": "accept", "args": None}
+    elif outcome.kind is OutcomeKind.EDITED:
+        response = {"type": "edit", "args": {"action": outcome.action, "args": outcome.args}}
+    elif outcome.kind is OutcomeKind.CANCELLED:
+        response = {"type": "ignore", "args": None}
+    else:
+        response = {"type": "response", "args": outcome.message}
+    response["hitl"] = outcome_json(outcome)
+    return response
+
+
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "kind": outcome.kind.value, "request_id": outcome.request_id, "action": outcome.action,
+        "args": outcome.args, "by": list(outcome.by), "comment": outcome.comment,
+    }
+
+
+def outcome_from_json(data: dict[str, Any]) -> Outcome:
+    return Outcome(
+        OutcomeKind(data["kind"]), data["request_id"], data["action"], dict(data.get("args") or {}),
+        tuple(data.get("by") or ()), data.get("comment"),
+    )
+
+
+def record_inbox_response(
+    approvals: Approvals, handle: RequestHandle, response: HumanResponse, asked: dict[str, Any]
+) -> Outcome:
+    """An answer given outside Slack (Agent Inbox, a script): recorded on the request, so
+    Slack's card and the audit log agree with what the graph did.
+
+    accept -> approve, edit -> approve with the edited args, response -> reject with the
+    text as the reason, ignore -> cancel. When Redis refuses (someone decided first, or the
+    user may not decide) the request's own decision wins.
+    """
+    kind = response.get("type")
+    by = str(response.get("user") or INBOX_USER)
+    try:
+        if kind == "accept":
+            approvals.decide(handle.id, "approve", by=by)
+        elif kind == "edit":
+            edited = (response.get("args") or {}).get("args")
+            approvals.decide(handle.id, "approve", by=by, params=check_args(edited, "args.args"))
+        elif kind == "response":
+            approvals.decide(handle.id, "reject", by=by, comment=str(response.get("args") or ""))
+        elif kind == "ignore":
+            handle.cancel()
+        else:
+            raise InvalidRequest("type", f"{kind!r} is not one of accept, edit, response, ignore")
+    except InvalidRequest:
+        raise
+    except HitlError as exc:
+        log.warning("answer for %s not recorded (%s); using the request's own decision", handle.id, exc)
+    return Outcome.from_decision(current_decision(handle), asked)
+
+
+# -- approval_interrupt -------------------------------------------------------------------
+def approval_interrupt(
+    action: str,
+    args: dict[str, Any],
+    *,
+    approvals: Approvals,
+    summary: str | None = None,
+    description: str | None = None,
+    allowed: Sequence[str] = ("accept", "edit", "respond", "ignore"),
+    **request_kwargs: Any,
+) -> Outcome:
+    """Ask Slack before `action(**args)`; call it inside a node in place of `interrupt()`.
+
+    Returns at once in auto, notify, override and shadow modes (the policy's mode; for
+    override, `Outcome.kind` says VETOED if a veto landed before a re-run). In gate mode it
+    interrupts the graph with Agent Inbox's `HumanInterrupt`; `LangGraphResumer` (or an
+    Agent Inbox answer) resumes it and this returns the `Outcome`. The request's
+    idempotency key is thread id, node, step and this call's index in the node, so the
+    node's re-run on resume finds the same request.
+    """
+    args = check_args(args)
+    config = get_config()
+    key = idempotency_key(
+        "lg", _thread(config), _namespace(config), (config.get("metadata") or {}).get("langgraph_step", 0),
+        _next_index(config),
+    )
+    text = summary or f"Run {action}"
+    handle = approvals.request(
+        action=action, summary=text, params=args, idempotency_key=key,
+        run_id=_thread(config), **request_kwargs,
+    )
+    if decide_now(handle):
+        return Outcome.from_decision(current_decision(handle), args)
+    payload = human_interrupt(action, args, description or text, handle.id, allowed)
+    response = interrupt(payload)
+    if isinstance(response, dict) and isinstance(response.get("hitl"), dict):
+        return outcome_from_json(response["hitl"])
+    if not isinstance(response, dict):
+        raise InvalidRequest("resume", f"expected a HumanResponse dict, got {type(response).__name__}")
+    return record_inbox_response(approvals, handle, response, args)
+
+
+# -- HumanInTheLoopMiddleware / ApprovalNode interrupts ----------------------------------
+def is_hitl_request(value: Any) -> bool:
+    """LangChain v1's `HITLRequest` (what the middleware and `ApprovalNode` raise)."""
+    return isinstance(value, dict) and isinstance(value.get("action_requests"), list)
+
+
+def middleware_decision(outcome: Outcome, allowed: Sequence[str]) -> dict[str, Any]:
+    """The middleware's decision for an outcome, within what the tool allows.
+
+    Expiry and withdrawal are `respond` (the text reaches the model verbatim, not framed
+    as "User rejected") when the tool allows it, else `reject` with the same text.
+    """
+    if outcome.kind is OutcomeKind.APPROVED:
+        return {"type": "approve"}
+    if outcome.kind is OutcomeKind.EDITED:
+        if "edit" in allowed:
+            return {"type": "edit", "edited_action": {"name": outcome.action, "args": outcome.args}}
+        return {"type": "reject", "message": "the reviewer edited the arguments; this tool allows no edits"}
+    if outcome.kind is OutcomeKind.REJECTED and "reject" in allowed:
+        return {"type": "reject", "message": outcome.comment or "no reason given"}
+    if "respond" in allowed:
+        return {"type": "respond", "message": outcome.message}
+    return {"type": "reject", "message": outcome.message}
+
+
+def file_hitl_request(
+    approvals: Approvals, value: dict[str, Any], base_key: str, **request_kwargs: Any
+) -> list[tuple[RequestHandle, dict[str, Any], list[str]]]:
+    """File a `HITLRequest`'s action requests: one request, or one plan for several.
+
+    Every argument is checked before anything is filed. Re-filing with the same
+    `base_key` finds the requests filed before.
+    """
+    actions = value["action_requests"]
+    configs = {c.get("action_name"): c.get("allowed_decisions", []) for c in value.get("review_configs", [])}
+    for n, a in enumerate(actions):
+        check_args(a.get("args"), f"action_requests.{n}.args")
+    items = [
+        {
+            "action": a["name"],
+            "summary": _summary(a),
+            "params": a["args"],
+            "context": a.get("description"),
+        }
+        for a in actions
+    ]
+    if len(items) == 1:
+        handles = [approvals.request(**items[0], idempotency_key=item_key(base_key, 0), **request_kwargs)]
+    else:
+        # The batch's key covers the plan and each step: a re-run gets the same plan back.
+        summary = f"Plan of {len(items)} tool calls: " + ", ".join(a["name"] for a in actions)
+        batch = approvals.request_batch(
+            summary=summary, items=items, idempotency_key=base_key, **request_kwargs
+        )
+        handles = batch.items
+    return [(h, a["args"], configs.get(a["name"], [])) for h, a in zip(handles, actions, strict=True)]
+
+
+def _summary(action: dict[str, Any]) -> str:
+    first = (action.get("description") or "").strip().splitlines()
+    return (first[0] if first else "") or f"Run {action['name']}"
+
+
+class ApprovalNode:
+    """A ready node: review the planned tool calls of the last AI message.
+
+    Raises one `HITLRequest` for them (the resumer files it as one plan: one card, a
+    decision per step). Approved calls stay on the message (edited ones with the new
+    arguments) for the `ToolNode` after it; the others are answered with a `ToolMessage`
+    carrying the reviewer's reason or the expiry text, and never run.
+    """
+
+    def __init__(self, tools: Sequence[str] | None = None, description: str = "Planned tool call") -> None:
+        self.tools = set(tools) if tools is not None else None
+        self.description = description
+
+    def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
+        last = state["messages"][-1]
+        if not isinstance(last, AIMessage) or not last.tool_calls:
+            return {}
+        gated = [c for c in last.tool_calls if self.tools is None or c["name"] in self.tools]
+        if not gated:
+            return {}
+        request = {
+            "action_requests": [
+                {"name": c["name"], "args": c["args"], "description": f"{self.description}: {c['name']}"}
+                for c in gated
+            ],
+            "review_configs": [
+                {"action_name": c["name"], "allowed_decisions": ["approve", "edit", "reject", "respond"]}
+                for c in gated
+            ],
+        }
+        decisions = interrupt(request)["decisions"]
+        by_id = {c["id"]: d for c, d in zip(gated, decisions, strict=True)}
+        kept, answers = [], []
+        for call in last.tool_calls:
+            d = by_id.get(call["id"], {"type": "approve"})
+            if d["type"] == "approve":
+                kept.append(call)
+            elif d["type"] == "edit":
+                kept.append({**call, "args": d["edited_action"]["args"]})
+            else:
+                text = d.get("message") or "not approved"
+                if d["type"] == "reject":
+                    text = f"Rejected by the reviewer: {text}"
+                answers.append(
+                    ToolMessage(content=text, name=call["name"], tool_call_id=call["id"], status="error")
+                )
+        updated = last.model_copy(update={"tool_calls": kept})
+        return {"messages": [updated, *answers]}
+
+
+# -- resuming -----------------------------------------------------------------------------
+class LangGraphResumer:
+    """Answers a thread's approval interrupts from Redis and resumes it.
+
+    `run(input, config)` invokes the graph and resumes it until no approval is pending;
+    `resume(config)` picks up a thread another process left waiting. Waiting blocks on the
+    request's done list (no polling); `wait_timeout` bounds each wait (`WaitTimeout`).
+    Other keyword arguments go to every request it files (channel, approvers, timeout...).
+    """
+
+    def __init__(
+        self, graph: Any, approvals: Approvals, *, wait_timeout: float | None = None, **request_kwargs: Any
+    ) -> None:
+        self.graph = graph
+        self.approvals = approvals
+        self.timeout = wait_timeout
+        self.request_kwargs = request_kwargs
+
+    def run(self, graph_input: Any, config: dict[str, Any]) -> dict[str, Any]:
+        self.graph.invoke(graph_input, config)
+        return self.resume(config)
+
+    def resume(self, config: dict[str, Any]) -> dict[str, Any]:
+        thread = _thread(config)
+        while True:
+            state = self.graph.get_state(config)
+            answers = {i.id: self.answer(i, thread) for i in state.interrupts if self.handles(i.value)}
+            if not answers:
+                return state.values
+            self.graph.invoke(Command(resume=answers), config)
+
+    @staticmethod
+    def handles(value: Any) -> bool:
+        return is_hitl_request(value) or (isinstance(value, dict) and REQUEST_FIELD in value)
+
+    def answer(self, intr: Interrupt, thread: str) -> Any:
+        """The resume value for one interrupt, once its request(s) are final."""
+        value = intr.value
+        if REQUEST_FIELD in value:
+            handle = self.approvals.get(value[REQUEST_FIELD])
+            asked = value["action_request"]["args"]
+            return human_response(Outcome.from_decision(handle.wait(self.timeout), asked))
+        filed = file_hitl_request(
+            self.approvals, value, idempotency_key("lg", thread, intr.id),
+            run_id=thread, **self.request_kwargs,
+        )
+        decisions = []
+        for handle, asked, allowed in filed:
+            decision = current_decision(handle) if decide_now(handle) else handle.wait(self.timeout)
+            decisions.append(middleware_decision(Outcome.from_decision(decision, asked), allowed))
+        return {"decisions": decisions}
+
+
+# -- LangGraph Server ---------------------------------------------------------------------
+def resume_server_thread(
+    thread_id: str, assistant_id: str, url: str | None = None, timeout: float | None = None
+) -> dict[str, Any] | None:
+    """RQ job: answer a LangGraph Server thread's approval interrupts and resume it.
+
+    Reads the thread's interrupts through `langgraph-sdk`, waits for each decision in Redis
+    and starts a run with ``command={"resume": {interrupt_id: answer}}``. The server URL
+    comes from `url` or ``LANGGRAPH_API_URL``. Returns the created run, or None when
+    nothing of ours was pending.
+    """
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=url or os.environ.get("LANGGRAPH_API_URL"))
+    thread = client.threads.get(thread_id)
+    pending = [
+        Interrupt(value=i["value"], id=i["id"])
+        for items in (thread.get("interrupts") or {}).values()
+        for i in items
+    ]
+    with Approvals() as approvals:
+        resumer = LangGraphResumer(None, approvals, wait_timeout=timeout)
+        answers = {i.id: resumer.answer(i, thread_id) for i in pending if resumer.handles(i.value)}
+    if not answers:
+        return None
+    return dict(client.runs.create(thread_id, assistant_id, command={"resume": answers}))
+
+
+def enqueue_server_resume(
+    approvals: Approvals, thread_id: str, assistant_id: str, url: str | None = None, timeout: float = 86_400
+) -> Any:
+    """Queue `resume_server_thread` on ``{prefix}-langgraph`` (run it with `rq worker`)."""
+    from rq import Queue
+
+    queue = Queue(f"{approvals.keys.prefix}-langgraph", connection=approvals.redis)
+    return queue.enqueue(
+        resume_server_thread, thread_id, assistant_id, url, None, job_timeout=int(timeout) + 60
+    )

@@ -1,0 +1,182 @@
+"""OpenAI Agents SDK: tools marked `needs_approval` are decided in Slack.
+
+`run_with_approvals(agent, input, approvals=..., run_id=...)` runs the agent; each
+`ToolApprovalItem` in `result.interruptions` becomes a card (tool name, arguments, agent
+name, the run's context). The serialized `RunState` is stored in Redis under the run id
+(`RunStateStore`), so a process that dies while waiting loses nothing: calling
+`run_with_approvals` again with the same `run_id` re-attaches to the same requests (no
+second card), applies `state.approve(item)` or `state.reject(item, rejection_message=...)`
+and resumes with `Runner.run(agent, state)` until no interruption is left.
+
+The run always resumes from the stored JSON, never from live objects, so approvals are
+honoured across a JSON round trip by construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import redis
+from agents import Agent, Runner, RunState
+from agents.items import ToolApprovalItem
+
+from hitl.client import Approvals, RequestHandle
+from hitl.errors import InvalidRequest
+from hitl.integrations.naming import idempotency_key, run_state_key
+from hitl.integrations.outcome import Outcome, OutcomeKind
+from hitl.models import MAX_CONTEXT_CHARS
+from hitl.status import Mode
+
+# Largest serialized RunState kept for a paused run: a run's whole history lives in it,
+# and Redis holds one per waiting run. Above it the run is refused, nothing is filed.
+MAX_STATE_BYTES = 1024 * 1024
+
+
+class RunStateStore:
+    """Owns one Redis string per paused run: its `RunState` as JSON (key in `naming`)."""
+
+    def __init__(
+        self, client: redis.Redis, prefix: str, ttl: int, max_bytes: int = MAX_STATE_BYTES
+    ) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self.ttl = ttl
+        self.max_bytes = max_bytes
+
+    @classmethod
+    def of(cls, approvals: Approvals, max_bytes: int = MAX_STATE_BYTES) -> RunStateStore:
+        return cls(approvals.redis, approvals.keys.prefix, int(approvals.settings.retention), max_bytes)
+
+    def encode(self, run_id: str, state: dict[str, Any]) -> bytes:
+        """The state as stored; raises `InvalidRequest("run_state")` over the size cap."""
+        data = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(data) > self.max_bytes:
+            raise InvalidRequest(
+                "run_state",
+                f"run {run_id!r} is {len(data):,} bytes as JSON; the limit is {self.max_bytes:,}. "
+                "Shorten the run's history (or raise max_bytes) before asking for approval",
+            )
+        return data
+
+    def save(self, run_id: str, data: bytes) -> None:
+        self.redis.set(run_state_key(self.prefix, run_id), data, ex=self.ttl)
+
+    def load(self, run_id: str) -> dict[str, Any] | None:
+        raw = self.redis.get(run_state_key(self.prefix, run_id))
+        return None if raw is None else json.loads(raw)
+
+    def delete(self, run_id: str) -> None:
+        self.redis.delete(run_state_key(self.prefix, run_id))
+
+
+def tool_args(item: ToolApprovalItem) -> dict[str, Any]:
+    """The call's arguments as a dict; names the tool whose arguments are not a JSON object."""
+    raw = item.arguments or "{}"
+    try:
+        args = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError as exc:
+        raise InvalidRequest(f"{item.name}.arguments", f"are not JSON ({exc}): {raw[:200]!r}") from None
+    if not isinstance(args, dict):
+        raise InvalidRequest(f"{item.name}.arguments", f"must be a JSON object, not {type(args).__name__}")
+    return args
+
+
+def card_context(item: ToolApprovalItem, run_id: str, context: Any) -> str:
+    """What a reviewer reads under Details: which agent, which run, the run's context."""
+    agent = getattr(item.agent, "name", None) or "agent"
+    lines = [f"Agent `{agent}` wants to call `{item.name}` (run `{run_id}`)."]
+    if context is not None:
+        lines.append(f"Run context: {context!r}")
+    return "\n".join(lines)[:MAX_CONTEXT_CHARS]
+
+
+def with_edited_args(state: Any, edits: dict[str, dict[str, Any]]) -> Any:
+    """The state JSON with each edited call's `arguments` replaced (matched by call_id).
+
+    The SDK fingerprints every call's arguments in its `tool_invocations` ledger and refuses
+    a call id whose arguments changed; the edited calls' entries are dropped so they are
+    registered afresh with the reviewer's arguments.
+    """
+    if isinstance(state, dict):
+        out = {k: with_edited_args(v, edits) for k, v in state.items()}
+        ledger = out.get("tool_invocations")
+        if isinstance(ledger, dict):
+            out["tool_invocations"] = {k: v for k, v in ledger.items() if k not in edits}
+        call = state.get("call_id") or state.get("callId")
+        if call in edits and "arguments" in state:
+            out["arguments"] = json.dumps(edits[call])
+        return out
+    if isinstance(state, list):
+        return [with_edited_args(v, edits) for v in state]
+    return state
+
+
+async def _decide(handle: RequestHandle, asked: dict[str, Any], timeout: float | None) -> Outcome:
+    if handle.mode is not Mode.GATE:  # auto, notify, override, shadow: act at once
+        return Outcome.from_decision(handle.fetch().decision(), asked)
+    decision = await asyncio.to_thread(handle.wait, timeout)
+    return Outcome.from_decision(decision, asked)
+
+
+async def run_with_approvals(
+    agent: Agent[Any],
+    input: Any,
+    *,
+    approvals: Approvals,
+    run_id: str,
+    context: Any = None,
+    wait_timeout: float | None = None,
+    max_state_bytes: int = MAX_STATE_BYTES,
+    **request_kwargs: Any,
+) -> Any:
+    """Run `agent` until it has no interruption left, every approval decided in Slack.
+
+    `run_id` names the run: call again with the same id after a crash and the stored state
+    is resumed (`input` is then ignored). Rejections, vetoes and expiries reach the model
+    as the tool's result (`rejection_message`), each worded for what happened. Raises
+    `InvalidRequest` naming the tool argument or the state that cannot be filed; nothing
+    is filed then. Other keyword arguments go to every request (channel, approvers,
+    timeout...); `wait_timeout` bounds each wait (`WaitTimeout`).
+    """
+    store = RunStateStore.of(approvals, max_state_bytes)
+    state_json = store.load(run_id)
+    if state_json is None:
+        result = await Runner.run(agent, input, context=context)
+        if not result.interruptions:
+            return result
+        state_json = result.to_state().to_json()
+    while True:
+        state = await RunState.from_json(agent, state_json)
+        items = state.get_interruptions()
+        asked = [tool_args(item) for item in items]  # every check before anything is written
+        store.save(run_id, store.encode(run_id, state_json))
+        turn = state_json.get("current_turn", 0)
+        handles = [
+            approvals.request(
+                action=item.name, summary=f"{getattr(item.agent, 'name', 'agent')}: run {item.name}",
+                params=args, agent=getattr(item.agent, "name", None), run_id=run_id,
+                context=card_context(item, run_id, context),
+                idempotency_key=idempotency_key("oa", run_id, turn, item.call_id or n), **request_kwargs,
+            )
+            for n, (item, args) in enumerate(zip(items, asked, strict=True))
+        ]
+        outcomes = [await _decide(h, a, wait_timeout) for h, a in zip(handles, asked, strict=True)]
+        edits = {
+            item.call_id: o.args for item, o in zip(items, outcomes, strict=True)
+            if o.kind is OutcomeKind.EDITED and item.call_id
+        }
+        if edits:
+            state = await RunState.from_json(agent, with_edited_args(state_json, edits))
+            items = state.get_interruptions()
+        for item, outcome in zip(items, outcomes, strict=True):
+            if outcome.runs:
+                state.approve(item)
+            else:
+                state.reject(item, rejection_message=outcome.message)
+        result = await Runner.run(agent, state, context=context)
+        if not result.interruptions:
+            store.delete(run_id)
+            return result
+        state_json = result.to_state().to_json()

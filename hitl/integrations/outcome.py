@@ -1,0 +1,85 @@
+"""What a framework adapter tells the agent once a request is final.
+
+A `Decision` says what happened to a request; an `Outcome` says what it means for the
+tool call: run it (as asked or as edited) or do not, and the words the model reads
+instead of the tool's result. Expiry is worded apart from rejection on purpose: nobody
+said no, so the model should not treat the action as forbidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from hitl.models import Decision
+from hitl.status import Status
+
+
+class OutcomeKind(StrEnum):
+    APPROVED = "approved"  # run with the arguments as asked
+    EDITED = "edited"  # run with the reviewer's arguments
+    REJECTED = "rejected"  # a reviewer said no (reason in `comment`)
+    VETOED = "vetoed"  # override mode: it ran, then a reviewer vetoed it
+    EXPIRED = "expired"  # nobody decided in time
+    CANCELLED = "cancelled"  # the request was withdrawn
+
+
+RUNS: frozenset[OutcomeKind] = frozenset({OutcomeKind.APPROVED, OutcomeKind.EDITED})
+
+_BY_STATUS: dict[Status, OutcomeKind] = {
+    Status.REJECTED: OutcomeKind.REJECTED,
+    Status.VETOED: OutcomeKind.VETOED,
+    Status.EXPIRED: OutcomeKind.EXPIRED,
+    Status.CANCELLED: OutcomeKind.CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The decision on one tool call, in the terms a framework needs."""
+
+    kind: OutcomeKind
+    request_id: str
+    action: str
+    args: dict[str, Any] = field(default_factory=dict)
+    by: tuple[str, ...] = ()
+    comment: str | None = None
+
+    @classmethod
+    def from_decision(cls, decision: Decision, asked: dict[str, Any]) -> Outcome:
+        """`asked` is the arguments the agent proposed; different approved params = an edit."""
+        if decision.approved:
+            kind = OutcomeKind.EDITED if decision.params != asked else OutcomeKind.APPROVED
+        else:
+            kind = _BY_STATUS.get(decision.status, OutcomeKind.REJECTED)
+        args = decision.params if decision.approved else asked
+        return cls(
+            kind, decision.request_id, decision.action, dict(args), tuple(decision.by), decision.comment
+        )
+
+    @property
+    def runs(self) -> bool:
+        """Whether the tool may run (approved, or approved with edited arguments)."""
+        return self.kind in RUNS
+
+    @property
+    def message(self) -> str:
+        """What the model reads in place of the tool's result when the tool does not run."""
+        who = ", ".join(self.by) or "a reviewer"
+        if self.kind is OutcomeKind.REJECTED:
+            reason = self.comment or "no reason given"
+            return f"Rejected by {who}: {reason}. `{self.action}` was not run."
+        if self.kind is OutcomeKind.VETOED:
+            reason = self.comment or "no reason given"
+            return f"Vetoed by {who} after it ran: {reason}. Undo `{self.action}` if you can."
+        if self.kind is OutcomeKind.EXPIRED:
+            return (
+                f"No one decided on `{self.action}` in time, so it was not run. This is not a "
+                "rejection: nobody reviewed it. Ask again later or tell the user it is waiting."
+            )
+        if self.kind is OutcomeKind.CANCELLED:
+            return f"The approval request for `{self.action}` was withdrawn, so it was not run."
+        if self.kind is OutcomeKind.EDITED:
+            return f"Approved by {who} with edited arguments: {self.args}."
+        return f"Approved by {who}."
