@@ -113,19 +113,6 @@ def span(
         yield current
 
 
-def start_span(
-    name: str,
-    parent: Mapping[str, str] | None,
-    attributes: Mapping[str, Any] | None = None,
-    start_time: int | None = None,
-) -> trace.Span:
-    """A span to end later (`span.end()`), a child of the stored `parent` context;
-    `start_time` in ns since the epoch (default now)."""
-    ctx = _W3C.extract(dict(parent)) if parent else otel_context.get_current()
-    attrs = {k: v for k, v in (attributes or {}).items() if v is not None}
-    return tracer().start_span(name, context=ctx, attributes=attrs, start_time=start_time)
-
-
 def begin(name: str, attributes: Mapping[str, Any] | None = None) -> trace.Span | None:
     """Start a span (a child of the current one) without making it current; None when
     tracing is off. End it with `finish`. Cheaper than `span()` on hot paths."""
