@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from hitl import logs, tracing
 from hitl.errors import ConfigError, HitlError
 from hitl.settings import load_settings
 from hitl.status import Mode, Status
@@ -107,7 +108,16 @@ def _request(args: argparse.Namespace) -> int:
     return exit_code(decision.status, handle.mode)
 
 
+def _log_format() -> str:
+    """HITL_LOG_FORMAT, read before anything else logs (a bad value is reported later)."""
+    try:
+        return load_settings().log_format
+    except ConfigError:
+        return "text"
+
+
 def _worker(args: argparse.Namespace) -> int:
+    tracing.setup("hitl-worker")
     runner = importlib.import_module("workers.runner")
     runner.run(load_settings(), burst=args.burst, fork=args.fork)
     return 0
@@ -119,6 +129,7 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _bot(args: argparse.Namespace) -> int:
+    tracing.setup("hitl-bot")
     settings = load_settings()
     if args.port:
         settings = settings.model_copy(update={"port": args.port})
@@ -241,10 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(_log_format(), logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

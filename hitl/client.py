@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio as aioredis
 
-from hitl import waiters
+from hitl import tracing, waiters
 from hitl.errors import InvalidRequest, Rejected, WaitTimeout
 from hitl.ids import new_id
 from hitl.keys import Keys
@@ -32,6 +32,7 @@ from hitl.settings import Settings, load_settings
 from hitl.slackids import is_email
 from hitl.status import Mode, Status, Verb
 from hitl.store import AsyncStore, Store
+from hitl.tracing import SpanName
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,14 @@ def _last_look(exc: WaitTimeout, read: Callable[[], Request]) -> Request:
     return req
 
 
+def _woke(req: Request, started_ns: int) -> None:
+    """Record the `hitl.wake` span of a wait that ended with `req` final: from the wait's
+    start to the decision reaching the waiter, in the request's trace (none if untraced)."""
+    if req.trace and tracing.enabled():
+        attrs = {"hitl.request_id": req.id, "hitl.action": req.action, "hitl.status": req.status.value}
+        tracing.record(SpanName.WAKE, req.trace, started_ns, attrs, stored_first=True)
+
+
 class RequestHandle:
     """A filed request, seen from the agent."""
 
@@ -257,16 +266,22 @@ class Approvals:
         url = redis_url or self.settings.redis
         self.redis = client or redis.Redis.from_url(url, **_connect_kwargs())
         self.keys = Keys(prefix or self.settings.prefix)
-        self.store = Store(self.redis, self.keys, self.settings.retention)
+        self.store = Store(self.redis, self.keys, self.settings.retention, self.settings.metrics)
         self.policy = PolicySource(self.settings.policy_file)
         self.url = url
 
     def request(self, action: str | None = None, summary: str | None = None, **kwargs: Any) -> RequestHandle:
         """File a request (see SPEC for the arguments) and return its handle at once."""
-        doc = build_doc(
-            self.settings, self.policy, directory=self.directory, action=action, summary=summary, **kwargs
-        )
-        _, rid, mode, status = self.store.create(doc)
+        traced = tracing.RequestTrace({"hitl.action": action})
+        try:
+            doc = build_doc(
+                self.settings, self.policy, directory=self.directory, action=action, summary=summary, **kwargs
+            )
+            _, rid, mode, status = self.store.create(traced.stamp(doc))
+        except Exception as exc:
+            traced.done(error=exc)
+            raise
+        traced.done({"hitl.request_id": rid, "hitl.mode": mode.value})
         return RequestHandle(self, rid, mode, status)
 
     def request_batch(
@@ -287,8 +302,16 @@ class Approvals:
         `idempotency_key` covers the plan and every step: the plan and its steps are stored
         in one atomic call, and a repeat with the same items returns the same plan.
         """
-        plan, steps = build_plan(self.settings, self.policy, summary, items, action, common, via=via)
-        existing = self.store.create_plan(plan, steps)
+        traced = tracing.RequestTrace({"hitl.action": action})
+        try:
+            plan, steps = build_plan(self.settings, self.policy, summary, items, action, common, via=via)
+            for doc in (plan, *steps):
+                traced.stamp(doc)
+            existing = self.store.create_plan(plan, steps)
+        except Exception as exc:
+            traced.done(error=exc)
+            raise
+        traced.done({"hitl.request_id": plan["id"], "hitl.steps": len(steps)})
         if existing is not None:
             return BatchHandle(
                 RequestHandle(self, existing.id, existing.mode, existing.status),
@@ -302,7 +325,10 @@ class Approvals:
     def wait_request(self, request_id: str, timeout: float | None) -> Request:
         """The request once final: this process's waiter dispatcher (`hitl.waiters`), no
         connection of this client. `WaitTimeout` after `timeout` s; `RequestNotFound`."""
-        return waiters.wait_request(self.url, self.keys.prefix, request_id, timeout)
+        started = time.time_ns()
+        req = waiters.wait_request(self.url, self.keys.prefix, request_id, timeout)
+        _woke(req, started)
+        return req
 
     def dispatcher(self) -> waiters.Dispatcher:
         """The dispatcher this client's waits go through (diagnostics, tests)."""
@@ -331,9 +357,12 @@ class Approvals:
         `AlreadyDecided`, `NotAllowed` or `StaleVersion`; nothing changes then.
         """
         v = check_decision(verb, params, comment)
-        self.store.transition(
+        started = time.time_ns()
+        status, trace_ctx = self.store.transition_traced(
             request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
         )
+        attrs = {"hitl.request_id": request_id, "hitl.verb": v.value, "hitl.by": by, "hitl.status": status}
+        tracing.record(SpanName.TRANSITION, trace_ctx, started, attrs)
         return self.store.get(request_id)
 
     def require_approval(
@@ -490,7 +519,7 @@ class AsyncApprovals:
         self.directory = directory
         self.redis = client or aioredis.Redis.from_url(redis_url or self.settings.redis, **_connect_kwargs())
         self.keys = Keys(prefix or self.settings.prefix)
-        self.store = AsyncStore(self.redis, self.keys, self.settings.retention)
+        self.store = AsyncStore(self.redis, self.keys, self.settings.retention, self.settings.metrics)
         self.policy = PolicySource(self.settings.policy_file)
         self.url = redis_url or self.settings.redis
 
@@ -502,8 +531,14 @@ class AsyncApprovals:
             directory=self.directory, action=action, summary=summary, **kwargs,
         )
         # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
-        doc = await asyncio.to_thread(build) if is_email(kwargs.get("requested_by")) else build()
-        _, rid, mode, _status = await self.store.create(doc)
+        traced = tracing.RequestTrace({"hitl.action": action})
+        try:
+            doc = await asyncio.to_thread(build) if is_email(kwargs.get("requested_by")) else build()
+            _, rid, mode, _status = await self.store.create(traced.stamp(doc))
+        except Exception as exc:
+            traced.done(error=exc)
+            raise
+        traced.done({"hitl.request_id": rid, "hitl.mode": mode.value})
         return AsyncRequestHandle(self, rid, mode)
 
     async def request_batch(
@@ -516,8 +551,16 @@ class AsyncApprovals:
         **common: Any,
     ) -> AsyncBatchHandle:
         """The asyncio twin of `Approvals.request_batch`."""
-        plan, steps = build_plan(self.settings, self.policy, summary, items, action, common, via=via)
-        existing = await self.store.create_plan(plan, steps)
+        traced = tracing.RequestTrace({"hitl.action": action})
+        try:
+            plan, steps = build_plan(self.settings, self.policy, summary, items, action, common, via=via)
+            for doc in (plan, *steps):
+                traced.stamp(doc)
+            existing = await self.store.create_plan(plan, steps)
+        except Exception as exc:
+            traced.done(error=exc)
+            raise
+        traced.done({"hitl.request_id": plan["id"], "hitl.steps": len(steps)})
         if existing is not None:
             return AsyncBatchHandle(
                 AsyncRequestHandle(self, existing.id, existing.mode),
@@ -530,7 +573,10 @@ class AsyncApprovals:
 
     async def wait_request(self, request_id: str, timeout: float | None) -> Request:
         """`Approvals.wait_request` for asyncio (the HTTP long-poll and the MCP tools use it)."""
-        return await waiters.wait_request_async(self.url, self.keys.prefix, request_id, timeout)
+        started = time.time_ns()
+        req = await waiters.wait_request_async(self.url, self.keys.prefix, request_id, timeout)
+        _woke(req, started)
+        return req
 
     async def get(self, request_id: str) -> AsyncRequestHandle:
         req = await self.store.get(request_id)
@@ -548,9 +594,12 @@ class AsyncApprovals:
         groups: Sequence[str] = (),
     ) -> Request:
         v = check_decision(verb, params, comment)
-        await self.store.transition(
+        started = time.time_ns()
+        status, trace_ctx = await self.store.transition_traced(
             request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
         )
+        attrs = {"hitl.request_id": request_id, "hitl.verb": v.value, "hitl.by": by, "hitl.status": status}
+        tracing.record(SpanName.TRANSITION, trace_ctx, started, attrs)
         return await self.store.get(request_id)
 
     async def aclose(self) -> None:

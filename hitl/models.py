@@ -255,6 +255,9 @@ class Request(BaseModel):
     card_ts: str | None = None
     digest: str | None = None  # key of the digest card's member list, when shown on a digest
     mirrors: list[tuple[str, str]] = Field(default_factory=list)  # reposts: (channel, ts)
+    # The W3C trace context (traceparent, tracestate) of the `hitl.request` span, so every
+    # later step's span joins the agent's trace (see hitl.tracing); empty when not traced.
+    trace: dict[str, str] = Field(default_factory=dict)
 
     @property
     def final(self) -> bool:

@@ -21,9 +21,12 @@ from bot.deps import Deps, deps_of
 from bot.plans import decide_plan
 from bot.replies import NOT_RECORDED, refusal, stale_or_final, why_not
 from bot.slack import CALL_TIMEOUT
+from hitl import tracing
 from hitl.errors import HitlError, RequestNotFound
+from hitl.logs import log_context
 from hitl.queries import may_decide
 from hitl.status import Verb
+from hitl.tracing import SpanName
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,12 @@ def decide_click(deps: Deps, body: dict[str, Any], verb: str) -> None:
             tell(deps, body, hidden)
             return
         groups = deps.groups_for(user, req)
-        deps.approvals.decide(req.id, verb, by=user, version=version, groups=groups)
+        attrs = {"hitl.request_id": req.id, "hitl.action": req.action, "hitl.verb": verb, "slack.user": user}
+        with (
+            log_context(request_id=req.id, action=req.action),
+            tracing.span(SpanName.CLICK, req.trace, attrs),
+        ):
+            deps.approvals.decide(req.id, verb, by=user, version=version, groups=groups)
     except HitlError as exc:
         tell(deps, body, refusal(exc))
 
