@@ -206,7 +206,7 @@ class Tools:
         request_id = _check_id(request_id)
         async with self.guard(0):
             try:
-                await self.aio.store.transition(request_id, "cancel")
+                await self.aio.cancel(request_id)
             except AlreadyDecided as exc:
                 raise ToolError(f"id: {exc}; there is nothing left to cancel") from None
             return _json(_view(await self.aio.store.get(request_id)))
@@ -232,7 +232,7 @@ class Tools:
             req = await self.settle(handle.id, wait_seconds, started)
             if not req.final:
                 try:  # withdraw it, so no one approves a call that is no longer waiting
-                    await self.aio.store.transition(req.id, "cancel")
+                    await self.aio.cancel(req.id)
                 except AlreadyDecided:  # decided at the last moment: that decision stands
                     req = await self.aio.store.get(req.id)
                 else:

@@ -29,7 +29,7 @@ from hitl.errors import (
 )
 from hitl.keys import Keys, timer_member
 from hitl.models import EscalationStep, Request
-from hitl.status import Mode, Status
+from hitl.status import Mode, Status, Transition
 
 # Fields of the stored `doc` that are immutable after creation.
 _DOC_FIELDS = (
@@ -179,7 +179,7 @@ def parse_request(raw: Sequence[Any]) -> Request:
 def transition_args(
     keys: Keys,
     request_id: str,
-    verb: str,
+    verb: Transition,
     *,
     by: str | None,
     groups: Sequence[str],
@@ -197,7 +197,7 @@ def transition_args(
     return [keys.timers, keys.events], [_json(payload)]
 
 
-def check_transition(request_id: str, verb: str, result: Sequence[Any]) -> Status:
+def check_transition(request_id: str, verb: Transition, result: Sequence[Any]) -> Status:
     """Raise the right `TransitionRefused` for a refused transition; return the new status."""
     kind = _s(result[0])
     if kind == "missing":
@@ -308,7 +308,7 @@ class Store(_Base):
     def transition(
         self,
         request_id: str,
-        verb: str,
+        verb: Transition,
         *,
         by: str | None = None,
         groups: Sequence[str] = (),
@@ -316,6 +316,9 @@ class Store(_Base):
         params: dict[str, Any] | None = None,
         version: int | None = None,
     ) -> Status:
+        """Apply `verb` (a person's `Verb` or a `SystemVerb`) atomically; the new status.
+
+        Raises the `TransitionRefused` subclass that says why when it is refused."""
         keys_, argv = transition_args(
             self.keys, request_id, verb, by=by, groups=groups, comment=comment, params=params,
             version=version, retention=self.retention,
@@ -347,11 +350,6 @@ class Store(_Base):
 
     def set_card(self, request_id: str, channel: str, ts: str) -> None:
         self.redis.hset(self.keys.req(request_id), mapping={"card_channel": channel, "card_ts": ts})
-
-    def wait_outcome(self, request_id: str, timeout: float) -> dict[str, Any] | None:
-        """Block until the request is final; its outcome (left in place for other waiters)."""
-        key = self.keys.done(request_id)
-        return parse_outcome(self.redis.blmove(key, key, timeout, "LEFT", "RIGHT"))
 
 
 class AsyncStore(_Base):
@@ -390,7 +388,7 @@ class AsyncStore(_Base):
     async def transition(
         self,
         request_id: str,
-        verb: str,
+        verb: Transition,
         *,
         by: str | None = None,
         groups: Sequence[str] = (),
@@ -403,7 +401,3 @@ class AsyncStore(_Base):
             version=version, retention=self.retention,
         )
         return check_transition(request_id, verb, await self._transition(keys=keys_, args=argv))
-
-    async def wait_outcome(self, request_id: str, timeout: float) -> dict[str, Any] | None:
-        key = self.keys.done(request_id)
-        return parse_outcome(await self.redis.blmove(key, key, timeout, "LEFT", "RIGHT"))
