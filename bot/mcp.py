@@ -43,7 +43,7 @@ from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Decision, Request
 from hitl.settings import Settings, load_settings
-from hitl.status import Status
+from hitl.status import Mode, Status
 
 # Longest a tool may hold a call (seconds), and the default: below every common client timeout.
 MAX_WAIT, DEFAULT_WAIT = 50.0, 20.0
@@ -224,7 +224,7 @@ class Tools:
                 action=_action_name(tool_name),
                 summary=f"Claude Code wants to use {tool_name}: {_gist(tool_input)}",
                 params=tool_input,
-                mode="gate",
+                mode=Mode.GATE,
                 agent="claude-code",
                 # The same tool call asked again attaches to the same request.
                 idempotency_key=f"permission:{tool_use_id}" if tool_use_id else None,

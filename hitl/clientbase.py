@@ -24,7 +24,7 @@ from hitl.people import Directory, default_directory, resolve_requester
 from hitl.policy import PolicySource, route
 from hitl.settings import Settings, load_settings
 from hitl.slackids import is_email
-from hitl.status import Verb
+from hitl.status import Mode, Verb
 
 # Most items one plan (request_batch) may hold.
 MAX_PLAN_ITEMS = 1_000
@@ -124,7 +124,7 @@ def build_plan(
     key = shared.pop("idempotency_key", None)
     plan = build_doc(
         settings, policy, directory=directory, action=action, summary=summary, params={"items": len(items)},
-        mode="gate", idempotency_key=key, **shared,
+        mode=Mode.GATE, idempotency_key=key, **shared,
     )
     steps = []
     for n, item in enumerate(items):
@@ -137,7 +137,7 @@ def build_plan(
             )
         step_key = None if key is None else f"{key}/{n}"
         try:
-            args = {**shared, **item, "mode": "gate", "idempotency_key": step_key}
+            args = {**shared, **item, "mode": Mode.GATE, "idempotency_key": step_key}
             doc = build_doc(settings, policy, directory=directory, **args)
         except InvalidRequest as exc:
             raise InvalidRequest(f"items.{n}.{exc.field}", str(exc).split(": ", 1)[1]) from None
