@@ -284,11 +284,7 @@ class Approvals(BaseApprovals):
         return self._create_plan(plan, steps)
 
     def _create_plan(self, plan: dict[str, Any], steps: list[dict[str, Any]]) -> BatchHandle:
-        existing = self.store.create_plan(plan, steps)
-        plan_id, mode, ids = (
-            (plan["id"], Mode.GATE, [d["id"] for d in steps])
-            if existing is None else (existing.id, existing.mode, existing.items)
-        )
+        plan_id, mode, ids = self.plan_ids(plan, steps, self.store.create_plan(plan, steps))
         handles = [RequestHandle(self, i, Mode.GATE) for i in ids]
         return BatchHandle(RequestHandle(self, plan_id, mode), handles)
 
@@ -312,10 +308,6 @@ class Approvals(BaseApprovals):
                 raise
             return req
 
-    def dispatcher(self) -> waiters.Dispatcher:
-        """The dispatcher this client's waits go through (diagnostics, tests)."""
-        return waiters.dispatcher(self.url, self.keys.prefix)
-
     def decide(
         self,
         request_id: str,
@@ -334,10 +326,9 @@ class Approvals(BaseApprovals):
         since the reviewer saw it. Raises `InvalidRequest` naming the bad argument,
         `AlreadyDecided`, `NotAllowed` or `StaleVersion`; nothing changes then.
         """
-        v = check_decision(verb, params, comment)
+        v, edited = self.decision_args(verb, params, comment)
         self.store.transition(
-            request_id, v, by=by, groups=groups, comment=comment,
-            params=None if params is None else dict(params), version=version,
+            request_id, v, by=by, groups=groups, comment=comment, params=edited, version=version
         )
         return self.store.get(request_id)
 
@@ -380,22 +371,15 @@ class Approvals(BaseApprovals):
 
                 @functools.wraps(func)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    bound, req = gate.prepare(args, kwargs)
+                    # Waits on an asyncio client of its own, closed when the call ends.
                     async with self.asyncio() as aio:
-                        handle = await aio.request_from(req)
-                        decision = await (handle.wait() if handle.mode is Mode.GATE else handle.decision())
-                    bound = gate.finish(bound, decision)
-                    return await func(*bound.args, **bound.kwargs)
+                        return await gate.acall(aio.request_from, args, kwargs)
 
                 return async_wrapper  # type: ignore[return-value]
 
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                bound, req = gate.prepare(args, kwargs)
-                handle = self.request_from(req)
-                decision = handle.wait() if handle.mode is Mode.GATE else handle.decision()
-                bound = gate.finish(bound, decision)
-                return func(*bound.args, **bound.kwargs)
+                return gate.call(self.request_from, args, kwargs)
 
             return wrapper  # type: ignore[return-value]
 
@@ -551,11 +535,7 @@ class AsyncApprovals(BaseApprovals):
         """`request_batch()` with its arguments in a mapping (a JSON body's keys)."""
         build = functools.partial(self.build_batch, fields, via=via)
         plan, steps = await asyncio.to_thread(build) if self.needs_lookup(fields) else build()
-        existing = await self.store.create_plan(plan, steps)
-        plan_id, mode, ids = (
-            (plan["id"], Mode.GATE, [d["id"] for d in steps])
-            if existing is None else (existing.id, existing.mode, existing.items)
-        )
+        plan_id, mode, ids = self.plan_ids(plan, steps, await self.store.create_plan(plan, steps))
         return AsyncBatchHandle(
             AsyncRequestHandle(self, plan_id, mode), [AsyncRequestHandle(self, i, Mode.GATE) for i in ids]
         )
@@ -578,10 +558,6 @@ class AsyncApprovals(BaseApprovals):
                 raise
             return req
 
-    def dispatcher(self) -> waiters.Dispatcher:
-        """The dispatcher this client's waits go through (diagnostics, tests)."""
-        return waiters.dispatcher(self.url, self.keys.prefix)
-
     async def decide(
         self,
         request_id: str,
@@ -594,10 +570,9 @@ class AsyncApprovals(BaseApprovals):
         groups: Sequence[str] = (),
     ) -> Request:
         """`Approvals.decide` for asyncio: the same checks, then one transition."""
-        v = check_decision(verb, params, comment)
+        v, edited = self.decision_args(verb, params, comment)
         await self.store.transition(
-            request_id, v, by=by, groups=groups, comment=comment,
-            params=None if params is None else dict(params), version=version,
+            request_id, v, by=by, groups=groups, comment=comment, params=edited, version=version
         )
         return await self.store.get(request_id)
 
@@ -641,11 +616,7 @@ class AsyncApprovals(BaseApprovals):
 
             @functools.wraps(func)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                bound, req = gate.prepare(args, kwargs)
-                handle = await self.request_from(req)
-                decision = await (handle.wait() if handle.mode is Mode.GATE else handle.decision())
-                bound = gate.finish(bound, decision)
-                return await func(*bound.args, **bound.kwargs)
+                return await gate.acall(self.request_from, args, kwargs)
 
             return wrapper  # type: ignore[return-value]
 

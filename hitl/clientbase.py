@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
+from hitl import waiters
 from hitl.errors import InvalidRequest, Rejected
 from hitl.ids import new_id
 from hitl.keys import Keys
-from hitl.models import Decision, RequestInput, check_comment, check_params
+from hitl.models import Decision, Request, RequestInput, check_comment, check_params
 from hitl.people import Directory, default_directory, resolve_requester
 from hitl.policy import PolicySource, route
 from hitl.settings import Settings, load_settings
@@ -170,13 +171,29 @@ def _jsonable(value: Any) -> bool:
     return True
 
 
+class _Handle(Protocol):
+    mode: Mode
+
+    def wait(self) -> Decision: ...
+    def decision(self) -> Decision: ...
+
+
+class _AsyncHandle(Protocol):
+    mode: Mode
+
+    async def wait(self) -> Decision: ...
+    async def decision(self) -> Decision: ...
+
+
 @dataclass(frozen=True)
 class Gate:
-    """What `require_approval` does around one gated function, I/O aside.
+    """What `require_approval` does around one gated function.
 
     `prepare` turns a call into the request to file (its JSON-serialisable arguments become
     `params`; `summary` may use `{name}` placeholders for them); `finish` raises
     `hitl.Rejected` unless approved, and puts a reviewer's edited values into the call.
+    `call` and `acall` run the whole sequence with the client's `request_from` as `file`:
+    only a gate waits; in any other mode the function runs at once.
     """
 
     func: Callable[..., Any]
@@ -200,6 +217,27 @@ class Gate:
             if key in bound.arguments:
                 bound.arguments[key] = value
         return bound
+
+    def call(
+        self, file: Callable[[dict[str, Any]], _Handle], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        bound, req = self.prepare(args, kwargs)
+        handle = file(req)
+        decision = handle.wait() if handle.mode is Mode.GATE else handle.decision()
+        bound = self.finish(bound, decision)
+        return self.func(*bound.args, **bound.kwargs)
+
+    async def acall(
+        self,
+        file: Callable[[dict[str, Any]], Awaitable[_AsyncHandle]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        bound, req = self.prepare(args, kwargs)
+        handle = await file(req)
+        decision = await (handle.wait() if handle.mode is Mode.GATE else handle.decision())
+        bound = self.finish(bound, decision)
+        return await self.func(*bound.args, **bound.kwargs)
 
 
 class BaseApprovals:
@@ -246,6 +284,27 @@ class BaseApprovals:
         return build_plan(
             self.settings, self.policy, summary, items, action, rest, via=via, directory=self.directory
         )
+
+    @staticmethod
+    def plan_ids(
+        plan: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], existing: Request | None
+    ) -> tuple[str, Mode, list[str]]:
+        """The plan's id and mode and its steps' ids: as filed, or the plan an idempotency
+        key found (`Store.create_plan`'s answer)."""
+        if existing is None:
+            return plan["id"], Mode.GATE, [d["id"] for d in steps]
+        return existing.id, existing.mode, list(existing.items)
+
+    @staticmethod
+    def decision_args(
+        verb: Verb | str, params: Mapping[str, Any] | None, comment: str | None
+    ) -> tuple[Verb, dict[str, Any] | None]:
+        """`decide()`'s verb and edited params, checked (`check_decision`) for the store."""
+        return check_decision(verb, params, comment), None if params is None else dict(params)
+
+    def dispatcher(self) -> waiters.Dispatcher:
+        """The dispatcher this client's waits go through (diagnostics, tests)."""
+        return waiters.dispatcher(self.url, self.keys.prefix)
 
     @staticmethod
     def needs_lookup(fields: Mapping[str, Any]) -> bool:
