@@ -37,11 +37,9 @@ MAX_COMMENT_CHARS = 3_000
 # Longest callback_url.
 MAX_URL_CHARS = 2_000
 
-Seconds = float
-
 
 def to_seconds(value: float | int | timedelta | None, field: str) -> float | None:
-    """Accept seconds or a timedelta, as SPEC promises for `timeout` and `window`."""
+    """Accept seconds or a timedelta, as the contract promises for `timeout` and `window`."""
     if value is None:
         return None
     if isinstance(value, timedelta):

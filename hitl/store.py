@@ -30,7 +30,7 @@ from hitl.errors import (
 from hitl.keys import Keys, timer_member
 from hitl.metrics import Family
 from hitl.models import EscalationStep, Request
-from hitl.status import Mode, Status
+from hitl.status import Mode, Status, Transition
 
 # Fields of the stored `doc` that are immutable after creation.
 _DOC_FIELDS = (
@@ -187,7 +187,7 @@ def parse_request(raw: Sequence[Any]) -> Request:
 def transition_args(
     keys: Keys,
     request_id: str,
-    verb: str,
+    verb: Transition,
     *,
     by: str | None,
     groups: Sequence[str],
@@ -208,7 +208,7 @@ def transition_args(
     return [keys.timers, keys.events], [_json(payload)]
 
 
-def check_transition(request_id: str, verb: str, result: Sequence[Any]) -> Status:
+def check_transition(request_id: str, verb: Transition, result: Sequence[Any]) -> Status:
     """Raise the right `TransitionRefused` for a refused transition; return the new status."""
     kind = _s(result[0])
     if kind == "missing":
@@ -335,7 +335,7 @@ class Store(_Base):
     def transition(
         self,
         request_id: str,
-        verb: str,
+        verb: Transition,
         *,
         by: str | None = None,
         groups: Sequence[str] = (),
@@ -343,6 +343,9 @@ class Store(_Base):
         params: dict[str, Any] | None = None,
         version: int | None = None,
     ) -> Status:
+        """Apply `verb` (a person's `Verb` or a `SystemVerb`) atomically; the new status.
+
+        Raises the `TransitionRefused` subclass that says why when it is refused."""
         return self.transition_traced(
             request_id, verb, by=by, groups=groups, comment=comment, params=params, version=version
         )[0]
@@ -350,7 +353,7 @@ class Store(_Base):
     def transition_traced(
         self,
         request_id: str,
-        verb: str,
+        verb: Transition,
         *,
         by: str | None = None,
         groups: Sequence[str] = (),
@@ -391,11 +394,6 @@ class Store(_Base):
 
     def set_card(self, request_id: str, channel: str, ts: str) -> None:
         self.redis.hset(self.keys.req(request_id), mapping={"card_channel": channel, "card_ts": ts})
-
-    def wait_outcome(self, request_id: str, timeout: float) -> dict[str, Any] | None:
-        """Block until the request is final; its outcome (left in place for other waiters)."""
-        key = self.keys.done(request_id)
-        return parse_outcome(self.redis.blmove(key, key, timeout, "LEFT", "RIGHT"))
 
 
 class AsyncStore(_Base):
@@ -438,7 +436,7 @@ class AsyncStore(_Base):
     async def transition(
         self,
         request_id: str,
-        verb: str,
+        verb: Transition,
         *,
         by: str | None = None,
         groups: Sequence[str] = (),
@@ -453,7 +451,7 @@ class AsyncStore(_Base):
     async def transition_traced(
         self,
         request_id: str,
-        verb: str,
+        verb: Transition,
         *,
         by: str | None = None,
         groups: Sequence[str] = (),
@@ -466,7 +464,3 @@ class AsyncStore(_Base):
             version=version, retention=self.retention, metrics=self.metrics,
         )
         return check_traced(request_id, verb, await self._transition(keys=keys_, args=argv))
-
-    async def wait_outcome(self, request_id: str, timeout: float) -> dict[str, Any] | None:
-        key = self.keys.done(request_id)
-        return parse_outcome(await self.redis.blmove(key, key, timeout, "LEFT", "RIGHT"))

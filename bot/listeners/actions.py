@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 
 # Buttons that decide at once, and the verb each applies.
 _INSTANT = {
-    cards.ACTION_APPROVE: "approve",
-    cards.ACTION_CONFIRM: "confirm",
-    cards.ACTION_WOULD_APPROVE: "approve",
-    cards.ACTION_WOULD_REJECT: "reject",
+    cards.ACTION_APPROVE: Verb.APPROVE,
+    cards.ACTION_CONFIRM: Verb.CONFIRM,
+    cards.ACTION_WOULD_APPROVE: Verb.APPROVE,
+    cards.ACTION_WOULD_REJECT: Verb.REJECT,
 }
 
 
@@ -89,7 +89,7 @@ def _target(body: dict[str, Any]) -> str:
     return action["value"]
 
 
-def decide_click(deps: Deps, body: dict[str, Any], verb: str) -> None:
+def decide_click(deps: Deps, body: dict[str, Any], verb: Verb) -> None:
     """Apply a click's decision; a refusal is told to the clicker."""
     action = body["actions"][0]
     user = body["user"]["id"]
@@ -159,7 +159,7 @@ def unrecorded(listener: Any) -> Any:
     return wrapped
 
 
-def _instant(verb: str) -> Any:
+def _instant(verb: Verb) -> Any:
     @unrecorded
     def listener(ack: Ack, body: dict[str, Any], context: dict) -> None:
         ack()
@@ -179,7 +179,10 @@ def _modal(build: Any) -> Any:
 
 # Digest menu verbs: those that decide at once, and those that open a modal first.
 _ITEM_INSTANT = {
-    "approve": "approve", "confirm": "confirm", "would_approve": "approve", "would_reject": "reject"
+    "approve": Verb.APPROVE,
+    "confirm": Verb.CONFIRM,
+    "would_approve": Verb.APPROVE,
+    "would_reject": Verb.REJECT,
 }
 _ITEM_MODALS = {"reject": views.reject_modal, "veto": views.veto_modal, "details": views.details_modal}
 
