@@ -14,7 +14,9 @@ from collections.abc import Sequence
 
 from bench.common import EXIT_MISS, ROOT, table
 
-BENCHMARKS = ("enqueue", "wake", "waiters", "timers", "memory", "slack", "burst", "gateway", "load")
+BENCHMARKS = (
+    "enqueue", "wake", "waiters", "timers", "memory", "slack", "burst", "gateway", "load", "observability",
+)
 # Hard stop per benchmark (seconds): each is bounded on its own, this is a backstop.
 TIMEOUT = 180
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import math
@@ -25,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot import bodies
-from hitl.client import Approvals, AsyncApprovals, build_doc
+from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Request
 from hitl.views import BatchView, RequestView
@@ -82,7 +83,7 @@ class ApiKeys:
 class ApiContext:
     """What the routes share: the clients, the keys, and the shutdown signal."""
 
-    approvals: Approvals  # sync client, for request_batch (run in a thread)
+    approvals: Approvals  # the process's sync client (the routes use `aio`)
     aio: AsyncApprovals
     keys: ApiKeys
     draining: Callable[[], Awaitable[None]]  # resolves when the server starts shutting down
@@ -150,8 +151,9 @@ def routes(ctx: ApiContext) -> list[Route]:
 
     async def create(request: HttpRequest, via: str) -> JSONResponse:
         body = await _json_body(request)
-        doc = build_doc(ctx.aio.settings, ctx.aio.policy, **body)
-        doc["via"] = via
+        # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
+        build = functools.partial(ctx.aio.build, body, via=via)
+        doc = await run_in_threadpool(build) if ctx.aio.needs_lookup(body) else build()
         created, rid, mode, status = await ctx.aio.store.create(doc)
         if created and mode.value == doc["mode"]:
             # The stored request is the document as filed: answer without reading it back.
@@ -170,7 +172,7 @@ def routes(ctx: ApiContext) -> list[Route]:
     async def cancel(request: HttpRequest, via: str) -> JSONResponse:
         rid = request.path_params["id"]
         try:
-            await ctx.aio.store.transition(rid, "cancel", by=f"api:{via}")
+            await ctx.aio.cancel(rid, by=f"api:{via}")
         except AlreadyDecided as exc:
             raise ApiError(409, str(exc), "id") from None
         return _view(await ctx.aio.store.get(rid))
@@ -183,8 +185,8 @@ def routes(ctx: ApiContext) -> list[Route]:
         if not isinstance(items, list):
             raise InvalidRequest("items", "is required: a list of request bodies")
         action = body.pop("action", "plan")
-        handle = await run_in_threadpool(
-            lambda: ctx.approvals.request_batch(summary, items, action, via=via, **body)
+        handle = await ctx.aio.request_batch_from(
+            {"summary": summary, "items": items, "action": action, **body}, via=via
         )
         reqs = await asyncio.gather(*(ctx.aio.store.get(h.id) for h in [handle.plan, *handle.items]))
         items = [RequestView.of(r) for r in reqs[1:]]

@@ -67,19 +67,6 @@ ACTION_WOULD_APPROVE = "hitl_would_approve"
 ACTION_WOULD_REJECT = "hitl_would_reject"
 ACTION_DETAILS = "hitl_details"
 
-# Every action id the card can carry that decides something (Details only reads).
-DECISION_ACTIONS: frozenset[str] = frozenset(
-    {
-        ACTION_APPROVE,
-        ACTION_REJECT,
-        ACTION_EDIT,
-        ACTION_VETO,
-        ACTION_CONFIRM,
-        ACTION_WOULD_APPROVE,
-        ACTION_WOULD_REJECT,
-    }
-)
-
 ACTIONS_BLOCK_PREFIX = "hitl_actions"
 
 # What the card shows before "see Details": enough to decide, short enough to read at once.

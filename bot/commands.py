@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from hitl import tracing
 from hitl.settings import load_settings
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def mcp(commands: Subcommands) -> None:
 
 
 def _run_bot(args: argparse.Namespace) -> int:
+    tracing.setup("hitl-bot")  # before the app's modules load, as `hitl bot` always did
     from bot.main import run
 
     settings = load_settings()

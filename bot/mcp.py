@@ -43,7 +43,7 @@ from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Decision, Request
 from hitl.settings import Settings, load_settings
-from hitl.status import Status
+from hitl.status import Mode, Status
 
 # Longest a tool may hold a call (seconds), and the default: below every common client timeout.
 MAX_WAIT, DEFAULT_WAIT = 50.0, 20.0
@@ -206,7 +206,7 @@ class Tools:
         request_id = _check_id(request_id)
         async with self.guard(0):
             try:
-                await self.aio.store.transition(request_id, "cancel")
+                await self.aio.cancel(request_id)
             except AlreadyDecided as exc:
                 raise ToolError(f"id: {exc}; there is nothing left to cancel") from None
             return _json(_view(await self.aio.store.get(request_id)))
@@ -224,7 +224,7 @@ class Tools:
                 action=_action_name(tool_name),
                 summary=f"Claude Code wants to use {tool_name}: {_gist(tool_input)}",
                 params=tool_input,
-                mode="gate",
+                mode=Mode.GATE,
                 agent="claude-code",
                 # The same tool call asked again attaches to the same request.
                 idempotency_key=f"permission:{tool_use_id}" if tool_use_id else None,
@@ -232,7 +232,7 @@ class Tools:
             req = await self.settle(handle.id, wait_seconds, started)
             if not req.final:
                 try:  # withdraw it, so no one approves a call that is no longer waiting
-                    await self.aio.store.transition(req.id, "cancel")
+                    await self.aio.cancel(req.id)
                 except AlreadyDecided:  # decided at the last moment: that decision stands
                     req = await self.aio.store.get(req.id)
                 else:

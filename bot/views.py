@@ -707,6 +707,7 @@ _HELP = [
     ("/hitl pause [action]", "Kill switch (admins): new requests, or one action's, wait for an approval."),
     ("/hitl resume [action]", "Lift a pause (admins)."),
     ("/hitl policy", "The policy in force: modes per action, risk and reversibility."),
+    ("/hitl dashboard", "A private link to the live dashboard: queue, time to decision, autonomy readiness."),
     ("/hitl help", "This help."),
 ]
 

@@ -1,7 +1,8 @@
 """The web process: one ASGI app (Starlette) on uvicorn.
 
 It serves Slack's endpoint (`POST /slack/events`, through Bolt's Starlette adapter
-helpers), `GET /healthz`, the HTTP API under `/v1`, `/openapi.json` and `/docs`; other
+helpers), `GET /healthz`, the HTTP API under `/v1`, `/openapi.json` and `/docs`,
+`GET /metrics` and the dashboard at `/dashboard` (`bot.observability`); other
 parts (the MCP server) plug in with `mounts=` and `lifespans=`.
 
 Why these choices:
@@ -38,6 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot import api, bodies, openapi
+from bot.observability import observability_routes
 from hitl.client import Approvals
 
 log = logging.getLogger(__name__)
@@ -136,7 +138,8 @@ def build_web_app(
     routes: list[BaseRoute] = [Route(HEALTH_PATH, healthz, methods=["GET"])]
     if bolt is not None:
         routes.append(slack_route(bolt, signing_secret))
-    routes += api.routes(ctx) + openapi.routes() + list(mounts)
+    routes += api.routes(ctx) + openapi.routes() + observability_routes(approvals, gateway.keys)
+    routes += list(mounts)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
     return app

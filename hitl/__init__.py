@@ -6,6 +6,8 @@ The public surface is small on purpose::
     approvals = Approvals()
     req = approvals.request(action="send_email", summary="...", params={...})
     decision = req.wait()
+
+`AsyncApprovals` is the same client for asyncio code, method for method.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from hitl.errors import (
     WaitTimeout,
 )
 from hitl.models import Decision, Request
-from hitl.status import Mode, Risk, Status, Verb
+from hitl.status import Mode, Risk, Status, SystemVerb, Verb
 
 __all__ = [
     "AlreadyDecided",
@@ -57,6 +59,7 @@ __all__ = [
     "Risk",
     "StaleVersion",
     "Status",
+    "SystemVerb",
     "TransitionRefused",
     "Verb",
     "WaitTimeout",

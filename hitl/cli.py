@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from hitl import logs
 from hitl.errors import ConfigError, HitlError
 from hitl.settings import load_settings
 from hitl.status import Mode, Status
@@ -120,6 +121,14 @@ def _request(args: argparse.Namespace) -> int:
         why = f": {decision.comment}" if decision.comment else ""
         print(f"{decision.status}{who}{why}", file=sys.stderr)
     return exit_code(decision.status, handle.mode)
+
+
+def _log_format() -> str:
+    """HITL_LOG_FORMAT, read before anything else logs (a bad value is reported later)."""
+    try:
+        return load_settings().log_format
+    except ConfigError:
+        return "text"
 
 
 def _policy_check(args: argparse.Namespace) -> int:
@@ -241,10 +250,7 @@ def _unavailable(name: str, reason: str) -> Callable[[argparse.Namespace], int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(_log_format(), logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

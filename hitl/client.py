@@ -3,42 +3,62 @@
 `Approvals` files requests and hands back a `RequestHandle` whose `wait()` blocks until
 the decision lands (no polling; one listener per process wakes every waiter, see
 `hitl.waiters`), survives a dropped connection, and returns at once when the request is
-already final. `AsyncApprovals` is the asyncio twin.
+already final. `AsyncApprovals` is its asyncio twin, method for method.
+
+Both subclass `hitl.clientbase.BaseApprovals`, which does everything before and after the
+I/O (validation, routing, plan assembly, the decorator's bookkeeping): the two classes
+here only talk to Redis. The arguments follow the contract, `docs/contract.md`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
-import json
-import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
 
-from hitl import waiters
-from hitl.errors import InvalidRequest, Rejected, WaitTimeout
-from hitl.ids import new_id
-from hitl.keys import Keys
-from hitl.models import Decision, Request, RequestInput, check_comment, check_params
-from hitl.people import Directory, default_directory, resolve_requester
-from hitl.policy import PolicySource, route
-from hitl.settings import Settings, load_settings
-from hitl.slackids import is_email
-from hitl.status import Mode, Status, Verb
+from hitl import tracing, waiters
+from hitl.clientbase import (
+    MAX_PLAN_ITEMS,
+    BaseApprovals,
+    build_doc,
+    build_plan,
+    check_callback,
+    check_decision,
+    given,
+    seconds,
+)
+from hitl.errors import WaitTimeout
+from hitl.models import Decision, Request
+from hitl.people import Directory
+from hitl.settings import Settings
+from hitl.status import Mode, Risk, Status, SystemVerb, Verb
 from hitl.store import AsyncStore, Store
+from hitl.tracing import SpanName
 
-log = logging.getLogger(__name__)
-
-# Most items one plan (request_batch) may hold.
-MAX_PLAN_ITEMS = 1_000
+__all__ = [
+    "MAX_PLAN_ITEMS",
+    "Approvals",
+    "AsyncApprovals",
+    "AsyncBatchHandle",
+    "AsyncRequestHandle",
+    "BatchHandle",
+    "RequestHandle",
+    "build_doc",
+    "build_plan",
+    "check_callback",
+    "check_decision",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
+CF = TypeVar("CF", bound=Callable[..., Awaitable[Any]])
 
 
 def _connect_kwargs() -> dict[str, Any]:
@@ -52,141 +72,64 @@ def _connect_kwargs() -> dict[str, Any]:
     }
 
 
-def build_doc(
-    settings: Settings, policy: PolicySource, *, directory: Directory | None = None, **kwargs: Any
-) -> dict[str, Any]:
-    """Validate an agent's arguments and route them with the policy: the stored `doc`.
+class _Traced:
+    """The `hitl.request` span of one filing: stamps the caller's trace context on each
+    document, and ends with the id filed (or the error)."""
 
-    `directory` resolves an email given as `requested_by` to a Slack user id (by default
-    Slack's `users.lookupByEmail`, called only when an email is given).
-    """
-    req = RequestInput.parse(**kwargs)
-    check_callback(settings, req.callback_url)
-    r = route(req, policy.current(), settings.default_channel)
-    requested_by = resolve_requester(req.requested_by, directory or default_directory(settings))
-    return {
-        "id": new_id(),
-        "action": req.action,
-        "summary": req.summary,
-        "params": req.params,
-        "context": req.context,
-        "agent": req.agent,
-        "run_id": req.run_id,
-        "risk": req.risk.value if req.risk else None,
-        "reversible": req.reversible,
-        "confidence": req.confidence,
-        "mode": r.mode.value,
-        "urgent": r.urgent,
-        "low_confidence": r.low_confidence,
-        "channel": r.channel,
-        "mirror_channels": r.mirror_channels,
-        "approvers": r.approvers,
-        "requested_by": requested_by,
-        "quorum": r.quorum,
-        "timeout": r.timeout,
-        "window": r.window,
-        "escalation": [s.model_dump() for s in r.escalation],
-        "idempotency_key": req.idempotency_key,
-        "callback_url": req.callback_url,
-        "via": None,
-        "batch": None,
-        "items": [],
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self.trace = tracing.RequestTrace({"hitl.action": fields.get("action")})
+        self.attrs: dict[str, Any] = {}
+
+    def stamp(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return self.trace.stamp(doc)
+
+    def filed(self, request_id: str, mode: Mode) -> None:
+        self.attrs = {"hitl.request_id": request_id, "hitl.mode": mode.value}
+
+
+@contextlib.contextmanager
+def _traced(fields: Mapping[str, Any]) -> Iterator[_Traced]:
+    traced = _Traced(fields)
+    try:
+        yield traced
+    except Exception as exc:
+        traced.trace.done(error=exc)
+        raise
+    traced.trace.done(traced.attrs)
+
+
+def _woke(req: Request, started_ns: int) -> None:
+    """Record the `hitl.wake` span of a wait that ended with `req` final: from the wait's
+    start to the decision reaching the waiter, in the request's trace (none if untraced)."""
+    if req.trace and tracing.enabled():
+        attrs = {"hitl.request_id": req.id, "hitl.action": req.action, "hitl.status": req.status.value}
+        tracing.record(SpanName.WAKE, req.trace, started_ns, attrs, stored_first=True)
+
+
+def _transitioned(
+    request_id: str, verb: Verb, by: str, status: Status, trace_ctx: dict[str, str], started_ns: int
+) -> None:
+    """Record the `hitl.transition` span of a person's decision, in the request's trace."""
+    attrs = {
+        "hitl.request_id": request_id, "hitl.verb": verb.value, "hitl.by": by, "hitl.status": status.value
     }
+    tracing.record(SpanName.TRANSITION, trace_ctx, started_ns, attrs)
 
 
-def check_callback(settings: Settings, url: str | None) -> None:
-    """A `callback_url` must start with an allowed prefix: agents cannot aim the worker
-    at arbitrary hosts (server-side request forgery)."""
-    if url is None:
-        return
-    if not settings.webhook_allowed:
-        raise InvalidRequest(
-            "callback_url", "no webhook destinations are allowed here; an operator sets HITL_WEBHOOK_ALLOWED"
-        )
-    if not url.startswith(tuple(settings.webhook_allowed)):
-        allowed = ", ".join(settings.webhook_allowed)
-        raise InvalidRequest("callback_url", f"{url!r} does not start with an allowed prefix ({allowed})")
+def _remaining(end: float | None) -> float | None:
+    return None if end is None else max(end - time.monotonic(), 0.001)
 
 
-def check_decision(verb: str, params: dict[str, Any] | None, comment: str | None = None) -> Verb:
-    """Validate a decision's arguments before anything is written; errors name the field."""
-    try:
-        v = Verb(verb)
-    except ValueError:
-        raise InvalidRequest("verb", f"{verb!r} is not one of approve, reject, veto, confirm") from None
-    check_comment(comment)
-    if params is not None:
-        if v is not Verb.APPROVE:
-            raise InvalidRequest("params", "edited parameters go with an approval only")
-        check_params(params)
-    return v
-
-
-def build_plan(
-    settings: Settings, policy: PolicySource, summary: str, items: Sequence[dict[str, Any]], action: str,
-    common: dict[str, Any], *, via: str | None = None,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The stored documents of a plan and its steps (`request_batch`'s arguments validated).
-
-    Every step waits for review with the plan's channel and deadline. The plan's
-    idempotency key K gives step n the key "K/n", so the key covers each step too.
-    """
-    if not items:
-        raise InvalidRequest("items", "a plan needs at least one item")
-    if len(items) > MAX_PLAN_ITEMS:
-        raise InvalidRequest("items", f"at most {MAX_PLAN_ITEMS:,} items in one plan; split it")
-    common = {k: v for k, v in common.items() if k != "mode"}
-    key = common.pop("idempotency_key", None)
-    plan = build_doc(
-        settings, policy, action=action, summary=summary, params={"items": len(items)}, mode="gate",
-        idempotency_key=key, **common,
-    )
-    steps = []
-    for n, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise InvalidRequest(f"items.{n}", "must be a dict of request() arguments")
-        if item.get("idempotency_key") is not None:
-            raise InvalidRequest(
-                f"items.{n}.idempotency_key",
-                "give request_batch one idempotency_key; each step's is derived from it",
-            )
-        step_key = None if key is None else f"{key}/{n}"
-        try:
-            args = {**common, **item, "mode": "gate", "idempotency_key": step_key}
-            doc = build_doc(settings, policy, **args)
-        except InvalidRequest as exc:
-            raise InvalidRequest(f"items.{n}.{exc.field}", str(exc).split(": ", 1)[1]) from None
-        doc.update(batch=plan["id"], escalation=[], channel=plan["channel"], timeout=plan["timeout"], via=via)
-        steps.append(doc)
-    plan["items"] = [d["id"] for d in steps]
-    plan["via"] = via
-    return plan, steps
-
-
-def _seconds(timeout: float | timedelta | None) -> float | None:
-    return timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-
-
-def _last_look(exc: WaitTimeout, read: Callable[[], Request]) -> Request:
-    """After a wait ran out: the request if it turned final after all, else `exc` (also
-    when Redis is unreachable for this one read)."""
-    try:
-        req = read()
-    except (redis.ConnectionError, redis.TimeoutError):
-        raise exc from None
-    if not req.final:
-        raise exc
-    return req
+# -- sync ------------------------------------------------------------------------------------
 
 
 class RequestHandle:
     """A filed request, seen from the agent."""
 
-    def __init__(self, approvals: Approvals, request_id: str, mode: Mode, status: Status | None = None):
+    def __init__(self, approvals: Approvals, request_id: str, mode: Mode) -> None:
         self._approvals = approvals
         self.id = request_id
         self.mode = mode
-        self._status = status
 
     def __repr__(self) -> str:
         return f"<RequestHandle {self.id} mode={self.mode}>"
@@ -199,25 +142,23 @@ class RequestHandle:
         """The whole stored request."""
         return self._approvals.store.get(self.id)
 
+    def decision(self) -> Decision:
+        """The decision as it stands now, without waiting (final or not)."""
+        return self.fetch().decision()
+
     def wait(self, timeout: float | timedelta | None = None) -> Decision:
         """Block until the request is final and return the decision.
 
         Registers with this process's waiter dispatcher (`hitl.waiters`): any number of
         concurrent waits share two Redis connections, each wakes within milliseconds of
         its decision, and a Redis outage is waited out. Raises `WaitTimeout` after
-        `timeout` seconds unless the request turned final by then.
+        `timeout` (seconds or a timedelta) unless the request turned final by then.
         """
-        approvals = self._approvals
-        seconds = _seconds(timeout)
-        try:
-            req = approvals.wait_request(self.id, seconds)
-        except WaitTimeout as exc:
-            req = _last_look(exc, lambda: approvals.store.get(self.id))
-        return req.decision()
+        return self._approvals.wait_request(self.id, timeout).decision()
 
     def cancel(self) -> Status:
         """Withdraw a pending request; raises `AlreadyDecided` when it is too late."""
-        return self._approvals.store.transition(self.id, "cancel")
+        return self._approvals.cancel(self.id)
 
 
 class BatchHandle:
@@ -230,16 +171,12 @@ class BatchHandle:
 
     def wait(self, timeout: float | timedelta | None = None) -> list[Decision]:
         """Every item's decision, in order, once each is final."""
-        seconds = _seconds(timeout)
-        end = None if seconds is None else time.monotonic() + seconds
-        out = []
-        for item in self.items:
-            remaining = None if end is None else max(end - time.monotonic(), 0.001)
-            out.append(item.wait(remaining))
-        return out
+        limit = seconds(timeout)
+        end = None if limit is None else time.monotonic() + limit
+        return [item.wait(_remaining(end)) for item in self.items]
 
 
-class Approvals:
+class Approvals(BaseApprovals):
     """Files approval requests and reads decisions. Thread-safe; share one per process."""
 
     def __init__(
@@ -252,154 +189,260 @@ class Approvals:
         directory: Directory | None = None,
     ) -> None:
         """`directory` resolves `requested_by` emails (default: Slack's users.lookupByEmail)."""
-        self.settings = settings or load_settings()
-        self.directory = directory
-        url = redis_url or self.settings.redis
-        self.redis = client or redis.Redis.from_url(url, **_connect_kwargs())
-        self.keys = Keys(prefix or self.settings.prefix)
-        self.store = Store(self.redis, self.keys, self.settings.retention)
-        self.policy = PolicySource(self.settings.policy_file)
-        self.url = url
+        super().__init__(redis_url, settings, prefix, directory)
+        self.redis = client or redis.Redis.from_url(self.url, **_connect_kwargs())
+        self.store = Store(self.redis, self.keys, self.settings.retention, self.settings.metrics)
 
-    def request(self, action: str | None = None, summary: str | None = None, **kwargs: Any) -> RequestHandle:
-        """File a request (see SPEC for the arguments) and return its handle at once."""
-        doc = build_doc(
-            self.settings, self.policy, directory=self.directory, action=action, summary=summary, **kwargs
-        )
-        _, rid, mode, status = self.store.create(doc)
-        return RequestHandle(self, rid, mode, status)
+    def request(
+        self,
+        *,
+        action: str,
+        summary: str,
+        params: Mapping[str, Any] | None = None,
+        context: str | None = None,
+        agent: str | None = None,
+        run_id: str | None = None,
+        risk: Risk | str | None = None,
+        reversible: bool | None = None,
+        confidence: float | None = None,
+        mode: Mode | str | None = None,
+        channel: str | None = None,
+        approvers: Sequence[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: float | timedelta | None = None,
+        window: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        via: str | None = None,
+    ) -> RequestHandle:
+        """File a request for a human decision and return its handle at once.
+
+        Nothing blocks here: call `wait()` on the handle when the agent needs the answer
+        (only a `gate` request makes it wait; every other mode acts at once). Every
+        argument is checked before anything is written; a bad one raises `InvalidRequest`
+        naming it, and nothing is stored. Arguments left `None` are filled by the policy
+        (`HITL_POLICY_FILE`), then by the defaults in `docs/contract.md`.
+
+        Args:
+            action: The tool or action about to run, e.g. ``"send_email"`` (letters,
+                digits and ``_ . : / -``). Policy rules match on it; stats group by it.
+            summary: What will happen, in plain language: the card's headline. At most
+                2,000 characters.
+            params: The call's arguments as a JSON object (at most 256 KiB encoded). A
+                reviewer may edit them; the decision carries the values to use.
+            context: Why the agent wants this (markdown, at most 20,000 characters),
+                shown under the card's Details.
+            agent: The agent's name, shown on the card and counted in stats.
+            run_id: The agent run this belongs to, to find every request of one run.
+            risk: `Risk` or its string (``"low"`` ... ``"critical"``). With `reversible`,
+                it picks the mode when neither `mode` nor a rule for `action` does.
+            reversible: Whether the action can be undone; irreversible high-risk actions
+                are gated by the default risk matrix.
+            confidence: The agent's confidence, 0 to 1. Below the policy's `gate_below`
+                (0.8 by default) the request is raised to `gate`; below `urgent_below`
+                (0.6) it is also marked urgent.
+            mode: `Mode` or its string: ``"auto"``, ``"notify"``, ``"override"``,
+                ``"gate"`` or ``"shadow"``. ``None`` lets the policy decide. A policy (or
+                the kill switch) may raise the oversight, never lower it.
+            channel: Slack channel id or ``"#name"`` for the card; ``None`` means the
+                policy's, else ``HITL_DEFAULT_CHANNEL``. A channel besides the policy's is
+                mirrored, not substituted.
+            approvers: Slack user (``U…``/``W…``) or user-group (``S…``) ids who may
+                decide; ``None`` means the policy's (anyone in the channel if none).
+            requested_by: The person the agent acts for (a Slack user id, or the email
+                they use in Slack): they may not approve their own request.
+            quorum: Distinct approvals a gate needs (1 to 10); an edit resets the count.
+            timeout: Seconds (or a `timedelta`) a gate or shadow request waits before it
+                turns ``expired``; ``None`` means the policy's (at most 30 days).
+            window: Seconds (or a `timedelta`) an override stays open for a veto before
+                it turns ``finalized``; ``None`` means the policy's.
+            idempotency_key: The same key returns the same request, never a second card
+                (a retried agent step is safe). The same key with another action, summary
+                or params raises `IdempotencyConflict`.
+            callback_url: Where the decision is POSTed once final (a signed webhook). It
+                must start with a prefix an operator allowed in ``HITL_WEBHOOK_ALLOWED``.
+            via: The name of the API key that filed the request, recorded in the audit
+                log. Set by the HTTP API; leave it ``None`` from Python.
+
+        Returns:
+            A `RequestHandle`: its `mode` says whether the agent must wait.
+        """
+        return self.request_from(given(locals(), drop=("via",)), via=via)
+
+    def request_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> RequestHandle:
+        """`request()` with its arguments in a mapping (a JSON body's keys): an unknown or
+        missing name is an `InvalidRequest` naming it rather than a `TypeError`."""
+        with _traced(fields) as traced:
+            _, rid, mode, _status = self.store.create(traced.stamp(self.build(fields, via=via)))
+            traced.filed(rid, mode)
+        return RequestHandle(self, rid, mode)
 
     def request_batch(
         self,
         summary: str,
-        items: Sequence[dict[str, Any]],
+        items: Sequence[Mapping[str, Any]],
         action: str = "plan",
         *,
+        context: str | None = None,
+        agent: str | None = None,
+        run_id: str | None = None,
+        risk: Risk | str | None = None,
+        reversible: bool | None = None,
+        confidence: float | None = None,
+        mode: Mode | str | None = None,
+        channel: str | None = None,
+        approvers: Sequence[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: float | timedelta | None = None,
+        window: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
         via: str | None = None,
-        **common: Any,
     ) -> BatchHandle:
         """File a whole plan for one review: one card, Approve all / Reject all, and a
         decision per item (`BatchHandle.items`, each waited on like any request).
 
-        `items` are `request()` arguments (action, summary, params...); `common` applies to
-        the plan and every item (channel, approvers, requested_by, timeout, ...). `via` names
-        the API key that filed it (the HTTP API sets it; the audit log records it). An
-        `idempotency_key` covers the plan and every step: the plan and its steps are stored
-        in one atomic call, and a repeat with the same items returns the same plan.
+        Args:
+            summary: What the plan does as a whole: the card's headline.
+            items: One mapping of `request()` arguments per step (action, summary,
+                params, ...), at most 1,000. Every step is a gate; a step's own arguments
+                win over the plan's. Errors name the step: ``items.2.action``.
+            action: The plan's own action name, for policy and stats.
+            mode: Ignored: a plan and its steps always wait for review (``gate``).
+                Accepted so that `request()` arguments can be passed on unchanged.
+            idempotency_key: Covers the plan and every step (step n gets ``"K/n"``): the
+                plan and its steps are stored in one atomic call, and a repeat with the
+                same items returns the same plan. Steps may not carry their own key.
+            via: As in `request()`.
+
+        The other arguments are `request()`'s and apply to the plan and every step. Every
+        step waits with the plan's channel and deadline.
         """
-        plan, steps = build_plan(self.settings, self.policy, summary, items, action, common, via=via)
-        existing = self.store.create_plan(plan, steps)
-        if existing is not None:
-            return BatchHandle(
-                RequestHandle(self, existing.id, existing.mode, existing.status),
-                [RequestHandle(self, rid, Mode.GATE) for rid in existing.items],
-            )
-        return BatchHandle(
-            RequestHandle(self, plan["id"], Mode.GATE),
-            [RequestHandle(self, d["id"], Mode.GATE) for d in steps],
-        )
+        plan, steps = self.build_batch(given(locals(), drop=("via",)), via=via)
+        return self._create_plan(plan, steps)
 
-    def wait_request(self, request_id: str, timeout: float | None) -> Request:
-        """The request once final: this process's waiter dispatcher (`hitl.waiters`), no
-        connection of this client. `WaitTimeout` after `timeout` s; `RequestNotFound`."""
-        return waiters.wait_request(self.url, self.keys.prefix, request_id, timeout)
+    def request_batch_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> BatchHandle:
+        """`request_batch()` with its arguments in a mapping (a JSON body's keys)."""
+        plan, steps = self.build_batch(fields, via=via)
+        return self._create_plan(plan, steps)
 
-    def dispatcher(self) -> waiters.Dispatcher:
-        """The dispatcher this client's waits go through (diagnostics, tests)."""
-        return waiters.dispatcher(self.url, self.keys.prefix)
+    def _create_plan(self, plan: dict[str, Any], steps: list[dict[str, Any]]) -> BatchHandle:
+        with _traced(plan) as traced:
+            for doc in (plan, *steps):
+                traced.stamp(doc)
+            plan_id, mode, ids = self.plan_ids(plan, steps, self.store.create_plan(plan, steps))
+            traced.filed(plan_id, mode)
+        handles = [RequestHandle(self, i, Mode.GATE) for i in ids]
+        return BatchHandle(RequestHandle(self, plan_id, mode), handles)
 
     def get(self, request_id: str) -> RequestHandle:
         """A handle for an existing request; raises `RequestNotFound`."""
         req = self.store.get(request_id)
-        return RequestHandle(self, req.id, req.mode, req.status)
+        return RequestHandle(self, req.id, req.mode)
+
+    def wait_request(self, request_id: str, timeout: float | timedelta | None = None) -> Request:
+        """The request once final, through this process's waiter dispatcher (`hitl.waiters`,
+        no connection of this client). `WaitTimeout` after `timeout` unless it turned final
+        by then (a last read settles a decision that raced the deadline); `RequestNotFound`."""
+        started = time.time_ns()
+        try:
+            req = waiters.wait_request(self.url, self.keys.prefix, request_id, seconds(timeout))
+        except WaitTimeout as exc:
+            try:
+                req = self.store.get(request_id)
+            except (redis.ConnectionError, redis.TimeoutError):
+                raise exc from None
+            if not req.final:
+                raise
+        _woke(req, started)
+        return req
 
     def decide(
         self,
         request_id: str,
-        verb: str,
+        verb: Verb | str,
         by: str,
         comment: str | None = None,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         *,
         version: int | None = None,
         groups: Sequence[str] = (),
     ) -> Request:
         """Record a person's decision and return the request as it now stands.
 
-        `groups` are the user groups `by` belongs to (the bot resolves them); `version`
-        refuses the decision if the request changed since the reviewer saw it. Raises
+        `verb` is a `Verb` (or its string). `groups` are the user groups `by` belongs to
+        (the bot resolves them); `version` refuses the decision if the request changed
+        since the reviewer saw it. Raises `InvalidRequest` naming the bad argument,
         `AlreadyDecided`, `NotAllowed` or `StaleVersion`; nothing changes then.
         """
-        v = check_decision(verb, params, comment)
-        self.store.transition(
-            request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
+        v, edited = self.decision_args(verb, params, comment)
+        started = time.time_ns()
+        status, trace_ctx = self.store.transition_traced(
+            request_id, v, by=by, groups=groups, comment=comment, params=edited, version=version
         )
+        _transitioned(request_id, v, by, status, trace_ctx, started)
         return self.store.get(request_id)
 
+    def cancel(self, request_id: str, *, by: str | None = None) -> Status:
+        """Withdraw a pending request (`by` names who, for the audit log); raises
+        `AlreadyDecided` when it is already final, `RequestNotFound` for an unknown id."""
+        return self.store.transition(request_id, SystemVerb.CANCEL, by=by)
+
     def require_approval(
-        self, action: str | None = None, summary: str | None = None, **request_kwargs: Any
+        self,
+        action: str | None = None,
+        summary: str | None = None,
+        *,
+        context: str | None = None,
+        agent: str | None = None,
+        risk: Risk | str | None = None,
+        reversible: bool | None = None,
+        confidence: float | None = None,
+        mode: Mode | str | None = None,
+        channel: str | None = None,
+        approvers: Sequence[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: float | timedelta | None = None,
+        window: float | timedelta | None = None,
     ) -> Callable[[F], F]:
         """Gate a function behind a decision; raises `hitl.Rejected` with the reason.
 
         The call's arguments become the request's `params` (edited values are passed to the
-        function when a reviewer changed them). `summary` may use `{name}` placeholders
-        for the arguments. Works on coroutine functions too.
+        function when a reviewer changed them). `action` defaults to the function's name;
+        `summary` may use `{name}` placeholders for the arguments. Only a gate waits: in
+        any other mode the function runs at once. Works on coroutine functions too (they
+        wait on an asyncio client); the other arguments are `request()`'s.
         """
+        fields = given(locals(), drop=("action", "summary"))
 
         def wrap(func: F) -> F:
-            name = action or func.__name__
-            sig = inspect.signature(func)
-
-            def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[inspect.BoundArguments, dict]:
-                bound = sig.bind(*args, **kwargs)
-                bound.apply_defaults()
-                params = {k: v for k, v in bound.arguments.items() if _jsonable(v)}
-                text = (summary or f"Run {name}").format(**bound.arguments)
-                return bound, {"action": name, "summary": text, "params": params, **request_kwargs}
-
-            def finish(bound: inspect.BoundArguments, decision: Decision) -> inspect.BoundArguments:
-                if not decision.approved:
-                    raise Rejected(decision)
-                for key, value in decision.params.items():
-                    if key in bound.arguments:
-                        bound.arguments[key] = value
-                return bound
-
+            gate = self.gate(func, action, summary, fields)
             if inspect.iscoroutinefunction(func):
 
                 @functools.wraps(func)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    bound, req_kwargs = prepare(args, kwargs)
-                    aio = self.asyncio()
-                    try:
-                        handle = await aio.request(**req_kwargs)
-                        if handle.mode is Mode.GATE:
-                            decision = await handle.wait()
-                        else:
-                            decision = await handle.decision()
-                    finally:
-                        await aio.aclose()
-                    bound = finish(bound, decision)
-                    return await func(*bound.args, **bound.kwargs)
+                    # Waits on an asyncio client of its own, closed when the call ends.
+                    async with self.asyncio() as aio:
+                        return await gate.acall(aio.request_from, args, kwargs)
 
                 return async_wrapper  # type: ignore[return-value]
 
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                bound, req_kwargs = prepare(args, kwargs)
-                handle = self.request(**req_kwargs)
-                # Only gate waits: override, shadow, notify and auto act at once (SPEC).
-                decision = handle.wait() if handle.mode is Mode.GATE else handle.fetch().decision()
-                bound = finish(bound, decision)
-                return func(*bound.args, **bound.kwargs)
+                return gate.call(self.request_from, args, kwargs)
 
             return wrapper  # type: ignore[return-value]
 
         return wrap
 
     def asyncio(self) -> AsyncApprovals:
-        """An asyncio client on the same Redis, prefix and policy."""
-        return AsyncApprovals(self.url, settings=self.settings, prefix=self.keys.prefix)
+        """An asyncio client on the same Redis, prefix, policy and directory."""
+        return AsyncApprovals(
+            self.url, settings=self.settings, prefix=self.keys.prefix, directory=self.directory
+        )
 
     def close(self) -> None:
         self.redis.close()
@@ -411,12 +454,7 @@ class Approvals:
         self.close()
 
 
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+# -- asyncio ---------------------------------------------------------------------------------
 
 
 class AsyncRequestHandle:
@@ -427,32 +465,28 @@ class AsyncRequestHandle:
         self.id = request_id
         self.mode = mode
 
+    def __repr__(self) -> str:
+        return f"<AsyncRequestHandle {self.id} mode={self.mode}>"
+
     async def status(self) -> Status:
+        """The current status, read from Redis."""
         return await self._approvals.store.status(self.id)
 
     async def fetch(self) -> Request:
+        """The whole stored request."""
         return await self._approvals.store.get(self.id)
 
     async def decision(self) -> Decision:
+        """The decision as it stands now, without waiting (final or not)."""
         return (await self.fetch()).decision()
 
     async def wait(self, timeout: float | timedelta | None = None) -> Decision:
         """`RequestHandle.wait` for asyncio: the same dispatcher, no connection per wait."""
-        approvals = self._approvals
-        seconds = _seconds(timeout)
-        try:
-            req = await approvals.wait_request(self.id, seconds)
-        except WaitTimeout as exc:
-            try:
-                req = await approvals.store.get(self.id)
-            except (redis.ConnectionError, redis.TimeoutError):
-                raise exc from None
-            if not req.final:
-                raise
-        return req.decision()
+        return (await self._approvals.wait_request(self.id, timeout)).decision()
 
     async def cancel(self) -> Status:
-        return await self._approvals.store.transition(self.id, "cancel")
+        """Withdraw a pending request; raises `AlreadyDecided` when it is too late."""
+        return await self._approvals.cancel(self.id)
 
 
 class AsyncBatchHandle:
@@ -465,17 +499,13 @@ class AsyncBatchHandle:
 
     async def wait(self, timeout: float | timedelta | None = None) -> list[Decision]:
         """Every item's decision, in order, once each is final."""
-        seconds = _seconds(timeout)
-        end = None if seconds is None else time.monotonic() + seconds
-        out = []
-        for item in self.items:
-            remaining = None if end is None else max(end - time.monotonic(), 0.001)
-            out.append(await item.wait(remaining))
-        return out
+        limit = seconds(timeout)
+        end = None if limit is None else time.monotonic() + limit
+        return [await item.wait(_remaining(end)) for item in self.items]
 
 
-class AsyncApprovals:
-    """The asyncio twin of `Approvals`."""
+class AsyncApprovals(BaseApprovals):
+    """The asyncio twin of `Approvals`: the same methods, arguments and checks, awaited."""
 
     def __init__(
         self,
@@ -486,72 +516,174 @@ class AsyncApprovals:
         prefix: str | None = None,
         directory: Directory | None = None,
     ) -> None:
-        self.settings = settings or load_settings()
-        self.directory = directory
-        self.redis = client or aioredis.Redis.from_url(redis_url or self.settings.redis, **_connect_kwargs())
-        self.keys = Keys(prefix or self.settings.prefix)
-        self.store = AsyncStore(self.redis, self.keys, self.settings.retention)
-        self.policy = PolicySource(self.settings.policy_file)
-        self.url = redis_url or self.settings.redis
+        """`directory` resolves `requested_by` emails (default: Slack's users.lookupByEmail)."""
+        super().__init__(redis_url, settings, prefix, directory)
+        self.redis = client or aioredis.Redis.from_url(self.url, **_connect_kwargs())
+        self.store = AsyncStore(self.redis, self.keys, self.settings.retention, self.settings.metrics)
 
     async def request(
-        self, action: str | None = None, summary: str | None = None, **kwargs: Any
+        self,
+        *,
+        action: str,
+        summary: str,
+        params: Mapping[str, Any] | None = None,
+        context: str | None = None,
+        agent: str | None = None,
+        run_id: str | None = None,
+        risk: Risk | str | None = None,
+        reversible: bool | None = None,
+        confidence: float | None = None,
+        mode: Mode | str | None = None,
+        channel: str | None = None,
+        approvers: Sequence[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: float | timedelta | None = None,
+        window: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        via: str | None = None,
     ) -> AsyncRequestHandle:
-        build = functools.partial(
-            build_doc, self.settings, self.policy,
-            directory=self.directory, action=action, summary=summary, **kwargs,
-        )
+        # Docstring: Approvals.request's, assigned below the class (the same arguments).
+        return await self.request_from(given(locals(), drop=("via",)), via=via)
+
+    async def request_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> AsyncRequestHandle:
+        """`request()` with its arguments in a mapping (a JSON body's keys): an unknown or
+        missing name is an `InvalidRequest` naming it rather than a `TypeError`."""
+        build = functools.partial(self.build, fields, via=via)
         # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
-        doc = await asyncio.to_thread(build) if is_email(kwargs.get("requested_by")) else build()
-        _, rid, mode, _status = await self.store.create(doc)
+        with _traced(fields) as traced:
+            doc = await asyncio.to_thread(build) if self.needs_lookup(fields) else build()
+            _, rid, mode, _status = await self.store.create(traced.stamp(doc))
+            traced.filed(rid, mode)
         return AsyncRequestHandle(self, rid, mode)
 
     async def request_batch(
         self,
         summary: str,
-        items: Sequence[dict[str, Any]],
+        items: Sequence[Mapping[str, Any]],
         action: str = "plan",
         *,
+        context: str | None = None,
+        agent: str | None = None,
+        run_id: str | None = None,
+        risk: Risk | str | None = None,
+        reversible: bool | None = None,
+        confidence: float | None = None,
+        mode: Mode | str | None = None,
+        channel: str | None = None,
+        approvers: Sequence[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: float | timedelta | None = None,
+        window: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
         via: str | None = None,
-        **common: Any,
     ) -> AsyncBatchHandle:
-        """The asyncio twin of `Approvals.request_batch`."""
-        plan, steps = build_plan(self.settings, self.policy, summary, items, action, common, via=via)
-        existing = await self.store.create_plan(plan, steps)
-        if existing is not None:
-            return AsyncBatchHandle(
-                AsyncRequestHandle(self, existing.id, existing.mode),
-                [AsyncRequestHandle(self, rid, Mode.GATE) for rid in existing.items],
-            )
+        # Docstring: Approvals.request_batch's, assigned below the class.
+        return await self.request_batch_from(given(locals(), drop=("via",)), via=via)
+
+    async def request_batch_from(
+        self, fields: Mapping[str, Any], *, via: str | None = None
+    ) -> AsyncBatchHandle:
+        """`request_batch()` with its arguments in a mapping (a JSON body's keys)."""
+        build = functools.partial(self.build_batch, fields, via=via)
+        with _traced(fields) as traced:
+            plan, steps = await asyncio.to_thread(build) if self.needs_lookup(fields) else build()
+            for doc in (plan, *steps):
+                traced.stamp(doc)
+            plan_id, mode, ids = self.plan_ids(plan, steps, await self.store.create_plan(plan, steps))
+            traced.filed(plan_id, mode)
         return AsyncBatchHandle(
-            AsyncRequestHandle(self, plan["id"], Mode.GATE),
-            [AsyncRequestHandle(self, d["id"], Mode.GATE) for d in steps],
+            AsyncRequestHandle(self, plan_id, mode), [AsyncRequestHandle(self, i, Mode.GATE) for i in ids]
         )
 
-    async def wait_request(self, request_id: str, timeout: float | None) -> Request:
-        """`Approvals.wait_request` for asyncio (the HTTP long-poll and the MCP tools use it)."""
-        return await waiters.wait_request_async(self.url, self.keys.prefix, request_id, timeout)
-
     async def get(self, request_id: str) -> AsyncRequestHandle:
+        """A handle for an existing request; raises `RequestNotFound`."""
         req = await self.store.get(request_id)
         return AsyncRequestHandle(self, req.id, req.mode)
+
+    async def wait_request(self, request_id: str, timeout: float | timedelta | None = None) -> Request:
+        """`Approvals.wait_request` for asyncio (the HTTP long-poll and the MCP tools use it)."""
+        started = time.time_ns()
+        try:
+            req = await waiters.wait_request_async(self.url, self.keys.prefix, request_id, seconds(timeout))
+        except WaitTimeout as exc:
+            try:
+                req = await self.store.get(request_id)
+            except (redis.ConnectionError, redis.TimeoutError):
+                raise exc from None
+            if not req.final:
+                raise
+        _woke(req, started)
+        return req
 
     async def decide(
         self,
         request_id: str,
-        verb: str,
+        verb: Verb | str,
         by: str,
         comment: str | None = None,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         *,
         version: int | None = None,
         groups: Sequence[str] = (),
     ) -> Request:
-        v = check_decision(verb, params, comment)
-        await self.store.transition(
-            request_id, v.value, by=by, groups=groups, comment=comment, params=params, version=version
+        """`Approvals.decide` for asyncio: the same checks, then one transition."""
+        v, edited = self.decision_args(verb, params, comment)
+        started = time.time_ns()
+        status, trace_ctx = await self.store.transition_traced(
+            request_id, v, by=by, groups=groups, comment=comment, params=edited, version=version
         )
+        _transitioned(request_id, v, by, status, trace_ctx, started)
         return await self.store.get(request_id)
+
+    async def cancel(self, request_id: str, *, by: str | None = None) -> Status:
+        """`Approvals.cancel` for asyncio."""
+        return await self.store.transition(request_id, SystemVerb.CANCEL, by=by)
+
+    def require_approval(
+        self,
+        action: str | None = None,
+        summary: str | None = None,
+        *,
+        context: str | None = None,
+        agent: str | None = None,
+        risk: Risk | str | None = None,
+        reversible: bool | None = None,
+        confidence: float | None = None,
+        mode: Mode | str | None = None,
+        channel: str | None = None,
+        approvers: Sequence[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: float | timedelta | None = None,
+        window: float | timedelta | None = None,
+    ) -> Callable[[CF], CF]:
+        """Gate a coroutine function behind a decision; raises `hitl.Rejected` with the reason.
+
+        `Approvals.require_approval` for asyncio code, on this client's connection: the
+        same arguments and behaviour. A plain function is refused with a `TypeError` (it
+        would block the event loop while a reviewer decides; gate it with `Approvals`).
+        """
+        fields = given(locals(), drop=("action", "summary"))
+
+        def wrap(func: CF) -> CF:
+            if not inspect.iscoroutinefunction(func):
+                raise TypeError(
+                    f"AsyncApprovals.require_approval gates coroutine functions; {func.__name__} is not "
+                    "one (use Approvals.require_approval for plain functions)"
+                )
+            gate = self.gate(func, action, summary, fields)
+
+            @functools.wraps(func)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await gate.acall(self.request_from, args, kwargs)
+
+            return wrapper  # type: ignore[return-value]
+
+        return wrap
 
     async def aclose(self) -> None:
         await self.redis.aclose()
@@ -561,3 +693,7 @@ class AsyncApprovals:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+AsyncApprovals.request.__doc__ = Approvals.request.__doc__
+AsyncApprovals.request_batch.__doc__ = Approvals.request_batch.__doc__

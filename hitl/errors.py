@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from hitl.status import Status
+
 if TYPE_CHECKING:
     from hitl.models import Decision
 
@@ -72,8 +74,8 @@ class TransitionRefused(HitlError):
 class AlreadyDecided(TransitionRefused):
     """The request reached a final state before this decision; the first decision stands."""
 
-    def __init__(self, request_id: str, status: str, by: list[str]) -> None:
-        self.status = status
+    def __init__(self, request_id: str, status: Status | str, by: list[str]) -> None:
+        self.status = Status(status)
         self.by = by
         who = f" by {', '.join(by)}" if by else ""
         super().__init__(request_id, "final", f"request {request_id} is already {status}{who}")
@@ -83,11 +85,11 @@ class DeadlinePassed(TransitionRefused):
     """The decision came after the request's deadline (or an override's window): the request
     is now expired (or finalized) and the decision was not recorded."""
 
-    def __init__(self, request_id: str, status: str, deadline: float) -> None:
-        self.status = status
+    def __init__(self, request_id: str, status: Status | str, deadline: float) -> None:
+        self.status = Status(status)
         self.deadline = deadline
         when = datetime.fromtimestamp(deadline, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
-        if status == "finalized":
+        if self.status is Status.FINALIZED:
             message = f"the veto window of request {request_id} ended at {when}; the veto was not recorded"
         else:
             message = f"request {request_id} expired at {when}; the decision was not recorded"

@@ -32,6 +32,14 @@ key                                    type    what it holds
 ``{p}:paused``                         set     kill switch scopes: ``*`` or action names
 ``{p}:maintenance:lock``               string  held for one maintenance period by the worker
                                                that trims the audit and cleans stale requests
+``{p}:metrics:{family}``               hash    Prometheus counters shared by every process
+                                               (``created``, ``final``, ``decision``,
+                                               ``lateness``, ``slack``, ``webhooks``); fields
+                                               are JSON label lists (a histogram's end with
+                                               its bucket bound, ``sum`` or ``count``)
+``{p}:metrics:hour:{n}``               hash    the same per hour ``n`` (epoch hours), for the
+                                               dashboard's charts; expires after 8 days
+``{p}:dashboard:team``                 string  the Slack workspace the dashboard serves
 ``{p}:chmembers:{channel}``            string  a Slack channel's member ids (JSON), cached
                                                briefly for visibility checks (TTL)
 ``{p}:usergroup:{group}``              string  a Slack user group's member ids (JSON), cached
@@ -136,6 +144,16 @@ class Keys:
 
     def slack_next(self, method: str) -> str:
         return f"{self.prefix}:slack:next:{method}"
+
+    def metrics(self, family: str) -> str:
+        return f"{self.prefix}:metrics:{family}"
+
+    def metrics_hour(self, hour: int | str) -> str:
+        return f"{self.prefix}:metrics:hour:{hour}"
+
+    @property
+    def dashboard_team(self) -> str:
+        return f"{self.prefix}:dashboard:team"
 
 
 def timer_member(request_id: str, kind: str, step: int | None = None) -> str:

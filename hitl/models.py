@@ -37,11 +37,9 @@ MAX_COMMENT_CHARS = 3_000
 # Longest callback_url.
 MAX_URL_CHARS = 2_000
 
-Seconds = float
-
 
 def to_seconds(value: float | int | timedelta | None, field: str) -> float | None:
-    """Accept seconds or a timedelta, as docs/contract.md promises for `timeout` and `window`."""
+    """Accept seconds or a timedelta, as the contract promises for `timeout` and `window`."""
     if value is None:
         return None
     if isinstance(value, timedelta):
@@ -255,6 +253,9 @@ class Request(BaseModel):
     card_ts: str | None = None
     digest: str | None = None  # key of the digest card's member list, when shown on a digest
     mirrors: list[tuple[str, str]] = Field(default_factory=list)  # reposts: (channel, ts)
+    # The W3C trace context (traceparent, tracestate) of the `hitl.request` span, so every
+    # later step's span joins the agent's trace (see hitl.tracing); empty when not traced.
+    trace: dict[str, str] = Field(default_factory=dict)
 
     @property
     def final(self) -> bool:

@@ -23,7 +23,6 @@ class QueueStatus:
     by_mode: dict[str, int] = field(default_factory=dict)
     oldest: Request | None = None
     next_deadline: float | None = None
-    next_deadline_id: str | None = None
     # Requests waiting in channels the asker may not see: a number, nothing more.
     hidden: int = 0
 
@@ -60,7 +59,7 @@ def queue_status(store: Store, may_see_channel: Callable[[str], bool] | None = N
         found = store.get_many([_s(oldest[0])])
         status.oldest = found[0] if found else None
     if nxt:
-        status.next_deadline_id, status.next_deadline = _s(nxt[0][0]), float(nxt[0][1])
+        status.next_deadline = float(nxt[0][1])
     return status
 
 
@@ -104,8 +103,7 @@ def _visible_status(store: Store, may_see_channel: Callable[[str], bool]) -> Que
         status.oldest = found[0] if found else None
     deadlines = [r[0] for r in res[len(modes) + len(seen) :] if r]
     if deadlines:
-        rid, when = min(deadlines, key=lambda pair: pair[1])
-        status.next_deadline_id, status.next_deadline = _s(rid), float(when)
+        status.next_deadline = min(float(when) for _, when in deadlines)
     return status
 
 

@@ -17,10 +17,15 @@ parsing.
 
 from __future__ import annotations
 
+from hitl.metrics import DECISION_BOUNDS, HOUR_TTL
+
 # Helpers shared by CREATE and TRANSITION (prepended to each). `names` is the table of key
 # name templates built by `hitl.store.key_names` from `hitl.keys.Keys` ("{}" marks where an
 # id, action, channel or mode goes), so no key name is spelled out in Lua.
-_COMMON = r"""
+_COMMON = f"""
+local DECISION_BOUNDS = {{{", ".join(f"{b:g}" for b in DECISION_BOUNDS)}}}
+local HOUR_TTL = {HOUR_TTL}
+""" + r"""
 local function list_json(t)
   if #t == 0 then return '[]' end
   return cjson.encode(t)
@@ -32,6 +37,28 @@ end
 local function named(template, value)
   local s, e = string.find(template, '{}', 1, true)
   return string.sub(template, 1, s - 1) .. value .. string.sub(template, e + 1)
+end
+-- The shared Prometheus counters (see hitl.metrics), written when the input says
+-- `metrics`: hashes names.m_created, names.m_final, names.m_decision, and names.m_hour
+-- (a template per epoch hour, kept HOUR_TTL seconds). Fields are JSON label lists; a
+-- histogram bucket field ends with its bucket's index (1-based into DECISION_BOUNDS, the
+-- one past the last bound is +Inf); readers sum fields that decode to the same labels.
+local function count(key, labels)
+  redis.call('HINCRBY', key, cjson.encode(labels), 1)
+end
+local function observe_decision(names, action, status, seconds, now_ms)
+  count(names.m_final, {action, status})
+  local bucket = #DECISION_BOUNDS + 1
+  for i, bound in ipairs(DECISION_BOUNDS) do
+    if seconds <= bound then bucket = i; break end
+  end
+  count(names.m_decision, {action, bucket})
+  count(names.m_decision, {action, 'count'})
+  redis.call('HINCRBYFLOAT', names.m_decision, cjson.encode({action, 'sum'}), seconds)
+  local hour = named(names.m_hour, math.floor(now_ms / 3600000))
+  count(hour, {'final', action, status})
+  count(hour, {'decision', action, bucket})
+  redis.call('EXPIRE', hour, HOUR_TTL)
 end
 -- Drop an undecided request from every index of undecided requests.
 local function unindex(names, id, channel, mode)
@@ -56,11 +83,13 @@ end
 # ARGV[1] JSON input:
 #   names      key name templates (see _COMMON)
 #   now        creation time (ms);  retention  seconds a final request is kept
+#   metrics    true to count into the shared Prometheus figures (see _COMMON), absent when off
 #   requests   list of {id, mode, action, channel, quorum, requested_by, approvers (JSON text), risk,
 #              idem (idempotency key or ""), fingerprint, timers {member: due ms},
 #              deadline (epoch s or ""), gate_timers and gate_deadline (used instead when
 #              the kill switch raises the mode to gate), batch (plan id or ""), items
-#              (a plan's step ids as JSON text, or "")}
+#              (a plan's step ids as JSON text, or ""), trace (the W3C trace context as
+#              JSON text, kept in the hash so transitions can join the trace, or "")}
 # ARGV[1 + n] the n-th request's document as JSON text, stored verbatim in its audit event
 # Returns {"created", id, mode, status, ...one triple per request} |
 # {"existing", head id} | {"conflict", key, holder id, holder action}.
@@ -110,9 +139,14 @@ for n, spec in ipairs(requests) do
     'approvers', spec.approvers, 'votes', '[]', 'by', '[]', 'timers', list_json(members),
     'created_ms', now, 'deadline', deadline, 'paused', paused, 'escalated', 0, 'risk', spec.risk,
     'fingerprint', spec.fingerprint, 'batch', spec.batch, 'items', spec.items)
+  if spec.trace ~= '' then redis.call('HSET', req_key, 'trace', spec.trace) end
   local stats = named(names.stats, action)
   redis.call('SADD', names.actions, action)
   redis.call('HINCRBY', stats, 'created', 1)
+  if input.metrics then
+    count(names.m_created, {action, mode})
+    if status == 'approved' then count(names.m_final, {action, status}) end
+  end
   if status == 'approved' then
     local comment = 'automatic (' .. mode .. ')'
     local done_key = named(names.done, id)
@@ -147,11 +181,13 @@ return result
 # KEYS[1] timers zset   KEYS[2] events stream
 # ARGV[1] JSON input:
 #   names      key name templates (see _COMMON);  retention  seconds a final request is kept
+#   metrics    true to count into the shared Prometheus figures (see _COMMON), absent when off
 #   id, verb   the request and what to do to it
 #   by         the person deciding ("" for the system);  groups  user groups `by` is in
 #   comment    text or "";  params  edited parameters as JSON text, or ""
 #   version    the version the person saw, or "" (no check)
-# Returns {"ok", status, version, votes JSON, by JSON} | {"refused", reason, status,
+# Returns {"ok", status, version, votes JSON, by JSON, trace context JSON or ""} |
+# {"refused", reason, status,
 # version, by JSON, deadline} | {"missing"}.
 TRANSITION = _COMMON + r"""
 local TIMERS, EVENTS = KEYS[1], KEYS[2]
@@ -170,7 +206,7 @@ local function load(id)
   local key = named(names.req, id)
   local f = redis.call('HMGET', key, 'status', 'mode', 'version', 'quorum', 'requested_by',
     'approvers', 'votes', 'by', 'channel', 'action', 'timers', 'created_ms', 'params', 'ev', 'risk',
-    'deadline', 'batch', 'items')
+    'deadline', 'batch', 'items', 'trace')
   if not f[1] then return nil end
   return {
     id = id, key = key, done = named(names.done, id),
@@ -178,7 +214,7 @@ local function load(id)
     requested_by = f[5] or '', approvers = cjson.decode(f[6] or '[]'), votes = cjson.decode(f[7] or '[]'),
     by_json = f[8] or '[]', channel = f[9] or '', action = f[10], timers = cjson.decode(f[11] or '[]'),
     created_ms = tonumber(f[12]), edited_params = f[13] or '', ev = f[14] or '', risk = f[15] or '',
-    deadline = f[16] or '', batch = f[17] or '', items = f[18] or '',
+    deadline = f[16] or '', batch = f[17] or '', items = f[18] or '', trace = f[19] or '',
   }
 end
 
@@ -215,6 +251,7 @@ local function finish(r, new, verb, decided_by, comment, params)
     redis.call('HSET', stats, 'critical_rejected_ms', now)
   end
   if verdict ~= '' then redis.call('HINCRBY', stats, 'shadow_' .. verb, 1) end
+  if input.metrics then observe_decision(names, r.action, new, (now - r.created_ms) / 1000, now) end
   local durations = named(names.durations, r.action)
   redis.call('LPUSH', durations, now - r.created_ms)
   redis.call('LTRIM', durations, 0, 999)
@@ -291,7 +328,7 @@ end
 if verb == 'expire' and r.items ~= '' and r.status == 'pending' then
   lapse(r)
   local plan = load(r.id)
-  return {'ok', plan.status, plan.version, list_json(plan.votes), plan.by_json}
+  return {'ok', plan.status, plan.version, list_json(plan.votes), plan.by_json, r.trace}
 end
 
 local new
@@ -341,7 +378,7 @@ if verb == 'approve' and r.mode == 'gate' then
     redis.call('ZADD', TIMERS, now, r.id .. '|sync')
     audit(r, {'type', 'voted', 'id', r.id, 'action', r.action, 'status', r.status, 'by', by,
       'votes', votes_json, 'quorum', r.quorum, 'params', params})
-    return {'ok', r.status, r.version, votes_json, r.by_json}
+    return {'ok', r.status, r.version, votes_json, r.by_json, r.trace}
   end
 end
 local decided_by = {}
@@ -349,7 +386,7 @@ if verb == 'approve' and r.mode == 'gate' then decided_by = r.votes
 elseif by ~= '' then decided_by = {by} end
 finish(r, new, verb, decided_by, input.comment, params)
 after_final(r, verb)
-return {'ok', new, r.version, list_json(r.votes), r.by_json}
+return {'ok', new, r.version, list_json(r.votes), r.by_json, r.trace}
 """
 
 # ESCALATE: record that escalation step N fired, if the request still waits.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +56,21 @@ class Settings(BaseSettings):
     maintenance_interval: float = Field(
         default=300.0, gt=0, validation_alias=_env("HITL_MAINTENANCE_INTERVAL")
     )
+    # Count requests, decisions, timers and Slack calls into the shared Prometheus figures.
+    metrics: bool = Field(default=True, validation_alias=_env("HITL_METRICS"))
+    # Log lines: "text" (human-readable) or "json" (one object per line, with request id,
+    # action and trace id where known).
+    log_format: Literal["text", "json"] = Field(default="text", validation_alias=_env("HITL_LOG_FORMAT"))
+    # Key for the dashboard's signed links and sessions; derived from SLACK_SIGNING_SECRET
+    # when unset.
+    dashboard_secret: SecretStr | None = Field(default=None, validation_alias=_env("HITL_DASHBOARD_SECRET"))
+    # Where the web process is reached from a browser, for the links `/hitl dashboard`
+    # hands out (default http://localhost:$PORT).
+    public_url: str | None = Field(default=None, validation_alias=_env("HITL_PUBLIC_URL"))
+    # Who may open the dashboard (Slack user ids); empty = anyone in the workspace.
+    dashboard_users: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("HITL_DASHBOARD_USERS")
+    )
     # Seconds a worker holds a claimed timer before another worker may take it over.
     timer_lease: float = Field(default=10.0, gt=0, validation_alias=_env("HITL_TIMER_LEASE"))
     # How often each worker looks for due timers (seconds).
@@ -75,7 +90,7 @@ class Settings(BaseSettings):
         default_factory=lambda: list(WEBHOOK_RETRY_DEFAULT), validation_alias=_env("HITL_WEBHOOK_RETRY")
     )
 
-    @field_validator("admins", mode="before")
+    @field_validator("admins", "dashboard_users", mode="before")
     @classmethod
     def _split_admins(cls, value: object) -> object:
         if isinstance(value, str):

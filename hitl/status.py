@@ -10,7 +10,7 @@ from enum import StrEnum
 
 
 class Mode(StrEnum):
-    """Where the human sits (the risk matrix in docs/contract.md)."""
+    """Where the human sits (the contract's risk matrix, `docs/contract.md`)."""
 
     AUTO = "auto"  # act at once, log only
     NOTIFY = "notify"  # act at once, post an info card
@@ -41,9 +41,6 @@ class Status(StrEnum):
         return self not in (Status.PENDING, Status.OPEN)
 
 
-FINAL_STATUSES: frozenset[Status] = frozenset(s for s in Status if s.final)
-
-
 class Verb(StrEnum):
     """What a person can do to a request."""
 
@@ -53,7 +50,25 @@ class Verb(StrEnum):
     CONFIRM = "confirm"  # override: "looks good", closes the window early
 
 
+class SystemVerb(StrEnum):
+    """What the product itself (a timer, the agent, the HTTP API) does to a request.
+
+    Kept apart from `Verb` because no reviewer may send these through `decide()`; the
+    store's transition takes either (`Transition`).
+    """
+
+    EXPIRE = "expire"  # a gate or shadow request's timeout ran out
+    FINALIZE = "finalize"  # an override's veto window closed
+    CANCEL = "cancel"  # the agent (or an API key) withdrew a pending request
+
+
+# Everything `Store.transition` accepts: a person's verb or the system's.
+Transition = Verb | SystemVerb
+
+
 class Risk(StrEnum):
+    """How much harm the action could do; the policy routes on it with `reversible`."""
+
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
@@ -71,7 +86,9 @@ class EventType(StrEnum):
     VETOED = "vetoed"
     FINALIZED = "finalized"
     CANCELLED = "cancelled"
-    DELIVERED = "delivered"
+    PAUSED = "paused"  # the kill switch turned on for a scope ("*" or an action)
+    RESUMED = "resumed"  # the kill switch turned off again
+    UNDELIVERABLE = "undeliverable"  # Slack refused a card for good (the error is recorded)
     CLEANED = "cleaned"  # maintenance removed a request left pending past deadline + retention
     TRIMMED = "trimmed"  # maintenance trimmed audit events older than HITL_AUDIT_RETENTION
     WEBHOOK = "webhook"  # one decision-webhook delivery attempt and its outcome

@@ -28,8 +28,9 @@ from hitl.errors import (
     TransitionRefused,
 )
 from hitl.keys import Keys, timer_member
+from hitl.metrics import Family
 from hitl.models import EscalationStep, Request
-from hitl.status import Mode, Status
+from hitl.status import Mode, Status, Transition
 
 # Fields of the stored `doc` that are immutable after creation.
 _DOC_FIELDS = (
@@ -83,6 +84,8 @@ def key_names(keys: Keys) -> dict[str, str]:
         "durations": keys.durations(slot), "pending": keys.pending,
         "pending_channel": keys.pending_channel(slot), "pending_mode": keys.pending_mode(slot),
         "deadlines": keys.deadlines, "channels": keys.channels, "actions": keys.actions,
+        "m_created": keys.metrics(Family.CREATED), "m_final": keys.metrics(Family.FINAL),
+        "m_decision": keys.metrics(Family.DECISION), "m_hour": keys.metrics_hour(slot),
     }
 
 
@@ -116,11 +119,12 @@ def _create_spec(doc: dict[str, Any], created: int, fp: str) -> dict[str, Any]:
         "timers": timers, "deadline": "" if deadline is None else repr(deadline),
         "gate_timers": gate_timers, "gate_deadline": repr(gate_deadline),
         "batch": doc.get("batch") or "", "items": _json(doc["items"]) if doc.get("items") else "",
+        "trace": _json(doc["trace"]) if doc.get("trace") else "",
     }
 
 
 def create_plan_args(
-    keys: Keys, head: dict[str, Any], steps: Sequence[dict[str, Any]], retention: int
+    keys: Keys, head: dict[str, Any], steps: Sequence[dict[str, Any]], retention: int, metrics: bool = True
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV for `scripts.CREATE`: `head` (a request, or a plan) and its `steps`."""
     created = now_ms()
@@ -130,13 +134,17 @@ def create_plan_args(
         "names": key_names(keys), "now": created, "retention": retention,
         "requests": [head_spec, *step_specs],
     }
+    if metrics:
+        payload["metrics"] = True
     docs = [_json(head), *(_json(d) for d in steps)]  # after the specs filled in deadline and created_at
     return [keys.timers, keys.events, keys.paused], [_json(payload), *docs]
 
 
-def create_args(keys: Keys, doc: dict[str, Any], retention: int) -> tuple[list[str], list[Any]]:
+def create_args(
+    keys: Keys, doc: dict[str, Any], retention: int, metrics: bool = True
+) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV for `scripts.CREATE` of one request."""
-    return create_plan_args(keys, doc, (), retention)
+    return create_plan_args(keys, doc, (), retention, metrics)
 
 
 def parse_created(result: Sequence[Any]) -> list[tuple[str, Mode, Status]] | str:
@@ -179,7 +187,7 @@ def parse_request(raw: Sequence[Any]) -> Request:
 def transition_args(
     keys: Keys,
     request_id: str,
-    verb: str,
+    verb: Transition,
     *,
     by: str | None,
     groups: Sequence[str],
@@ -187,35 +195,49 @@ def transition_args(
     params: dict[str, Any] | None,
     version: int | None,
     retention: int,
+    metrics: bool = True,
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV for `scripts.TRANSITION`; the script reads the time from Redis."""
-    payload = {
+    payload: dict[str, Any] = {
         "names": key_names(keys), "retention": retention, "id": request_id, "verb": verb, "by": by or "",
         "groups": list(groups), "comment": comment or "", "params": "" if params is None else _json(params),
         "version": "" if version is None else str(version),
     }
+    if metrics:
+        payload["metrics"] = True
     return [keys.timers, keys.events], [_json(payload)]
 
 
-def check_transition(request_id: str, verb: str, result: Sequence[Any]) -> Status:
+def check_transition(request_id: str, verb: Transition, result: Sequence[Any]) -> Status:
     """Raise the right `TransitionRefused` for a refused transition; return the new status."""
     kind = _s(result[0])
     if kind == "missing":
         raise RequestNotFound(request_id)
     if kind == "ok":
         return Status(_s(result[1]))
+    raise _refusal(request_id, verb, result)
+
+
+def check_traced(request_id: str, verb: str, result: Sequence[Any]) -> tuple[Status, dict[str, str]]:
+    """`check_transition`, plus the request's stored trace context ({} when untraced)."""
+    status = check_transition(request_id, verb, result)
+    raw = _s(result[5]) if len(result) > 5 else ""
+    return status, (json.loads(raw) if raw else {})
+
+
+def _refusal(request_id: str, verb: str, result: Sequence[Any]) -> TransitionRefused:
     reason, status = _s(result[1]), _s(result[2])
     if reason == "final":
-        raise AlreadyDecided(request_id, status, json.loads(_s(result[4]) or "[]"))
+        return AlreadyDecided(request_id, status, json.loads(_s(result[4]) or "[]"))
     if reason == "expired":
-        raise DeadlinePassed(request_id, status, float(_s(result[5])))
+        return DeadlinePassed(request_id, status, float(_s(result[5])))
     if reason == "stale":
-        raise StaleVersion(
+        return StaleVersion(
             request_id, "stale", f"request {request_id} changed since this card was drawn; look again"
         )
     if reason in _REFUSALS:
-        raise NotAllowed(request_id, reason, _REFUSALS[reason])
-    raise TransitionRefused(request_id, "verb", f"cannot {verb} request {request_id} while it is {status}")
+        return NotAllowed(request_id, reason, _REFUSALS[reason])
+    return TransitionRefused(request_id, "verb", f"cannot {verb} request {request_id} while it is {status}")
 
 
 def parse_outcome(token: Any) -> dict[str, Any] | None:
@@ -241,16 +263,20 @@ def escalation_step(req: Request, step: int) -> EscalationStep | None:
 
 
 class _Base:
-    def __init__(self, keys: Keys, retention: int) -> None:
+    def __init__(self, keys: Keys, retention: int, metrics: bool = True) -> None:
         self.keys = keys
         self.retention = retention
+        # Whether the scripts count into the shared Prometheus figures (HITL_METRICS).
+        self.metrics = metrics
 
 
 class Store(_Base):
     """Synchronous access to requests in Redis."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, retention: int = 30 * 86400) -> None:
-        super().__init__(keys, retention)
+    def __init__(
+        self, client: redis.Redis, keys: Keys, retention: int = 30 * 86400, metrics: bool = True
+    ) -> None:
+        super().__init__(keys, retention, metrics)
         self.redis = client
         self._create = client.register_script(scripts.CREATE)
         self._read = client.register_script(scripts.READ)
@@ -264,7 +290,7 @@ class Store(_Base):
     def create(self, doc: dict[str, Any]) -> tuple[bool, str, Mode, Status]:
         """Store a new request; `(False, existing_id, ...)` when its idempotency key is known
         with the same content. Raises `IdempotencyConflict` when the content differs."""
-        created = parse_created(self._create(*create_args(self.keys, doc, self.retention)))
+        created = parse_created(self._create(*create_args(self.keys, doc, self.retention, self.metrics)))
         if isinstance(created, str):
             existing = self.get(created)
             return False, existing.id, existing.mode, existing.status
@@ -273,14 +299,15 @@ class Store(_Base):
     def create_plan(self, plan: dict[str, Any], steps: Sequence[dict[str, Any]]) -> Request | None:
         """Store a plan and its steps in one script call, all or nothing; None when created,
         the existing plan when its idempotency key is known with the same plan and steps."""
-        created = parse_created(self._create(*create_plan_args(self.keys, plan, steps, self.retention)))
+        args = create_plan_args(self.keys, plan, steps, self.retention, self.metrics)
+        created = parse_created(self._create(*args))
         return self.get(created) if isinstance(created, str) else None
 
     def create_many(self, docs: Sequence[dict[str, Any]]) -> None:
         """Store several unrelated new requests in one round trip (seeding, benchmarks)."""
         pipe = self.redis.pipeline(transaction=False)
         for doc in docs:
-            keys_, argv = create_args(self.keys, doc, self.retention)
+            keys_, argv = create_args(self.keys, doc, self.retention, self.metrics)
             self._create(keys=keys_, args=argv, client=pipe)
         pipe.execute()
 
@@ -308,7 +335,7 @@ class Store(_Base):
     def transition(
         self,
         request_id: str,
-        verb: str,
+        verb: Transition,
         *,
         by: str | None = None,
         groups: Sequence[str] = (),
@@ -316,11 +343,31 @@ class Store(_Base):
         params: dict[str, Any] | None = None,
         version: int | None = None,
     ) -> Status:
+        """Apply `verb` (a person's `Verb` or a `SystemVerb`) atomically; the new status.
+
+        Raises the `TransitionRefused` subclass that says why when it is refused."""
+        return self.transition_traced(
+            request_id, verb, by=by, groups=groups, comment=comment, params=params, version=version
+        )[0]
+
+    def transition_traced(
+        self,
+        request_id: str,
+        verb: Transition,
+        *,
+        by: str | None = None,
+        groups: Sequence[str] = (),
+        comment: str | None = None,
+        params: dict[str, Any] | None = None,
+        version: int | None = None,
+    ) -> tuple[Status, dict[str, str]]:
+        """`transition`, plus the request's stored trace context, read by the same script
+        (so a transition joins the request's trace without a second round trip)."""
         keys_, argv = transition_args(
             self.keys, request_id, verb, by=by, groups=groups, comment=comment, params=params,
-            version=version, retention=self.retention,
+            version=version, retention=self.retention, metrics=self.metrics,
         )
-        return check_transition(request_id, verb, self._transition(keys=keys_, args=argv))
+        return check_traced(request_id, verb, self._transition(keys=keys_, args=argv))
 
     def escalate(self, request_id: str, step: int) -> bool:
         keys_ = [self.keys.req(request_id), self.keys.timers, self.keys.events]
@@ -348,31 +395,30 @@ class Store(_Base):
     def set_card(self, request_id: str, channel: str, ts: str) -> None:
         self.redis.hset(self.keys.req(request_id), mapping={"card_channel": channel, "card_ts": ts})
 
-    def wait_outcome(self, request_id: str, timeout: float) -> dict[str, Any] | None:
-        """Block until the request is final; its outcome (left in place for other waiters)."""
-        key = self.keys.done(request_id)
-        return parse_outcome(self.redis.blmove(key, key, timeout, "LEFT", "RIGHT"))
-
 
 class AsyncStore(_Base):
     """The asyncio twin of `Store`, for agents running in an event loop."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, retention: int = 30 * 86400) -> None:
-        super().__init__(keys, retention)
+    def __init__(
+        self, client: aioredis.Redis, keys: Keys, retention: int = 30 * 86400, metrics: bool = True
+    ) -> None:
+        super().__init__(keys, retention, metrics)
         self.redis = client
         self._create = client.register_script(scripts.CREATE)
         self._read = client.register_script(scripts.READ)
         self._transition = client.register_script(scripts.TRANSITION)
 
     async def create(self, doc: dict[str, Any]) -> tuple[bool, str, Mode, Status]:
-        created = parse_created(await self._create(*create_args(self.keys, doc, self.retention)))
+        args = create_args(self.keys, doc, self.retention, self.metrics)
+        created = parse_created(await self._create(*args))
         if isinstance(created, str):
             existing = await self.get(created)
             return False, existing.id, existing.mode, existing.status
         return True, *created[0]
 
     async def create_plan(self, plan: dict[str, Any], steps: Sequence[dict[str, Any]]) -> Request | None:
-        created = parse_created(await self._create(*create_plan_args(self.keys, plan, steps, self.retention)))
+        args = create_plan_args(self.keys, plan, steps, self.retention, self.metrics)
+        created = parse_created(await self._create(*args))
         return await self.get(created) if isinstance(created, str) else None
 
     async def get(self, request_id: str) -> Request:
@@ -390,7 +436,7 @@ class AsyncStore(_Base):
     async def transition(
         self,
         request_id: str,
-        verb: str,
+        verb: Transition,
         *,
         by: str | None = None,
         groups: Sequence[str] = (),
@@ -398,12 +444,23 @@ class AsyncStore(_Base):
         params: dict[str, Any] | None = None,
         version: int | None = None,
     ) -> Status:
+        return (await self.transition_traced(
+            request_id, verb, by=by, groups=groups, comment=comment, params=params, version=version
+        ))[0]
+
+    async def transition_traced(
+        self,
+        request_id: str,
+        verb: Transition,
+        *,
+        by: str | None = None,
+        groups: Sequence[str] = (),
+        comment: str | None = None,
+        params: dict[str, Any] | None = None,
+        version: int | None = None,
+    ) -> tuple[Status, dict[str, str]]:
         keys_, argv = transition_args(
             self.keys, request_id, verb, by=by, groups=groups, comment=comment, params=params,
-            version=version, retention=self.retention,
+            version=version, retention=self.retention, metrics=self.metrics,
         )
-        return check_transition(request_id, verb, await self._transition(keys=keys_, args=argv))
-
-    async def wait_outcome(self, request_id: str, timeout: float) -> dict[str, Any] | None:
-        key = self.keys.done(request_id)
-        return parse_outcome(await self.redis.blmove(key, key, timeout, "LEFT", "RIGHT"))
+        return check_traced(request_id, verb, await self._transition(keys=keys_, args=argv))

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from hitl import Approvals, DeadlinePassed, IdempotencyConflict, InvalidRequest, NotAllowed
+from hitl.status import SystemVerb
 from tests.helpers import events
 
 
@@ -151,7 +152,7 @@ def test_a_late_step_decision_expires_the_step_and_the_plan_settles(approvals: A
 def test_the_plan_expiring_expires_its_waiting_steps(approvals: Approvals) -> None:
     batch = approvals.request_batch(summary="Remind 3", items=_items(3))
     approvals.decide(batch.items[0].id, "approve", by="U01")
-    approvals.store.transition(batch.id, "expire")  # what the plan's own timer does
+    approvals.store.transition(batch.id, SystemVerb.EXPIRE)  # what the plan's own timer does
     assert [d.status for d in batch.wait(timeout=1)] == ["approved", "expired", "expired"]
     # The plan then settles like any plan: a step approved in time still counts, whichever
     # timer (the plan's or the steps') fired first.

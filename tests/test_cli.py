@@ -150,9 +150,9 @@ def test_auto_wait_returns_at_once_with_0(redis_url, prefix) -> None:
 
 def test_exit_codes_cover_every_final_status() -> None:
     from hitl.cli import exit_code
-    from hitl.status import FINAL_STATUSES, Mode
+    from hitl.status import Mode, Status
 
-    codes = {s: exit_code(s, Mode.GATE) for s in FINAL_STATUSES}
+    codes = {s: exit_code(s, Mode.GATE) for s in Status if s.final}
     assert codes == {
         "approved": 0, "finalized": 0, "judged": 0, "rejected": 1, "vetoed": 1, "cancelled": 1, "expired": 2,
     }

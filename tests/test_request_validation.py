@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import subprocess
 import sys
 from datetime import timedelta
@@ -37,11 +38,28 @@ def _stored(approvals: Approvals) -> int:
     ],
 )
 def test_invalid_request_names_the_field(approvals: Approvals, kwargs, field, words) -> None:
-    with pytest.raises(InvalidRequest) as info:
+    # Arguments by name in a mapping (a JSON body): every mistake, missing and unknown names too.
+    entries = [lambda: approvals.request_from(kwargs)]
+    if {"action", "summary"} <= kwargs.keys() and kwargs.keys() <= _TYPED:
+        entries.append(lambda: approvals.request(**kwargs))  # the typed call: bad values
+    for call in entries:
+        with pytest.raises(InvalidRequest) as info:
+            call()
+        assert info.value.field == field
+        assert str(info.value).startswith(f"{field}: ")
+        assert words in str(info.value)
+    assert _stored(approvals) == 0
+
+
+_TYPED = set(inspect.signature(Approvals.request).parameters) - {"self"}
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [({"summary": "s"}, "action"), ({"action": "a", "summary": "s", "colour": "red"}, "colour")])
+def test_the_typed_call_names_a_missing_or_unknown_argument(approvals: Approvals, kwargs, name) -> None:
+    """`request()` spells out its arguments: a missing or unknown one is Python's TypeError
+    naming it (a type checker flags it before the code runs), and nothing is stored."""
+    with pytest.raises(TypeError, match=f"'{name}'"):
         approvals.request(**kwargs)
-    assert info.value.field == field
-    assert str(info.value).startswith(f"{field}: ")
-    assert words in str(info.value)
     assert _stored(approvals) == 0
 
 

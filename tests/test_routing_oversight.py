@@ -131,9 +131,11 @@ def test_timeout_is_the_requests_and_escalation_always_the_policys(routed: Appro
     req = routed.request(action="deploy", summary="s", timeout=1800).fetch()
     assert req.timeout == 1800
     assert [(s.after, s.notify) for s in req.escalation] == [(600, ["U0ONCALL"])]
-    with pytest.raises(InvalidRequest) as info:
-        routed.request(action="deploy", summary="s", escalation=[])
+    with pytest.raises(InvalidRequest) as info:  # by name, as a JSON body would try it
+        routed.request_from({"action": "deploy", "summary": "s", "escalation": []})
     assert info.value.field == "escalation"
+    with pytest.raises(TypeError, match="'escalation'"):  # the typed call has no such argument
+        routed.request(action="deploy", summary="s", escalation=[])  # type: ignore[call-arg]
 
 
 def test_two_arbitrary_users_can_no_longer_approve(routed: Approvals) -> None:

@@ -29,14 +29,17 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from bot.cards import DIGEST_CAPACITY, build_card, build_digest, build_plan, reminder_text
-from bot.slack import CALL_TIMEOUT, SERVER_ERROR_RETRIES
+from bot.slack import CALL_TIMEOUT, SERVER_ERROR_RETRIES, counter
+from hitl import tracing
 from hitl.errors import RequestNotFound
 from hitl.keys import Keys
+from hitl.logs import log_context
 from hitl.models import Request
 from hitl.placement import Placement, PostClaim, Shown
 from hitl.settings import Settings, load_settings
 from hitl.status import Mode, Status
 from hitl.store import Store, escalation_step, now_ms
+from hitl.tracing import SpanName
 from workers.context import store_for
 
 log = logging.getLogger(__name__)
@@ -136,11 +139,15 @@ def delivery_clients(settings: Settings) -> tuple[WebClient, WebClient] | None:
     token = settings.secret("slack_bot_token")
     if not token:
         return None
+    # Counted (HITL_METRICS); no rate-limit retry inside the client: a 429 holds the channel
+    # or method for every worker instead of sleeping in one thread.
     general = WebClient(
         token=token, base_url=settings.slack_api_url, timeout=CALL_TIMEOUT,
-        retry_handlers=[ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES)],
+        retry_handlers=[*counter(settings), ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES)],
     )
-    poster = WebClient(token=token, base_url=settings.slack_api_url, timeout=CALL_TIMEOUT, retry_handlers=[])
+    poster = WebClient(
+        token=token, base_url=settings.slack_api_url, timeout=CALL_TIMEOUT, retry_handlers=counter(settings)
+    )
     return general, poster
 
 
@@ -361,7 +368,9 @@ class CardSync:
         fresh = self.store.get(req.id)
         drawn, text, blocks = self.render(fresh)
         meta = {"event_type": METADATA_TYPE, "event_payload": {"id": req.id}}
-        resp = self._send(claimed, channel, meta, text, blocks)
+        attrs = {"hitl.request_id": req.id, "hitl.action": req.action, "slack.channel": channel}
+        with tracing.span(SpanName.CARD_POST, fresh.trace, attrs), log_context(request_id=req.id):
+            resp = self._send(claimed, channel, meta, text, blocks)
         self.placement.record_card(req.id, resp["channel"], resp["ts"], drawn[0])
         return {req.id: SyncOutcome.POSTED}
 

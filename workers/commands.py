@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from hitl import tracing
 from hitl.settings import load_settings
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ def worker(commands: Subcommands) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    tracing.setup("hitl-worker")  # before the worker's modules load, as `hitl worker` always did
     from workers.runner import run
 
     run(load_settings(), burst=args.burst, fork=args.fork)

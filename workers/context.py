@@ -27,4 +27,5 @@ def connection() -> Redis:
 
 
 def store_for(prefix: str) -> Store:
-    return Store(connection(), Keys(prefix), load_settings().retention)
+    settings = load_settings()
+    return Store(connection(), Keys(prefix), settings.retention, settings.metrics)

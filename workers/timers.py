@@ -14,9 +14,12 @@ from __future__ import annotations
 import logging
 import time
 
+from hitl import tracing
 from hitl.errors import RequestNotFound, TransitionRefused
 from hitl.keys import parse_timer_member
+from hitl.metrics import MetricsStore
 from hitl.store import Store
+from hitl.tracing import SpanName
 from workers import queues
 from workers.context import store_for
 
@@ -32,9 +35,15 @@ def fire(store: Store, member: str, due_ms: int, lease: int) -> str:
     early = due_ms / 1000 - time.time()
     if early > 0:
         time.sleep(early)
+    if store.metrics:
+        MetricsStore(store.redis, store.keys).timer_lateness(time.time() - due_ms / 1000)
     try:
         if kind in _VERBS:
-            outcome = store.transition(rid, _VERBS[kind]).value
+            started = time.time_ns()
+            status, trace_ctx = store.transition_traced(rid, _VERBS[kind])
+            outcome = status.value
+            attrs = {"hitl.request_id": rid, "hitl.verb": _VERBS[kind], "hitl.status": status.value}
+            tracing.record(SpanName.TRANSITION, trace_ctx, started, attrs)
         elif kind == "esc" and step is not None:
             if store.escalate(rid, step):
                 outcome = f"escalated {step}"

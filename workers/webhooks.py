@@ -22,11 +22,14 @@ import redis
 from rq import Retry, get_current_job
 from standardwebhooks import Webhook
 
+from hitl import tracing
 from hitl.errors import RequestNotFound
 from hitl.keys import Keys
+from hitl.metrics import MetricsStore
 from hitl.settings import load_settings
 from hitl.status import WebhookOutcome
 from hitl.store import Store
+from hitl.tracing import SpanName
 from hitl.views import RequestView, WebhookPayload, iso
 from hitl.webhooks import FinalFeed, WebhookLog, webhook_id
 from workers import queues
@@ -70,6 +73,8 @@ def deliver(prefix: str, request_id: str, msg_id: str) -> str:
 
     def record(outcome: WebhookOutcome, **details: Any) -> str:
         audit.attempt(request_id, webhook_id=msg_id, attempt=attempt, outcome=outcome, url=url, **details)
+        if settings.metrics:
+            MetricsStore(conn, keys).webhook_delivery(outcome)
         return outcome.value
 
     if not secret:
@@ -85,11 +90,14 @@ def deliver(prefix: str, request_id: str, msg_id: str) -> str:
     }
     status_code: int | None = None
     error: str | None = None
-    try:
-        resp = httpx.post(url, content=body, headers=headers, timeout=DELIVERY_TIMEOUT)
-        status_code = resp.status_code
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"
+    attrs = {"hitl.request_id": request_id, "hitl.webhook_id": msg_id, "hitl.attempt": attempt}
+    with tracing.span(SpanName.WEBHOOK, req.trace, attrs) as span:
+        try:
+            resp = httpx.post(url, content=body, headers=headers, timeout=DELIVERY_TIMEOUT)
+            status_code = resp.status_code
+            span.set_attribute("http.response.status_code", status_code)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
     if status_code is not None and 200 <= status_code < 300:
         return record(WebhookOutcome.DELIVERED, status_code=status_code)
     if retryable(status_code) and left > 0:

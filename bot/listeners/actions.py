@@ -21,18 +21,21 @@ from bot.deps import Deps, deps_of
 from bot.plans import decide_plan
 from bot.replies import NOT_RECORDED, refusal, stale_or_final, why_not
 from bot.slack import CALL_TIMEOUT
+from hitl import tracing
 from hitl.errors import HitlError, RequestNotFound
+from hitl.logs import log_context
 from hitl.queries import may_decide
 from hitl.status import Verb
+from hitl.tracing import SpanName
 
 log = logging.getLogger(__name__)
 
 # Buttons that decide at once, and the verb each applies.
 _INSTANT = {
-    cards.ACTION_APPROVE: "approve",
-    cards.ACTION_CONFIRM: "confirm",
-    cards.ACTION_WOULD_APPROVE: "approve",
-    cards.ACTION_WOULD_REJECT: "reject",
+    cards.ACTION_APPROVE: Verb.APPROVE,
+    cards.ACTION_CONFIRM: Verb.CONFIRM,
+    cards.ACTION_WOULD_APPROVE: Verb.APPROVE,
+    cards.ACTION_WOULD_REJECT: Verb.REJECT,
 }
 
 
@@ -86,7 +89,7 @@ def _target(body: dict[str, Any]) -> str:
     return action["value"]
 
 
-def decide_click(deps: Deps, body: dict[str, Any], verb: str) -> None:
+def decide_click(deps: Deps, body: dict[str, Any], verb: Verb) -> None:
     """Apply a click's decision; a refusal is told to the clicker."""
     action = body["actions"][0]
     user = body["user"]["id"]
@@ -98,7 +101,12 @@ def decide_click(deps: Deps, body: dict[str, Any], verb: str) -> None:
             tell(deps, body, hidden)
             return
         groups = deps.groups_for(user, req)
-        deps.approvals.decide(req.id, verb, by=user, version=version, groups=groups)
+        attrs = {"hitl.request_id": req.id, "hitl.action": req.action, "hitl.verb": verb, "slack.user": user}
+        with (
+            log_context(request_id=req.id, action=req.action),
+            tracing.span(SpanName.CLICK, req.trace, attrs),
+        ):
+            deps.approvals.decide(req.id, verb, by=user, version=version, groups=groups)
     except HitlError as exc:
         tell(deps, body, refusal(exc))
 
@@ -151,7 +159,7 @@ def unrecorded(listener: Any) -> Any:
     return wrapped
 
 
-def _instant(verb: str) -> Any:
+def _instant(verb: Verb) -> Any:
     @unrecorded
     def listener(ack: Ack, body: dict[str, Any], context: dict) -> None:
         ack()
@@ -171,7 +179,10 @@ def _modal(build: Any) -> Any:
 
 # Digest menu verbs: those that decide at once, and those that open a modal first.
 _ITEM_INSTANT = {
-    "approve": "approve", "confirm": "confirm", "would_approve": "approve", "would_reject": "reject"
+    "approve": Verb.APPROVE,
+    "confirm": Verb.CONFIRM,
+    "would_approve": Verb.APPROVE,
+    "would_reject": Verb.REJECT,
 }
 _ITEM_MODALS = {"reject": views.reject_modal, "veto": views.veto_modal, "details": views.details_modal}
 

@@ -13,7 +13,7 @@ from typing import Any
 import redis
 from slack_bolt import Ack, App
 
-from bot import views
+from bot import dashlink, views
 from bot.deps import Deps, deps_of
 from bot.replies import DB_DOWN
 from bot.text import escape, escape_cut, one_line
@@ -37,8 +37,8 @@ def _channel_arg(deps: Deps, arg: str) -> str | None:
     return arg or None
 
 
-def answer(deps: Deps, user: str, text: str) -> tuple[str, list[dict]]:
-    """(fallback text, blocks) for one `/hitl` invocation."""
+def answer(deps: Deps, user: str, text: str, team: str = "") -> tuple[str, list[dict]]:
+    """(fallback text, blocks) for one `/hitl` invocation; `team` is the workspace it came from."""
     sub, _, rest = text.strip().partition(" ")
     sub, rest = sub.lower(), rest.strip()
     store = deps.store
@@ -78,7 +78,9 @@ def answer(deps: Deps, user: str, text: str) -> tuple[str, list[dict]]:
     if sub in ("pause", "resume"):
         return _switch(deps, user, sub, rest or "*")
     if sub == "stats":
-        return _stats(deps, rest)
+        return _stats(deps, rest, dashlink.stats_line(deps.settings, team, user))
+    if sub == "dashboard":
+        return dashlink.reply(deps.settings, team, user)
     if sub == "policy":
         return _policy(deps)
     return "hitl commands", views.help_blocks()
@@ -105,7 +107,7 @@ def _switch(deps: Deps, user: str, verb: str, scope: str) -> tuple[str, list[dic
     return text, []
 
 
-def _stats(deps: Deps, action: str) -> tuple[str, list[dict]]:
+def _stats(deps: Deps, action: str, dashboard: str | None = None) -> tuple[str, list[dict]]:
     policy = deps.approvals.policy.current()
     limits = policy.autonomy  # validated when the policy loaded
     actions = [action.split()[0]] if action else stats.all_actions(deps.store)[:20]
@@ -134,6 +136,8 @@ def _stats(deps: Deps, action: str) -> tuple[str, list[dict]]:
         advice = s.recommendation(current, limits)
         if advice:
             lines.append(f"💡 {escape(advice)}")
+    if dashboard:
+        lines.append(dashboard)
     return f"Stats for {len(actions)} actions", _section("\n".join(lines))
 
 
@@ -159,7 +163,8 @@ def register(app: App) -> None:
     @app.command("/hitl")
     def hitl(ack: Ack, command: dict[str, Any], context: dict) -> None:
         try:
-            text, blocks = answer(deps_of(context), command["user_id"], command.get("text") or "")
+            deps, team = deps_of(context), command.get("team_id") or ""
+            text, blocks = answer(deps, command["user_id"], command.get("text") or "", team)
         except redis.RedisError as exc:
             log.warning("/hitl %r: Redis unreachable: %s", command.get("text"), exc)
             text, blocks = DB_DOWN, []

@@ -33,7 +33,7 @@ def _value(view: dict[str, Any], block: str) -> str | None:
 
 
 def _submit(
-    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: dict, verb: str, field: str
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: dict, verb: Verb, field: str
 ) -> None:
     deps = deps_of(context)
     user = body["user"]["id"]
@@ -45,7 +45,7 @@ def _submit(
         if hidden:
             ack(response_action="errors", errors={field: hidden})
             return
-        if verb == "approve":
+        if verb is Verb.APPROVE:
             text = _value(view, "params") or ""
             try:
                 kwargs["params"] = views.parse_edited_params(text, req.effective_params)
@@ -59,7 +59,7 @@ def _submit(
                 ack(response_action="errors", errors={"reason": NEED_REASON})
                 return
             kwargs["comment"] = reason
-        if req.items and verb == "reject":  # "Reject all" on a plan: every waiting step, same reason
+        if req.items and verb is Verb.REJECT:  # "Reject all" on a plan: every waiting step, same reason
             problem = decide_plan(deps, req.id, Verb.REJECT, user, kwargs["comment"])
             if problem:
                 ack(response_action="errors", errors={field: problem})
@@ -80,15 +80,15 @@ def _submit(
 def register(app: App) -> None:
     @app.view(views.VIEW_REJECT)
     def reject(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: dict) -> None:
-        _submit(ack, body, view, context, "reject", "reason")
+        _submit(ack, body, view, context, Verb.REJECT, "reason")
 
     @app.view(views.VIEW_VETO)
     def veto(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: dict) -> None:
-        _submit(ack, body, view, context, "veto", "reason")
+        _submit(ack, body, view, context, Verb.VETO, "reason")
 
     @app.view(views.VIEW_EDIT)
     def edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: dict) -> None:
-        _submit(ack, body, view, context, "approve", "params")
+        _submit(ack, body, view, context, Verb.APPROVE, "params")
 
     @app.view(views.VIEW_DETAILS)
     def details(ack: Ack) -> None:

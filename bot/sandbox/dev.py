@@ -42,7 +42,7 @@ from pydantic import SecretStr
 from bot.app import build_app
 from bot.sandbox.page import SandboxPage
 from bot.sandbox.server import SlackStandIn
-from bot.web import WebServer, build_web_app
+from bot.web import WebServer, bind, build_web_app
 from hitl.client import Approvals
 from hitl.embedded import EmbeddedRedis
 from hitl.errors import ConfigError, HitlError
@@ -247,6 +247,17 @@ def _start_worker(
     return proc
 
 
+def _free_port(host: str, port: int) -> int:
+    """`port`, or a free one when 0 (bound and released: the bot binds it again at once)."""
+    if port:
+        return port
+    probe = bind(host, 0)
+    try:
+        return int(probe.getsockname()[1])
+    finally:
+        probe.close()
+
+
 def start_stack(
     *,
     port: int = DEFAULT_PORT,
@@ -288,6 +299,8 @@ def start_stack(
         undo.callback(stand_in.stop)
         secret = secrets.token_hex(16)
         api_key = secrets.token_urlsafe(24)
+        # The bot's port is chosen now, so `/hitl dashboard` links can point at it.
+        bot_port = _free_port(host, bot_port)
         admins = base.admins or [DEMO_ADMINS]
         bot_settings = base.model_copy(
             update={
@@ -300,6 +313,7 @@ def start_stack(
                 "default_channel": DEFAULT_CHANNEL,
                 "admins": admins,
                 "api_keys": {API_KEY_NAME: SecretStr(api_key)},
+                "public_url": base.public_url or f"http://{host}:{bot_port}",
             }
         )
         approvals = Approvals(settings=bot_settings)
@@ -375,6 +389,9 @@ def banner(stack: DevStack, *, demo: bool) -> str:
         f"  Or over HTTP (API key {API_KEY_NAME!r}; docs at {stack.bot.base_url}/docs):",
         f"    curl -s -X POST {stack.bot.base_url}/v1/requests -H 'Authorization: Bearer {stack.api_key}' "
         "-H 'Content-Type: application/json' -d '{\"action\": \"deploy\", \"summary\": \"Deploy v1.2\"}'",
+        "",
+        "  Watch it live: type /hitl dashboard in the sandbox for a private dashboard link;",
+        f"  Prometheus scrapes {stack.bot.base_url}/metrics",
         "",
         "  Ctrl-C stops everything.",
         "",

@@ -13,7 +13,7 @@ import redis
 from rq.registry import ScheduledJobRegistry
 from standardwebhooks import Webhook
 
-from hitl import Approvals
+from hitl import Approvals, metrics
 from hitl.keys import Keys
 from hitl.views import EXPIRED_COMMENT
 from hitl.webhooks import WebhookLog
@@ -90,6 +90,8 @@ def test_refused_twice_then_accepted_is_one_delivery_with_one_webhook_id(
         ("1", "retrying", "500"), ("2", "retrying", "500"), ("3", "delivered", "200")
     ]
     assert [status for _h, _b, status in receiver.received] == [500, 500, 200]
+    # hitl_webhook_deliveries_total{outcome}: every attempt counted, in Redis.
+    assert metrics.read(conn, Keys(prefix)).webhooks == {"retrying": 2, "delivered": 1}
     ids = {headers["webhook-id"] for headers, _b, _s in receiver.received}
     assert ids == {f"msg_{rid}"} and {a["webhook_id"] for a in log} == ids
     headers, body, _ = receiver.received[-1]

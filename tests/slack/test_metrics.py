@@ -1,0 +1,164 @@
+"""`GET /metrics`: exact figures after a scripted history, summed over every process.
+
+The Bolt app (over HTTP, signed), two real `hitl worker` processes and the client all
+count into Redis; the scrape, parsed with prometheus_client's own text parser, must show
+exactly what happened, and the Slack figures must match the stand-in's own call log.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from rq.registry import FinishedJobRegistry
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from bot.app import build_app
+from bot.metrics import metrics_routes
+from bot.sandbox import SlackStandIn
+from bot.sandbox.signing import Interactions
+from bot.slack import web_client
+from bot.web import WebServer, build_web_app
+from hitl import Approvals
+from tests.conftest import make_settings
+from tests.helpers import start_worker, stop
+from tests.slack.conftest import CHANNEL, SECRET, TOKEN, Bot
+from workers import queues
+
+
+def scrape(approvals: Approvals) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """{sample name: {sorted labels: value}} from GET /metrics."""
+    app = Starlette(routes=metrics_routes(approvals.redis, approvals.keys))
+    with TestClient(app) as http:
+        resp = http.get("/metrics")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/plain")
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(resp.text):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+@pytest.fixture
+def counted_bot(redis_url: str, prefix: str, slack: SlackStandIn) -> Iterator[tuple[Bot, list]]:
+    """The Bolt app with the product's own (counted) Slack client, and two workers."""
+    settings = make_settings(
+        redis_url, prefix, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+        slack_api_url=slack.url, default_channel=CHANNEL, admins=["U0ALICE"],
+    )
+    approvals = Approvals(settings=settings)
+    app = build_app(settings, approvals=approvals, client=web_client(settings))
+    web = build_web_app(approvals, bolt=app, signing_secret=SECRET)
+    server = WebServer(web, host="127.0.0.1", port=0).start()
+    env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack.url, "HITL_DEFAULT_CHANNEL": CHANNEL,
+           "HITL_TIMER_LEASE": "2"}
+    workers = [start_worker(redis_url, prefix, **env), start_worker(redis_url, prefix, **env)]
+    try:
+        yield Bot(server.url, slack, approvals, Interactions(slack.workspace)), workers
+    finally:
+        for w in workers:
+            stop(w)
+        server.stop()
+        approvals.close()
+
+
+def test_metrics_show_exact_counts_summed_over_processes(counted_bot, prefix: str) -> None:
+    bot, _workers = counted_bot
+    approvals = bot.approvals
+    bot.slack.faults.ratelimit("chat.postMessage", times=1, retry_after=1)
+
+    approved = approvals.request(action="deploy", summary="Deploy v1", mode="gate")
+    rejected = approvals.request(action="deploy", summary="Deploy v2", mode="gate")
+    expired = approvals.request(action="deploy", summary="Deploy v3", mode="gate", timeout=1)
+    vetoed = approvals.request(action="send_email", summary="Mail 200 customers", mode="override", window=600)
+    approvals.request(action="search_web", summary="Look it up", mode="auto")
+    waiting = approvals.request(action="send_email", summary="Mail 3 customers", mode="gate")
+    # Enough cards for both workers to share the Slack jobs.
+    extra = [approvals.request(action="post_update", summary=f"Update {n}", mode="notify") for n in range(8)]
+
+    bot.card(approved.id, timeout=20)
+    assert bot.click(approved.id, "hitl_approve", user="U0ALICE")[0] == 200
+    approvals.decide(rejected.id, "reject", by="U0BOB", comment="not today")
+    approvals.decide(vetoed.id, "veto", by="U0BOB", comment="wrong list")
+    assert approved.wait(20).status == "approved"
+    assert expired.wait(20).status == "expired"
+    # Every card shows its final state: the Slack calls are over.
+    for req in (approved, rejected, expired, vetoed):
+        bot.card_when(req.id, lambda m: "hitl_approve" not in str(m.blocks) and "hitl_veto" not in str(m.blocks),
+                      timeout=20)
+    for req in extra:
+        bot.card(req.id, timeout=30)
+
+    m = scrape(approvals)
+    created = m["hitl_requests_created_total"]
+    assert created == {
+        (("action", "deploy"), ("mode", "gate")): 3,
+        (("action", "send_email"), ("mode", "override")): 1,
+        (("action", "send_email"), ("mode", "gate")): 1,
+        (("action", "search_web"), ("mode", "auto")): 1,
+        (("action", "post_update"), ("mode", "notify")): 8,
+    }
+    assert m["hitl_requests_final_total"] == {
+        (("action", "deploy"), ("status", "approved")): 1,
+        (("action", "deploy"), ("status", "rejected")): 1,
+        (("action", "deploy"), ("status", "expired")): 1,
+        (("action", "send_email"), ("status", "vetoed")): 1,
+        (("action", "search_web"), ("status", "approved")): 1,
+        (("action", "post_update"), ("status", "approved")): 8,
+    }
+    assert m["hitl_pending"] == {(("channel", CHANNEL), ("mode", "gate")): 1}
+    assert m["hitl_oldest_pending_seconds"][()] > 0
+    # Decided through a transition: 3 deploys and 1 send_email; the expiry took >= 1 s.
+    assert m["hitl_decision_seconds_count"] == {(("action", "deploy"),): 3, (("action", "send_email"),): 1}
+    inf = m["hitl_decision_seconds_bucket"][(("action", "deploy"), ("le", "+Inf"))]
+    under_1s = m["hitl_decision_seconds_bucket"][(("action", "deploy"), ("le", "1.0"))]
+    assert inf == 3 and under_1s <= 2  # the expiry took at least its 1 s timeout
+    assert m["hitl_decision_seconds_sum"][(("action", "deploy"),)] >= 1.0
+    # Two timers fired: the 1 s request's reminder (halfway) and its expiry; the veto
+    # removed the window's timer.
+    assert m["hitl_timer_lateness_seconds_count"][()] == 2
+    assert m["hitl_paused"] == {(("scope", "*"),): 0}
+    assert waiting.status() == "pending"
+
+    # Slack: exactly what the stand-in answered, 429 included, from the bot and both workers.
+    def outcome(call) -> str:
+        return "ratelimited" if call.status == 429 else ("ok" if call.ok else "error")
+
+    seen = Counter((c.method, outcome(c)) for c in bot.slack.workspace.calls())
+    counted = {(dict(k)["method"], dict(k)["outcome"]): v for k, v in m["hitl_slack_calls_total"].items()}
+    assert counted == dict(seen)
+    assert counted[("chat.postMessage", "ratelimited")] == 1
+
+    # Both workers did Slack work, so the figures above are the sum of two processes.
+    registry = FinishedJobRegistry(queues.queue_name(prefix, queues.SLACK), connection=approvals.redis)
+    jobs = [registry.job_class.fetch(j, connection=approvals.redis) for j in registry.get_job_ids()]
+    assert len({j.worker_name for j in jobs if j is not None}) == 2
+
+
+def test_metrics_off_counts_nothing(redis_url: str, prefix: str) -> None:
+    settings = make_settings(redis_url, prefix, metrics=False)
+    with Approvals(settings=settings) as approvals:
+        req = approvals.request(action="deploy", summary="Deploy", mode="gate")
+        approvals.decide(req.id, "approve", by="U1")
+        m = scrape(approvals)
+    assert m.get("hitl_requests_created_total", {}) == {}
+    assert m.get("hitl_requests_final_total", {}) == {}
+
+
+def test_paused_scopes_and_two_processes_writing(redis_url: str, prefix: str) -> None:
+    """The kill switch shows per scope; counters written from two clients add up."""
+    settings = make_settings(redis_url, prefix)
+    with Approvals(settings=settings) as one, Approvals(settings=settings) as two:
+        one.store.pause("*", "U0ALICE")
+        one.store.pause("deploy", "U0ALICE")
+        for client in (one, two, two):
+            client.request(action="deploy", summary="Deploy", mode="auto")
+        m = scrape(one)
+    assert m["hitl_paused"] == {(("scope", "*"),): 1, (("scope", "deploy"),): 1}
+    # Paused: auto requests wait at a gate, so they count as gate.
+    assert m["hitl_requests_created_total"] == {(("action", "deploy"), ("mode", "gate")): 3}
+    assert m["hitl_pending"] == {(("channel", ""), ("mode", "gate")): 3}
