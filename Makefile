@@ -45,7 +45,7 @@ browser: $(BROWSER_STAMP)
 
 # Uses the Redis on 127.0.0.1:6379 when it answers (database 11), else an embedded one.
 # Depends on ruff only until mypy is clean (files in flight on other branches); then `lint`.
-test: venv ruff browser
+test: venv lint browser
 	$(BIN)/python -m pytest -rs
 
 demo: venv

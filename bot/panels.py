@@ -236,8 +236,8 @@ def outcomes(board: Board) -> str:
         chart.add(status.value, [sum(n for (_a, st), n in h.final.items() if st == status.value) or None
                                  for h in board.hours])
     totals: dict[str, int] = defaultdict(int)
-    for (_action, status), n in board.snap.final.items():
-        totals[status] += n
+    for (_action, final_status), n in board.snap.final.items():
+        totals[final_status] += n
     shown = (Status.APPROVED, Status.REJECTED, Status.EXPIRED, Status.VETOED, Status.FINALIZED,
              Status.JUDGED, Status.CANCELLED)
     cells = "".join(

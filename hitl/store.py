@@ -218,7 +218,7 @@ def check_transition(request_id: str, verb: Transition, result: Sequence[Any]) -
     raise _refusal(request_id, verb, result)
 
 
-def check_traced(request_id: str, verb: str, result: Sequence[Any]) -> tuple[Status, dict[str, str]]:
+def check_traced(request_id: str, verb: Transition, result: Sequence[Any]) -> tuple[Status, dict[str, str]]:
     """`check_transition`, plus the request's stored trace context ({} when untraced)."""
     status = check_transition(request_id, verb, result)
     raw = _s(result[5]) if len(result) > 5 else ""

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -449,7 +450,7 @@ class CardSync:
         return [Shown.of(req)], text, blocks
 
 
-def _paced_post(placement: Placement, client: WebClient, channel: str, **kwargs: object) -> dict:
+def _paced_post(placement: Placement, client: WebClient, channel: str, **kwargs: Any) -> dict:
     """Post outside the delivery loop (a reminder, an escalation copy) at the channel's pace,
     waiting for it and for any Retry-After Slack asks for."""
     for _ in range(RATE_LIMIT_TRIES):

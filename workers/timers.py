@@ -18,6 +18,7 @@ from hitl import tracing
 from hitl.errors import RequestNotFound, TransitionRefused
 from hitl.keys import parse_timer_member
 from hitl.metrics import MetricsStore
+from hitl.status import SystemVerb
 from hitl.store import Store
 from hitl.tracing import SpanName
 from workers import queues
@@ -26,7 +27,7 @@ from workers.context import store_for
 log = logging.getLogger(__name__)
 
 # The system verb each timer kind applies.
-_VERBS = {"timeout": "expire", "window": "finalize"}
+_VERBS = {"timeout": SystemVerb.EXPIRE, "window": SystemVerb.FINALIZE}
 
 
 def fire(store: Store, member: str, due_ms: int, lease: int) -> str:

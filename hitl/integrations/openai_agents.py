@@ -155,7 +155,8 @@ async def run_with_approvals(
         turn = state_json.get("current_turn", 0)
         handles = [
             approvals.request(
-                action=item.name, summary=f"{getattr(item.agent, 'name', 'agent')}: run {item.name}",
+                action=item.name or "tool",
+                summary=f"{getattr(item.agent, 'name', 'agent')}: run {item.name}",
                 params=args, agent=getattr(item.agent, "name", None), run_id=run_id,
                 context=card_context(item, run_id, context),
                 idempotency_key=idempotency_key("oa", run_id, turn, item.call_id or n), **request_kwargs,
