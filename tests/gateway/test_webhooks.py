@@ -10,8 +10,10 @@ import contextlib
 import json
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import redis
@@ -313,3 +315,33 @@ def test_retries_run_out_then_it_gives_up(client: Approvals, conn: redis.Redis, 
         receiver.close()
     assert [(a["attempt"], a["outcome"]) for a in log] == [("1", "retrying"), ("2", "retrying"), ("3", "gave_up")]
     assert [a["retry_in"] for a in log] == ["1", "1", ""]
+
+
+def test_a_redis_outage_between_attempts_delays_the_retry_quietly(prefix: str) -> None:
+    """Redis stops while a retry waits: the worker logs the outage once (no traceback),
+    and delivers once Redis is back."""
+    receiver = Receiver([503])
+    with EmbeddedRedis(persistent=True) as server:
+        conn = redis.Redis.from_url(server.url)
+        settings = make_settings(server.url, prefix, webhook_allowed="http://127.0.0.1:")
+        worker = start_worker(server.url, prefix, **worker_env("2"))
+        try:
+            with Approvals(settings=settings) as approvals:
+                rid = approvals.request(**GATE, callback_url=receiver.url).id
+                approvals.decide(rid, "approve", by="U0ALICE")
+            eventually(lambda: attempts(conn, prefix, rid), 30, "the first attempt")
+            server.stop()
+            time.sleep(5)  # the outage, longer than the 2 s retry interval
+            server.start()
+            log = eventually(lambda: (a := attempts(conn, prefix, rid)) and a[-1]["outcome"] == "delivered" and a,
+                             30, "the retry once Redis is back")
+            assert worker.poll() is None
+        finally:
+            stop(worker)
+            receiver.close()
+            conn.close()
+    assert [(a["attempt"], a["outcome"]) for a in log] == [("1", "retrying"), ("2", "delivered")]
+    text = Path(worker.log_path).read_text()  # type: ignore[attr-defined]
+    assert text.count("Redis unreachable") == 1, text[-3000:]
+    assert text.count("Redis reachable again") == 1, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
