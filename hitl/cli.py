@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     req.set_defaults(func=_request)
 
-    wrk = sub.add_parser("worker", help="run an RQ worker with the scheduler and the timer ticker")
+    wrk = sub.add_parser("worker", help="run an RQ worker and the timer ticker (no RQ scheduler)")
     wrk.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     wrk.add_argument("--fork", action="store_true", help="run each job in a forked work horse")
     wrk.set_defaults(func=_worker)
