@@ -23,8 +23,9 @@ key                                    type    what it holds
 ``{p}:channels``                       set     channels that ever had a request
 ``{p}:timers``                         zset    due work, scored by due time (ms); members
                                                ``{id}|timeout``, ``{id}|window``,
-                                               ``{id}|esc|{n}`` and ``{id}|sync`` (make the
-                                               Slack card match Redis)
+                                               ``{id}|esc|{n}``, ``{id}|sync`` (make the
+                                               Slack card match Redis) and ``{id}|hook|{n}``
+                                               (decision-webhook attempt ``n``)
 ``{p}:events``                         stream  the audit log, one entry per transition
 ``{p}:stats:{action}``                 hash    per-action counters by outcome
 ``{p}:durations:{action}``             list    the last 1,000 times to decision (ms)
@@ -61,6 +62,8 @@ from dataclasses import dataclass
 
 # Separator inside timer members; request ids never contain it.
 TIMER_SEP = "|"
+# Timer kind of a decision-webhook delivery attempt: member ``{id}|hook|{attempt}``.
+HOOK = "hook"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from rq import Queue
 TIMERS = "timers"
 # Slack calls: posting and updating cards, escalation pings. Paced, retried.
 SLACK = "slack"
-# Decision webhooks: one delivery attempt per job, retried by RQ on a schedule.
+# Decision webhooks: only jobs left by older workers; attempts now run as hook timers.
 WEBHOOKS = "webhooks"
 
 

@@ -4,10 +4,14 @@ One process runs:
 - the ticker thread, which fires deadlines (expire, finalize, escalate) itself, first and
   never behind a Slack call, and hands due card syncs to
 - the delivery loop, a few threads making Slack calls, one channel per thread at a time;
+- the webhook sender, a few threads running the decision-webhook attempts the ticker
+  hands over (retries are timers too, `{id}|hook|{n}`);
 - the maintenance loop (audit trim, stale-request cleanup) and the webhook feed (final
-  events from the audit stream, handed to delivery jobs);
-- the RQ worker loop in the main thread, for jobs enqueued by name (escalation pings,
-  webhook deliveries), with RQ's scheduler, which runs the webhook retries' delays.
+  events from the audit stream, each armed as a first webhook attempt);
+- the RQ worker loop in the main thread, for jobs enqueued by name (escalation pings),
+  without RQ's scheduler: every delay is a timer in Redis, so nothing waits on the
+  scheduler's lock (about a minute to fail over) or dies with its child process in a
+  Redis outage.
 
 Background loops are objects with `start()` and `stop()`, listed by `background_loops`:
 `run` starts them before the RQ loop and stops them, in reverse order, when the worker
@@ -36,7 +40,7 @@ from workers.delivery import DeliveryLoop
 from workers.health import OUTAGE_ERRORS, Backoff, RedisHealth
 from workers.maintenance import Maintenance
 from workers.ticker import Ticker
-from workers.webhooks import WebhookFeed
+from workers.webhooks import WebhookFeed, WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +80,14 @@ def background_loops(
 ) -> list[BackgroundLoop]:
     """Every loop `hitl worker` runs beside RQ, in start order."""
     delivery = DeliveryLoop(connection, settings, lease=settings.timer_lease, health=health)
+    sender = WebhookSender(connection, settings, lease=settings.timer_lease, health=health)
     ticker = Ticker(
         connection, settings.prefix, lease=settings.timer_lease, interval=settings.timer_tick,
-        syncs=delivery.submit, health=health,
+        syncs=delivery.submit, hooks=sender.submit, health=health,
     )
     maintenance = Maintenance(connection, settings)
-    webhooks = WebhookFeed(connection, settings.prefix, retry=settings.webhook_retry)
-    return [delivery, ticker, maintenance, webhooks]
+    webhooks = WebhookFeed(connection, settings.prefix, health=health)
+    return [delivery, sender, ticker, maintenance, webhooks]
 
 
 @contextmanager
@@ -214,7 +219,7 @@ def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
             try:
                 worker = build_worker(connection, settings.prefix, fork=fork)
                 log.info("hitl worker %s listening on %s", worker.name, ", ".join(worker.queue_names()))
-                worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+                worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
             except OUTAGE_ERRORS as exc:
                 health.failed(exc, "the RQ worker")
                 continue

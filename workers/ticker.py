@@ -9,7 +9,8 @@ takes the timer over.
 
 Deadlines come first: the ticker fires expiries, window ends and escalations itself, in
 its own thread, and never makes a Slack call. Card syncs (`{id}|sync` members) go to the
-delivery loop, which extends their leases while it works on them.
+delivery loop, and decision-webhook attempts (`{id}|hook|{n}`) to the webhook sender; both
+extend their leases while they work on them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 
 import redis
 
-from hitl.keys import Keys, parse_timer_member
+from hitl.keys import HOOK, Keys, parse_timer_member
 from hitl.store import Store
 from workers.health import OUTAGE_ERRORS, Backoff, RedisHealth
 from workers.timers import fire
@@ -32,6 +33,8 @@ CLAIM_LIMIT = 500
 
 # Receives claimed card syncs: [(request id, lease score)].
 SyncSink = Callable[[list[tuple[str, int]]], None]
+# Receives claimed webhook attempts: [(timer member, lease score)].
+HookSink = Callable[[list[tuple[str, int]]], None]
 
 
 class Ticker:
@@ -47,6 +50,7 @@ class Ticker:
         lease: float,
         interval: float,
         syncs: SyncSink | None = None,
+        hooks: HookSink | None = None,
         health: RedisHealth | None = None,
     ) -> None:
         self.store = Store(connection, Keys(prefix))
@@ -54,6 +58,7 @@ class Ticker:
         self.lease = lease
         self.interval = interval
         self.syncs = syncs
+        self.hooks = hooks
         self.health = health or RedisHealth()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -62,10 +67,13 @@ class Ticker:
         """One claim-and-fire round; returns how many timers were claimed."""
         items = self.store.claim_timers(self.lease, CLAIM_LIMIT)
         syncs: list[tuple[str, int]] = []
+        hooks: list[tuple[str, int]] = []
         for member, due_ms, lease in items:
             rid, kind, _step = parse_timer_member(member)
             if kind == "sync":
                 syncs.append((rid, lease))
+            elif kind == HOOK:  # without a sender here, the lease runs out and another worker takes it
+                hooks.append((member, lease))
             else:
                 try:
                     fire(self.store, member, due_ms, lease)
@@ -75,6 +83,8 @@ class Ticker:
                     log.exception("timer %s failed", member)
         if syncs and self.syncs is not None:
             self.syncs(syncs)
+        if hooks and self.hooks is not None:
+            self.hooks(hooks)
         return len(items)
 
     def run(self) -> None:

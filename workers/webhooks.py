@@ -1,50 +1,59 @@
-"""Decision webhooks: a feed that turns final events into delivery jobs, and the job.
+"""Decision webhooks: the feed that arms a first attempt for each final request, and the
+sender that runs attempts as the ticker hands them over.
 
-`WebhookFeed` runs in every `hitl worker` (like the timer ticker): it reads final events
-from the audit stream's `webhooks` consumer group, enqueues one `deliver` job per request
-that has a `callback_url`, then acknowledges the events. `deliver` POSTs the request view
-signed per Standard Webhooks; RQ retries it on the schedule in HITL_WEBHOOK_RETRY with
-the same `webhook-id`. Retries wait in RQ's scheduled registry in Redis, so a worker
-killed between two attempts loses nothing: another worker's scheduler runs the next one.
+`WebhookFeed` runs in every `hitl worker`: it reads final events from the audit stream's
+`webhooks` consumer group, arms attempt 1 (timer `{id}|hook|1`, due now) for each request
+with a `callback_url`, then acknowledges the events.
+
+`WebhookSender` runs attempts on a few threads of its own, so a slow receiver (up to
+`DELIVERY_TIMEOUT`) never delays a deadline or a Slack card. The ticker claims due hook
+timers like any other and passes them here; the sender keeps their leases (every third of
+`HITL_TIMER_LEASE`) while they wait or run. An attempt POSTs the request view signed per
+Standard Webhooks, with the same `webhook-id` every time, and audits itself; a retryable
+failure arms attempt n+1 at now + HITL_WEBHOOK_RETRY[n-1] in the same step that drops
+attempt n. A worker killed between two attempts loses nothing (the next one waits in the
+timers zset); one killed during an attempt loses its lease, and another worker runs the
+attempt again within HITL_TIMER_LEASE. Delivery is at least once; receivers deduplicate
+on `webhook-id`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
 import socket
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import redis
-from rq import Retry, get_current_job
 from standardwebhooks import Webhook
 
 from hitl import tracing
 from hitl.errors import RequestNotFound
 from hitl.keys import Keys
 from hitl.metrics import MetricsStore
-from hitl.settings import load_settings
+from hitl.settings import Settings
 from hitl.status import WebhookOutcome
-from hitl.store import Store
+from hitl.store import Store, now_ms
 from hitl.tracing import SpanName
 from hitl.views import RequestView, WebhookPayload, iso
-from hitl.webhooks import FinalFeed, WebhookLog, webhook_id
-from workers import queues
-from workers.context import connection, store_for
+from hitl.webhooks import FinalFeed, HookTimers, WebhookLog, hook_member, parse_hook_member, webhook_id
+from workers.context import connection
+from workers.health import OUTAGE_ERRORS, Backoff, RedisHealth
 
 log = logging.getLogger(__name__)
 
-# Seconds one delivery attempt may take (SPEC).
+# Seconds one delivery attempt may wait for each of connect, send and answer (SPEC).
 DELIVERY_TIMEOUT = 10.0
 # How long the feed blocks on the stream per read (ms).
 BLOCK_MS = 1000
-
-
-class DeliveryFailed(Exception):
-    """A retryable failure: raising it makes RQ schedule the next attempt."""
+# Attempts one worker process runs at once.
+THREADS = 4
 
 
 def retryable(status_code: int | None) -> bool:
@@ -52,30 +61,34 @@ def retryable(status_code: int | None) -> bool:
     return status_code is None or status_code in (408, 429) or status_code >= 500
 
 
-def deliver(prefix: str, request_id: str, msg_id: str) -> str:
-    """One delivery attempt (an RQ job). Returns the outcome; raises `DeliveryFailed` to be
-    retried."""
-    settings = load_settings()
-    conn = connection()
-    keys = Keys(prefix)
-    audit = WebhookLog(conn, keys)
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """How one attempt ended, and for a retry, the seconds until the next one."""
+
+    outcome: WebhookOutcome
+    retry_in: int | None = None
+
+
+def send_attempt(store: Store, settings: Settings, request_id: str, attempt: int) -> AttemptResult:
+    """POST the request's final view to its `callback_url` once (attempt number `attempt`,
+    1 = the first) and audit the outcome."""
+    msg_id = webhook_id(request_id)
+    audit = WebhookLog(store.redis, store.keys)
     try:
-        req = store_for(prefix).get(request_id)
+        req = store.get(request_id)
     except RequestNotFound:  # aged out before this attempt: nothing left to send
         log.warning("webhook %s: request %s is gone; not delivered", msg_id, request_id)
-        return WebhookOutcome.GAVE_UP.value
+        return AttemptResult(WebhookOutcome.GAVE_UP)
     url = req.callback_url or ""
-    job = get_current_job()
     schedule = list(settings.webhook_retry)
-    left = job.retries_left if job is not None and job.retries_left is not None else 0
-    attempt = len(schedule) - left + 1
     secret = settings.secret("webhook_secret")
 
-    def record(outcome: WebhookOutcome, **details: Any) -> str:
-        audit.attempt(request_id, webhook_id=msg_id, attempt=attempt, outcome=outcome, url=url, **details)
+    def record(outcome: WebhookOutcome, retry_in: int | None = None, **details: Any) -> AttemptResult:
+        audit.attempt(request_id, webhook_id=msg_id, attempt=attempt, outcome=outcome, url=url,
+                      retry_in=retry_in, **details)
         if settings.metrics:
-            MetricsStore(conn, keys).webhook_delivery(outcome)
-        return outcome.value
+            MetricsStore(store.redis, store.keys).webhook_delivery(outcome)
+        return AttemptResult(outcome, retry_in)
 
     if not secret:
         return record(WebhookOutcome.GAVE_UP, error="HITL_WEBHOOK_SECRET is unset; nothing is sent unsigned")
@@ -100,56 +113,192 @@ def deliver(prefix: str, request_id: str, msg_id: str) -> str:
             error = f"{type(exc).__name__}: {exc}"
     if status_code is not None and 200 <= status_code < 300:
         return record(WebhookOutcome.DELIVERED, status_code=status_code)
-    if retryable(status_code) and left > 0:
-        wait = schedule[len(schedule) - left]
-        record(WebhookOutcome.RETRYING, status_code=status_code, error=error, retry_in=wait)
-        raise DeliveryFailed(f"webhook {msg_id} to {url}: {status_code or error}; retrying in {wait}s")
+    if retryable(status_code) and attempt <= len(schedule):
+        wait = schedule[attempt - 1]
+        log.info("webhook %s: %s; attempt %d in %d s", msg_id, status_code or error, attempt + 1, wait)
+        return record(WebhookOutcome.RETRYING, wait, status_code=status_code, error=error)
     return record(WebhookOutcome.GAVE_UP, status_code=status_code, error=error)
 
 
+class WebhookSender:
+    """Holds claimed hook timers and runs their attempts on a few threads, keeping their
+    leases until each attempt is settled."""
+
+    name = "webhook sender"
+
+    def __init__(
+        self, connection: redis.Redis, settings: Settings, *, lease: float, threads: int = THREADS,
+        health: RedisHealth | None = None,
+    ) -> None:
+        keys = Keys(settings.prefix)
+        self.store = Store(connection, keys, settings.retention, settings.metrics)
+        self.timers = HookTimers(connection, keys)
+        self.settings = settings
+        self.lease_ms = int(lease * 1000)
+        self.threads = threads
+        self.health = health or RedisHealth()
+        # Guards `_held` and every Redis call that uses a held score, so an extension and a
+        # settle never cross (a settle with a score the keeper just replaced would miss).
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}  # member -> lease score it holds in the timers zset
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._pool: list[threading.Thread] = []
+
+    # -- intake (the ticker's thread) ------------------------------------------------------
+
+    def submit(self, items: list[tuple[str, int]]) -> None:
+        """Take over claimed hook timers [(member, lease score)] and queue their attempts."""
+        with self._lock:
+            for member, lease in items:
+                fresh = member not in self._held  # else already here: it only lost its lease
+                self._held[member] = lease
+                if fresh:
+                    self._queue.put(member)
+
+    @property
+    def backlog(self) -> int:
+        """Attempts held by this process, waiting or running."""
+        with self._lock:
+            return len(self._held)
+
+    # -- the pool --------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while (member := self._queue.get()) is not None:
+            with self._lock:
+                if member not in self._held:  # its lease went to another worker meanwhile
+                    continue
+            rid, attempt = parse_hook_member(member)
+            try:
+                result = send_attempt(self.store, self.settings, rid, attempt)
+                self._settle(member, rid, attempt, result)
+                self.health.ok()
+            except OUTAGE_ERRORS as exc:  # the lease runs out and the attempt comes back
+                self.health.failed(exc, "webhook delivery")
+                self._drop(member)
+            except Exception:
+                log.exception("webhook attempt %s failed; its lease brings it back", member)
+                self._drop(member)
+
+    def _settle(self, member: str, rid: str, attempt: int, result: AttemptResult) -> None:
+        with self._lock:
+            held = self._held.pop(member, None)
+            if held is None:
+                return
+            if result.retry_in is None:
+                self.timers.settle(member, held)
+            else:
+                due = now_ms() + result.retry_in * 1000
+                self.timers.settle(member, held, next_member=hook_member(rid, attempt + 1), due_ms=due)
+
+    def _drop(self, member: str) -> None:
+        with self._lock:
+            self._held.pop(member, None)
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def _keep_leases(self) -> None:
+        while not self._stop.wait(self.lease_ms / 3000):
+            with self._lock:
+                if not self._held:
+                    continue
+                until = now_ms() + self.lease_ms
+                try:
+                    extended = self.timers.extend(self._held, until)
+                    self.health.ok()
+                except OUTAGE_ERRORS as exc:
+                    self.health.failed(exc, "webhook delivery leases")
+                    continue
+                for member in list(self._held):
+                    if member in extended:
+                        self._held[member] = until
+                    else:  # taken over by another worker: not ours to run or settle
+                        del self._held[member]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> WebhookSender:
+        self._pool = [
+            threading.Thread(target=self._work, name=f"hitl-webhooks-{n}", daemon=True)
+            for n in range(self.threads)
+        ]
+        keeper = threading.Thread(target=self._keep_leases, name="hitl-webhooks-leases", daemon=True)
+        self._pool.append(keeper)
+        for thread in self._pool:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop taking work: attempts not started go back to the timers zset, due now, for
+        another worker; running ones finish (or, past the wait, come back by lease)."""
+        self._stop.set()
+        waiting: list[str] = []
+        while True:
+            try:
+                member = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if member is not None:
+                waiting.append(member)
+        with self._lock:
+            for member in waiting:
+                held = self._held.pop(member, None)
+                if held is not None:
+                    with contextlib.suppress(*OUTAGE_ERRORS):  # else its lease runs out instead
+                        self.timers.release(member, held, now_ms())
+        for _ in range(self.threads):
+            self._queue.put(None)
+        for thread in self._pool:
+            thread.join(DELIVERY_TIMEOUT + 5)
+
+
 class WebhookFeed:
-    """Enqueues a delivery for each request that turns final with a `callback_url`."""
+    """Arms the first delivery attempt for each request that turns final with a
+    `callback_url`."""
 
     name = "webhooks"
 
-    def __init__(self, connection: redis.Redis, prefix: str, *, retry: list[int]) -> None:
-        self.prefix = prefix
-        self.store = Store(connection, Keys(prefix))
+    def __init__(self, connection: redis.Redis, prefix: str, *, health: RedisHealth | None = None) -> None:
+        keys = Keys(prefix)
+        self.store = Store(connection, keys)
+        self.hooks = HookTimers(connection, keys)
         consumer = f"{socket.gethostname()}-{os.getpid()}"
-        self.feed = FinalFeed(connection, Keys(prefix), consumer)
-        self.queue = queues.queue(connection, prefix, queues.WEBHOOKS)
-        self.retry = list(retry)
+        self.feed = FinalFeed(connection, keys, consumer)
+        self.health = health or RedisHealth()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def poll(self, block_ms: int = BLOCK_MS) -> int:
-        """One read-enqueue-acknowledge round; returns how many deliveries it enqueued."""
+        """One read-arm-acknowledge round; returns how many first attempts it armed."""
         entries = self.feed.read(block_ms)
         ids = [rid for _eid, rid in entries if rid]
-        enqueued = 0
-        for req in self.store.get_many(ids):
-            if req.callback_url:
-                self.queue.enqueue(
-                    "workers.webhooks.deliver", self.prefix, req.id, webhook_id(req.id),
-                    retry=Retry(max=len(self.retry), interval=self.retry) if self.retry else None,
-                    result_ttl=3600, failure_ttl=7 * 86400, job_timeout=int(DELIVERY_TIMEOUT * 3),
-                )
-                enqueued += 1
+        hooked = [req.id for req in self.store.get_many(ids) if req.callback_url]
+        armed = self.hooks.arm_first(hooked, now_ms())
         self.feed.ack([eid for eid, _rid in entries])
-        return enqueued
+        return armed
 
     def run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(first=0.1, cap=2.0)
+        grouped = False
         while not self._stop.is_set():
             try:
-                self.feed.ensure_group()
-                while not self._stop.is_set():
-                    self.poll()
-                    backoff = 0.1
-            except redis.RedisError as exc:
-                log.warning("webhook feed: Redis error (%s); retrying", exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                if not grouped:
+                    self.feed.ensure_group()
+                    grouped = True
+                self.poll()
+                self.health.ok()
+                backoff.reset()
+                continue
+            except OUTAGE_ERRORS as exc:
+                self.health.failed(exc, "the webhook feed")
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):  # NOGROUP: Redis lost the group; make it again
+                    log.exception("webhook feed round failed")
+            except Exception:
+                log.exception("webhook feed round failed")
+            grouped = False
+            self._stop.wait(backoff.next())
 
     def start(self) -> WebhookFeed:
         self._thread = threading.Thread(target=self.run, name="hitl-webhooks", daemon=True)
@@ -160,3 +309,10 @@ class WebhookFeed:
         self._stop.set()
         if self._thread:
             self._thread.join(BLOCK_MS / 1000 + 5)
+
+
+def deliver(prefix: str, request_id: str, msg_id: str) -> str:
+    """An RQ job enqueued by a worker from before hook timers (which retried through RQ's
+    scheduler): hand the delivery over to a hook timer, attempt 1, due now."""
+    HookTimers(connection(), Keys(prefix)).arm_first([request_id], now_ms())
+    return f"{msg_id}: handed to a hook timer"
