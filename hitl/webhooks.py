@@ -140,7 +140,7 @@ class HookTimers:
         if not request_ids:
             return 0
         first = {hook_member(rid, 1): due_ms for rid in request_ids}
-        added = self.redis.zadd(self.keys.timers, first, nx=True)  # type: ignore[arg-type]
+        added = self.redis.zadd(self.keys.timers, first, nx=True)
         return int(added or 0)
 
     def settle(self, member: str, held: int, *, next_member: str | None = None, due_ms: int = 0) -> bool:

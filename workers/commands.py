@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 def worker(commands: Subcommands) -> None:
     """`hitl worker`: the timer ticker, card delivery, webhooks, maintenance and an RQ worker."""
-    parser = commands.add_parser("worker", help="run the timers, card delivery, webhooks and an RQ worker (no RQ scheduler)")
+    parser = commands.add_parser(
+        "worker", help="run the timers, card delivery, webhooks and an RQ worker (no RQ scheduler)"
+    )
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     parser.add_argument("--fork", action="store_true", help="run each job in a forked work horse")
     parser.set_defaults(func=_run)
