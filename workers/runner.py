@@ -78,7 +78,7 @@ def background_loops(
     delivery = DeliveryLoop(connection, settings, lease=settings.timer_lease, health=health)
     ticker = Ticker(
         connection, settings.prefix, lease=settings.timer_lease, interval=settings.timer_tick,
-        syncs=delivery.submit, health=health,
+        syncs=delivery.submit, health=health, metrics=settings.metrics,
     )
     maintenance = Maintenance(connection, settings)
     webhooks = WebhookFeed(connection, settings.prefix, retry=settings.webhook_retry)

@@ -48,8 +48,10 @@ class Ticker:
         interval: float,
         syncs: SyncSink | None = None,
         health: RedisHealth | None = None,
+        metrics: bool = True,
     ) -> None:
-        self.store = Store(connection, Keys(prefix))
+        # metrics: whether fired timers count into the Prometheus figures (HITL_METRICS)
+        self.store = Store(connection, Keys(prefix), metrics=metrics)
         self.prefix = prefix
         self.lease = lease
         self.interval = interval

@@ -29,6 +29,8 @@ from sandbox.workspace import Call, Message
 from tests.conftest import make_settings
 from tests.helpers import eventually, start_worker, stop
 from tests.slack.conftest import CHANNEL, SECRET, TOKEN, Bot, decidable
+from workers.health import RedisHealth
+from workers.runner import background_loops, running
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 
@@ -216,3 +218,19 @@ def test_paused_scopes_and_two_processes_writing(redis_url: str, prefix: str) ->
     # Paused: auto requests wait at a gate, so they count as gate.
     assert m["hitl_requests_created_total"] == {(("action", "deploy"), ("mode", "gate")): 3}
     assert m["hitl_pending"] == {(("channel", ""), ("mode", "gate")): 3}
+
+
+def test_metrics_off_the_workers_ticker_counts_nothing(redis_url: str, prefix: str) -> None:
+    """HITL_METRICS=false holds in the worker too: an expiry fired by its ticker (run here,
+    as `hitl worker` runs it) adds no outcome, decision time or timer lateness."""
+    settings = make_settings(redis_url, prefix, metrics=False)
+    with Approvals(settings=settings) as approvals, running(
+        background_loops(approvals.redis, settings, RedisHealth())
+    ):
+        req = approvals.request(action="deploy", summary="Deploy", mode="gate", timeout=0.2)
+        assert req.wait(20).status == "expired"
+        eventually(lambda: approvals.redis.zcard(approvals.keys.timers) == 0, 20, "the timers to be acked")
+        m = scrape(approvals)
+    assert m.get("hitl_requests_final_total", {}) == {}
+    assert m.get("hitl_decision_seconds_count", {}) == {}
+    assert m.get("hitl_timer_lateness_seconds_count", {}).get((), 0) == 0
