@@ -4,7 +4,8 @@ JSON lines carry `ts`, `level`, `logger`, `message` and, where known, `request_i
 `action` and `trace_id`, so a log pipeline can join them with traces and the audit.
 The request id and action come from `log_context(...)` (set around the work on one
 request: a click, a card sync, a timer) or from a call's `extra=`; the trace id from the
-current OpenTelemetry span.
+current OpenTelemetry span, else from `log_context(trace_id=...)` (the request's stored
+trace, where no span is current: a card sync in the delivery loop).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("hitl_
 
 @contextmanager
 def log_context(**fields: str | None) -> Iterator[None]:
-    """Attach request id / action to every line logged inside (this thread or task)."""
+    """Attach request id / action / trace id to every line logged inside (this thread or
+    task); fields given as None are left out."""
     token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v}})
     try:
         yield
@@ -51,7 +53,7 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None) or bound.get(name)
             if value:
                 out[name] = str(value)
-        trace_id = getattr(record, "trace_id", None) or tracing.current_trace_id()
+        trace_id = getattr(record, "trace_id", None) or tracing.current_trace_id() or bound.get("trace_id")
         if trace_id:
             out["trace_id"] = trace_id
         if record.exc_info:

@@ -99,6 +99,13 @@ def current_trace_id() -> str | None:
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
 
 
+def stored_trace_id(stored: Mapping[str, str] | None) -> str | None:
+    """The trace id (32 hex digits) of a request's stored context, for log lines written
+    where no span is current (a card sync, a timer); None when nothing was stored."""
+    parts = (stored or {}).get("traceparent", "").split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
 @contextmanager
 def span(
     name: str, parent: Mapping[str, str] | None = None, attributes: Mapping[str, Any] | None = None

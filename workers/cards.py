@@ -20,6 +20,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -152,6 +153,11 @@ def delivery_clients(settings: Settings) -> tuple[WebClient, WebClient] | None:
     return general, poster
 
 
+def _logging_for(req: Request) -> AbstractContextManager[None]:
+    """Log lines written while working on one request carry its id, action and trace."""
+    return log_context(request_id=req.id, action=req.action, trace_id=tracing.stored_trace_id(req.trace))
+
+
 def _mirror_channels(req: Request) -> list[str]:
     """Channels that get a copy of the card besides its own (the `mirror_channels` field)."""
     return [c for c in (getattr(req, "mirror_channels", None) or []) if c]
@@ -226,7 +232,8 @@ class CardSync:
                 wait = _retry_after_ms(exc) if exc.response.status_code == 429 else RETRY_SOON_MS
                 return {r.id: _retry(wait) for r in reqs}
             for req in reqs:
-                log.error("card for %s not delivered: %s", req.id, error)
+                with _logging_for(req):
+                    log.error("card for %s not delivered: %s", req.id, error)
                 self.placement.undeliverable(req.id, req.action, error)
             return {r.id: Result(SyncOutcome.FAILED) for r in reqs}
         except OSError as exc:  # Slack unreachable, or the connection dropped
@@ -249,9 +256,10 @@ class CardSync:
             head = reqs[0]
             fresh = self.store.get(head.id)
             drawn, text, blocks = self.render(fresh)
-            self._call_update(channel, ts, text, blocks)
-            for mirror_channel, mirror_ts in fresh.mirrors:
-                self._call_update(mirror_channel, mirror_ts, text, blocks)
+            with nullcontext() if fresh.digest else _logging_for(fresh):  # a digest shows many
+                self._call_update(channel, ts, text, blocks)
+                for mirror_channel, mirror_ts in fresh.mirrors:
+                    self._call_update(mirror_channel, mirror_ts, text, blocks)
             self.placement.mark_shown(drawn)
             for req in reqs:  # a change made while we drew re-armed its sync: it runs again
                 results[req.id] = Result(SyncOutcome.SYNCED)
@@ -370,7 +378,7 @@ class CardSync:
         drawn, text, blocks = self.render(fresh)
         meta = {"event_type": METADATA_TYPE, "event_payload": {"id": req.id}}
         attrs = {"hitl.request_id": req.id, "hitl.action": req.action, "slack.channel": channel}
-        with tracing.span(SpanName.CARD_POST, fresh.trace, attrs), log_context(request_id=req.id):
+        with tracing.span(SpanName.CARD_POST, fresh.trace, attrs), _logging_for(fresh):
             resp = self._send(claimed, channel, meta, text, blocks)
         self.placement.record_card(req.id, resp["channel"], resp["ts"], drawn[0])
         return {req.id: SyncOutcome.POSTED}
@@ -398,9 +406,10 @@ class CardSync:
                 return {req.id: _retry(wait)}
             _drawn, text, blocks = self.render(self.store.get(req.id))
             try:
-                resp = self.clients[1].chat_postMessage(  # type: ignore[index]
-                    channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
-                )
+                with _logging_for(req):
+                    resp = self.clients[1].chat_postMessage(  # type: ignore[index]
+                        channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
+                    )
             except SlackApiError as exc:
                 if exc.response.status_code == 429:
                     self.placement.hold_pace(channel, _retry_after_ms(exc))

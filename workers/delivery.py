@@ -22,6 +22,7 @@ from collections import deque
 import redis
 
 from hitl.keys import Keys, timer_member
+from hitl.logs import log_context
 from hitl.placement import Placement
 from hitl.settings import Settings
 from hitl.store import Store, now_ms
@@ -137,13 +138,16 @@ class DeliveryLoop:
                 self._finish(channel, batch, {})
                 continue
             results: dict[str, Result] = {}
-            try:
-                results = self.sync.sync_channel(batch)
-                self.health.ok()
-            except OUTAGE_ERRORS as exc:
-                self.health.failed(exc, "card delivery")
-            except Exception:
-                log.exception("syncing cards in %s failed; their leases bring them back", channel or "?")
+            # a batch of one request: every line about it carries its id (CardSync adds
+            # action and trace around each request's own Slack calls)
+            with log_context(request_id=batch[0] if len(batch) == 1 else None):
+                try:
+                    results = self.sync.sync_channel(batch)
+                    self.health.ok()
+                except OUTAGE_ERRORS as exc:
+                    self.health.failed(exc, "card delivery")
+                except Exception:
+                    log.exception("syncing cards in %s failed; their leases bring them back", channel or "?")
             self._finish(channel, batch, results)
 
     def _finish(self, channel: str, batch: list[str], results: dict[str, Result]) -> None:

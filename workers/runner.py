@@ -83,7 +83,7 @@ def background_loops(
     sender = WebhookSender(connection, settings, lease=settings.timer_lease, health=health)
     ticker = Ticker(
         connection, settings.prefix, lease=settings.timer_lease, interval=settings.timer_tick,
-        syncs=delivery.submit, hooks=sender.submit, health=health,
+        syncs=delivery.submit, hooks=sender.submit, health=health, metrics=settings.metrics,
     )
     maintenance = Maintenance(connection, settings)
     webhooks = WebhookFeed(connection, settings.prefix, health=health)

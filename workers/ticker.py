@@ -52,8 +52,10 @@ class Ticker:
         syncs: SyncSink | None = None,
         hooks: HookSink | None = None,
         health: RedisHealth | None = None,
+        metrics: bool = True,
     ) -> None:
-        self.store = Store(connection, Keys(prefix))
+        # metrics: whether fired timers count into the Prometheus figures (HITL_METRICS)
+        self.store = Store(connection, Keys(prefix), metrics=metrics)
         self.prefix = prefix
         self.lease = lease
         self.interval = interval

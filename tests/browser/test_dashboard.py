@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +26,9 @@ from playwright.sync_api import Browser, Page, expect  # noqa: E402
 from bot import dashauth  # noqa: E402
 from bot.dashauth import TokenKind  # noqa: E402
 from bot.sandbox.dev import DevStack  # noqa: E402
-from bot.sandbox.workspace import TEAM_ID  # noqa: E402
+from bot.sandbox.workspace import TEAM_ID, Message  # noqa: E402
 from tests.browser.conftest import TIMEZONE  # noqa: E402
-from tests.browser.support import card_of, open_sandbox  # noqa: E402
+from tests.browser.support import open_sandbox  # noqa: E402
 from tests.helpers import eventually  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,9 +50,26 @@ def _seed(stack: DevStack) -> dict[str, str]:
     a.decide(ids["deploy1"], "approve", by="U0CAROL")
     a.decide(ids["deploy2"], "reject", by="U0BOB", comment="not on a Friday")
     a.decide(ids["email"], "veto", by="U0CAROL", comment="wrong list")
+    # Filed in a burst, the waiting ones may go out on a digest card (the Slack figures
+    # are what matters here); once both are on screen, the 429 has been answered.
     for key in ("wait1", "wait2"):
-        card_of(stack, ids[key], timeout=30)
+        _on_screen(stack, ids[key], timeout=30)
     return ids
+
+
+def _on_screen(stack: DevStack, request_id: str, timeout: float) -> Message:
+    """The message showing the request: its own card, or a digest card listing it."""
+    workspace = stack.stand_in.workspace
+
+    def find() -> Message | None:
+        for channel in ("C0APPROVALS", "C0ENGLEADS"):
+            for message in workspace.messages(channel, include_replies=False):
+                payload: dict[str, Any] = (message.metadata or {}).get("event_payload") or {}
+                if payload.get("id") == request_id or request_id in (payload.get("ids") or []):
+                    return message
+        return None
+
+    return workspace.wait_for(find, timeout, what=f"a card showing {request_id}")
 
 
 def _open_from_slack(page: Page, stack: DevStack) -> Page:

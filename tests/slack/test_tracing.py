@@ -1,9 +1,11 @@
-"""One approval is one trace: the agent's request, the card post (an RQ job), the click
-(the Bolt app over signed HTTP), the transition and the waiter's wake, in parent order.
+"""One approval is one trace: the agent's request, the card post (the delivery loop), the
+click (the Bolt app over signed HTTP), the transition and the waiter's wake, in parent order.
 
-The SDK's in-memory exporter collects every span of this process; the card is posted by
-RQ's SimpleWorker here, in this process, so its span is collected too. The context
-crosses from one step to the next only through Redis (the request's stored `trace`).
+The SDK's in-memory exporter collects every span of this process; the worker's own
+background loops (`workers.runner.background_loops`: the ticker firing timers, the
+delivery loop posting cards) run here, in this process, so their spans are collected
+too. The context crosses from one step to the next only through Redis (the request's
+stored `trace`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from rq import SimpleWorker
 from slack_sdk import WebClient
 
 from bot.app import build_app
@@ -30,8 +31,8 @@ from hitl.tracing import SpanName
 from tests.conftest import make_settings
 from tests.helpers import ROOT, eventually, hitl_env
 from tests.slack.conftest import CHANNEL, SECRET, TOKEN, Bot
-from workers import cards, context, queues
-from workers.ticker import Ticker
+from workers.health import RedisHealth
+from workers.runner import background_loops, running
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -50,16 +51,9 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 @pytest.fixture
-def in_process_bot(
-    redis_url: str, prefix: str, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Bot]:
-    """The Bolt app over HTTP, and the worker's jobs configured to run in this process."""
-    env = {"REDIS_URL": redis_url, "HITL_REDIS_PREFIX": prefix, "SLACK_BOT_TOKEN": TOKEN,
-           "SLACK_API_URL": slack.url, "HITL_DEFAULT_CHANNEL": CHANNEL}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    for cached in (cards._settings, cards._clients, context._fallback_connection):
-        cached.cache_clear()
+def in_process_bot(redis_url: str, prefix: str, slack: SlackStandIn) -> Iterator[Bot]:
+    """The Bolt app over HTTP, and a worker's background loops (ticker, delivery...) in
+    this process, as `hitl worker` runs them."""
     settings = make_settings(
         redis_url, prefix, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
         slack_api_url=slack.url, default_channel=CHANNEL,
@@ -69,30 +63,21 @@ def in_process_bot(
     web = build_web_app(approvals, bolt=app, signing_secret=SECRET)
     server = WebServer(web, host="127.0.0.1", port=0).start()
     try:
-        yield Bot(server.url, slack, approvals, Interactions(slack.workspace))
+        with running(background_loops(approvals.redis, settings, RedisHealth())):
+            yield Bot(server.url, slack, approvals, Interactions(slack.workspace))
     finally:
         server.stop()
         approvals.close()
-        for cached in (cards._settings, cards._clients, context._fallback_connection):
-            cached.cache_clear()
-
-
-def run_jobs(bot: Bot, prefix: str) -> None:
-    """What a worker does once: hand out due timers, then run the jobs (RQ SimpleWorker)."""
-    conn = bot.approvals.redis
-    Ticker(conn, prefix, lease=2.0, interval=0.05).tick()
-    SimpleWorker(queues.all_queues(conn, prefix), connection=conn).work(burst=True)
 
 
 def test_one_click_approval_is_one_trace_in_parent_order(
-    spans: InMemorySpanExporter, in_process_bot: Bot, prefix: str
+    spans: InMemorySpanExporter, in_process_bot: Bot
 ) -> None:
     bot = in_process_bot
     agent = trace.get_tracer("agent")
     with agent.start_as_current_span("agent.deploy"):
         req = bot.approvals.request(action="deploy", summary="Deploy v1.2", mode="gate")
-    run_jobs(bot, prefix)
-    bot.card(req.id)
+    bot.card(req.id, timeout=20)  # posted by the delivery loop
 
     decided: list[str] = []
     waiter = threading.Thread(target=lambda: decided.append(req.wait(20).status))
@@ -140,13 +125,13 @@ def test_one_click_approval_is_one_trace_in_parent_order(
 
 
 def test_an_untraced_caller_gets_a_trace_that_a_timer_expiry_joins(
-    spans: InMemorySpanExporter, in_process_bot: Bot, prefix: str
+    spans: InMemorySpanExporter, in_process_bot: Bot
 ) -> None:
     """No span in the agent: `hitl.request` starts the trace, later steps are its children."""
     bot = in_process_bot
     req = bot.approvals.request(action="deploy", summary="Deploy v1.3", mode="gate", timeout=0.2)
-    # Tick until the timer is due and the expiry has run (as a worker's ticker would).
-    eventually(lambda: run_jobs(bot, prefix) or req.status() == "expired", 10, "the expiry")
+    # The ticker fires the expiry when the timer is due.
+    eventually(lambda: req.status() == "expired", 20, "the expiry")
     assert tracing.flush()
     names = {s.name: s for s in spans.get_finished_spans()}
     assert names[SpanName.REQUEST].parent is None
