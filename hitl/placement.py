@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import redis
 
+from hitl import scripts
 from hitl.keys import Keys, timer_member
 from hitl.models import Request
 
@@ -205,23 +206,6 @@ if nxt < until_ then redis.call('SET', KEYS[1], until_, 'PX', arg.ms + 60000) en
 return 1
 """
 
-# EXTEND: keep the leases of card syncs still in progress, so nobody re-runs them.
-# KEYS[1] timers zset
-# ARGV[1] JSON {"held": {member: lease score it holds}, "until": new lease score}
-# A member whose score changed (re-armed by a transition, or taken over) is not touched.
-# Returns the members extended.
-_EXTEND = r"""
-local arg = cjson.decode(ARGV[1])
-local out = {}
-for member, score in pairs(arg.held) do
-  local current = redis.call('ZSCORE', KEYS[1], member)
-  if current and tonumber(current) == tonumber(score) then
-    redis.call('ZADD', KEYS[1], arg['until'], member)
-    table.insert(out, member)
-  end
-end
-return out
-"""
 
 
 # ACK_SYNCS: drop finished card syncs, unless re-armed meanwhile (a newer score).
@@ -256,7 +240,7 @@ class Placement:
         self._hold_pace = client.register_script(_HOLD_PACE)
         self._take_slot = client.register_script(_TAKE_SLOT)
         self._cool_down = client.register_script(_COOL_DOWN)
-        self._extend = client.register_script(_EXTEND)
+        self._extend = client.register_script(scripts.EXTEND_LEASES)
         self._ack_syncs = client.register_script(_ACK_SYNCS)
 
     # -- posting claims ------------------------------------------------------------------

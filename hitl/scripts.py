@@ -478,3 +478,22 @@ if score and tonumber(score) == tonumber(ARGV[2]) then
 end
 return 0
 """
+
+# EXTEND_LEASES: keep the leases of timers whose work is still in progress (card syncs,
+# webhook attempts), so no other worker takes them over and runs them again.
+# KEYS[1] timers zset
+# ARGV[1] JSON {"held": {member: lease score it holds}, "until": new lease score}
+# A member whose score changed (re-armed by a transition, or taken over) is not touched.
+# Returns the members extended.
+EXTEND_LEASES = r"""
+local arg = cjson.decode(ARGV[1])
+local out = {}
+for member, score in pairs(arg.held) do
+  local current = redis.call('ZSCORE', KEYS[1], member)
+  if current and tonumber(current) == tonumber(score) then
+    redis.call('ZADD', KEYS[1], arg['until'], member)
+    table.insert(out, member)
+  end
+end
+return out
+"""

@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import redis
 
+from hitl import scripts
 from hitl.keys import HOOK, Keys, parse_timer_member, timer_member
 from hitl.status import FINAL_EVENTS, EventType, WebhookOutcome
 from hitl.streams import Entry, StreamReply
@@ -95,23 +96,6 @@ if arg.next ~= '' then redis.call('ZADD', KEYS[1], arg.due, arg.next) end
 return 1
 """
 
-# EXTEND: keep the leases of attempts still waiting or running, so nobody re-runs them.
-# KEYS[1] timers zset
-# ARGV[1] JSON {"held": {member: lease score it holds}, "until": new lease score}
-# A member whose score changed (taken over by another worker) is not touched.
-# Returns the members extended.
-_EXTEND = r"""
-local arg = cjson.decode(ARGV[1])
-local out = {}
-for member, score in pairs(arg.held) do
-  local current = redis.call('ZSCORE', KEYS[1], member)
-  if current and tonumber(current) == tonumber(score) then
-    redis.call('ZADD', KEYS[1], arg['until'], member)
-    table.insert(out, member)
-  end
-end
-return out
-"""
 
 
 def hook_member(request_id: str, attempt: int) -> str:
@@ -132,7 +116,7 @@ class HookTimers:
         self.redis = conn
         self.keys = keys
         self._settle = conn.register_script(_SETTLE)
-        self._extend = conn.register_script(_EXTEND)
+        self._extend = conn.register_script(scripts.EXTEND_LEASES)
 
     def arm_first(self, request_ids: Sequence[str], due_ms: int) -> int:
         """Arm attempt 1 for these requests at `due_ms`; one already armed is left alone
