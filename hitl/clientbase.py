@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from hitl import waiters
 from hitl.errors import InvalidRequest, Rejected
@@ -84,7 +85,19 @@ def check_callback(settings: Settings, url: str | None) -> None:
         raise InvalidRequest(
             "callback_url", "no webhook destinations are allowed here; an operator sets HITL_WEBHOOK_ALLOWED"
         )
-    if not url.startswith(tuple(settings.webhook_allowed)):
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise InvalidRequest("callback_url", "may not carry a user or password (user@host)")
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        raise InvalidRequest("callback_url", f"{url!r} is not a valid URL (bad port)") from None
+    # Starting with the prefix is not enough on its own: "https://hooks.example.com" must not
+    # admit "https://hooks.example.com.evil.example/": the host must be the prefix's host.
+    if not any(
+        url.startswith(prefix) and parts.hostname == urlsplit(prefix).hostname
+        for prefix in settings.webhook_allowed
+    ):
         allowed = ", ".join(settings.webhook_allowed)
         raise InvalidRequest("callback_url", f"{url!r} does not start with an allowed prefix ({allowed})")
 

@@ -143,6 +143,11 @@ def test_callback_url_outside_the_allow_list_is_refused_by_the_client_too(gatewa
     with pytest.raises(InvalidRequest) as err:
         gateway.approvals.request(**GATE, callback_url="https://evil.example/hook")
     assert err.value.field == "callback_url"
+    # a prefix admits its own host only: no look-alike host, no user@ smuggling
+    for sneaky in ("http://127.0.0.1:9@evil.example/hook", "http://127.0.0.1:9.evil.example/hook"):
+        with pytest.raises(InvalidRequest) as err:
+            gateway.approvals.request(**GATE, callback_url=sneaky)
+        assert err.value.field == "callback_url", sneaky
     ok = gateway.approvals.request(**GATE, callback_url="http://127.0.0.1:9/hook")
     assert ok.fetch().callback_url == "http://127.0.0.1:9/hook"
 
