@@ -2,8 +2,10 @@
 
 A person sees a request (in `/hitl list`, `show`, `status`, App Home, the Details modal)
 only if they are in HITL_ADMINS, one of its approvers (by user id or through an approver
-user group), or a member of a channel its card is in. Deciding needs the same, and then
-the approver rules the transition script enforces.
+user group), or a member of a channel its card is in. Deciding needs the same, except that
+a mirror channel the agent asked for (`mirror_channels`) gives sight, never a say: an agent
+may add a channel to show its request in, not people to approve it. Then the approver
+rules the transition script enforces apply.
 
 Channel membership comes from `conversations.members`, cached briefly in Redis
 (`hitl.membership.ChannelMembers`) and once per `Viewer` (one slash command or click).
@@ -77,6 +79,14 @@ class Access:
             channels.append(self.default_channel)
         return list(dict.fromkeys(c for c in channels if c))
 
+    def deciding_channels_of(self, req: Request) -> list[str]:
+        """The channels whose members may decide: the routed channel, where its card is, and
+        the policy's escalation channels; not the mirrors the agent asked for."""
+        escalation = [step.channel for step in req.escalation if step.channel]
+        asked = set(req.mirror_channels) - {req.channel, req.card_channel, *escalation}
+        channels = [*self.channels_of(req), *escalation]
+        return list(dict.fromkeys(c for c in channels if c not in asked))
+
     def viewer(self, user: str) -> Viewer:
         return Viewer(self, user)
 
@@ -109,6 +119,14 @@ class Viewer:
             return True
         return bool(self.groups_for(req))
 
+    def may_decide(self, req: Request) -> bool:
+        """`may_see`, less the sight a mirror channel the agent asked for gives."""
+        if self.admin or self.user in req.approvers:
+            return True
+        if any(self.in_channel(ch) for ch in self.access.deciding_channels_of(req)):
+            return True
+        return bool(self.groups_for(req))
+
     def refusal(self, req: Request) -> str | None:
         """Why this person may not act on `req` (None: the engine's approver rules decide)."""
-        return None if self.may_see(req) else NOT_VISIBLE
+        return None if self.may_decide(req) else NOT_VISIBLE

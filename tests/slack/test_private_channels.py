@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 
 from bot import cards
 from bot.sandbox.workspace import Message
+from hitl import Approvals
 from tests.slack.conftest import TOKEN, Bot
 
 SECRET_CHANNEL = "C0SECRET"
@@ -147,3 +148,37 @@ def test_app_home_and_plans_of_a_private_channel_stay_hidden(private: Bot) -> No
     assert "not a member" in _note_to(private, MALLORY)
     assert batch.plan.status() == "pending"
     assert all(item.status() == "pending" for item in batch.items)
+
+
+def test_a_mirror_the_agent_asked_for_shows_the_card_but_gives_no_say(private: Bot, tmp_path) -> None:
+    """An agent may add a channel to show its request in (a mirror), never people to decide
+    it: Mallory, alone with the agent in its own channel, sees the copy but cannot approve."""
+    ws = private.slack.workspace
+    ws.add_channel("agent-room", "C0AGENTROOM", members=[MALLORY])
+    policy = tmp_path / "policy.yml"
+    policy.write_text(f"actions:\n  rotate_credentials: {{channel: {SECRET_CHANNEL}}}\n")
+    settings = private.approvals.settings.model_copy(update={"policy_file": policy})
+    with Approvals(settings=settings) as agent:
+        filed = agent.request(action="rotate_credentials", summary=SUMMARY, channel="C0AGENTROOM")
+    req = private.approvals.get(filed.id)
+    assert req.fetch().mirror_channels == ["C0AGENTROOM"]
+    _private_card(private, req.id)
+
+    def mirror() -> Message | None:
+        for msg in ws.messages("C0AGENTROOM", include_replies=False):
+            if req.id in json.dumps(msg.blocks or []):
+                return msg
+        return None
+
+    copy = ws.wait_for(mirror, 15.0, what="the copy in the agent's channel")
+    status, _ = private.interact(private.interactions.click(copy.channel, copy.ts, cards.ACTION_APPROVE,
+                                                            user_id=MALLORY))
+    assert status == 200
+    assert "not a member" in _note_to(private, MALLORY)
+    assert req.status() == "pending"
+    assert "payroll" in _text(private.command(f"show {req.id}", user=MALLORY))  # sight, not a say
+    card = _private_card(private, req.id)
+    status, _ = private.interact(private.interactions.click(card.channel, card.ts, cards.ACTION_APPROVE,
+                                                            user_id="U0CAROL"))
+    assert status == 200
+    assert req.wait(timeout=10).by == ["U0CAROL"]
