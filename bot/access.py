@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.groups import GroupResolver
 from hitl.membership import ChannelMembers
-from hitl.models import Request
+from hitl.models import Placed, Request
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +72,21 @@ class Access:
         self.members.put(channel, found)
         return frozenset(found)
 
-    def channels_of(self, req: Request) -> list[str]:
+    def channels_of(self, placed: Placed) -> list[str]:
         """Every channel the request's cards are in (or will be, for an unposted request)."""
-        channels = [req.channel, req.card_channel, *(ch for ch, _ in req.mirrors)]
+        req, card = placed.req, placed.card
+        channels = [req.channel, card.channel, *(ch for ch, _ in card.mirrors)]
         if not any(channels):
             channels.append(self.default_channel)
         return list(dict.fromkeys(c for c in channels if c))
 
-    def deciding_channels_of(self, req: Request) -> list[str]:
+    def deciding_channels_of(self, placed: Placed) -> list[str]:
         """The channels whose members may decide: the routed channel, where its card is, and
         the policy's escalation channels; not the mirrors the agent asked for."""
+        req = placed.req
         escalation = [step.channel for step in req.escalation if step.channel]
-        asked = set(req.mirror_channels) - {req.channel, req.card_channel, *escalation}
-        channels = [*self.channels_of(req), *escalation]
+        asked = set(req.mirror_channels) - {req.channel, placed.card.channel, *escalation}
+        channels = [*self.channels_of(placed), *escalation]
         return list(dict.fromkeys(c for c in channels if c not in asked))
 
     def viewer(self, user: str) -> Viewer:
@@ -111,22 +113,25 @@ class Viewer:
         """The request's approver groups this person is in."""
         return self.access.groups.groups_of(self.user, [a for a in req.approvers if a.startswith("S")])
 
-    def may_see(self, req: Request) -> bool:
+    def may_see(self, placed: Placed) -> bool:
         """Admin, approver (directly or by group), or member of one of the request's channels."""
+        req = placed.req
         if self.admin or self.user in req.approvers:
             return True
-        if any(self.in_channel(ch) for ch in self.access.channels_of(req)):
+        if any(self.in_channel(ch) for ch in self.access.channels_of(placed)):
             return True
         return bool(self.groups_for(req))
 
-    def may_decide(self, req: Request) -> bool:
+    def may_decide(self, placed: Placed) -> bool:
         """`may_see`, less the sight a mirror channel the agent asked for gives."""
+        req = placed.req
         if self.admin or self.user in req.approvers:
             return True
-        if any(self.in_channel(ch) for ch in self.access.deciding_channels_of(req)):
+        if any(self.in_channel(ch) for ch in self.access.deciding_channels_of(placed)):
             return True
         return bool(self.groups_for(req))
 
-    def refusal(self, req: Request) -> str | None:
-        """Why this person may not act on `req` (None: the engine's approver rules decide)."""
-        return None if self.may_decide(req) else NOT_VISIBLE
+    def refusal(self, placed: Placed) -> str | None:
+        """Why this person may not act on a request (None: the engine's approver rules decide).
+        It needs where the card is: a private card channel's members alone may act."""
+        return None if self.may_decide(placed) else NOT_VISIBLE

@@ -69,7 +69,7 @@ from bot.text import (
     units,
     user_ref,
 )
-from hitl.models import MAX_PARAMS_BYTES, Request
+from hitl.models import MAX_PARAMS_BYTES, CardPlacement, Placed, Request
 from hitl.status import Mode
 
 VIEW_REJECT = "hitl_reject_modal"
@@ -442,9 +442,9 @@ def _code_chunks(params: dict[str, Any], label: str) -> Chunks:
     return [f"```\n{piece}\n```" for piece in pieces], units(escaped) + not_prepared, complete
 
 
-def _more_fields(req: Request) -> list[tuple[str, str]]:
+def _more_fields(req: Request, card: CardPlacement) -> list[tuple[str, str]]:
     fields = [("Request id", code_inline(req.id, 200)), ("Created", slack_date(req.created_at))]
-    channel = req.card_channel or req.channel
+    channel = card.channel or req.channel
     if channel:
         fields.append(("Channel", channel_ref(channel)))
     if req.idempotency_key:
@@ -456,8 +456,11 @@ def _more_fields(req: Request) -> list[tuple[str, str]]:
     return fields
 
 
-def details_modal(req: Request) -> dict:
+def details_modal(req: Request, card: CardPlacement | None = None) -> dict:
     """Everything about a request: full summary, reasoning and parameters (secrets masked).
+
+    `card` is where the request shows (its channel is listed, and the modal remembers the
+    card); without it, the routed channel is shown.
 
     Long text is split across sections of at most 3,000 chars, within 100 blocks and the
     view's size; if even that is not enough, each cut part says how much is not shown.
@@ -468,7 +471,8 @@ def details_modal(req: Request) -> dict:
     budget.add(_context(status), status)
     fields = card_fields(req, with_deadline=True)
     budget.add(SectionBlock(fields=[md(truncate(f"*{k}*\n{v}", 1900)) for k, v in fields]), str(fields))
-    more = _more_fields(req)
+    card = card or CardPlacement()
+    more = _more_fields(req, card)
     budget.add(SectionBlock(fields=[md(truncate(f"*{k}*\n{v}", 1900)) for k, v in more]), str(more))
     budget.add(DividerBlock(), "")
 
@@ -505,7 +509,7 @@ def details_modal(req: Request) -> dict:
         callback_id=VIEW_DETAILS,
         title=PlainTextObject(text="Request details"),
         close=PlainTextObject(text="Close"),
-        private_metadata=private_metadata(req, req.card_channel, req.card_ts),
+        private_metadata=private_metadata(req, card.channel, card.ts),
         blocks=budget.blocks[:MAX_VIEW_BLOCKS],
     ).to_dict()
 
@@ -513,14 +517,15 @@ def details_modal(req: Request) -> dict:
 # --------------------------------------------------------------------------- App Home
 
 
-def home_view(user_id: str, reqs: list[Request], *, now: float | None = None) -> dict:
-    """The App Home tab: requests waiting for this user, each with its buttons."""
+def home_view(user_id: str, placed: list[Placed], *, now: float | None = None) -> dict:
+    """The App Home tab: requests waiting for this user, each with its buttons and the
+    channel its card is in."""
     now = time.time() if now is None else now
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text="Waiting for you", emoji=True)),
         _context(f"Requests {user_ref(user_id)} can decide · updated {slack_date(now)}"),
     ]
-    live = [r for r in reqs if not r.final]
+    live = [p for p in placed if not p.req.final]
     if not live:
         blocks.append(
             _section(
@@ -530,8 +535,8 @@ def home_view(user_id: str, reqs: list[Request], *, now: float | None = None) ->
         )
     per_request = 3  # section, actions, divider
     room = (MAX_VIEW_BLOCKS - len(blocks) - 1) // per_request
-    for index, req in enumerate(live[:room]):
-        where = req.card_channel or req.channel
+    for index, (req, card) in enumerate((p.req, p.card) for p in live[:room]):
+        where = card.channel or req.channel
         line = request_line(req, summary_chars=600)
         if where:
             line += f"\nin {channel_ref(where)}"

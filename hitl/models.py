@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -249,10 +250,6 @@ class Request(BaseModel):
     verdict: str | None = None
     decided_at: float | None = None
     escalated: int = 0
-    card_channel: str | None = None
-    card_ts: str | None = None
-    digest: str | None = None  # key of the digest card's member list, when shown on a digest
-    mirrors: list[tuple[str, str]] = Field(default_factory=list)  # reposts: (channel, ts)
     # The W3C trace context (traceparent, tracestate) of the `hitl.request` span, so every
     # later step's span joins the agent's trace (see hitl.tracing); empty when not traced.
     trace: dict[str, str] = Field(default_factory=dict)
@@ -268,6 +265,28 @@ class Request(BaseModel):
 
     def decision(self) -> Decision:
         return Decision.from_request(self)
+
+
+class CardPlacement(BaseModel):
+    """Where a request shows in Slack: its card, the digest it is listed on, its copies.
+
+    Kept apart from `Request` because it is delivery bookkeeping, not the request: agents,
+    the HTTP API and MCP never see it; the bot (who may see a card, where it is) and the
+    delivery workers (what to redraw) read it next to the request, from the same hash and
+    the same READ reply (`Store.get_placed`). `hitl.placement.Placement` writes it."""
+
+    channel: str | None = None  # the channel the card was posted in (Slack's id for it)
+    ts: str | None = None  # the card's message ts; None until a card or digest is posted
+    digest: str | None = None  # key of the digest card's member list, when shown on a digest
+    mirrors: list[tuple[str, str]] = Field(default_factory=list)  # reposts: (channel, ts)
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A request and where it shows, read together (one round trip)."""
+
+    req: Request
+    card: CardPlacement
 
 
 class Decision(BaseModel):

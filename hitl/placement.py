@@ -1,11 +1,13 @@
 """Where a request shows in Slack, and the bookkeeping that keeps delivery honest.
 
 `Placement` owns every Redis write the delivery code makes: the card a request is on
-(`card_channel`, `card_ts`, `mirrors`, the digest it belongs to, the version the card
-shows), the posting claims that stop a second card, the per-channel pacing and backlog,
-the workspace-wide pacing of rate-tiered Slack methods, and the leases of card syncs in
-progress. Each multi-step write is one Lua script taking named inputs (a JSON document),
-so a worker killed half-way leaves either the old state or the new one.
+(`card_channel`, `card_ts`, `mirrors`, the digest it belongs to, read back as a
+`hitl.models.CardPlacement` by `Store.get_placed` and never part of the public `Request`;
+and the version the card shows), the posting claims that stop a second card, the
+per-channel pacing and backlog, the workspace-wide pacing of rate-tiered Slack methods,
+and the leases of card syncs in progress. Each multi-step write is one Lua script taking
+named inputs (a JSON document), so a worker killed half-way leaves either the old state
+or the new one.
 """
 
 from __future__ import annotations

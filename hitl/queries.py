@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from hitl.models import Request
+from hitl.models import Placed, Request
 from hitl.status import Mode
 from hitl.store import Store, _s
 
@@ -111,9 +111,10 @@ def pending(
     store: Store,
     channel: str | None = None,
     limit: int = 20,
-    visible: Callable[[Request], bool] | None = None,
+    visible: Callable[[Placed], bool] | None = None,
 ) -> list[Request]:
-    """Undecided requests, oldest first, optionally in one channel, only those `visible` allows."""
+    """Undecided requests, oldest first, optionally in one channel, only those `visible` allows
+    (it is given where each shows in Slack: whose card is in a private channel matters)."""
     key = store.keys.pending_channel(channel) if channel else store.keys.pending
     if visible is None:
         return store.get_many([_s(i) for i in store.redis.zrange(key, 0, limit - 1)])
@@ -124,7 +125,7 @@ def pending(
         if not ids:
             break
         start += batch
-        out.extend(r for r in store.get_many(ids) if visible(r))
+        out.extend(p.req for p in store.get_many_placed(ids) if visible(p))
     return out[:limit]
 
 
@@ -142,14 +143,15 @@ def waiting_for(
     user: str,
     groups_of: Callable[[list[str]], list[str]],
     limit: int = 20,
-    visible: Callable[[Request], bool] | None = None,
-) -> list[Request]:
-    """Requests `user` may decide (and, with `visible`, may see), soonest deadline first.
+    visible: Callable[[Placed], bool] | None = None,
+) -> list[Placed]:
+    """Requests `user` may decide (and, with `visible`, may see), soonest deadline first, each
+    with where it shows in Slack (App Home says which channel a card is in).
 
     `groups_of(group_ids)` returns those of the given user groups the user belongs to (the
     bot answers it from Slack, cached), so Slack is asked only about groups that matter.
     """
-    out: list[Request] = []
+    out: list[Placed] = []
     start = 0
     batch = 200
     while len(out) < limit and start < SCAN_LIMIT:
@@ -157,10 +159,11 @@ def waiting_for(
         if not ids:
             break
         start += batch
-        for req in store.get_many(ids):
+        for placed in store.get_many_placed(ids):
+            req = placed.req
             groups = groups_of([a for a in req.approvers if a.startswith("S")]) if req.approvers else []
-            if may_decide(req, user, groups) and (visible is None or visible(req)):
-                out.append(req)
+            if may_decide(req, user, groups) and (visible is None or visible(placed)):
+                out.append(placed)
                 if len(out) == limit:
                     break
     return out

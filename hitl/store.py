@@ -29,7 +29,7 @@ from hitl.errors import (
 )
 from hitl.keys import Keys, timer_member
 from hitl.metrics import Family
-from hitl.models import EscalationStep, Request
+from hitl.models import CardPlacement, EscalationStep, Placed, Request
 from hitl.status import Mode, Status, Transition
 
 # Fields of the stored `doc` that are immutable after creation.
@@ -160,9 +160,14 @@ def parse_created(result: Sequence[Any]) -> list[tuple[str, Mode, Status]] | str
     return [(_s(result[i]), Mode(_s(result[i + 1])), Status(_s(result[i + 2]))) for i in triples]
 
 
+def _fields(raw: Sequence[Any]) -> dict[str, str]:
+    """`scripts.READ`'s flat [field, value, ...] answer as a dict."""
+    return {_s(raw[i]): _s(raw[i + 1]) for i in range(0, len(raw), 2)}
+
+
 def parse_request(raw: Sequence[Any]) -> Request:
     """Build a `Request` from `scripts.READ`'s answer: the document overlaid with live fields."""
-    h = {_s(raw[i]): _s(raw[i + 1]) for i in range(0, len(raw), 2)}
+    h = _fields(raw)
     doc = json.loads(h["doc"])
     doc["status"] = h["status"]
     doc["mode"] = h["mode"]
@@ -177,11 +182,24 @@ def parse_request(raw: Sequence[Any]) -> Request:
     doc["paused"] = h.get("paused") == "1"
     if h.get("deadline"):
         doc["deadline"] = float(h["deadline"])
-    doc["card_channel"] = h.get("card_channel") or None
-    doc["card_ts"] = h.get("card_ts") or None
-    doc["digest"] = h.get("digest") or None
-    doc["mirrors"] = json.loads(h["mirrors"]) if h.get("mirrors") else []
     return Request.model_validate(doc)
+
+
+def parse_placement(raw: Sequence[Any]) -> CardPlacement:
+    """Build a request's `CardPlacement` from the same `scripts.READ` answer `parse_request`
+    reads: the placement fields live in the request's hash, so both come in one round trip."""
+    h = _fields(raw)
+    return CardPlacement(
+        channel=h.get("card_channel") or None,
+        ts=h.get("card_ts") or None,
+        digest=h.get("digest") or None,
+        mirrors=json.loads(h["mirrors"]) if h.get("mirrors") else [],
+    )
+
+
+def parse_placed(raw: Sequence[Any]) -> Placed:
+    """A request and where it shows, from one `scripts.READ` answer."""
+    return Placed(parse_request(raw), parse_placement(raw))
 
 
 def transition_args(
@@ -326,6 +344,22 @@ class Store(_Base):
             self._read(keys=[self.keys.req(rid), self.keys.events], client=pipe)
         return [parse_request(raw) for raw in pipe.execute() if raw]
 
+    def get_placed(self, request_id: str) -> Placed:
+        """A request and where it shows in Slack (for the bot and the delivery workers)."""
+        raw = self._read(keys=[self.keys.req(request_id), self.keys.events])
+        if not raw:
+            raise RequestNotFound(request_id)
+        return parse_placed(raw)
+
+    def get_many_placed(self, ids: Sequence[str]) -> list[Placed]:
+        """`get_many`, each request with where it shows; one round trip."""
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for rid in ids:
+            self._read(keys=[self.keys.req(rid), self.keys.events], client=pipe)
+        return [parse_placed(raw) for raw in pipe.execute() if raw]
+
     def status(self, request_id: str) -> Status:
         value = self.redis.hget(self.keys.req(request_id), "status")
         if value is None:
@@ -391,9 +425,6 @@ class Store(_Base):
         """Drop pending card syncs of requests a card now shows as they are (same version)."""
         pairs = [x for r in shown for x in (r.id, r.version)]
         return int(self._settle_sync(keys=[self.keys.timers], args=[self.keys.prefix, *pairs]))
-
-    def set_card(self, request_id: str, channel: str, ts: str) -> None:
-        self.redis.hset(self.keys.req(request_id), mapping={"card_channel": channel, "card_ts": ts})
 
 
 class AsyncStore(_Base):

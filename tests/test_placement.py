@@ -44,7 +44,7 @@ def test_mirrors_are_added_once(approvals: Approvals, conn, prefix) -> None:
     assert placement.add_mirror(req.id, "C2", "2.0")
     assert not placement.add_mirror(req.id, "C2", "2.0")
     assert placement.add_mirror(req.id, "C3", "3.0")
-    assert req.fetch().mirrors == [("C2", "2.0"), ("C3", "3.0")]
+    assert approvals.store.get_placed(req.id).card.mirrors == [("C2", "2.0"), ("C3", "3.0")]
 
 
 def test_a_workspace_method_is_spaced_across_callers(conn, prefix) -> None:

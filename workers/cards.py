@@ -36,7 +36,7 @@ from hitl import tracing
 from hitl.errors import RequestNotFound
 from hitl.keys import Keys
 from hitl.logs import log_context
-from hitl.models import Request
+from hitl.models import Placed, Request
 from hitl.placement import Placement, PostClaim, Shown
 from hitl.settings import Settings, load_settings
 from hitl.status import Mode, Status
@@ -109,7 +109,7 @@ class Result:
 
 
 # One step of a channel's sync, over some of its requests.
-Step = Callable[[list[Request]], dict[str, Result]]
+Step = Callable[[list[Placed]], dict[str, Result]]
 
 
 def _retry(after_ms: int) -> Result:
@@ -173,59 +173,65 @@ class CardSync:
         self.clients = delivery_clients(settings)
         self.owner = _owner()
 
-    def lane(self, req: Request) -> str | None:
+    def lane(self, placed: Placed) -> str | None:
         """The channel whose pace a request's card follows."""
-        return req.card_channel or req.channel or self.settings.default_channel
+        return placed.card.channel or placed.req.channel or self.settings.default_channel
 
     # -- the batch -----------------------------------------------------------------------
 
     def sync_channel(self, request_ids: Sequence[str]) -> dict[str, Result]:
         """Sync a batch of requests whose cards live (or will) in one channel."""
         results: dict[str, Result] = {}
-        reqs = {r.id: r for r in self.store.get_many(list(request_ids))}
+        found = {p.req.id: p for p in self.store.get_many_placed(list(request_ids))}
         for rid in request_ids:
-            if rid not in reqs:
+            if rid not in found:
                 results[rid] = Result(SyncOutcome.GONE)
-        live: list[Request] = []
-        for req in reqs.values():
+        live: list[Placed] = []
+        for placed in found.values():
+            req = placed.req
             if req.batch:  # a plan's step: its plan's card shows it
                 self.placement.rearm_sync(req.batch, now_ms())
                 results[req.id] = Result(SyncOutcome.NO_CARD)
             elif req.mode is Mode.AUTO or self.clients is None:
                 results[req.id] = Result(SyncOutcome.NO_CARD)
-            elif self.lane(req) is None:
+            elif self.lane(placed) is None:
                 self.placement.undeliverable(
                     req.id, req.action, "no channel: set channel=, a policy channel or HITL_DEFAULT_CHANNEL"
                 )
                 results[req.id] = Result(SyncOutcome.FAILED)
             else:
-                live.append(req)
+                live.append(placed)
         if not live:
             return results
-        shown = self.placement.shown([r.id for r in live if r.card_ts])
-        new = [r for r in live if r.card_ts is None]
+        shown = self.placement.shown([p.req.id for p in live if p.card.ts])
+        new = [p for p in live if p.card.ts is None]
         # a plan's card shows its steps, whose changes do not touch the plan's version
         changed = [
-            r for r in live if r.card_ts is not None and (r.items or shown.get(r.id) != Shown.of(r).drawn)
+            p for p in live
+            if p.card.ts is not None and (p.req.items or shown.get(p.req.id) != Shown.of(p.req).drawn)
         ]
-        for r in live:
-            if r.card_ts is not None and r not in changed:
-                results[r.id] = Result(SyncOutcome.SYNCED)
+        changed_ids = {p.req.id for p in changed}
+        for p in live:
+            if p.card.ts is not None and p.req.id not in changed_ids:
+                results[p.req.id] = Result(SyncOutcome.SYNCED)
         if changed:
             results.update(self._guard(changed, self._update))
         if new:
             results.update(self._guard(new, self._post_new))
-        mirrored = [r for r in live if r.card_ts and set(_mirror_channels(r)) - {c for c, _ in r.mirrors}]
-        for req in mirrored:
-            mirror = self._guard([req], self._post_mirrors)[req.id]
+        mirrored = [
+            p for p in live if p.card.ts and set(_mirror_channels(p.req)) - {c for c, _ in p.card.mirrors}
+        ]
+        for p in mirrored:
+            mirror = self._guard([p], self._post_mirrors)[p.req.id]
             if not mirror.done:
-                results[req.id] = mirror
+                results[p.req.id] = mirror
         return results
 
-    def _guard(self, reqs: list[Request], step: Step) -> dict[str, Result]:
+    def _guard(self, placed: list[Placed], step: Step) -> dict[str, Result]:
         """Run a step, turning Slack's answers into results for every request in it."""
+        reqs = [p.req for p in placed]
         try:
-            return step(reqs)
+            return step(placed)
         except SlackApiError as exc:
             error = str(exc.response.get("error"))
             if error not in PERMANENT_ERRORS:
@@ -242,23 +248,23 @@ class CardSync:
 
     # -- updates ---------------------------------------------------------------------------
 
-    def _update(self, changed: list[Request]) -> dict[str, Result]:
+    def _update(self, changed: list[Placed]) -> dict[str, Result]:
         """One chat.update per message (card or digest), showing the latest state."""
         results: dict[str, Result] = {}
         messages: dict[tuple[str, str], list[Request]] = {}
-        for req in changed:
-            messages.setdefault((req.card_channel or "", req.card_ts or ""), []).append(req)
+        for p in changed:
+            messages.setdefault((p.card.channel or "", p.card.ts or ""), []).append(p.req)
         for (channel, ts), reqs in messages.items():
             wait = self.placement.take_slot("chat.update", UPDATE_INTERVAL_MS, UPDATE_BURST)
             if wait:
                 results.update({r.id: _retry(wait) for r in reqs})
                 continue
             head = reqs[0]
-            fresh = self.store.get(head.id)
+            fresh = self.store.get_placed(head.id)
             drawn, text, blocks = self.render(fresh)
-            with nullcontext() if fresh.digest else _logging_for(fresh):  # a digest shows many
+            with nullcontext() if fresh.card.digest else _logging_for(fresh.req):  # a digest shows many
                 self._call_update(channel, ts, text, blocks)
-                for mirror_channel, mirror_ts in fresh.mirrors:
+                for mirror_channel, mirror_ts in fresh.card.mirrors:
                     self._call_update(mirror_channel, mirror_ts, text, blocks)
             self.placement.mark_shown(drawn)
             for req in reqs:  # a change made while we drew re-armed its sync: it runs again
@@ -278,9 +284,10 @@ class CardSync:
 
     # -- first cards -----------------------------------------------------------------------
 
-    def _post_new(self, new: list[Request]) -> dict[str, Result]:
+    def _post_new(self, unposted: list[Placed]) -> dict[str, Result]:
         """Post the first card of the oldest waiting request, or one digest for a backlog."""
-        channel = self.lane(new[0]) or ""
+        channel = self.lane(unposted[0]) or ""
+        new = [p.req for p in unposted]
         results: dict[str, Result] = {}
         wait = self.placement.take_pace(channel, PACE_MS)
         if wait:
@@ -288,10 +295,10 @@ class CardSync:
             return {r.id: _retry(wait) for r in new}
         backlog_ids = [rid for rid, _ in self.placement.unposted(channel, DIGEST_CAPACITY)]
         ours = {r.id for r in new}
-        waiting = self.store.get_many([i for i in backlog_ids if i not in ours])
+        waiting = self.store.get_many_placed([i for i in backlog_ids if i not in ours])
         # a backlog entry already on a card (or a plan step, shown on its plan's) leaves the
         # backlog; one decided before anyone saw it still gets shown, with its outcome
-        others = [r for r in waiting if r.card_ts is None and not r.batch]
+        others = [p.req for p in waiting if p.card.ts is None and not p.req.batch]
         gone = set(backlog_ids) - {r.id for r in others} - ours
         self.placement.drop_unposted(channel, list(gone))
         candidates = sorted([*new, *others], key=lambda r: r.created_at)
@@ -374,11 +381,11 @@ class CardSync:
         claimed, found = self._claim([req], channel)
         if not claimed:
             return found
-        fresh = self.store.get(req.id)
+        fresh = self.store.get_placed(req.id)
         drawn, text, blocks = self.render(fresh)
         meta = {"event_type": METADATA_TYPE, "event_payload": {"id": req.id}}
         attrs = {"hitl.request_id": req.id, "hitl.action": req.action, "slack.channel": channel}
-        with tracing.span(SpanName.CARD_POST, fresh.trace, attrs), _logging_for(fresh):
+        with tracing.span(SpanName.CARD_POST, fresh.req.trace, attrs), _logging_for(fresh.req):
             resp = self._send(claimed, channel, meta, text, blocks)
         self.placement.record_card(req.id, resp["channel"], resp["ts"], drawn[0])
         return {req.id: SyncOutcome.POSTED}
@@ -394,17 +401,17 @@ class CardSync:
         self.placement.record_digest(resp["channel"], resp["ts"], [Shown.of(r) for r in fresh])
         return {**found, **{r.id: SyncOutcome.DIGESTED for r in fresh}}
 
-    def _post_mirrors(self, reqs: list[Request]) -> dict[str, Result]:
+    def _post_mirrors(self, placed: list[Placed]) -> dict[str, Result]:
         """Copies of the card in the request's mirror channels, kept in step like escalations."""
-        req = reqs[0]
-        have = {c for c, _ in req.mirrors}
+        req = placed[0].req
+        have = {c for c, _ in placed[0].card.mirrors}
         for channel in _mirror_channels(req):
             if channel in have:
                 continue
             wait = self.placement.take_pace(channel, PACE_MS)
             if wait:
                 return {req.id: _retry(wait)}
-            _drawn, text, blocks = self.render(self.store.get(req.id))
+            _drawn, text, blocks = self.render(self.store.get_placed(req.id))
             try:
                 with _logging_for(req):
                     resp = self.clients[1].chat_postMessage(  # type: ignore[index]
@@ -446,10 +453,12 @@ class CardSync:
 
     # -- drawing -----------------------------------------------------------------------------
 
-    def render(self, req: Request) -> tuple[list[Shown], str, list[dict]]:
-        """What the request's message shows, and which request versions it draws."""
-        if req.digest:
-            members = self.store.get_many(self.placement.digest_members(req.digest))
+    def render(self, placed: Placed) -> tuple[list[Shown], str, list[dict]]:
+        """What the request's message shows (its card, or the digest it is listed on), and
+        which request versions it draws."""
+        req, card = placed.req, placed.card
+        if card.digest:
+            members = self.store.get_many(self.placement.digest_members(card.digest))
             text, blocks = build_digest(members)
             return [Shown.of(r) for r in members], text, blocks
         if req.items:
@@ -486,17 +495,18 @@ def escalation_ping(prefix: str, request_id: str, step: int) -> str:
     general, poster = clients
     placement = Placement(store.redis, Keys(prefix), store.retention)
     try:
-        req = store.get(request_id)
+        placed = store.get_placed(request_id)
     except RequestNotFound:
         return "gone"
+    req = placed.req
     if req.status is not Status.PENDING:
         return "moot"
     rung = escalation_step(req, step)
     notify = (rung.notify if rung and rung.notify else req.approvers) or []
     text = reminder_text(req, step, list(notify))
-    channel = req.card_channel or req.channel
+    channel = placed.card.channel or req.channel
     if channel:
-        _paced_post(placement, general, channel, thread_ts=req.card_ts, text=text)
+        _paced_post(placement, general, channel, thread_ts=placed.card.ts, text=text)
     if rung and rung.channel:
         card_text, blocks = build_card(req)
         resp = _paced_post(

@@ -95,8 +95,9 @@ def decide_click(deps: Deps, body: dict[str, Any], verb: Verb) -> None:
     user = body["user"]["id"]
     version = cards.parse_actions_block_id(action.get("block_id"))
     try:
-        req = deps.store.get(_target(body))
-        hidden = deps.viewer(user).refusal(req)
+        placed = deps.store.get_placed(_target(body))
+        req = placed.req
+        hidden = deps.viewer(user).refusal(placed)
         if hidden:
             tell(deps, body, hidden)
             return
@@ -116,11 +117,12 @@ def open_modal(deps: Deps, body: dict[str, Any], build: Any) -> None:
     action = body["actions"][0]
     user = body["user"]["id"]
     try:
-        req = deps.store.get(_target(body))
+        placed = deps.store.get_placed(_target(body))
     except RequestNotFound as exc:
         tell(deps, body, refusal(exc))
         return
-    hidden = deps.viewer(user).refusal(req)
+    req = placed.req
+    hidden = deps.viewer(user).refusal(placed)
     if hidden:  # details too: they show what a private channel's members alone may see
         tell(deps, body, hidden)
         return
@@ -133,7 +135,7 @@ def open_modal(deps: Deps, body: dict[str, Any], build: Any) -> None:
         tell(deps, body, why_not(req, user))
         return
     channel, ts = where(body)
-    view = build(req, channel=channel, ts=ts) if deciding else build(req)
+    view = build(req, channel=channel, ts=ts) if deciding else build(req, placed.card)
     try:
         deps.client.views_open(trigger_id=body["trigger_id"], view=view)
     except SlackApiError as exc:
@@ -204,7 +206,7 @@ def _plan_approve(ack: Ack, body: dict[str, Any], context: dict) -> None:
     deps = deps_of(context)
     try:
         user = body["user"]["id"]
-        problem = deps.viewer(user).refusal(deps.store.get(_target(body)))
+        problem = deps.viewer(user).refusal(deps.store.get_placed(_target(body)))
         problem = problem or decide_plan(deps, _target(body), Verb.APPROVE, user)
     except RequestNotFound as exc:
         problem = refusal(exc)

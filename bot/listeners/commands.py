@@ -51,9 +51,10 @@ def answer(deps: Deps, user: str, text: str, team: str = "") -> tuple[str, list[
         return f"{sum(st.by_channel.values())} requests waiting", blocks
     if sub == "list":
         if rest == "mine":
-            reqs = queries.waiting_for(
+            mine = queries.waiting_for(
                 store, user, lambda g: deps.groups.groups_of(user, g), LIST_LIMIT, visible=visible
             )
+            reqs = [p.req for p in mine]
             return f"{len(reqs)} waiting for you", views.list_blocks(reqs, "Waiting for you")
         channel = _channel_arg(deps, rest)
         reqs = queries.pending(store, channel, LIST_LIMIT, visible=visible)
@@ -69,11 +70,12 @@ def answer(deps: Deps, user: str, text: str, team: str = "") -> tuple[str, list[
         if not is_request_id(wanted):
             return nothing, []
         try:
-            req = store.get(wanted)
+            placed = store.get_placed(wanted)
         except RequestNotFound:
             return nothing, []
-        if not viewer.may_see(req):
+        if not viewer.may_see(placed):
             return nothing, []
+        req = placed.req
         return f"Request {req.id}", views.show_blocks(req, queries.events_of(store, req.id))
     if sub in ("pause", "resume"):
         return _switch(deps, user, sub, rest or "*")

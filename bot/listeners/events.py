@@ -18,12 +18,12 @@ log = logging.getLogger(__name__)
 
 def publish_home(deps: Deps, user: str) -> None:
     viewer = deps.viewer(user)
-    reqs = waiting_for(
+    placed = waiting_for(
         deps.store, user, lambda groups: deps.groups.groups_of(user, groups),
         visible=None if viewer.admin else viewer.may_see,
     )
     try:
-        deps.client.views_publish(user_id=user, view=views.home_view(user, reqs))
+        deps.client.views_publish(user_id=user, view=views.home_view(user, placed))
     except SlackApiError as exc:
         log.warning("views.publish for %s failed: %s", user, exc.response.get("error"))
 

@@ -40,8 +40,9 @@ def _submit(
     meta = views.parse_private_metadata(view.get("private_metadata") or "")
     kwargs: dict[str, Any] = {}
     try:
-        req = deps.store.get(meta["id"])
-        hidden = deps.viewer(user).refusal(req)
+        placed = deps.store.get_placed(meta["id"])
+        req = placed.req
+        hidden = deps.viewer(user).refusal(placed)
         if hidden:
             ack(response_action="errors", errors={field: hidden})
             return

@@ -27,7 +27,7 @@ from bot.text import (
     truncate,
     units,
 )
-from hitl.models import Request
+from hitl.models import CardPlacement, Placed, Request
 from hitl.status import Mode, Status
 
 NOW = 1_800_000_000.0
@@ -377,7 +377,7 @@ def test_agent_text_is_inert_everywhere_including_fallback() -> None:
         views.details_modal(req),
         views.reject_modal(req, channel="C1", ts="1.0"),
         views.veto_modal(make(mode="override", status="open", summary=EVIL), channel="C1", ts="1.0"),
-        views.home_view("U0ALICE", [req]),
+        views.home_view("U0ALICE", [Placed(req, CardPlacement())]),
         views.list_blocks([req], EVIL),
         views.show_blocks(req, [{"type": "decided", "by": EVIL, "comment": EVIL}]),
         cards.build_digest([req, req]),
@@ -634,7 +634,7 @@ def test_enormous_input_stays_within_block_kit_limits_everywhere() -> None:
     assert_view_ok(views.edit_modal(req, channel="C1", ts="1.0"), "modal")
     assert_view_ok(views.reject_modal(req, channel="C1", ts="1.0"), "modal")
     assert_view_ok(views.veto_modal(req, channel="C1", ts="1.0"), "modal")
-    assert_view_ok(views.home_view("U0ALICE", [req] * 60), "home")
+    assert_view_ok(views.home_view("U0ALICE", [Placed(req, CardPlacement())] * 60), "home")
     assert_message_ok(cards.build_digest([req] * 80)[1])
     assert_message_ok(views.show_blocks(req, [{"type": "voted", "by": "U1", "comment": "c" * 9000}] * 500))
     assert_message_ok(views.list_blocks([req] * 300, "t" * 5000))
@@ -698,7 +698,8 @@ def test_home_view_lists_waiting_requests_and_has_an_empty_state() -> None:
     empty = views.home_view("U0ALICE", [])
     assert_view_ok(empty, "home")
     assert "Nothing is waiting for you" in json.dumps(empty, ensure_ascii=False)
-    home = views.home_view("U0ALICE", [make(id="a"), make(id="b", summary="Second thing")])
+    listed = [make(id="a"), make(id="b", summary="Second thing")]
+    home = views.home_view("U0ALICE", [Placed(r, CardPlacement()) for r in listed])
     assert_view_ok(home, "home")
     dumped = json.dumps(home, ensure_ascii=False)
     assert "Waiting for you" in dumped and "Second thing" in dumped and "<!date^" in dumped
@@ -904,3 +905,16 @@ def test_reminder_mentions_only_well_formed_ids() -> None:
     assert "<!subteam^S0LEADS>" in text and "<@W0ENT>" in text
     for bad in ("<!channel>", "<!here>", "<https://"):
         assert bad not in text
+
+
+def test_home_and_details_name_the_channel_the_card_is_in() -> None:
+    """A request routed to the default channel has no `channel`; its card's channel, read
+    from its placement, is what App Home and the Details modal name."""
+    req = make(id="a", channel=None)
+    card = CardPlacement(channel="C0CARDS", ts="1700000000.000100")
+    home = json.dumps(views.home_view("U0ALICE", [Placed(req, card)]))
+    assert "C0CARDS" in home
+    details = views.details_modal(req, card)
+    assert "C0CARDS" in json.dumps(details["blocks"])
+    assert views.parse_private_metadata(details["private_metadata"])["ts"] == card.ts
+    assert "C0CARDS" not in json.dumps(views.home_view("U0ALICE", [Placed(req, CardPlacement())]))
