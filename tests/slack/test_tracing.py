@@ -114,7 +114,9 @@ def test_one_click_approval_is_one_trace_in_parent_order(
     ordered = sorted(by_name.values(), key=lambda s: s.start_time)
     assert [s.name for s in ordered if s.name != "agent.deploy"][:2] == [SpanName.REQUEST, SpanName.CARD_POST]
     assert by_name[SpanName.CLICK].start_time < by_name[SpanName.TRANSITION].start_time
-    assert by_name[SpanName.TRANSITION].end_time <= by_name[SpanName.WAKE].end_time
+    # The agent wakes after the transition began (its span may end first: the waiter is woken
+    # by the script's audit event while the bot is still closing its own span).
+    assert by_name[SpanName.TRANSITION].start_time < by_name[SpanName.WAKE].end_time
     assert by_name[SpanName.TRANSITION].attributes["hitl.status"] == "approved"
     assert by_name[SpanName.WAKE].attributes["hitl.status"] == "approved"
     assert by_name[SpanName.REQUEST].attributes["hitl.request_id"] == req.id
