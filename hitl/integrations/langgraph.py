@@ -430,10 +430,14 @@ def resume_server_thread(
 def enqueue_server_resume(
     approvals: Approvals, thread_id: str, assistant_id: str, url: str | None = None, timeout: float = 86_400
 ) -> Any:
-    """Queue `resume_server_thread` on ``{prefix}-langgraph`` (run it with `rq worker`)."""
+    """Queue `resume_server_thread` on ``{prefix}-langgraph`` (run it with `rq worker`).
+
+    The job waits up to `timeout` seconds for the decisions and then fails with
+    `WaitTimeout` (starting no run); RQ's own job timeout is a minute longer, a backstop.
+    """
     from rq import Queue
 
     queue = Queue(f"{approvals.keys.prefix}-langgraph", connection=approvals.redis)
     return queue.enqueue(
-        resume_server_thread, thread_id, assistant_id, url, None, job_timeout=int(timeout) + 60
+        resume_server_thread, thread_id, assistant_id, url, timeout, job_timeout=int(timeout) + 60
     )
