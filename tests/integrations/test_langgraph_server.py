@@ -25,6 +25,7 @@ from starlette.routing import Route
 from hitl import Approvals
 from hitl.integrations.langgraph import enqueue_server_resume, human_interrupt, resume_server_thread
 from tests.helpers import eventually
+from tests.integrations.test_langgraph import Reviewer, reject
 
 THREAD = "thread-9"
 ASKED = {"to": "all@example.com"}
@@ -152,3 +153,24 @@ def test_an_undecided_request_fails_the_job_after_its_timeout_and_starts_no_run(
     assert job.get_status(refresh=True).value == "failed"
     assert "WaitTimeout" in (job.latest_result().exc_string or "")
     assert server.runs == []
+
+
+def test_a_middleware_interrupt_is_filed_by_the_job_and_resumed_with_its_decisions(
+    approvals: Approvals, server: StubServer, job_env: None
+) -> None:
+    """A `HumanInTheLoopMiddleware` interrupt on the server: the job files it (one card)
+    and resumes with the middleware's `{"decisions": [...]}` once Slack decides."""
+    request = {
+        "action_requests": [{"name": "send_email", "args": ASKED, "description": "Email everyone"}],
+        "review_configs": [{"action_name": "send_email", "allowed_decisions": ["approve", "edit", "reject"]}],
+    }
+    server.threads[THREAD] = {"thread_id": THREAD, "interrupts": {"task-1": [{"value": request, "id": "intr-mw"}]}}
+    reviewer = Reviewer(approvals)
+    reviewer.decide(reject("wrong list"))
+    job = enqueue_server_resume(approvals, THREAD, "agent", url=server.url, timeout=60)
+    run_langgraph_queue(approvals)
+    assert job.get_status(refresh=True).value == "finished", job.latest_result()
+    (req,) = reviewer.seen
+    assert (req.action, req.params, req.run_id) == ("send_email", ASKED, THREAD)
+    ((_thread, body),) = server.runs
+    assert body["command"]["resume"] == {"intr-mw": {"decisions": [{"type": "reject", "message": "wrong list"}]}}
