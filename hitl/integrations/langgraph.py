@@ -130,7 +130,7 @@ def human_response(outcome: Outcome) -> HumanResponse:
     Rejections, vetoes and expiries are a `response` whose text says which it was; a
     withdrawn request is `ignore`. The full outcome rides along under ``hitl``.
     """
-    if outcome.kind is OutcomeKind.APPROVED:
+    if outcome.kind in (OutcomeKind.APPROVED, OutcomeKind.FINALIZED):
         response: HumanResponse = {"type": "accept", "args": None}
     elif outcome.kind is OutcomeKind.EDITED:
         response = {"type": "edit", "args": {"action": outcome.action, "args": outcome.args}}
@@ -146,6 +146,7 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
     return {
         "kind": outcome.kind.value, "request_id": outcome.request_id, "action": outcome.action,
         "args": outcome.args, "by": list(outcome.by), "comment": outcome.comment,
+        "mode": outcome.mode.value if outcome.mode else None,
     }
 
 
@@ -153,6 +154,7 @@ def outcome_from_json(data: dict[str, Any]) -> Outcome:
     return Outcome(
         OutcomeKind(data["kind"]), data["request_id"], data["action"], dict(data.get("args") or {}),
         tuple(data.get("by") or ()), data.get("comment"),
+        Mode(data["mode"]) if data.get("mode") else None,
     )
 
 
@@ -201,7 +203,9 @@ def approval_interrupt(
     """Ask Slack before `action(**args)`; call it inside a node in place of `interrupt()`.
 
     Returns at once in auto, notify, override and shadow modes (the policy's mode; for
-    override, `Outcome.kind` says VETOED if a veto landed before a re-run). In gate mode it
+    override, `Outcome.kind` says VETOED if a veto landed before a re-run, and
+    `outcome.watch_veto(approvals, timeout)` waits for the window to close and returns
+    VETOED with the reviewer's reason or FINALIZED). In gate mode it
     interrupts the graph with Agent Inbox's `HumanInterrupt`; `LangGraphResumer` (or an
     Agent Inbox answer) resumes it and this returns the `Outcome`. The request's
     idempotency key is thread id, node, step and this call's index in the node, so the
@@ -241,7 +245,7 @@ def middleware_decision(outcome: Outcome, allowed: Sequence[str]) -> dict[str, A
     Expiry and withdrawal are `respond` (the text reaches the model verbatim, not framed
     as "User rejected") when the tool allows it, else `reject` with the same text.
     """
-    if outcome.kind is OutcomeKind.APPROVED:
+    if outcome.kind in (OutcomeKind.APPROVED, OutcomeKind.FINALIZED):
         return {"type": "approve"}
     if outcome.kind is OutcomeKind.EDITED:
         if "edit" in allowed:
@@ -426,10 +430,14 @@ def resume_server_thread(
 def enqueue_server_resume(
     approvals: Approvals, thread_id: str, assistant_id: str, url: str | None = None, timeout: float = 86_400
 ) -> Any:
-    """Queue `resume_server_thread` on ``{prefix}-langgraph`` (run it with `rq worker`)."""
+    """Queue `resume_server_thread` on ``{prefix}-langgraph`` (run it with `rq worker`).
+
+    The job waits up to `timeout` seconds for the decisions and then fails with
+    `WaitTimeout` (starting no run); RQ's own job timeout is a minute longer, a backstop.
+    """
     from rq import Queue
 
     queue = Queue(f"{approvals.keys.prefix}-langgraph", connection=approvals.redis)
     return queue.enqueue(
-        resume_server_thread, thread_id, assistant_id, url, None, job_timeout=int(timeout) + 60
+        resume_server_thread, thread_id, assistant_id, url, timeout, job_timeout=int(timeout) + 60
     )

@@ -129,6 +129,7 @@ async def run_with_approvals(
     context: Any = None,
     wait_timeout: float | None = None,
     max_state_bytes: int = MAX_STATE_BYTES,
+    overrides: list[Outcome] | None = None,
     **request_kwargs: Any,
 ) -> Any:
     """Run `agent` until it has no interruption left, every approval decided in Slack.
@@ -139,6 +140,11 @@ async def run_with_approvals(
     `InvalidRequest` naming the tool argument or the state that cannot be filed; nothing
     is filed then. Other keyword arguments go to every request (channel, approvers,
     timeout...); `wait_timeout` bounds each wait (`WaitTimeout`).
+
+    Override mode runs the tool at once, so a veto can only come after. Pass a list as
+    `overrides` and every call that ran under a veto window is appended to it; then
+    `await outcome.awatch_veto(approvals.asyncio(), timeout)` (or `outcome.watch_veto`)
+    returns VETOED with the reviewer's reason, or FINALIZED, for the agent to act on.
     """
     store = RunStateStore.of(approvals, max_state_bytes)
     state_json = store.load(run_id)
@@ -164,6 +170,8 @@ async def run_with_approvals(
             for n, (item, args) in enumerate(zip(items, asked, strict=True))
         ]
         outcomes = [await _decide(h, a, wait_timeout) for h, a in zip(handles, asked, strict=True)]
+        if overrides is not None:
+            overrides.extend(o for o in outcomes if o.vetoable and o not in overrides)
         edits = {
             item.call_id: o.args for item, o in zip(items, outcomes, strict=True)
             if o.kind is OutcomeKind.EDITED and item.call_id

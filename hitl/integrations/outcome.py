@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hitl.models import Decision
-from hitl.status import Status
+from hitl.status import Mode, Status
+
+if TYPE_CHECKING:
+    from hitl.client import Approvals, AsyncApprovals
 
 
 class OutcomeKind(StrEnum):
@@ -21,11 +24,12 @@ class OutcomeKind(StrEnum):
     EDITED = "edited"  # run with the reviewer's arguments
     REJECTED = "rejected"  # a reviewer said no (reason in `comment`)
     VETOED = "vetoed"  # override mode: it ran, then a reviewer vetoed it
+    FINALIZED = "finalized"  # override mode: it ran and the veto window closed without a veto
     EXPIRED = "expired"  # nobody decided in time
     CANCELLED = "cancelled"  # the request was withdrawn
 
 
-RUNS: frozenset[OutcomeKind] = frozenset({OutcomeKind.APPROVED, OutcomeKind.EDITED})
+RUNS: frozenset[OutcomeKind] = frozenset({OutcomeKind.APPROVED, OutcomeKind.EDITED, OutcomeKind.FINALIZED})
 
 _BY_STATUS: dict[Status, OutcomeKind] = {
     Status.REJECTED: OutcomeKind.REJECTED,
@@ -45,6 +49,7 @@ class Outcome:
     args: dict[str, Any] = field(default_factory=dict)
     by: tuple[str, ...] = ()
     comment: str | None = None
+    mode: Mode | None = None  # the request's mode (policy decides); OVERRIDE means a veto may follow
 
     @classmethod
     def from_decision(cls, decision: Decision, asked: dict[str, Any]) -> Outcome:
@@ -55,8 +60,42 @@ class Outcome:
             kind = _BY_STATUS.get(decision.status, OutcomeKind.REJECTED)
         args = decision.params if decision.approved else asked
         return cls(
-            kind, decision.request_id, decision.action, dict(args), tuple(decision.by), decision.comment
+            kind, decision.request_id, decision.action, dict(args), tuple(decision.by), decision.comment,
+            decision.mode,
         )
+
+    @property
+    def vetoable(self) -> bool:
+        """Whether the tool ran under an override window that a reviewer may still veto."""
+        return self.mode is Mode.OVERRIDE and self.kind in (OutcomeKind.APPROVED, OutcomeKind.EDITED)
+
+    def _closed(self, decision: Decision) -> Outcome:
+        if decision.status is Status.FINALIZED:
+            return Outcome(
+                OutcomeKind.FINALIZED, self.request_id, self.action, dict(self.args),
+                tuple(decision.by), decision.comment, decision.mode,
+            )
+        return Outcome.from_decision(decision, self.args)
+
+    def watch_veto(self, approvals: Approvals, timeout: float | None = None) -> Outcome:
+        """Block until this override's veto window closes; the agent's way to learn of a veto.
+
+        In override mode the tool runs at once, so a veto arrives after the fact: this
+        returns VETOED (the reviewer's reason in `comment`, the model-facing text in
+        `message`) or FINALIZED when the window closed (or was confirmed) without one.
+        Any other outcome is returned as it is, without waiting. Raises `WaitTimeout`
+        after `timeout` seconds while the window is still open.
+        """
+        if not self.vetoable:
+            return self
+        return self._closed(approvals.get(self.request_id).wait(timeout))
+
+    async def awatch_veto(self, approvals: AsyncApprovals, timeout: float | None = None) -> Outcome:
+        """`watch_veto` for asyncio code (an `AsyncApprovals`)."""
+        if not self.vetoable:
+            return self
+        handle = await approvals.get(self.request_id)
+        return self._closed(await handle.wait(timeout))
 
     @property
     def runs(self) -> bool:
@@ -80,6 +119,8 @@ class Outcome:
             )
         if self.kind is OutcomeKind.CANCELLED:
             return f"The approval request for `{self.action}` was withdrawn, so it was not run."
+        if self.kind is OutcomeKind.FINALIZED:
+            return f"`{self.action}` stands: the veto window closed without a veto."
         if self.kind is OutcomeKind.EDITED:
             return f"Approved by {who} with edited arguments: {self.args}."
         return f"Approved by {who}."
