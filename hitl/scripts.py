@@ -441,18 +441,6 @@ end
 return changed
 """
 
-# SETTLE_SYNC: drop the pending "sync" timers of requests a card already shows as they are
-# (same version), so a digest of 48 requests is not redrawn 48 times.
-# KEYS[1] timers zset   ARGV[1] prefix  ARGV[2..] request id, version, request id, version...
-SETTLE_SYNC = r"""
-local dropped = 0
-for i = 2, #ARGV, 2 do
-  local v = redis.call('HGET', ARGV[1] .. ':req:' .. ARGV[i], 'version')
-  if v == ARGV[i + 1] then dropped = dropped + redis.call('ZREM', KEYS[1], ARGV[i] .. '|sync') end
-end
-return dropped
-"""
-
 # CLAIM: lease up to N due timers to this worker by pushing their score into the future;
 # a worker that dies holding them loses the lease and another takes them over.
 # KEYS[1] timers zset   ARGV[1] now (ms)  ARGV[2] lease (ms)  ARGV[3] limit

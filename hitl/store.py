@@ -303,7 +303,6 @@ class Store(_Base):
         self._claim = client.register_script(scripts.CLAIM)
         self._ack = client.register_script(scripts.ACK)
         self._pause = client.register_script(scripts.PAUSE)
-        self._settle_sync = client.register_script(scripts.SETTLE_SYNC)
 
     def create(self, doc: dict[str, Any]) -> tuple[bool, str, Mode, Status]:
         """Store a new request; `(False, existing_id, ...)` when its idempotency key is known
@@ -420,11 +419,6 @@ class Store(_Base):
         """Kill switch on or off for `scope` ("*" or an action), audited; False if unchanged."""
         verb = "pause" if on else "resume"
         return bool(self._pause(keys=[self.keys.paused, self.keys.events], args=[verb, scope, by]))
-
-    def settle_sync(self, shown: Sequence[Request]) -> int:
-        """Drop pending card syncs of requests a card now shows as they are (same version)."""
-        pairs = [x for r in shown for x in (r.id, r.version)]
-        return int(self._settle_sync(keys=[self.keys.timers], args=[self.keys.prefix, *pairs]))
 
 
 class AsyncStore(_Base):
