@@ -44,7 +44,7 @@ browser: $(BROWSER_STAMP)
 	  else echo "make: no chromium, and no apt-get (or sudo) to install it; the browser tests will skip"; fi; }
 
 # Uses the Redis on 127.0.0.1:6379 when it answers (database 11), else an embedded one.
-# Depends on ruff only until mypy is clean (files in flight on other branches); then `lint`.
+# Lint (ruff and mypy) first, then the whole suite, browser tests included.
 test: venv lint browser
 	$(BIN)/python -m pytest -rs
 
