@@ -15,7 +15,7 @@ from hitl import Approvals, InvalidRequest
 from hitl.views import EXPIRED_COMMENT
 from tests.conftest import make_settings
 from tests.gateway.conftest import Gateway
-from tests.helpers import events, start_worker, stop
+from tests.helpers import events, eventually, start_worker, stop
 
 GATE = {"action": "deploy", "summary": "Deploy v1.2 to production", "mode": "gate", "timeout": 600}
 VIEW_FIELDS = {"id", "action", "summary", "mode", "status", "channel", "created_at", "deadline", "params", "decision"}
@@ -180,8 +180,10 @@ def test_long_poll_answers_the_moment_the_request_is_decided(gateway: Gateway) -
 
     poller = threading.Thread(target=poll)
     poller.start()
-    # Decide once the long-poll is surely parked: the request stays pending until then.
-    time.sleep(0.5)
+    # Decide once the long-poll is parked: registered with this process's waiter dispatcher
+    # (the web app runs in this process) and its first check of the request done.
+    dispatcher = gateway.approvals.dispatcher()
+    eventually(lambda: rid in dispatcher.registered() and dispatcher.checks_queued() == 0, 10, "the long-poll")
     gateway.approvals.decide(rid, "approve", by="U0ALICE", comment="ship it", params={"n": 2})
     poller.join(30)
     view = result["resp"].json()
