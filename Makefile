@@ -7,7 +7,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 BROWSER_STAMP := $(VENV)/.installed-browser
 
-.PHONY: venv test lint ruff mypy demo bench clean browser
+.PHONY: venv test soak lint ruff mypy demo bench clean browser
+
+# Test processes (pytest-xdist). Most tests wait on Redis, Slack's stand-in or a child
+# process rather than compute, so four share two cores well; each test has its own key prefix.
+JOBS ?= 4
+# `make soak`: how many whole-suite runs, and extra arguments for them (e.g. SOAK_ARGS=--shuffle).
+RUNS ?= 5
+SOAK_ARGS ?=
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hitl-router needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -44,9 +51,14 @@ browser: $(BROWSER_STAMP)
 	  else echo "make: no chromium, and no apt-get (or sudo) to install it; the browser tests will skip"; fi; }
 
 # Uses the Redis on 127.0.0.1:6379 when it answers (database 11), else an embedded one.
-# Lint (ruff and mypy) first, then the whole suite, browser tests included.
+# Lint (ruff and mypy) first, then the whole suite, browser tests included, in file order
+# (pytest-randomly off) over $(JOBS) processes; the 20 slowest tests are listed at the end.
 test: venv lint browser
-	$(BIN)/python -m pytest -rs
+	$(BIN)/python -m pytest -rs -p no:randomly -n $(JOBS) --durations=20
+
+# The whole suite $(RUNS) times; lists every test whose outcome differed between runs.
+soak: venv browser
+	$(BIN)/python -m tests.soak --runs $(RUNS) $(SOAK_ARGS) -- -n $(JOBS)
 
 demo: venv
 	$(BIN)/hitl dev

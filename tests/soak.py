@@ -1,0 +1,102 @@
+"""`make soak`: run the whole suite N times and report every test whose outcome differs.
+
+A suite that fails one run in three keeps good work from landing and teaches everyone to
+rerun instead of read, so flakiness is measured here rather than discovered in CI. Each
+run writes JUnit XML (pytest's own `--junitxml`); this script reads the files back and
+prints, per test, the outcome of every run, for the tests that did not pass every time.
+
+    python -m tests.soak --runs 5              # as `make soak` does
+    python -m tests.soak --runs 5 --shuffle    # pytest-randomly order, a new seed per run
+    python -m tests.soak --runs 3 -- tests/slack -k delivery
+
+Exit status: 0 when every run passed every test, 1 otherwise. Not collected by pytest
+(its name does not start with `test_`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    MISSING = "missing"  # collected in another run, absent from this one (a crash, a timeout)
+
+
+def outcomes(junit: Path) -> dict[str, Outcome]:
+    """Each test case's outcome in one JUnit XML file, by `classname::name`."""
+    found: dict[str, Outcome] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = f"{case.get('classname')}::{case.get('name')}"
+        if case.find("error") is not None:
+            found[name] = Outcome.ERROR
+        elif case.find("failure") is not None:
+            found[name] = Outcome.FAILED
+        elif case.find("skipped") is not None:
+            found[name] = Outcome.SKIPPED
+        else:
+            found[name] = Outcome.PASSED
+    return found
+
+
+def unstable(runs: Sequence[dict[str, Outcome]]) -> dict[str, list[Outcome]]:
+    """The tests that did not pass in every run, with their outcome per run."""
+    table: dict[str, list[Outcome]] = defaultdict(list)
+    names = sorted(set().union(*runs)) if runs else []
+    for name in names:
+        for run in runs:
+            table[name].append(run.get(name, Outcome.MISSING))
+    return {n: seen for n, seen in table.items() if any(o is not Outcome.PASSED for o in seen)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.soak", description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=5, help="how many times to run the suite (default 5)")
+    p.add_argument("--shuffle", action="store_true", help="shuffle the order (pytest-randomly), new seed per run")
+    p.add_argument("pytest_args", nargs="*", help="passed to pytest after `--`")
+    args = p.parse_args(argv)
+    runs: list[dict[str, Outcome]] = []
+    with tempfile.TemporaryDirectory(prefix="hitl-soak-") as tmp:
+        for n in range(1, args.runs + 1):
+            junit = Path(tmp) / f"run-{n}.xml"
+            # pytest-randomly shuffles whenever it is installed; `make test` keeps file order.
+            seed = random.randrange(1, 2**31)
+            order = [f"--randomly-seed={seed}"] if args.shuffle else ["-p", "no:randomly"]
+            cmd = [sys.executable, "-m", "pytest", "-q", "-rfE", f"--junitxml={junit}", *order, *args.pytest_args]
+            print(f"soak: run {n}/{args.runs}: {' '.join(cmd[2:])}", flush=True)
+            t0 = time.monotonic()
+            code = subprocess.run(cmd, cwd=ROOT, check=False).returncode
+            print(f"soak: run {n} exited {code} after {time.monotonic() - t0:.0f} s", flush=True)
+            if junit.exists():
+                runs.append(outcomes(junit))
+            else:
+                print(f"soak: run {n} wrote no report (pytest exit {code})", flush=True)
+                runs.append({})
+    bad = unstable(runs)
+    total = len(set().union(*runs)) if runs else 0
+    if not bad:
+        print(f"soak: {args.runs} runs, {total} tests, every test passed every run")
+        return 0
+    print(f"soak: {len(bad)} of {total} tests did not pass every run:")
+    for name, seen in bad.items():
+        print(f"  {name}: {' '.join(o.value for o in seen)}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
