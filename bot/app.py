@@ -39,7 +39,7 @@ def build_app(
         raise ConfigError(
             "SLACK_SIGNING_SECRET: not set; copy the Signing Secret from your app's Basic Information page"
         )
-    approvals = approvals or Approvals(settings=settings)
+    approvals = approvals or Approvals(settings.redis, settings=settings)
     client = client or web_client(settings)
     groups = GroupResolver(client, approvals.redis, approvals.keys.prefix)
     members = ChannelMembers(approvals.redis, approvals.keys)

@@ -41,7 +41,8 @@ def _keep_connecting(handler: SocketModeHandler) -> None:
 
 
 def run(settings: Settings) -> None:
-    approvals = Approvals(settings=settings)
+    # The bot talks to Redis itself, whatever HITL_API_URL (an agent's setting) says.
+    approvals = Approvals(settings.redis, settings=settings)
     check_durability(approvals.redis, "hitl bot")
     app_token = settings.secret("slack_app_token")
     socket_mode = None

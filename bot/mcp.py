@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.web import Lifespan
 from hitl.client import Approvals, AsyncApprovals
-from hitl.errors import AlreadyDecided, InvalidRequest, RequestNotFound, WaitTimeout
+from hitl.errors import AlreadyDecided, HitlError, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Decision, Request
 from hitl.settings import Settings, load_settings
 from hitl.status import Mode, Status
@@ -142,7 +142,8 @@ def _gist(tool_input: Mapping[str, Any]) -> str:
 
 
 class Tools:
-    """The tools' shared state: one `AsyncApprovals`, made on the loop that serves calls."""
+    """The tools' shared state: one `AsyncApprovals`, made on the loop that serves calls
+    (over HTTP when HITL_API_URL is set: `hitl mcp` on an agent's machine needs no Redis)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -174,6 +175,8 @@ class Tools:
                 f"Redis did not answer ({exc or 'timed out'}); nothing was decided. Try again shortly "
                 "(with the same idempotency_key, if you gave one, to avoid a second request)."
             ) from None
+        except HitlError as exc:  # the HTTP transport's: the API refused the key, or did not answer
+            raise ToolError(str(exc)) from None
 
     async def settle(self, request_id: str, wait_seconds: float, started: float) -> Request:
         """The request once final, or as it stands when `wait_seconds` (from `started`) end."""
@@ -181,7 +184,7 @@ class Tools:
         if budget > 0:
             with contextlib.suppress(WaitTimeout):
                 return await self.aio.wait_request(request_id, budget)
-        return await self.aio.store.get(request_id)
+        return await self.aio.fetch(request_id)
 
     async def request_approval(self, wait_seconds: float, **kwargs: Any) -> str:
         started = time.monotonic()
@@ -200,7 +203,7 @@ class Tools:
     async def get_approval(self, request_id: str) -> str:
         request_id = _check_id(request_id)
         async with self.guard(0):
-            return _json(_view(await self.aio.store.get(request_id)))
+            return _json(_view(await self.aio.fetch(request_id)))
 
     async def cancel_approval(self, request_id: str) -> str:
         request_id = _check_id(request_id)
@@ -209,7 +212,7 @@ class Tools:
                 await self.aio.cancel(request_id)
             except AlreadyDecided as exc:
                 raise ToolError(f"id: {exc}; there is nothing left to cancel") from None
-            return _json(_view(await self.aio.store.get(request_id)))
+            return _json(_view(await self.aio.fetch(request_id)))
 
     async def permission_prompt(
         self, tool_name: str, tool_input: dict[str, Any], tool_use_id: str | None, wait_seconds: float
@@ -234,7 +237,7 @@ class Tools:
                 try:  # withdraw it, so no one approves a call that is no longer waiting
                     await self.aio.cancel(req.id)
                 except AlreadyDecided:  # decided at the last moment: that decision stands
-                    req = await self.aio.store.get(req.id)
+                    req = await self.aio.fetch(req.id)
                 else:
                     return _json({
                         "behavior": "deny",
@@ -438,7 +441,9 @@ MCP_PATH = "/mcp"
 def web_parts(approvals: Approvals) -> tuple[list[BaseRoute], list[Lifespan]]:
     """What `hitl bot` serves of MCP: /mcp behind the same API keys as /v1, and the session
     manager's lifespan (`bot.web.plugins` finds this)."""
-    mcp = http_app(approvals.settings, api_keys=api_keys_of(approvals.settings))
+    # /mcp files into this process's Redis: an agent's HITL_API_URL in its environment is not for it.
+    settings = approvals.settings.model_copy(update={"api_url": None})
+    mcp = http_app(settings, api_keys=api_keys_of(approvals.settings))
     return [Route(MCP_PATH, endpoint=mcp.app)], [lambda app: mcp.lifespan()]
 
 

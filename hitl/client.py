@@ -8,6 +8,11 @@ already final. `AsyncApprovals` is its asyncio twin, method for method.
 Both subclass `hitl.clientbase.BaseApprovals`, which does everything before and after the
 I/O (validation, routing, plan assembly, the decorator's bookkeeping): the two classes
 here only talk to Redis. The arguments follow the contract, `docs/contract.md`.
+
+Whoever holds Redis credentials is inside the trust boundary. An agent outside it holds an
+API key instead: `Approvals(api_url=..., api_key=...)`, or HITL_API_URL and HITL_API_KEY in
+its environment, returns the HTTP transport (`hitl.remote`), the same methods over the web
+process's API, and never opens a Redis connection.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from hitl.clientbase import (
 from hitl.errors import WaitTimeout
 from hitl.models import Decision, Request
 from hitl.people import Directory
+from hitl.remote import AsyncHttpApprovals, HttpApprovals
+from hitl.remotebase import use_http
 from hitl.settings import Settings
 from hitl.status import Mode, Risk, Status, SystemVerb, Verb
 from hitl.store import AsyncStore, Store
@@ -179,16 +186,36 @@ class BatchHandle:
 class Approvals(BaseApprovals):
     """Files approval requests and reads decisions. Thread-safe; share one per process."""
 
+    def __new__(
+        cls,
+        redis_url: str | None = None,
+        *,
+        api_url: str | None = None,
+        api_key: str | None = None,
+        settings: Settings | None = None,
+        client: redis.Redis | None = None,
+        prefix: str | None = None,
+        directory: Directory | None = None,
+    ) -> Any:
+        """An `hitl.remote.HttpApprovals` when given `api_url` (or HITL_API_URL is set and no
+        Redis URL or client is given): an agent with an API key and no Redis credentials."""
+        if use_http(api_url, settings, redis_url=redis_url, client=client):
+            return HttpApprovals(api_url=api_url, api_key=api_key, settings=settings)
+        return super().__new__(cls)
+
     def __init__(
         self,
         redis_url: str | None = None,
         *,
+        api_url: str | None = None,
+        api_key: str | None = None,
         settings: Settings | None = None,
         client: redis.Redis | None = None,
         prefix: str | None = None,
         directory: Directory | None = None,
     ) -> None:
-        """`directory` resolves `requested_by` emails (default: Slack's users.lookupByEmail)."""
+        """`directory` resolves `requested_by` emails (default: Slack's users.lookupByEmail).
+        `api_url` and `api_key` select the HTTP transport instead (see `__new__`)."""
         super().__init__(redis_url, settings, prefix, directory)
         self.redis = client or redis.Redis.from_url(self.url, **_connect_kwargs())
         self.store = Store(self.redis, self.keys, self.settings.retention, self.settings.metrics)
@@ -341,6 +368,10 @@ class Approvals(BaseApprovals):
         """A handle for an existing request; raises `RequestNotFound`."""
         req = self.store.get(request_id)
         return RequestHandle(self, req.id, req.mode)
+
+    def fetch(self, request_id: str) -> Request:
+        """The whole stored request; raises `RequestNotFound`."""
+        return self.store.get(request_id)
 
     def wait_request(self, request_id: str, timeout: float | timedelta | None = None) -> Request:
         """The request once final, through this process's waiter dispatcher (`hitl.waiters`,
@@ -507,16 +538,36 @@ class AsyncBatchHandle:
 class AsyncApprovals(BaseApprovals):
     """The asyncio twin of `Approvals`: the same methods, arguments and checks, awaited."""
 
+    def __new__(
+        cls,
+        redis_url: str | None = None,
+        *,
+        api_url: str | None = None,
+        api_key: str | None = None,
+        settings: Settings | None = None,
+        client: aioredis.Redis | None = None,
+        prefix: str | None = None,
+        directory: Directory | None = None,
+    ) -> Any:
+        """An `hitl.remote.AsyncHttpApprovals` when given `api_url` (or HITL_API_URL is set and no
+        Redis URL or client is given): an agent with an API key and no Redis credentials."""
+        if use_http(api_url, settings, redis_url=redis_url, client=client):
+            return AsyncHttpApprovals(api_url=api_url, api_key=api_key, settings=settings)
+        return super().__new__(cls)
+
     def __init__(
         self,
         redis_url: str | None = None,
         *,
+        api_url: str | None = None,
+        api_key: str | None = None,
         settings: Settings | None = None,
         client: aioredis.Redis | None = None,
         prefix: str | None = None,
         directory: Directory | None = None,
     ) -> None:
-        """`directory` resolves `requested_by` emails (default: Slack's users.lookupByEmail)."""
+        """`directory` resolves `requested_by` emails (default: Slack's users.lookupByEmail).
+        `api_url` and `api_key` select the HTTP transport instead (see `__new__`)."""
         super().__init__(redis_url, settings, prefix, directory)
         self.redis = client or aioredis.Redis.from_url(self.url, **_connect_kwargs())
         self.store = AsyncStore(self.redis, self.keys, self.settings.retention, self.settings.metrics)
@@ -603,6 +654,10 @@ class AsyncApprovals(BaseApprovals):
         """A handle for an existing request; raises `RequestNotFound`."""
         req = await self.store.get(request_id)
         return AsyncRequestHandle(self, req.id, req.mode)
+
+    async def fetch(self, request_id: str) -> Request:
+        """The whole stored request; raises `RequestNotFound`."""
+        return await self.store.get(request_id)
 
     async def wait_request(self, request_id: str, timeout: float | timedelta | None = None) -> Request:
         """`Approvals.wait_request` for asyncio (the HTTP long-poll and the MCP tools use it)."""
@@ -695,5 +750,6 @@ class AsyncApprovals(BaseApprovals):
         await self.aclose()
 
 
-AsyncApprovals.request.__doc__ = Approvals.request.__doc__
-AsyncApprovals.request_batch.__doc__ = Approvals.request_batch.__doc__
+for _twin in (AsyncApprovals, HttpApprovals, AsyncHttpApprovals):
+    _twin.request.__doc__ = Approvals.request.__doc__
+    _twin.request_batch.__doc__ = Approvals.request_batch.__doc__

@@ -126,3 +126,49 @@ class Rejected(HitlError):
         # Decision.explanation: "... was rejected by U01: wrong id. ..."; for an expired
         # request, that no one decided in time (never "rejected").
         super().__init__(decision.explanation())
+
+
+# -- the HTTP transport (hitl.remote): what the web process answered ---------------------------
+
+
+class ApiKeyRefused(HitlError, PermissionError):
+    """The web process refused the API key (401) or what the key asked for (403).
+
+    `status` is the HTTP status and `field` what the server named (`Authorization`,
+    `action`, ...). The message says what to fix: the key itself, or its permissions.
+    """
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        self.status = status
+        self.field = field
+        if status == 401:
+            hint = "set HITL_API_KEY (or api_key=) to a key the server knows (HITL_API_KEYS on the server)"
+        else:
+            hint = "the key is valid but may not do this; ask an operator to widen what the key allows"
+        super().__init__(f"the hitl API refused the request ({status}): {message}; {hint}")
+
+
+class RateLimited(HitlError):
+    """The web process kept answering 429 (too many requests) past the retries the client makes.
+
+    `retry_after` is the server's last `Retry-After`, in seconds (None if it gave none).
+    """
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        self.retry_after = retry_after
+        when = f"; retry after {retry_after:g}s" if retry_after is not None else ""
+        super().__init__(f"the hitl API is rate limiting this key: {message}{when}")
+
+
+class ApiUnavailable(HitlError, ConnectionError):
+    """The web process could not be reached, or answered 5xx, past the client's retries.
+
+    Nothing is known to have been recorded: retry with the same `idempotency_key`.
+    """
+
+
+class ReviewerOnly(HitlError, PermissionError):
+    """A decision was asked of an agent's client: agents file and wait, reviewers decide in Slack.
+
+    The HTTP transport holds an agent's API key, which can never approve its own requests.
+    """

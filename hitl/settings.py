@@ -23,6 +23,18 @@ REDIS_URL_DEFAULT = "redis://127.0.0.1:6379/0"
 WEBHOOK_RETRY_DEFAULT = (5, 30, 120, 600, 3600, 21600, 86400)
 
 
+def api_base_url(value: str | None) -> str | None:
+    """HITL_API_URL (or `api_url=`) checked: an http(s) base URL, without `/v1` or a trailing /."""
+    if not value or not value.strip():
+        return None
+    url = value.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("must be the web process's http(s) base URL, such as https://hitl.example.com")
+    if url.endswith("/v1"):
+        raise ValueError("give the base URL without /v1 (the client adds it)")
+    return url
+
+
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
 
@@ -89,6 +101,13 @@ class Settings(BaseSettings):
     webhook_retry: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: list(WEBHOOK_RETRY_DEFAULT), validation_alias=_env("HITL_WEBHOOK_RETRY")
     )
+
+    # -- the agent's side: the HTTP transport (hitl.remote) -------------------------------
+    # The web process's base URL (no /v1). Set, `Approvals()` talks to it over HTTP with
+    # HITL_API_KEY and never opens a Redis connection, whatever REDIS_URL says.
+    api_url: str | None = Field(default=None, validation_alias=_env("HITL_API_URL"))
+    # The agent's API key for HITL_API_URL (a secret of HITL_API_KEYS on the server).
+    api_key: SecretStr | None = Field(default=None, validation_alias=_env("HITL_API_KEY"))
 
     @field_validator("admins", "dashboard_users", mode="before")
     @classmethod
@@ -177,6 +196,11 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("api_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return api_base_url(value)
+
     @property
     def redis(self) -> str:
         return self.redis_url or REDIS_URL_DEFAULT
@@ -193,7 +217,7 @@ _ALIASES = {
 }
 
 _SECRET_FIELDS = frozenset(
-    {"api_keys", "webhook_secret", "slack_bot_token", "slack_signing_secret", "slack_app_token"}
+    {"api_keys", "api_key", "webhook_secret", "slack_bot_token", "slack_signing_secret", "slack_app_token"}
 )
 
 

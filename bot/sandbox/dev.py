@@ -316,7 +316,7 @@ def start_stack(
                 "public_url": base.public_url or f"http://{host}:{bot_port}",
             }
         )
-        approvals = Approvals(settings=bot_settings)
+        approvals = Approvals(bot_settings.redis, settings=bot_settings)
         undo.callback(approvals.close)
         app = build_app(bot_settings, approvals=approvals)
         web = build_web_app(approvals, bolt=app, signing_secret=secret)

@@ -1,0 +1,551 @@
+"""The HTTP transport: `Approvals` for an agent that holds an API key and no Redis credentials.
+
+`Approvals(api_url=..., api_key=...)` (or `HITL_API_URL` and `HITL_API_KEY` in the
+environment) returns an `HttpApprovals`; `AsyncApprovals(...)` an `AsyncHttpApprovals`. They
+have the Redis clients' methods, arguments and exceptions, and talk only to the web
+process's `/v1` API: the server routes with the team's policy and records which key filed
+what, so nothing the agent runs can change either. `decide()` is refused: reviewers decide
+in Slack. What the two classes share (calls, answers, retries, long-polls) is in
+`hitl.remotebase`; here is only the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, NoReturn, TypeVar
+
+import httpx
+
+from hitl.clientbase import BaseApprovals, given, seconds
+from hitl.errors import WaitTimeout
+from hitl.models import Decision, Request
+from hitl.remotebase import (
+    BaseHttpApprovals,
+    Call,
+    Conflict,
+    Execution,
+    Poll,
+    Retries,
+    already_decided,
+    answer,
+    request_of,
+    unreachable,
+)
+from hitl.settings import Settings
+from hitl.status import Mode, Risk, Status, Verb
+
+F = TypeVar("F", bound=Callable[..., Any])
+CF = TypeVar("CF", bound=Callable[..., Awaitable[Any]])
+
+__all__ = ["AsyncHttpApprovals", "AsyncHttpBatchHandle", "AsyncHttpRequestHandle", "HttpApprovals",
+           "HttpBatchHandle", "HttpRequestHandle"]
+
+
+# -- sync ------------------------------------------------------------------------------------
+
+
+class HttpRequestHandle:
+    """A filed request, seen from the agent over HTTP (`RequestHandle`'s methods)."""
+
+    def __init__(self, approvals: HttpApprovals, request_id: str, mode: Mode) -> None:
+        self._approvals = approvals
+        self.id = request_id
+        self.mode = mode
+
+    def __repr__(self) -> str:
+        return f"<HttpRequestHandle {self.id} mode={self.mode}>"
+
+    def status(self) -> Status:
+        """The current status, read from the API."""
+        return self.fetch().status
+
+    def fetch(self) -> Request:
+        """The request as the API shows it (the request view's fields)."""
+        return self._approvals.fetch(self.id)
+
+    def decision(self) -> Decision:
+        """The decision as it stands now, without waiting (final or not)."""
+        return self.fetch().decision()
+
+    def wait(self, timeout: float | timedelta | None = None) -> Decision:
+        """Block until the request is final (long-polls); `WaitTimeout` after `timeout`."""
+        return self._approvals.wait_request(self.id, timeout).decision()
+
+    def cancel(self) -> Status:
+        """Withdraw a pending request; raises `AlreadyDecided` when it is too late."""
+        return self._approvals.cancel(self.id)
+
+
+class HttpBatchHandle:
+    """A filed plan: `plan` is its own request, `items` one request per step."""
+
+    def __init__(self, plan: HttpRequestHandle, items: list[HttpRequestHandle]) -> None:
+        self.plan = plan
+        self.items = items
+        self.id = plan.id
+
+    def wait(self, timeout: float | timedelta | None = None) -> list[Decision]:
+        """Every item's decision, in order, once each is final."""
+        limit = seconds(timeout)
+        end = None if limit is None else time.monotonic() + limit
+        return [item.wait(BaseHttpApprovals.remaining(end)) for item in self.items]
+
+
+class HttpApprovals(BaseHttpApprovals):
+    """`Approvals` over the web process's API. Thread-safe; share one per process."""
+
+    def __init__(
+        self,
+        *,
+        api_url: str | None = None,
+        api_key: str | None = None,
+        settings: Settings | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """`api_url` and `api_key` default to HITL_API_URL and HITL_API_KEY; `transport` is
+        httpx's (tests, proxies)."""
+        super().__init__(api_url, api_key, settings)
+        self.http = httpx.Client(transport=transport, **self.client_kwargs())
+
+    def _send(self, call: Call) -> dict[str, Any]:
+        retries = Retries(call)
+        while True:
+            try:
+                resp = self.http.send(call.build(self.http))
+            except httpx.TransportError as exc:
+                delay = retries.after_error(exc)
+                if delay is None:
+                    raise unreachable(self.base_url, call, exc) from None
+            else:
+                delay = retries.after_response(resp)
+                if delay is None:
+                    return answer(call, resp, self.base_url)
+            time.sleep(delay)
+
+    def _decided(self, conflict: Conflict) -> NoReturn:
+        raise already_decided(self._send(self.read_call(conflict.call.request_id or ""))) from None
+
+    def request(
+        self,
+        *,
+        action: str,
+        summary: str,
+        params: Mapping[str, Any] | None = None,
+        context: str | None = None,
+        agent: str | None = None,
+        run_id: str | None = None,
+        risk: Risk | str | None = None,
+        reversible: bool | None = None,
+        confidence: float | None = None,
+        mode: Mode | str | None = None,
+        channel: str | None = None,
+        approvers: Sequence[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: float | timedelta | None = None,
+        window: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        via: str | None = None,
+    ) -> HttpRequestHandle:
+        # Docstring: Approvals.request's (hitl.client assigns it); `via` is the server's.
+        return self.request_from(given(locals(), drop=("via",)), via=via)
+
+    def request_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> HttpRequestHandle:
+        """`request()` with its arguments in a mapping: `POST /v1/requests`."""
+        rid, mode = self.filed(self._send(self.create_call(fields, via)))
+        return HttpRequestHandle(self, rid, mode)
+
+    def request_batch(
+        self,
+        summary: str,
+        items: Sequence[Mapping[str, Any]],
+        action: str = "plan",
+        *,
+        context: str | None = None,
+        agent: str | None = None,
+        run_id: str | None = None,
+        risk: Risk | str | None = None,
+        reversible: bool | None = None,
+        confidence: float | None = None,
+        mode: Mode | str | None = None,
+        channel: str | None = None,
+        approvers: Sequence[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: float | timedelta | None = None,
+        window: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        via: str | None = None,
+    ) -> HttpBatchHandle:
+        # Docstring: Approvals.request_batch's.
+        return self.request_batch_from(given(locals(), drop=("via",)), via=via)
+
+    def request_batch_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> HttpBatchHandle:
+        """`request_batch()` with its arguments in a mapping: `POST /v1/batches`."""
+        plan_id, mode, ids = self.plan_filed(self._send(self.batch_call(fields, via)))
+        items = [HttpRequestHandle(self, i, Mode.GATE) for i in ids]
+        return HttpBatchHandle(HttpRequestHandle(self, plan_id, mode), items)
+
+    def get(self, request_id: str) -> HttpRequestHandle:
+        """A handle for an existing request; raises `RequestNotFound`."""
+        req = self.fetch(request_id)
+        return HttpRequestHandle(self, req.id, req.mode)
+
+    def fetch(self, request_id: str) -> Request:
+        """The request as the API shows it; raises `RequestNotFound`."""
+        return request_of(self._send(self.read_call(request_id)))
+
+    def wait_request(self, request_id: str, timeout: float | timedelta | None = None) -> Request:
+        """The request once final: long-polls of `GET /v1/requests/{id}?wait=S` until then.
+        `WaitTimeout` after `timeout` unless it turned final by then; `RequestNotFound`."""
+        limit = seconds(timeout)
+        poll = Poll(request_id, limit)
+        while True:
+            req = request_of(self._send(poll.call()))
+            if req.final:
+                return req
+            if poll.over():
+                raise WaitTimeout(request_id, limit or 0.0)
+
+    def decide(
+        self,
+        request_id: str,
+        verb: Verb | str,
+        by: str,
+        comment: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        groups: Sequence[str] = (),
+    ) -> NoReturn:
+        """Refused: agents do not decide (`ReviewerOnly`); reviewers do, in Slack."""
+        raise self.refuse_decide()
+
+    def cancel(self, request_id: str, *, by: str | None = None) -> Status:
+        """Withdraw a pending request; `AlreadyDecided` when it is final, `RequestNotFound`.
+        The audit names the key that cancelled (`by` is the server's to set)."""
+        try:
+            return request_of(self._send(self.cancel_call(request_id, by))).status
+        except Conflict as conflict:
+            self._decided(conflict)
+
+    def start_execution(self, request_id: str) -> bool:
+        """Record that the approved tool call starts; False when it already started (do not run it)."""
+        try:
+            return self.started(self._send(self.execution_call(request_id, Execution.STARTED)))
+        except Conflict:
+            return False
+
+    def finish_execution(self, request_id: str, *, ok: bool = True) -> None:
+        """Record that the tool call finished (`ok`: it succeeded)."""
+        self._send(self.execution_call(request_id, Execution.FINISHED, ok))
+
+    def require_approval(
+        self,
+        action: str | None = None,
+        summary: str | None = None,
+        *,
+        context: str | None = None,
+        agent: str | None = None,
+        risk: Risk | str | None = None,
+        reversible: bool | None = None,
+        confidence: float | None = None,
+        mode: Mode | str | None = None,
+        channel: str | None = None,
+        approvers: Sequence[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: float | timedelta | None = None,
+        window: float | timedelta | None = None,
+    ) -> Callable[[F], F]:
+        """`Approvals.require_approval` over HTTP: the same arguments and behaviour."""
+        fields = given(locals(), drop=("action", "summary"))
+
+        def wrap(func: F) -> F:
+            gate = BaseApprovals.gate(func, action, summary, fields)
+            if inspect.iscoroutinefunction(func):
+
+                @functools.wraps(func)
+                async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    async with self.asyncio() as aio:
+                        return await gate.acall(aio.request_from, args, kwargs)
+
+                return async_wrapper  # type: ignore[return-value]
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return gate.call(self.request_from, args, kwargs)
+
+            return wrapper  # type: ignore[return-value]
+
+        return wrap
+
+    def asyncio(self) -> AsyncHttpApprovals:
+        """An asyncio client on the same API, key and settings."""
+        return AsyncHttpApprovals(
+            api_url=self.base_url, api_key=self.api_key, settings=self.settings
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> HttpApprovals:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- asyncio ---------------------------------------------------------------------------------
+
+
+class AsyncHttpRequestHandle:
+    """`HttpRequestHandle` for asyncio code."""
+
+    def __init__(self, approvals: AsyncHttpApprovals, request_id: str, mode: Mode) -> None:
+        self._approvals = approvals
+        self.id = request_id
+        self.mode = mode
+
+    def __repr__(self) -> str:
+        return f"<AsyncHttpRequestHandle {self.id} mode={self.mode}>"
+
+    async def status(self) -> Status:
+        """The current status, read from the API."""
+        return (await self.fetch()).status
+
+    async def fetch(self) -> Request:
+        """The request as the API shows it."""
+        return await self._approvals.fetch(self.id)
+
+    async def decision(self) -> Decision:
+        """The decision as it stands now, without waiting (final or not)."""
+        return (await self.fetch()).decision()
+
+    async def wait(self, timeout: float | timedelta | None = None) -> Decision:
+        """`HttpRequestHandle.wait` for asyncio."""
+        return (await self._approvals.wait_request(self.id, timeout)).decision()
+
+    async def cancel(self) -> Status:
+        """Withdraw a pending request; raises `AlreadyDecided` when it is too late."""
+        return await self._approvals.cancel(self.id)
+
+
+class AsyncHttpBatchHandle:
+    """`HttpBatchHandle` for asyncio code."""
+
+    def __init__(self, plan: AsyncHttpRequestHandle, items: list[AsyncHttpRequestHandle]) -> None:
+        self.plan = plan
+        self.items = items
+        self.id = plan.id
+
+    async def wait(self, timeout: float | timedelta | None = None) -> list[Decision]:
+        """Every item's decision, in order, once each is final."""
+        limit = seconds(timeout)
+        end = None if limit is None else time.monotonic() + limit
+        return [await item.wait(BaseHttpApprovals.remaining(end)) for item in self.items]
+
+
+class AsyncHttpApprovals(BaseHttpApprovals):
+    """The asyncio twin of `HttpApprovals`: the same methods, arguments and checks, awaited."""
+
+    def __init__(
+        self,
+        *,
+        api_url: str | None = None,
+        api_key: str | None = None,
+        settings: Settings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(api_url, api_key, settings)
+        self.http = httpx.AsyncClient(transport=transport, **self.client_kwargs())
+
+    async def _send(self, call: Call) -> dict[str, Any]:
+        retries = Retries(call)
+        while True:
+            try:
+                resp = await self.http.send(call.build(self.http))
+            except httpx.TransportError as exc:
+                delay = retries.after_error(exc)
+                if delay is None:
+                    raise unreachable(self.base_url, call, exc) from None
+            else:
+                delay = retries.after_response(resp)
+                if delay is None:
+                    return answer(call, resp, self.base_url)
+            await asyncio.sleep(delay)
+
+    async def _decided(self, conflict: Conflict) -> NoReturn:
+        raise already_decided(await self._send(self.read_call(conflict.call.request_id or ""))) from None
+
+    async def request(
+        self,
+        *,
+        action: str,
+        summary: str,
+        params: Mapping[str, Any] | None = None,
+        context: str | None = None,
+        agent: str | None = None,
+        run_id: str | None = None,
+        risk: Risk | str | None = None,
+        reversible: bool | None = None,
+        confidence: float | None = None,
+        mode: Mode | str | None = None,
+        channel: str | None = None,
+        approvers: Sequence[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: float | timedelta | None = None,
+        window: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        via: str | None = None,
+    ) -> AsyncHttpRequestHandle:
+        # Docstring: Approvals.request's.
+        return await self.request_from(given(locals(), drop=("via",)), via=via)
+
+    async def request_from(
+        self, fields: Mapping[str, Any], *, via: str | None = None
+    ) -> AsyncHttpRequestHandle:
+        """`request()` with its arguments in a mapping: `POST /v1/requests`."""
+        rid, mode = self.filed(await self._send(self.create_call(fields, via)))
+        return AsyncHttpRequestHandle(self, rid, mode)
+
+    async def request_batch(
+        self,
+        summary: str,
+        items: Sequence[Mapping[str, Any]],
+        action: str = "plan",
+        *,
+        context: str | None = None,
+        agent: str | None = None,
+        run_id: str | None = None,
+        risk: Risk | str | None = None,
+        reversible: bool | None = None,
+        confidence: float | None = None,
+        mode: Mode | str | None = None,
+        channel: str | None = None,
+        approvers: Sequence[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: float | timedelta | None = None,
+        window: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        via: str | None = None,
+    ) -> AsyncHttpBatchHandle:
+        # Docstring: Approvals.request_batch's.
+        return await self.request_batch_from(given(locals(), drop=("via",)), via=via)
+
+    async def request_batch_from(
+        self, fields: Mapping[str, Any], *, via: str | None = None
+    ) -> AsyncHttpBatchHandle:
+        """`request_batch()` with its arguments in a mapping: `POST /v1/batches`."""
+        plan_id, mode, ids = self.plan_filed(await self._send(self.batch_call(fields, via)))
+        items = [AsyncHttpRequestHandle(self, i, Mode.GATE) for i in ids]
+        return AsyncHttpBatchHandle(AsyncHttpRequestHandle(self, plan_id, mode), items)
+
+    async def get(self, request_id: str) -> AsyncHttpRequestHandle:
+        """A handle for an existing request; raises `RequestNotFound`."""
+        req = await self.fetch(request_id)
+        return AsyncHttpRequestHandle(self, req.id, req.mode)
+
+    async def fetch(self, request_id: str) -> Request:
+        """The request as the API shows it; raises `RequestNotFound`."""
+        return request_of(await self._send(self.read_call(request_id)))
+
+    async def wait_request(self, request_id: str, timeout: float | timedelta | None = None) -> Request:
+        """`HttpApprovals.wait_request` for asyncio."""
+        limit = seconds(timeout)
+        poll = Poll(request_id, limit)
+        while True:
+            req = request_of(await self._send(poll.call()))
+            if req.final:
+                return req
+            if poll.over():
+                raise WaitTimeout(request_id, limit or 0.0)
+
+    async def decide(
+        self,
+        request_id: str,
+        verb: Verb | str,
+        by: str,
+        comment: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        groups: Sequence[str] = (),
+    ) -> NoReturn:
+        """Refused: agents do not decide (`ReviewerOnly`); reviewers do, in Slack."""
+        raise self.refuse_decide()
+
+    async def cancel(self, request_id: str, *, by: str | None = None) -> Status:
+        """`HttpApprovals.cancel` for asyncio."""
+        try:
+            return request_of(await self._send(self.cancel_call(request_id, by))).status
+        except Conflict as conflict:
+            await self._decided(conflict)
+
+    async def start_execution(self, request_id: str) -> bool:
+        """`HttpApprovals.start_execution` for asyncio."""
+        try:
+            return self.started(await self._send(self.execution_call(request_id, Execution.STARTED)))
+        except Conflict:
+            return False
+
+    async def finish_execution(self, request_id: str, *, ok: bool = True) -> None:
+        """`HttpApprovals.finish_execution` for asyncio."""
+        await self._send(self.execution_call(request_id, Execution.FINISHED, ok))
+
+    def require_approval(
+        self,
+        action: str | None = None,
+        summary: str | None = None,
+        *,
+        context: str | None = None,
+        agent: str | None = None,
+        risk: Risk | str | None = None,
+        reversible: bool | None = None,
+        confidence: float | None = None,
+        mode: Mode | str | None = None,
+        channel: str | None = None,
+        approvers: Sequence[str] | None = None,
+        requested_by: str | None = None,
+        quorum: int | None = None,
+        timeout: float | timedelta | None = None,
+        window: float | timedelta | None = None,
+    ) -> Callable[[CF], CF]:
+        """`AsyncApprovals.require_approval` over HTTP: coroutine functions only."""
+        fields = given(locals(), drop=("action", "summary"))
+
+        def wrap(func: CF) -> CF:
+            if not inspect.iscoroutinefunction(func):
+                raise TypeError(
+                    f"AsyncApprovals.require_approval gates coroutine functions; {func.__name__} is not "
+                    "one (use Approvals.require_approval for plain functions)"
+                )
+            gate = BaseApprovals.gate(func, action, summary, fields)
+
+            @functools.wraps(func)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await gate.acall(self.request_from, args, kwargs)
+
+            return wrapper  # type: ignore[return-value]
+
+        return wrap
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncHttpApprovals:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
