@@ -22,8 +22,11 @@ class PrivateRedis:
     comes back; `kill=True` stops it with SIGKILL, as a crash would (no final fsync).
     """
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, login: tuple[str, str] | None = None) -> None:
+        """`login` (user, password) is whom to check readiness as, when an ACL turns the
+        default user off."""
         self.args: Sequence[str] = args
+        self.login = login
         self.port = free_port()
         self._tmp = tempfile.TemporaryDirectory(prefix="hitl-private-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -32,6 +35,9 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def url_as(self, user: str, password: str) -> str:
+        return f"redis://{user}:{password}@127.0.0.1:{self.port}/0"
+
     def start(self) -> PrivateRedis:
         cmd = [
             shutil.which("redis-server") or find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self._tmp.name,
@@ -39,7 +45,8 @@ class PrivateRedis:
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         end = time.monotonic() + 20
-        while not redis_answers(self.url, 0.2):
+        ready = self.url_as(*self.login) if self.login else self.url
+        while not redis_answers(ready, 0.2):
             if self.proc.poll() is not None or time.monotonic() > end:
                 self.stop()
                 raise AssertionError(f"private redis-server {' '.join(self.args)} did not start")

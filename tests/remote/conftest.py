@@ -8,6 +8,7 @@ URL and an API key, and no Redis setting at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -21,7 +22,7 @@ from bot.app import build_app
 from bot.sandbox import SlackStandIn
 from bot.sandbox.signing import Interactions
 from bot.web import WebServer, build_web_app
-from hitl import Approvals
+from hitl import Approvals, waiters
 from tests.conftest import make_settings
 from tests.helpers import start_worker, stop
 from tests.slack.conftest import CHANNEL, SECRET, TOKEN, Bot
@@ -34,6 +35,7 @@ KEYS = f"billing-agent:{AGENT_KEY},other:another-secret"
 class Stack:
     bot: Bot  # signed clicks through the real Bolt app
     server: WebServer
+    worker_log: str  # the `hitl worker` process's output
 
     @property
     def api_url(self) -> str:
@@ -52,8 +54,9 @@ def agent_env(api_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def stack(redis_url: str, prefix: str) -> Iterator[Stack]:
+@contextlib.contextmanager
+def product(redis_url: str, prefix: str) -> Iterator[Stack]:
+    """The Slack stand-in, `hitl bot`'s web process (with the agent's API key) and a worker."""
     with SlackStandIn(bot_token=TOKEN) as slack:
         settings = make_settings(
             redis_url, prefix, slack_bot_token=TOKEN, slack_signing_secret=SECRET, slack_api_url=slack.url,
@@ -68,11 +71,24 @@ def stack(redis_url: str, prefix: str) -> Iterator[Stack]:
             HITL_TIMER_LEASE="2",
         )
         try:
-            yield Stack(Bot(server.url, slack, approvals, Interactions(slack.workspace)), server)
+            bot = Bot(server.url, slack, approvals, Interactions(slack.workspace))
+            yield Stack(bot, server, worker.log_path)  # type: ignore[attr-defined]
         finally:
             stop(worker)
             server.stop()
             approvals.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dispatchers() -> Iterator[None]:
+    yield
+    waiters.shutdown()
+
+
+@pytest.fixture
+def stack(redis_url: str, prefix: str) -> Iterator[Stack]:
+    with product(redis_url, prefix) as running:
+        yield running
 
 
 class Listener:

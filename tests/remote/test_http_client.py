@@ -233,7 +233,7 @@ def test_httpx_transport_can_be_given(gateway: Gateway) -> None:  # noqa: F811
         seen.append(request.headers["authorization"])
         return httpx.Response(404, json={"error": "no request with id 'x'", "field": "id"})
 
-    with HttpApprovals(api_url=gateway.url, api_key="k", transport=httpx.MockTransport(handler)) as client:
-        with pytest.raises(RequestNotFound):
-            client.get("x")
+    client = HttpApprovals(api_url=gateway.url, api_key="k", transport=httpx.MockTransport(handler))
+    with client, pytest.raises(RequestNotFound):
+        client.get("x")
     assert seen == ["Bearer k"]

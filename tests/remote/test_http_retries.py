@@ -146,9 +146,9 @@ def test_a_filing_that_may_have_landed_is_not_repeated_unless_idempotent(
 
 def test_connection_refused_is_retried_then_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rb, "MAX_ATTEMPTS", 3)
-    with HttpApprovals(api_url=f"http://127.0.0.1:{free_port()}", api_key="k") as dead:
-        with pytest.raises(ApiUnavailable, match="did not answer .*nothing was sent"):
-            dead.request(action="deploy", summary="Deploy")
+    dead = HttpApprovals(api_url=f"http://127.0.0.1:{free_port()}", api_key="k")
+    with dead, pytest.raises(ApiUnavailable, match=r"did not answer .*nothing was sent"):
+        dead.request(action="deploy", summary="Deploy")
 
 
 def test_a_wait_rides_out_a_restarting_web_process(stand_in: StandIn, client: HttpApprovals) -> None:
