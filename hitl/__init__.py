@@ -7,7 +7,9 @@ The public surface is small on purpose::
     req = approvals.request(action="send_email", summary="...", params={...})
     decision = req.wait()
 
-`AsyncApprovals` is the same client for asyncio code, method for method.
+`AsyncApprovals` is the same client for asyncio code, method for method. With
+HITL_API_URL and HITL_API_KEY set (or `api_url=`, `api_key=`), both talk to the web
+process over HTTP (`HttpApprovals`, `AsyncHttpApprovals`) and need no Redis credentials.
 """
 
 from __future__ import annotations
@@ -22,40 +24,51 @@ from hitl.client import (
 )
 from hitl.errors import (
     AlreadyDecided,
+    ApiKeyRefused,
+    ApiUnavailable,
     ConfigError,
     DeadlinePassed,
     HitlError,
     IdempotencyConflict,
     InvalidRequest,
     NotAllowed,
+    RateLimited,
     Rejected,
     RequestNotFound,
+    ReviewerOnly,
     StaleVersion,
     TransitionRefused,
     WaitTimeout,
 )
 from hitl.models import Decision, Request
+from hitl.remote import AsyncHttpApprovals, HttpApprovals
 from hitl.status import Mode, Risk, Status, SystemVerb, Verb
 
 __all__ = [
     "AlreadyDecided",
+    "ApiKeyRefused",
+    "ApiUnavailable",
     "Approvals",
     "AsyncApprovals",
     "AsyncBatchHandle",
+    "AsyncHttpApprovals",
     "AsyncRequestHandle",
     "BatchHandle",
     "ConfigError",
     "DeadlinePassed",
     "Decision",
     "HitlError",
+    "HttpApprovals",
     "IdempotencyConflict",
     "InvalidRequest",
     "Mode",
     "NotAllowed",
+    "RateLimited",
     "Rejected",
     "Request",
     "RequestHandle",
     "RequestNotFound",
+    "ReviewerOnly",
     "Risk",
     "StaleVersion",
     "Status",
