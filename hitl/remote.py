@@ -33,6 +33,8 @@ from hitl.remotebase import (
     Retries,
     already_decided,
     answer,
+    execution_refused,
+    execution_started,
     request_of,
     unreachable,
 )
@@ -237,15 +239,24 @@ class HttpApprovals(BaseHttpApprovals):
             self._decided(conflict)
 
     def start_execution(self, request_id: str) -> bool:
-        """Record that the approved tool call starts; False when it already started (do not run it)."""
+        """Record that the approved tool call starts; run the tool only when this is True.
+
+        False: a call already started (do not run it again; its outcome is unknown).
+        `TransitionRefused` when the request does not allow the tool to run.
+        """
         try:
             return self.started(self._send(self.execution_call(request_id, Execution.STARTED)))
-        except Conflict:
-            return False
+        except Conflict as conflict:
+            if execution_started(conflict):
+                return False
+            raise execution_refused(conflict) from None
 
     def finish_execution(self, request_id: str, *, ok: bool = True) -> None:
-        """Record that the tool call finished (`ok`: it succeeded)."""
-        self._send(self.execution_call(request_id, Execution.FINISHED, ok))
+        """Record that the started tool call ended (`ok`: it did not raise)."""
+        try:
+            self._send(self.execution_call(request_id, Execution.FINISHED, ok))
+        except Conflict as conflict:
+            raise execution_refused(conflict) from None
 
     def require_approval(
         self,
@@ -497,12 +508,17 @@ class AsyncHttpApprovals(BaseHttpApprovals):
         """`HttpApprovals.start_execution` for asyncio."""
         try:
             return self.started(await self._send(self.execution_call(request_id, Execution.STARTED)))
-        except Conflict:
-            return False
+        except Conflict as conflict:
+            if execution_started(conflict):
+                return False
+            raise execution_refused(conflict) from None
 
     async def finish_execution(self, request_id: str, *, ok: bool = True) -> None:
         """`HttpApprovals.finish_execution` for asyncio."""
-        await self._send(self.execution_call(request_id, Execution.FINISHED, ok))
+        try:
+            await self._send(self.execution_call(request_id, Execution.FINISHED, ok))
+        except Conflict as conflict:
+            raise execution_refused(conflict) from None
 
     def require_approval(
         self,

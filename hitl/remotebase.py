@@ -39,6 +39,7 @@ from hitl.errors import (
     RateLimited,
     RequestNotFound,
     ReviewerOnly,
+    TransitionRefused,
 )
 from hitl.models import Request, RequestInput
 from hitl.settings import Settings, api_base_url, load_settings
@@ -204,11 +205,25 @@ def _error_of(resp: httpx.Response) -> tuple[str, str | None] | None:
 
 
 class Conflict(Exception):
-    """A 409 on `call`: the client reads the request to say how it ended (`already_decided`)."""
+    """A 409 on `call`: the client reads the request to say how it ended (`already_decided`),
+    or, on an execution record, whether the call had already started (`execution_started`)."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, message: str) -> None:
         self.call = call
-        super().__init__(call.path)
+        self.message = message
+        super().__init__(message)
+
+
+def execution_started(conflict: Conflict) -> bool:
+    """Whether a 409 on `{"state": "started"}` says the tool call already started (the caller
+    must not run it: False from `start_execution`), rather than that the request does not
+    allow it to run at all (an error)."""
+    return "already started" in conflict.message
+
+
+def execution_refused(conflict: Conflict) -> TransitionRefused:
+    """A refused execution record (not approved, or a finish without a start) as an error."""
+    return TransitionRefused(conflict.call.request_id or "?", "execution", conflict.message)
 
 
 def answer(call: Call, resp: httpx.Response, base_url: str) -> dict[str, Any]:
@@ -243,7 +258,7 @@ def answer(call: Call, resp: httpx.Response, base_url: str) -> dict[str, Any]:
     if code == 404:
         raise RequestNotFound(call.request_id or "?")
     if code == 409:
-        raise Conflict(call)
+        raise Conflict(call, message)
     if code in (401, 403):
         raise ApiKeyRefused(code, message, fld)
     if code == 429:
@@ -421,8 +436,9 @@ class BaseHttpApprovals:
         body: dict[str, Any] = {"state": state.value}
         if state is Execution.FINISHED:
             body["ok"] = ok
-        # A repeated "started" answers 409, which reads as "do not run": safe to repeat either way.
-        return Call("POST", _path(request_id, "/execution"), body, request_id=request_id, idempotent=True)
+        # Not repeated once it may have landed: a second "started" would read as a start that
+        # never finished (outcome unknown), and a lost answer already keeps the tool from running.
+        return Call("POST", _path(request_id, "/execution"), body, request_id=request_id)
 
     @staticmethod
     def refuse_decide() -> ReviewerOnly:
@@ -458,6 +474,6 @@ class BaseHttpApprovals:
 
 __all__ = [
     "MAX_POLL", "BaseHttpApprovals", "Call", "Conflict", "Execution", "Poll", "Retries", "already_decided",
-    "answer", "batch_body", "parse_time", "request_body", "request_of", "retry_after", "unreachable",
-    "use_http",
+    "answer", "batch_body", "execution_refused", "execution_started", "parse_time", "request_body",
+    "request_of", "retry_after", "unreachable", "use_http",
 ]

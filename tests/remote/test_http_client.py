@@ -105,6 +105,8 @@ def test_bad_http_settings_are_one_line_naming_the_variable(
 def test_http_clients_have_every_method_of_the_redis_clients() -> None:
     agent_side = {"request", "request_from", "request_batch", "request_batch_from", "get", "fetch",
                   "wait_request", "decide", "cancel", "require_approval"}
+    # The at-most-once execution record, where the Redis client has it (branch `adapters`).
+    agent_side |= {"start_execution", "finish_execution"} & set(dir(Approvals))
     for redis_cls, http_cls in ((Approvals, HttpApprovals), (AsyncApprovals, AsyncHttpApprovals)):
         for name in agent_side:
             ours, theirs = inspect.signature(getattr(http_cls, name)), inspect.signature(getattr(redis_cls, name))

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.web import WebServer
-from hitl import AsyncApprovals, Status
+from hitl import AsyncApprovals, Status, TransitionRefused
 from hitl import remotebase as rb
 from hitl.embedded import free_port
 from hitl.errors import ApiUnavailable, RateLimited
@@ -68,6 +68,8 @@ def _app(state: dict[str, StandIn]) -> Starlette:
         body = await request.json()
         rid = request.path_params["id"]
         stand.calls.append((request.method, request.url.path, body))
+        if rid.startswith("pending"):
+            return JSONResponse({"error": f"request {rid} is pending: its tool may not run yet", "field": "id"}, 409)
         if body.get("state") == "started":
             if rid in stand.started:
                 return JSONResponse({"error": f"the tool call of {rid} already started", "field": "state"}, 409)
@@ -180,3 +182,10 @@ def test_execution_is_recorded_at_most_once(stand_in: StandIn, client: HttpAppro
 
     assert asyncio.run(twin()) == (True, False)
     assert stand_in.calls[-1][2] == {"state": "finished", "ok": True}
+
+
+def test_an_execution_the_request_does_not_allow_is_an_error_not_a_skip(client: HttpApprovals) -> None:
+    with pytest.raises(TransitionRefused, match="may not run yet"):
+        client.start_execution("pending-1")
+    with pytest.raises(TransitionRefused):
+        client.finish_execution("pending-1")
