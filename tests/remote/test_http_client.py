@@ -23,7 +23,7 @@ from hitl import (
     WaitTimeout,
 )
 from hitl import remotebase as rb
-from hitl.errors import ApiKeyRefused, ReviewerOnly
+from hitl.errors import ApiKeyRefused, ApiUnavailable, ReviewerOnly
 from hitl.remote import AsyncHttpApprovals, HttpApprovals
 from tests.conftest import make_settings
 from tests.gateway.conftest import SECRET, Gateway, gateway  # noqa: F401 - the web process, reused
@@ -239,3 +239,16 @@ def test_httpx_transport_can_be_given(gateway: Gateway) -> None:  # noqa: F811
     with client, pytest.raises(RequestNotFound):
         client.get("x")
     assert seen == ["Bearer k"]
+
+
+def test_the_key_is_never_sent_anywhere_a_redirect_points() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers.get("authorization")))
+        return httpx.Response(307, headers={"Location": "http://collector.example/v1/requests"})
+
+    client = HttpApprovals(api_url="http://hitl.example", api_key="k", transport=httpx.MockTransport(handler))
+    with client, pytest.raises(ApiUnavailable, match="answered 307"):
+        client.request(**GATE)
+    assert seen == [("hitl.example", "Bearer k")]
