@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic
 import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -27,9 +28,9 @@ from starlette.routing import Route
 
 from bot import bodies
 from hitl.client import Approvals, AsyncApprovals
-from hitl.errors import AlreadyDecided, InvalidRequest, RequestNotFound, WaitTimeout
+from hitl.errors import AlreadyDecided, ExecutionRefused, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Request
-from hitl.views import BatchView, RequestView
+from hitl.views import BatchView, ExecutionInput, RequestView
 
 # Longest long-poll a caller may ask for (docs/contract.md: 0 to 60 s).
 MAX_WAIT = 60.0
@@ -129,6 +130,16 @@ async def _json_body(request: HttpRequest) -> dict[str, Any]:
     return body
 
 
+def _execution_input(body: dict[str, Any]) -> ExecutionInput:
+    """The execution route's body, or a 422 naming the field at fault."""
+    try:
+        return ExecutionInput.model_validate(body)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        raise ApiError(422, f"{field}: {err['msg']}", field) from None
+
+
 def _wait_seconds(request: HttpRequest) -> float:
     raw = request.query_params.get("wait")
     if raw is None or raw == "":
@@ -177,6 +188,23 @@ def routes(ctx: ApiContext) -> list[Route]:
             raise ApiError(409, str(exc), "id") from None
         return _view(await ctx.aio.store.get(rid))
 
+    async def execution(request: HttpRequest, via: str) -> JSONResponse:
+        """The approved tool call starts (at most once) or ended: `hitl.executions`."""
+        rid = request.path_params["id"]
+        body = _execution_input(await _json_body(request))
+        try:
+            if body.state == "started":
+                if not await ctx.aio.start_execution(rid):
+                    raise ApiError(
+                        409, f"request {rid}'s tool call already started: do not run it again "
+                        "(outcome unknown: check before retrying)", "id",
+                    )
+                return JSONResponse({"started": True})
+            await ctx.aio.finish_execution(rid, ok=body.ok)
+        except ExecutionRefused as exc:
+            raise ApiError(409, str(exc), "id") from None
+        return JSONResponse({"finished": True})
+
     async def batch(request: HttpRequest, via: str) -> JSONResponse:
         body = await _json_body(request)
         summary, items = body.pop("summary", None), body.pop("items", None)
@@ -197,6 +225,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         Route("/v1/requests", _guarded(ctx, create), methods=["POST"]),
         Route("/v1/requests/{id}", _guarded(ctx, read), methods=["GET"]),
         Route("/v1/requests/{id}/cancel", _guarded(ctx, cancel), methods=["POST"]),
+        Route("/v1/requests/{id}/execution", _guarded(ctx, execution), methods=["POST"]),
         Route("/v1/batches", _guarded(ctx, batch), methods=["POST"]),
     ]
 

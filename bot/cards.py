@@ -56,7 +56,7 @@ from bot.text import (
 )
 from hitl.models import Request
 from hitl.policy import DEFAULT_GATE_BELOW
-from hitl.status import Mode, Risk, Status
+from hitl.status import ExecutionState, Mode, Risk, Status
 
 ACTION_APPROVE = "hitl_approve"
 ACTION_REJECT = "hitl_reject"
@@ -514,6 +514,14 @@ def _urgent_block(req: Request) -> SectionBlock | None:
     return SectionBlock(text=md(text))
 
 
+# Said on the card when a re-run of the agent found its tool call started and never
+# finished (`hitl.executions`): the agent did not run it again.
+OUTCOME_UNKNOWN_LINE = (
+    "⚠️ Outcome unknown: check before retrying. The agent started this call and stopped before it "
+    "finished; it was not run again."
+)
+
+
 def card_blocks(req: Request, *, now: float | None = None) -> list[Block]:
     """The card as slack_sdk Block objects (see `build_card` for the dict form)."""
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=header_text(req), emoji=True))]
@@ -529,6 +537,8 @@ def card_blocks(req: Request, *, now: float | None = None) -> list[Block]:
     if context is not None:
         blocks.append(context)
     blocks.append(ActionsBlock(block_id=actions_block_id(req), elements=decision_buttons(req)))
+    if req.execution is ExecutionState.UNKNOWN:
+        blocks.append(ContextBlock(elements=[md(OUTCOME_UNKNOWN_LINE)]))
     blocks.append(ContextBlock(elements=[md(status_line(req, now=now))]))
     return blocks
 

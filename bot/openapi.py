@@ -16,14 +16,14 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from hitl.models import RequestInput
-from hitl.views import BatchInput, BatchView, ErrorBody, RequestView, WebhookPayload
+from hitl.views import BatchInput, BatchView, ErrorBody, ExecutionInput, RequestView, WebhookPayload
 
 _REF = "#/components/schemas/{model}"
 
 
 def _schemas() -> dict[str, Any]:
     _, top = models_json_schema(
-        [(m, "validation") for m in (RequestInput, BatchInput, ErrorBody)]
+        [(m, "validation") for m in (RequestInput, BatchInput, ExecutionInput, ErrorBody)]
         + [(m, "serialization") for m in (RequestView, BatchView, WebhookPayload)],
         ref_template=_REF,
     )
@@ -92,6 +92,19 @@ def spec() -> dict[str, Any]:
                     "summary": "Withdraw a pending request",
                     "parameters": [rid],
                     "responses": _answers({200: ("cancelled", "RequestView")}, 401, 404, 409, 503),
+                }
+            },
+            "/v1/requests/{id}/execution": {
+                "post": {
+                    "summary": "Record that the approved tool call starts ({\"state\": \"started\"}: "
+                    "200 {\"started\": true}, 409 when it already started) or ended "
+                    "({\"state\": \"finished\", \"ok\": true})",
+                    "parameters": [rid],
+                    "requestBody": {"required": True, **_json("ExecutionInput")},
+                    "responses": {
+                        "200": {"description": "recorded: {\"started\": true} or {\"finished\": true}"},
+                        **_answers({}, 400, 401, 404, 409, 422, 503),
+                    },
                 }
             },
             "/v1/batches": {

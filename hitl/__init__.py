@@ -28,6 +28,7 @@ from hitl.errors import (
     ApiUnavailable,
     ConfigError,
     DeadlinePassed,
+    ExecutionRefused,
     HitlError,
     IdempotencyConflict,
     InvalidRequest,
@@ -42,7 +43,7 @@ from hitl.errors import (
 )
 from hitl.models import Decision, Request
 from hitl.remote import AsyncHttpApprovals, HttpApprovals
-from hitl.status import Mode, Risk, Status, SystemVerb, Verb
+from hitl.status import ExecutionState, Mode, Risk, Status, SystemVerb, Verb
 
 __all__ = [
     "AlreadyDecided",
@@ -57,6 +58,8 @@ __all__ = [
     "ConfigError",
     "DeadlinePassed",
     "Decision",
+    "ExecutionRefused",
+    "ExecutionState",
     "HitlError",
     "HttpApprovals",
     "IdempotencyConflict",

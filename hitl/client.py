@@ -41,6 +41,7 @@ from hitl.clientbase import (
     seconds,
 )
 from hitl.errors import WaitTimeout
+from hitl.executions import AsyncExecutions, Executions
 from hitl.models import Decision, Request
 from hitl.people import Directory
 from hitl.remote import AsyncHttpApprovals, HttpApprovals
@@ -219,6 +220,7 @@ class Approvals(BaseApprovals):
         super().__init__(redis_url, settings, prefix, directory)
         self.redis = client or redis.Redis.from_url(self.url, **_connect_kwargs())
         self.store = Store(self.redis, self.keys, self.settings.retention, self.settings.metrics)
+        self.executions = Executions(self.redis, self.keys)
 
     def request(
         self,
@@ -421,6 +423,43 @@ class Approvals(BaseApprovals):
         `AlreadyDecided` when it is already final, `RequestNotFound` for an unknown id."""
         return self.store.transition(request_id, SystemVerb.CANCEL, by=by)
 
+    def start_execution(self, request_id: str) -> bool:
+        """Record that the approved tool call of a request is starting; call it just before
+        running the tool, and run the tool only when it answers True.
+
+        A request's tool call runs at most once: the first start wins, atomically, and every
+        later one answers False. A later start that finds the first never finished marks
+        the request's execution `unknown` (audited, and said on its Slack card): the tool
+        may or may not have run, so the caller must not run it again and should tell the
+        model "outcome unknown: check before retrying".
+
+        Args:
+            request_id: The request whose decision allows the call (approved, an open or
+                finalized override, a shadow request, or an auto/notify one).
+
+        Returns:
+            True when this caller may run the tool now; False when a call already started.
+
+        Raises:
+            ExecutionRefused: The request does not allow the tool to run (pending gate,
+                rejected, expired, cancelled, vetoed).
+            RequestNotFound: No such request.
+        """
+        return self.executions.start(request_id)
+
+    def finish_execution(self, request_id: str, *, ok: bool = True) -> None:
+        """Record that a started tool call ended, so a re-run knows it ran.
+
+        Args:
+            request_id: The request whose call `start_execution` started.
+            ok: False when the tool raised (it may have done part of its work).
+
+        Raises:
+            ExecutionRefused: No execution of this request was started.
+            RequestNotFound: No such request.
+        """
+        self.executions.finish(request_id, ok=ok)
+
     def require_approval(
         self,
         action: str | None = None,
@@ -571,6 +610,7 @@ class AsyncApprovals(BaseApprovals):
         super().__init__(redis_url, settings, prefix, directory)
         self.redis = client or aioredis.Redis.from_url(self.url, **_connect_kwargs())
         self.store = AsyncStore(self.redis, self.keys, self.settings.retention, self.settings.metrics)
+        self.executions = AsyncExecutions(self.redis, self.keys)
 
     async def request(
         self,
@@ -697,6 +737,23 @@ class AsyncApprovals(BaseApprovals):
     async def cancel(self, request_id: str, *, by: str | None = None) -> Status:
         """`Approvals.cancel` for asyncio."""
         return await self.store.transition(request_id, SystemVerb.CANCEL, by=by)
+
+    async def start_execution(self, request_id: str) -> bool:
+        """`Approvals.start_execution` for asyncio: True when this caller may run the tool.
+
+        Args:
+            request_id: The request whose decision allows the call.
+        """
+        return await self.executions.start(request_id)
+
+    async def finish_execution(self, request_id: str, *, ok: bool = True) -> None:
+        """`Approvals.finish_execution` for asyncio.
+
+        Args:
+            request_id: The request whose call `start_execution` started.
+            ok: False when the tool raised.
+        """
+        await self.executions.finish(request_id, ok=ok)
 
     def require_approval(
         self,

@@ -100,6 +100,11 @@ class NotAllowed(TransitionRefused):
     """The person may not take this decision (not an approver, the requester, already voted)."""
 
 
+class ExecutionRefused(TransitionRefused):
+    """An execution record was refused: the request does not allow the tool to run, its call
+    already started (`reason` "started"), or a finish came without a start."""
+
+
 class StaleVersion(TransitionRefused):
     """The request changed (for example its parameters were edited) since the card was drawn."""
 

@@ -11,7 +11,9 @@ key                                    type    what it holds
                                                event, which holds the request document once
                                                (also: ``fingerprint`` of what its idempotency
                                                key promises; a plan's ``items``, a step's
-                                               ``batch``)
+                                               ``batch``; ``execution``, the `ExecutionState`
+                                               of its tool call, with ``exec_started_ms`` and
+                                               ``exec_finished_ms``: see `hitl.executions`)
 ``{p}:req:{id}:done``                  list    the outcome (JSON) pushed when the request turns
                                                final; waiters block on it (BLMOVE onto itself)
 ``{p}:idem:{key}``                     string  idempotency key -> request id

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hitl.errors import InvalidRequest
 from hitl.slackids import check_mentionable, is_email, is_user
-from hitl.status import Mode, Risk, Status
+from hitl.status import ExecutionState, Mode, Risk, Status
 
 # Largest JSON encoding of `params` accepted; larger payloads belong in a link, not a card.
 MAX_PARAMS_BYTES = 256 * 1024
@@ -250,6 +250,8 @@ class Request(BaseModel):
     verdict: str | None = None
     decided_at: float | None = None
     escalated: int = 0
+    # The one tool call the approval allows (hitl.executions); None until an adapter starts it.
+    execution: ExecutionState | None = None
     # The W3C trace context (traceparent, tracestate) of the `hitl.request` span, so every
     # later step's span joins the agent's trace (see hitl.tracing); empty when not traced.
     trace: dict[str, str] = Field(default_factory=dict)

@@ -23,6 +23,7 @@ import redis
 from hitl import scripts
 from hitl.keys import Keys, timer_member
 from hitl.models import Request
+from hitl.status import ExecutionState
 
 
 class PostClaim(StrEnum):
@@ -45,8 +46,10 @@ class Shown:
     @classmethod
     def of(cls, req: Request) -> Shown:
         """A request drawn as it is now. The token is "{version}.{escalated}" (an escalation
-        changes the card without a new version); the scripts below rebuild it to compare."""
-        return cls(req.id, req.version, f"{req.version}.{req.escalated}")
+        changes the card without a new version), plus ".unknown" while its tool call's
+        outcome is unknown (`hitl.executions`); the scripts below rebuild it to compare."""
+        unknown = ".unknown" if req.execution is ExecutionState.UNKNOWN else ""
+        return cls(req.id, req.version, f"{req.version}.{req.escalated}{unknown}")
 
 
 def _s(value: Any) -> str:
@@ -56,9 +59,11 @@ def _s(value: Any) -> str:
 # Shared by the scripts that settle syncs: what a request's card must draw now.
 _CURRENT = r"""
 local function current_token(req)
-  local v = redis.call('HMGET', req, 'version', 'escalated')
+  local v = redis.call('HMGET', req, 'version', 'escalated', 'execution')
   if not v[1] then return nil end
-  return v[1] .. '.' .. (v[2] or '0')
+  local unknown = ''
+  if v[3] == 'unknown' then unknown = '.unknown' end
+  return v[1] .. '.' .. (v[2] or '0') .. unknown
 end
 """
 

@@ -485,3 +485,57 @@ for member, score in pairs(arg.held) do
 end
 return out
 """
+
+# EXECUTION: record that the one tool call an approval allows is starting, or has ended,
+# in the request's hash (field `execution`, an `ExecutionState`), audited. A request is
+# executed at most once: a second start is refused, and a start that finds the first one
+# never finished marks the request `unknown` (and schedules a card sync to say so).
+# KEYS[1] req hash   KEYS[2] timers zset   KEYS[3] events stream
+# ARGV[1] JSON input:
+#   id       the request;  sync  its card-sync timer member (`{id}|sync`)
+#   state    "started" or "finished";  ok  (finished) whether the tool call succeeded
+#   events   the audit event types: {started, finished, unknown}
+# Returns {"started"} | {"finished", previous state} | {"already", state} (a start refused:
+# the call started before; state is "unknown" when that start never finished) |
+# {"refused", status} (the request does not allow the tool to run) |
+# {"not_started", state or ""} (a finish without a start) | {"missing"}.
+EXECUTION = r"""
+local REQ, TIMERS, EVENTS = KEYS[1], KEYS[2], KEYS[3]
+local input = cjson.decode(ARGV[1])
+local h = redis.call('HMGET', REQ, 'status', 'mode', 'action', 'execution', 'ev')
+if not h[1] then return {'missing'} end
+local status, mode, action, current, ev = h[1], h[2], h[3], h[4] or '', h[5] or ''
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local function audit(fields)
+  local eid = redis.call('XADD', EVENTS, '*', unpack(fields))
+  ev = ev .. ',' .. eid
+  redis.call('HSET', REQ, 'ev', ev)
+end
+
+if input.state == 'started' then
+  -- What `Decision.approved` says: the agent may act (shadow never blocks it).
+  local may_run = mode == 'shadow' or status == 'approved' or status == 'open' or status == 'finalized'
+  if not may_run then return {'refused', status} end
+  if current == 'started' then
+    redis.call('HSET', REQ, 'execution', 'unknown')
+    redis.call('ZADD', TIMERS, now, input.sync)
+    audit({'type', input.events.unknown, 'id', input.id, 'action', action, 'status', status})
+    return {'already', 'unknown'}
+  end
+  if current ~= '' then return {'already', current} end
+  redis.call('HSET', REQ, 'execution', 'started', 'exec_started_ms', now)
+  audit({'type', input.events.started, 'id', input.id, 'action', action, 'status', status})
+  return {'started'}
+end
+
+if current ~= 'started' and current ~= 'unknown' then return {'not_started', current} end
+local ended = 'finished'
+if not input.ok then ended = 'failed' end
+redis.call('HSET', REQ, 'execution', ended, 'exec_finished_ms', now)
+-- The card said "outcome unknown": it can say what happened now.
+if current == 'unknown' then redis.call('ZADD', TIMERS, now, input.sync) end
+audit({'type', input.events.finished, 'id', input.id, 'action', action, 'status', status,
+  'ok', input.ok and '1' or '0'})
+return {'finished', current}
+"""

@@ -92,12 +92,34 @@ class EventType(StrEnum):
     CLEANED = "cleaned"  # maintenance removed a request left pending past deadline + retention
     TRIMMED = "trimmed"  # maintenance trimmed audit events older than HITL_AUDIT_RETENTION
     WEBHOOK = "webhook"  # one decision-webhook delivery attempt and its outcome
+    EXECUTION_STARTED = "execution_started"  # an adapter is about to run the approved tool call
+    EXECUTION_FINISHED = "execution_finished"  # ... and it returned (`ok` says whether it succeeded)
+    OUTCOME_UNKNOWN = "outcome_unknown"  # a re-run found a start without a finish: not run again
 
 
 # Audit events that mark a request turning final (what decision webhooks are sent for).
 FINAL_EVENTS: frozenset[EventType] = frozenset(
     {EventType.DECIDED, EventType.EXPIRED, EventType.VETOED, EventType.FINALIZED, EventType.CANCELLED}
 )
+
+
+class ExecutionState(StrEnum):
+    """Where the one tool call an approval allows stands (`hitl.executions`).
+
+    A request is executed at most once: an adapter records STARTED before it runs the tool
+    and FINISHED or FAILED after; a re-run that finds STARTED alone cannot know whether the
+    tool ran, so it does not run it again and marks the request UNKNOWN.
+    """
+
+    STARTED = "started"
+    FINISHED = "finished"  # the tool returned
+    FAILED = "failed"  # the tool raised (it may have done part of its work)
+    UNKNOWN = "unknown"  # started, then its process stopped before it finished
+
+    @property
+    def ran(self) -> bool:
+        """Whether the call is known to have ended (so "outcome unknown" does not apply)."""
+        return self in (ExecutionState.FINISHED, ExecutionState.FAILED)
 
 
 class WebhookOutcome(StrEnum):

@@ -180,6 +180,7 @@ def parse_request(raw: Sequence[Any]) -> Request:
     doc["decided_at"] = int(h["decided_ms"]) / 1000 if h.get("decided_ms") else None
     doc["escalated"] = int(h.get("escalated") or 0)
     doc["paused"] = h.get("paused") == "1"
+    doc["execution"] = h.get("execution") or None
     if h.get("deadline"):
         doc["deadline"] = float(h["deadline"])
     return Request.model_validate(doc)

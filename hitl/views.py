@@ -11,12 +11,12 @@ plain words (`EXPIRED_COMMENT`), so a model reading it does not conclude it was 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from hitl.models import Request, RequestInput
-from hitl.status import Mode, Status
+from hitl.status import ExecutionState, Mode, Status
 
 # What an expired decision says when the request carries no comment of its own.
 EXPIRED_COMMENT = (
@@ -57,6 +57,11 @@ class RequestView(BaseModel):
     deadline: str | None = Field(description="ISO 8601 UTC: expiry (gate, shadow) or end of the veto window")
     params: dict[str, Any]
     decision: DecisionView | None
+    execution: ExecutionState | None = Field(
+        default=None,
+        description="the approved tool call: started, finished, failed, or unknown (started, and "
+        "its process stopped before it finished: do not run it again); null until started",
+    )
 
     @classmethod
     def of(cls, req: Request) -> RequestView:
@@ -73,8 +78,22 @@ class RequestView(BaseModel):
         return cls(
             id=req.id, action=req.action, summary=req.summary, mode=req.mode, status=req.status,
             channel=req.channel, created_at=iso(req.created_at) or "", deadline=iso(req.deadline),
-            params=req.params, decision=decision,
+            params=req.params, decision=decision, execution=req.execution,
         )
+
+
+class ExecutionInput(BaseModel):
+    """`POST /v1/requests/{id}/execution`: the approved tool call is starting, or it ended.
+
+    ``{"state": "started"}`` answers ``{"started": true}``, or 409 when a call already
+    started (then do not run the tool); ``{"state": "finished", "ok": true}`` answers
+    ``{"finished": true}`` (``ok`` false when the tool raised).
+    """
+
+    model_config = {"extra": "forbid"}
+
+    state: Literal["started", "finished"]
+    ok: bool = True
 
 
 class BatchInput(BaseModel):
@@ -115,6 +134,6 @@ class WebhookPayload(BaseModel):
 
 
 __all__ = [
-    "EXPIRED_COMMENT", "BatchInput", "BatchView", "DecisionView", "ErrorBody", "RequestInput", "RequestView",
-    "WebhookPayload", "iso",
+    "EXPIRED_COMMENT", "BatchInput", "BatchView", "DecisionView", "ErrorBody", "ExecutionInput",
+    "RequestInput", "RequestView", "WebhookPayload", "iso",
 ]

@@ -1,0 +1,106 @@
+"""Executions: an approval lets its tool call run at most once.
+
+An adapter records that the approved call is starting (`start`) before it runs the tool
+and that it ended (`finish`) after. The record lives in the request's own hash (field
+``execution``, see `hitl.keys`), written by one script (`hitl.scripts.EXECUTION`), so a
+second start is refused atomically however many processes re-run the agent. A re-run that
+finds a start without a finish cannot know whether the tool ran; the script marks the
+request `ExecutionState.UNKNOWN` and re-syncs its card, and the adapter tells the model
+"outcome unknown: check before retrying" instead of running the tool a second time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from hitl import scripts
+from hitl.errors import ExecutionRefused, RequestNotFound
+from hitl.keys import Keys, timer_member
+from hitl.status import EventType, ExecutionState
+
+STARTED, FINISHED = "started", "finished"
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def execution_args(keys: Keys, request_id: str, state: str, ok: bool = True) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV for `scripts.EXECUTION`."""
+    payload = {
+        "id": request_id, "sync": timer_member(request_id, "sync"), "state": state, "ok": ok,
+        "events": {
+            "started": EventType.EXECUTION_STARTED.value,
+            "finished": EventType.EXECUTION_FINISHED.value,
+            "unknown": EventType.OUTCOME_UNKNOWN.value,
+        },
+    }
+    return [keys.req(request_id), keys.timers, keys.events], [json.dumps(payload, separators=(",", ":"))]
+
+
+def parse_started(request_id: str, result: Sequence[Any]) -> bool:
+    """EXECUTION's answer to a start: True when this caller may run the tool."""
+    kind = _s(result[0])
+    if kind == "started":
+        return True
+    if kind == "already":
+        return False
+    if kind == "missing":
+        raise RequestNotFound(request_id)
+    raise ExecutionRefused(
+        request_id, "not_approved",
+        f"request {request_id} is {_s(result[1])}: its tool call may not run, so no execution starts",
+    )
+
+
+def parse_finished(request_id: str, result: Sequence[Any]) -> None:
+    kind = _s(result[0])
+    if kind == "finished":
+        return
+    if kind == "missing":
+        raise RequestNotFound(request_id)
+    state = _s(result[1]) or "not started"
+    raise ExecutionRefused(
+        request_id, "not_started",
+        f"request {request_id}'s tool call is {state}: only a started execution can finish",
+    )
+
+
+class Executions:
+    """Start and finish records of approved tool calls (synchronous)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.keys = keys
+        self._script = client.register_script(scripts.EXECUTION)
+
+    def start(self, request_id: str) -> bool:
+        """Record the start; False when a call already started (then it must not run)."""
+        return parse_started(request_id, self._script(*execution_args(self.keys, request_id, STARTED)))
+
+    def finish(self, request_id: str, *, ok: bool = True) -> None:
+        """Record the end of a started call; `ok` False when the tool raised."""
+        parse_finished(request_id, self._script(*execution_args(self.keys, request_id, FINISHED, ok)))
+
+
+class AsyncExecutions:
+    """`Executions` for asyncio code."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.keys = keys
+        self._script = client.register_script(scripts.EXECUTION)
+
+    async def start(self, request_id: str) -> bool:
+        args = execution_args(self.keys, request_id, STARTED)
+        return parse_started(request_id, await self._script(*args))
+
+    async def finish(self, request_id: str, *, ok: bool = True) -> None:
+        args = execution_args(self.keys, request_id, FINISHED, ok)
+        parse_finished(request_id, await self._script(*args))
+
+
+__all__ = ["AsyncExecutions", "ExecutionState", "Executions"]
