@@ -18,7 +18,9 @@ from tests.gateway.conftest import Gateway
 from tests.helpers import events, eventually, start_worker, stop
 
 GATE = {"action": "deploy", "summary": "Deploy v1.2 to production", "mode": "gate", "timeout": 600}
-VIEW_FIELDS = {"id", "action", "summary", "mode", "status", "channel", "created_at", "deadline", "params", "decision"}
+VIEW_FIELDS = {
+    "id", "action", "summary", "mode", "status", "channel", "created_at", "deadline", "params", "decision", "execution",
+}
 DECISION_FIELDS = {"status", "approved", "by", "comment", "params", "decided_at"}
 
 # (method, path, body) of every authenticated endpoint; {id} is filled with a real id.
@@ -27,6 +29,7 @@ ENDPOINTS = [
     ("GET", "/v1/requests/{id}", None),
     ("POST", "/v1/requests/{id}/cancel", None),
     ("POST", "/v1/batches", {"summary": "plan", "items": [GATE]}),
+    ("POST", "/v1/requests/{id}/execution", {"state": "started"}),
 ]
 
 
@@ -288,10 +291,40 @@ def test_openapi_describes_every_endpoint_and_docs_render_offline(gateway: Gatew
         doc = anon.get("/openapi.json").json()
         page = anon.get("/docs")
         bundle = anon.get("/docs/static/swagger-ui-bundle.js")
-    assert {"/v1/requests", "/v1/requests/{id}", "/v1/requests/{id}/cancel", "/v1/batches"} <= set(doc["paths"])
+    assert {
+        "/v1/requests", "/v1/requests/{id}", "/v1/requests/{id}/cancel", "/v1/requests/{id}/execution", "/v1/batches",
+    } <= set(doc["paths"])
     view = doc["components"]["schemas"]["RequestView"]
     assert set(view["properties"]) == VIEW_FIELDS
     assert "callback_url" in doc["components"]["schemas"]["RequestInput"]["properties"]
     assert page.status_code == 200 and "/openapi.json" in page.text
     assert "https://" not in page.text and "http://" not in page.text  # nothing from a CDN
     assert bundle.status_code == 200 and "SwaggerUIBundle" in bundle.text
+
+
+def test_execution_route_starts_once_then_answers_409_and_records_the_finish(gateway: Gateway) -> None:
+    """The HTTP shape of `start_execution` / `finish_execution` (hitl.executions)."""
+    rid = file(gateway)["id"]
+    early = gateway.http.post(f"/v1/requests/{rid}/execution", json={"state": "started"})
+    assert early.status_code == 409 and early.json()["field"] == "id" and "pending" in early.json()["error"]
+    gateway.approvals.decide(rid, "approve", by="U0ALICE")
+    first = gateway.http.post(f"/v1/requests/{rid}/execution", json={"state": "started"})
+    assert (first.status_code, first.json()) == (200, {"started": True})
+    again = gateway.http.post(f"/v1/requests/{rid}/execution", json={"state": "started"})
+    assert again.status_code == 409 and again.json()["field"] == "id"
+    assert "outcome unknown: check before retrying" in again.json()["error"]
+    assert gateway.http.get(f"/v1/requests/{rid}").json()["execution"] == "unknown"
+    done = gateway.http.post(f"/v1/requests/{rid}/execution", json={"state": "finished", "ok": True})
+    assert (done.status_code, done.json()) == (200, {"finished": True})
+    assert gateway.http.get(f"/v1/requests/{rid}").json()["execution"] == "finished"
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"state": "running"}, "state"), ({}, "state"), ({"state": "finished", "ok": "maybe"}, "ok"),
+    ({"state": "started", "extra": 1}, "extra"),
+])
+def test_execution_route_names_the_bad_field(gateway: Gateway, body: dict, field: str) -> None:
+    rid = file(gateway)["id"]
+    resp = gateway.http.post(f"/v1/requests/{rid}/execution", json=body)
+    assert resp.status_code == 422 and resp.json()["field"] == field
+    assert gateway.http.post("/v1/requests/nope/execution", json={"state": "started"}).status_code == 404
