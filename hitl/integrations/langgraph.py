@@ -22,7 +22,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
@@ -33,17 +33,20 @@ from hitl.client import Approvals, RequestHandle
 from hitl.errors import HitlError, InvalidRequest
 from hitl.integrations.naming import idempotency_key, item_key
 from hitl.integrations.outcome import Outcome, OutcomeKind
-from hitl.models import Decision
+from hitl.models import Decision, Request
 from hitl.status import Mode
 
 log = logging.getLogger(__name__)
 
 # Marks an interrupt value as filed by `approval_interrupt` (its request id).
 REQUEST_FIELD = "hitl_request_id"
-# Who an Agent Inbox answer is recorded as when it carries no user.
-INBOX_USER = "agent-inbox"
+# On an interrupt raised again after a refused resume value: why it was refused.
+REFUSED_FIELD = "hitl_refused"
 
 HumanResponse = dict[str, Any]
+# Who answered in Agent Inbox, as a Slack user id, read from the run's config by something
+# the caller cannot forge (e.g. `langgraph_server_user`); None when it cannot say.
+ReviewerIdentity = Callable[[Mapping[str, Any]], str | None]
 
 
 # -- small shared pieces ------------------------------------------------------------------
@@ -150,43 +153,144 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def outcome_from_json(data: dict[str, Any]) -> Outcome:
-    return Outcome(
-        OutcomeKind(data["kind"]), data["request_id"], data["action"], dict(data.get("args") or {}),
-        tuple(data.get("by") or ()), data.get("comment"),
-        Mode(data["mode"]) if data.get("mode") else None,
-    )
+# Why an Agent Inbox answer without a verified reviewer is not recorded.
+NO_IDENTITY = (
+    "The Agent Inbox answer was not recorded: it came without a verified reviewer identity "
+    "(a \"user\" in the answer is not one). The request is still pending in Slack, where it can be decided."
+)
+
+
+def langgraph_server_user(config: Mapping[str, Any]) -> str | None:
+    """The reviewer LangGraph Server authenticated for this run, as a `ReviewerIdentity`.
+
+    LangGraph Server runs your `@auth.authenticate` handler on every request and puts the
+    user it returns in ``config["configurable"]["langgraph_auth_user"]`` itself (a client
+    cannot choose it); its ``identity`` must be the reviewer's Slack user id for the answer
+    to count. Outside LangGraph Server (a plain ``graph.invoke``), whoever calls the graph
+    writes that config: do not use this identity source there.
+    """
+    user = (config.get("configurable") or {}).get("langgraph_auth_user")
+    if user is None:
+        return None
+    if isinstance(user, Mapping):
+        identity, authenticated = user.get("identity"), user.get("is_authenticated", True)
+    else:
+        identity, authenticated = getattr(user, "identity", None), getattr(user, "is_authenticated", True)
+    if not authenticated or not isinstance(identity, str) or not identity.strip():
+        return None
+    return identity.strip()
+
+
+def inbox_refusal(req: Request, reviewer: str | None) -> str | None:
+    """Why `reviewer` may not decide `req` from Agent Inbox; None when they may try.
+
+    The same approver rules as Slack, where they can be checked outside Slack: a verified
+    identity, named among the request's approvers (channel membership and user groups
+    are Slack's to check, so a request without named approvers is decided in Slack). The
+    transition script then applies the rest (the requester may not approve their own).
+    """
+    if reviewer is None:
+        return NO_IDENTITY
+    if not req.approvers:
+        return (
+            f"The Agent Inbox answer by {reviewer} was not recorded: this request names no approvers, "
+            "so only the members of its Slack channel may decide it, in Slack."
+        )
+    if reviewer not in req.approvers:
+        return f"The Agent Inbox answer was not recorded: {reviewer} is not one of this request's approvers."
+    return None
 
 
 def record_inbox_response(
-    approvals: Approvals, handle: RequestHandle, response: HumanResponse, asked: dict[str, Any]
+    approvals: Approvals,
+    handle: RequestHandle,
+    response: HumanResponse,
+    asked: dict[str, Any],
+    *,
+    reviewer: str | None = None,
 ) -> Outcome:
-    """An answer given outside Slack (Agent Inbox, a script): recorded on the request, so
+    """An answer given in Agent Inbox, recorded on the request as `reviewer`'s decision, so
     Slack's card and the audit log agree with what the graph did.
 
     accept -> approve, edit -> approve with the edited args, response -> reject with the
-    text as the reason, ignore -> cancel. When Redis refuses (someone decided first, or the
-    user may not decide) the request's own decision wins.
+    text as the reason, ignore -> cancel. `reviewer` is the verified identity of whoever
+    answered (see `langgraph_server_user`); a ``"user"`` inside the answer is ignored. No
+    verified reviewer, or one the approver rules refuse, records nothing: the outcome is
+    UNDECIDED (the model hears "not decided yet") and the request stays pending in Slack.
+    A request decided first (in Slack) keeps its own decision.
     """
     kind = response.get("type")
-    by = str(response.get("user") or INBOX_USER)
+    if kind not in ("accept", "edit", "response", "ignore"):
+        raise InvalidRequest("type", f"{kind!r} is not one of accept, edit, response, ignore")
+    edited = check_args((response.get("args") or {}).get("args"), "args.args") if kind == "edit" else None
+    req = handle.fetch()
+    if req.final:
+        return Outcome.from_decision(req.decision(), asked)
+    refusal = inbox_refusal(req, reviewer)
+    if refusal is not None or reviewer is None:
+        log.warning("Agent Inbox answer for %s not recorded: %s", handle.id, refusal)
+        return Outcome.from_decision(req.decision(), asked).undecided(refusal or NO_IDENTITY)
     try:
         if kind == "accept":
-            approvals.decide(handle.id, "approve", by=by)
+            approvals.decide(handle.id, "approve", by=reviewer)
         elif kind == "edit":
-            edited = (response.get("args") or {}).get("args")
-            approvals.decide(handle.id, "approve", by=by, params=check_args(edited, "args.args"))
+            approvals.decide(handle.id, "approve", by=reviewer, params=edited)
         elif kind == "response":
-            approvals.decide(handle.id, "reject", by=by, comment=str(response.get("args") or ""))
-        elif kind == "ignore":
-            handle.cancel()
+            approvals.decide(handle.id, "reject", by=reviewer, comment=str(response.get("args") or ""))
         else:
-            raise InvalidRequest("type", f"{kind!r} is not one of accept, edit, response, ignore")
+            approvals.cancel(handle.id, by=reviewer)
     except InvalidRequest:
         raise
     except HitlError as exc:
-        log.warning("answer for %s not recorded (%s); using the request's own decision", handle.id, exc)
+        log.warning("Agent Inbox answer for %s not recorded (%s)", handle.id, exc)
+        outcome = Outcome.from_decision(current_decision(handle), asked)
+        if outcome.kind is OutcomeKind.UNDECIDED:
+            return outcome.undecided(f"The Agent Inbox answer by {reviewer} was not recorded: {exc}.")
+        return outcome
     return Outcome.from_decision(current_decision(handle), asked)
+
+
+def check_pointer(pointer: Any, request_id: str) -> None:
+    """A resume's ``hitl`` part may only point at the request this tool call filed.
+
+    Everything else in it (kind, args, by) is ignored: the decision is read from the store.
+    """
+    if not isinstance(pointer, dict):
+        kind = type(pointer).__name__
+        raise InvalidRequest("resume.hitl", f"must be an object naming request_id, not {kind}")
+    named = pointer.get("request_id")
+    if named is not None and named != request_id:
+        raise InvalidRequest(
+            "resume.hitl.request_id",
+            f"names request {named!r}, but this tool call filed {request_id}: a resume may only point "
+            "at the tool call's own request",
+        )
+
+
+def resume_outcome(
+    approvals: Approvals,
+    handle: RequestHandle,
+    response: Any,
+    asked: dict[str, Any],
+    *,
+    reviewer: str | None = None,
+) -> Outcome | None:
+    """What a resume value means for the tool call, from the store alone; None while the
+    request it points at is still pending (the caller pauses again).
+
+    A value with ``hitl`` (what `LangGraphResumer` sends) is a pointer: its request's
+    stored decision is the outcome, whatever else the value says. Anything else is an
+    Agent Inbox answer (`record_inbox_response`).
+    """
+    if isinstance(response, list) and len(response) == 1:  # Agent Inbox resumes with [response]
+        response = response[0]
+    if not isinstance(response, dict):
+        raise InvalidRequest("resume", f"expected a HumanResponse dict, got {type(response).__name__}")
+    if "hitl" in response:
+        check_pointer(response["hitl"], handle.id)
+        outcome = Outcome.from_decision(current_decision(handle), asked)
+        return None if outcome.kind is OutcomeKind.UNDECIDED else outcome
+    return record_inbox_response(approvals, handle, response, asked, reviewer=reviewer)
 
 
 # -- approval_interrupt -------------------------------------------------------------------
@@ -198,6 +302,7 @@ def approval_interrupt(
     summary: str | None = None,
     description: str | None = None,
     allowed: Sequence[str] = ("accept", "edit", "respond", "ignore"),
+    reviewer: ReviewerIdentity | None = None,
     **request_kwargs: Any,
 ) -> Outcome:
     """Ask Slack before `action(**args)`; call it inside a node in place of `interrupt()`.
@@ -210,6 +315,18 @@ def approval_interrupt(
     Agent Inbox answer) resumes it and this returns the `Outcome`. The request's
     idempotency key is thread id, node, step and this call's index in the node, so the
     node's re-run on resume finds the same request.
+
+    The resume value is only a pointer: the decision, its arguments and who took it are
+    read from the store. A resume while the request is still pending interrupts again;
+    a refused one (naming another request, or not a `HumanResponse`) interrupts again
+    with the refusal under ``hitl_refused`` (e.g. ``resume.hitl.request_id: ...``). An
+    Agent Inbox answer counts only as the verified identity `reviewer` returns for the
+    run's config (e.g. `langgraph_server_user`), and only within the approver rules;
+    otherwise nothing is recorded and the outcome is UNDECIDED ("not decided yet").
+
+    An outcome that runs has its execution started (`Outcome.start`): the tool call runs at
+    most once, and a re-run of the node after it started returns UNKNOWN or ALREADY_RAN,
+    which do not run. Call `outcome.finish(approvals)` once the tool returned.
     """
     args = check_args(args)
     config = get_config()
@@ -223,14 +340,22 @@ def approval_interrupt(
         run_id=_thread(config), **request_kwargs,
     )
     if decide_now(handle):
-        return Outcome.from_decision(current_decision(handle), args)
+        return Outcome.from_decision(current_decision(handle), args).start(approvals)
     payload = human_interrupt(action, args, description or text, handle.id, allowed)
-    response = interrupt(payload)
-    if isinstance(response, dict) and isinstance(response.get("hitl"), dict):
-        return outcome_from_json(response["hitl"])
-    if not isinstance(response, dict):
-        raise InvalidRequest("resume", f"expected a HumanResponse dict, got {type(response).__name__}")
-    return record_inbox_response(approvals, handle, response, args)
+    who = reviewer(config) if reviewer is not None else None
+    asking = payload
+    while True:
+        # Each pass consumes the next resume value, so pausing again never wedges the thread:
+        # the real decision's resume reaches this same call.
+        try:
+            outcome = resume_outcome(approvals, handle, interrupt(asking), args, reviewer=who)
+        except InvalidRequest as exc:  # a refused resume value: say why and pause again
+            log.warning("resume of %s refused: %s", handle.id, exc)
+            asking = {**payload, REFUSED_FIELD: str(exc)}
+            continue
+        if outcome is not None:
+            return outcome.start(approvals)
+        asking = payload  # a pointer to a request still pending: pause again
 
 
 # -- HumanInTheLoopMiddleware / ApprovalNode interrupts ----------------------------------
@@ -372,17 +497,30 @@ class LangGraphResumer:
         thread = _thread(config)
         while True:
             state = self.graph.get_state(config)
-            answers = {i.id: self.answer(i, thread) for i in state.interrupts if self.handles(i.value)}
+            started: list[Outcome] = []
+            ours = [i for i in state.interrupts if self.handles(i.value)]
+            answers = {i.id: self.answer(i, thread, started=started) for i in ours}
             if not answers:
                 return state.values
             self.graph.invoke(Command(resume=answers), config)
+            # The approved calls ran in that invoke (a checkpoint holds their results). If it
+            # raised, they stay started: a re-run tells the model the outcome is unknown.
+            for outcome in started:
+                outcome.finish(self.approvals)
 
     @staticmethod
     def handles(value: Any) -> bool:
         return is_hitl_request(value) or (isinstance(value, dict) and REQUEST_FIELD in value)
 
-    def answer(self, intr: Interrupt, thread: str) -> Any:
-        """The resume value for one interrupt, once its request(s) are final."""
+    def answer(self, intr: Interrupt, thread: str, *, started: list[Outcome] | None = None) -> Any:
+        """The resume value for one interrupt, once its request(s) are final.
+
+        `approval_interrupt`'s interrupts get a pointer to their request (the node reads the
+        decision from the store and starts its execution itself). For a `HITLRequest`,
+        with `started` given, each approved call's execution is started here (the tool runs
+        in the graph, where no hook of ours is) and appended to `started` for the caller
+        to finish; a call that started before is answered "outcome unknown" instead.
+        """
         value = intr.value
         if REQUEST_FIELD in value:
             handle = self.approvals.get(value[REQUEST_FIELD])
@@ -395,7 +533,12 @@ class LangGraphResumer:
         decisions = []
         for handle, asked, allowed in filed:
             decision = current_decision(handle) if decide_now(handle) else handle.wait(self.timeout)
-            decisions.append(middleware_decision(Outcome.from_decision(decision, asked), allowed))
+            outcome = Outcome.from_decision(decision, asked)
+            if started is not None and outcome.runs:
+                outcome = outcome.start(self.approvals)
+                if outcome.runs:
+                    started.append(outcome)
+            decisions.append(middleware_decision(outcome, allowed))
         return {"decisions": decisions}
 
 

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from hitl.models import Decision
-from hitl.status import Mode, Status
+from hitl.status import ExecutionState, Mode, Status
 
 if TYPE_CHECKING:
     from hitl.client import Approvals, AsyncApprovals
@@ -27,6 +27,9 @@ class OutcomeKind(StrEnum):
     FINALIZED = "finalized"  # override mode: it ran and the veto window closed without a veto
     EXPIRED = "expired"  # nobody decided in time
     CANCELLED = "cancelled"  # the request was withdrawn
+    UNDECIDED = "undecided"  # still pending: an answer was refused or the resume came early
+    UNKNOWN = "unknown"  # approved, but its call started before and never finished: not run again
+    ALREADY_RAN = "already_ran"  # approved, and its call already ran once: not run again
 
 
 RUNS: frozenset[OutcomeKind] = frozenset({OutcomeKind.APPROVED, OutcomeKind.EDITED, OutcomeKind.FINALIZED})
@@ -56,6 +59,8 @@ class Outcome:
         """`asked` is the arguments the agent proposed; different approved params = an edit."""
         if decision.approved:
             kind = OutcomeKind.EDITED if decision.params != asked else OutcomeKind.APPROVED
+        elif not decision.status.final:
+            kind = OutcomeKind.UNDECIDED  # nobody decided: never worded as a rejection
         else:
             kind = _BY_STATUS.get(decision.status, OutcomeKind.REJECTED)
         args = decision.params if decision.approved else asked
@@ -63,6 +68,48 @@ class Outcome:
             kind, decision.request_id, decision.action, dict(args), tuple(decision.by), decision.comment,
             decision.mode,
         )
+
+    def undecided(self, reason: str) -> Outcome:
+        """This request, still undecided, with `reason` (why no decision was taken here)."""
+        kind = OutcomeKind.UNDECIDED
+        return Outcome(kind, self.request_id, self.action, dict(self.args), (), reason, self.mode)
+
+    def start(self, approvals: Approvals) -> Outcome:
+        """Record that this outcome's tool call is starting; call it right before the tool.
+
+        Returns the outcome itself when the tool may run now. A request's call runs at most
+        once (`Approvals.start_execution`): when it started before, this returns UNKNOWN
+        (that start never finished) or ALREADY_RAN, which do not run, and whose `message`
+        tells the model to check before retrying. Outcomes that do not run are returned as
+        they are.
+        """
+        if not self.runs:
+            return self
+        if approvals.start_execution(self.request_id):
+            return self
+        return self._not_again(approvals.get(self.request_id).fetch().execution)
+
+    async def astart(self, approvals: AsyncApprovals) -> Outcome:
+        """`start` for asyncio code (an `AsyncApprovals`)."""
+        if not self.runs:
+            return self
+        if await approvals.start_execution(self.request_id):
+            return self
+        handle = await approvals.get(self.request_id)
+        return self._not_again((await handle.fetch()).execution)
+
+    def finish(self, approvals: Approvals, *, ok: bool = True) -> None:
+        """Record that the tool call `start` let run has ended (`ok` False when it raised),
+        so a re-run hears that it ran rather than "outcome unknown"."""
+        approvals.finish_execution(self.request_id, ok=ok)
+
+    async def afinish(self, approvals: AsyncApprovals, *, ok: bool = True) -> None:
+        """`finish` for asyncio code."""
+        await approvals.finish_execution(self.request_id, ok=ok)
+
+    def _not_again(self, state: ExecutionState | None) -> Outcome:
+        kind = OutcomeKind.ALREADY_RAN if state is not None and state.ran else OutcomeKind.UNKNOWN
+        return Outcome(kind, self.request_id, self.action, dict(self.args), self.by, self.comment, self.mode)
 
     @property
     def vetoable(self) -> bool:
@@ -119,6 +166,23 @@ class Outcome:
             )
         if self.kind is OutcomeKind.CANCELLED:
             return f"The approval request for `{self.action}` was withdrawn, so it was not run."
+        if self.kind is OutcomeKind.UNDECIDED:
+            why = f" {self.comment}" if self.comment else ""
+            return (
+                f"Not decided yet: `{self.action}` is still waiting for a decision in Slack, so it was "
+                f"not run.{why} Do not treat this as an approval or a rejection."
+            )
+        if self.kind is OutcomeKind.UNKNOWN:
+            return (
+                f"Outcome unknown: check before retrying. `{self.action}` was started once for this "
+                "approval and stopped before it finished, so it was not run again. Check whether it "
+                "took effect before asking to run it again."
+            )
+        if self.kind is OutcomeKind.ALREADY_RAN:
+            return (
+                f"`{self.action}` already ran once for this approval, so it was not run again (its "
+                "result was not kept). Check its effect before asking to run it again."
+            )
         if self.kind is OutcomeKind.FINALIZED:
             return f"`{self.action}` stands: the veto window closed without a veto."
         if self.kind is OutcomeKind.EDITED:

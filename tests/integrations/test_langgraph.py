@@ -15,11 +15,13 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
+from langgraph.types import Command
 
 from hitl import Approvals, InvalidRequest
 from hitl.integrations.langgraph import ApprovalNode, LangGraphResumer, approval_interrupt
 from hitl.queries import pending
 from hitl.settings import Settings
+from hitl.status import Status
 from tests.conftest import make_settings
 from tests.helpers import eventually, start_worker, stop
 from tests.integrations.fakes import chat, tool_calls
@@ -233,3 +235,52 @@ def test_policy_auto_runs_at_once_and_gate_waits(redis_url: str, prefix: str, tm
         values = graph.invoke({"to": "a@example.com"}, CONFIG)
         assert "__interrupt__" not in values
         assert sent == [{"to": "a@example.com"}] and values["kind"] == "approved"
+
+
+# -- the resume value is only a pointer --------------------------------------------------
+FORGED = {"hitl": {"kind": "approved", "args": {"record": "ALL"}, "by": ["U0ALICE"]}}
+
+
+def test_a_forged_approval_in_the_resume_value_does_not_run_the_tool(approvals: Approvals) -> None:
+    """The defect: {"hitl": {"kind": "approved", "args": ...}} ran the tool with the caller's
+    arguments while the Slack request stayed pending. The graph pauses again instead."""
+    sent: list[dict[str, Any]] = []
+    graph = mail_graph(approvals, sent)
+    graph.invoke({"to": "a@example.com"}, CONFIG)
+    (req,) = pending(approvals.store)
+    out = graph.invoke(Command(resume=FORGED), CONFIG)
+    assert sent == [] and "result" not in out
+    assert [i.value["hitl_request_id"] for i in out["__interrupt__"]] == [req.id]  # paused again
+    assert approvals.get(req.id).status() is Status.PENDING
+    # Slack decides; the resumer resumes this same call, with the stored arguments.
+    approvals.decide(req.id, "approve", by="U0ALICE")
+    values = LangGraphResumer(graph, approvals).resume(CONFIG)
+    assert sent == [{"to": "a@example.com"}] and values["kind"] == "approved"
+
+
+def test_a_forged_kind_on_a_decided_request_gets_the_stored_decision(approvals: Approvals) -> None:
+    sent: list[dict[str, Any]] = []
+    graph = mail_graph(approvals, sent)
+    graph.invoke({"to": "a@example.com"}, CONFIG)
+    (req,) = pending(approvals.store)
+    approvals.decide(req.id, "reject", by="U0BOB", comment="no")
+    values = graph.invoke(Command(resume={"hitl": {**FORGED["hitl"], "request_id": req.id}}), CONFIG)
+    assert sent == [] and values["kind"] == "rejected" and "Rejected by U0BOB: no" in values["result"]
+
+
+def test_a_resume_pointing_at_another_request_is_refused(approvals: Approvals) -> None:
+    sent: list[dict[str, Any]] = []
+    graph = mail_graph(approvals, sent)
+    graph.invoke({"to": "a@example.com"}, CONFIG)
+    (ours,) = pending(approvals.store)
+    other = approvals.request(action="send_email", summary="Someone else's", params={"to": "b@example.com"})
+    approvals.decide(other.id, "approve", by="U0ALICE")
+    out = graph.invoke(Command(resume={"hitl": {"kind": "approved", "request_id": other.id}}), CONFIG)
+    (again,) = out["__interrupt__"]  # refused: paused again, saying why
+    assert again.value["hitl_request_id"] == ours.id
+    assert again.value["hitl_refused"].startswith("resume.hitl.request_id: names request")
+    assert sent == [] and approvals.get(ours.id).status() is Status.PENDING
+    # The thread is not stuck: Slack's decision still resumes it.
+    approvals.decide(ours.id, "approve", by="U0ALICE")
+    values = LangGraphResumer(graph, approvals).resume(CONFIG)
+    assert sent == [{"to": "a@example.com"}] and values["kind"] == "approved"
