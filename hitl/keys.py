@@ -55,6 +55,9 @@ key                                    type    what it holds
 ``{p}:digest:{channel}:{ts}``          list    the request ids a digest card shows
 ``{p}:slack:next:{method}``            string  earliest time (ms) the next call of a
                                                workspace-limited Slack method may go out
+``{p}:agents:runstate:{run_id}``       string  the serialized OpenAI Agents `RunState` (JSON)
+                                               of a paused run (`hitl.runstates`); expires
+                                               after the retention period
 =====================================  ======  ================================================
 """
 
@@ -155,6 +158,9 @@ class Keys:
 
     def metrics_hour(self, hour: int | str) -> str:
         return f"{self.prefix}:metrics:hour:{hour}"
+
+    def run_state(self, run_id: str) -> str:
+        return f"{self.prefix}:agents:runstate:{run_id}"
 
     @property
     def dashboard_team(self) -> str:

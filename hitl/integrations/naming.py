@@ -1,4 +1,4 @@
-"""Every name the adapters invent, built in one place: idempotency keys and Redis keys.
+"""Every name the adapters invent, built in one place: their idempotency keys.
 
 Idempotency keys must be the same on every re-run of the same pause (so a re-run
 re-attaches to its request) and different for every distinct pause (so a loop that asks
@@ -25,9 +25,3 @@ def idempotency_key(framework: str, *parts: object) -> str:
 def item_key(base: str, index: int) -> str:
     """The key of the `index`-th request of a pause that files several (a plan's steps)."""
     return idempotency_key("item", base, index) if len(base) + 12 > MAX_KEY_CHARS else f"{base}:{index}"
-
-
-def run_state_key(prefix: str, run_id: str) -> str:
-    """``{prefix}:agents:runstate:{run_id}``: the serialized OpenAI Agents `RunState` of a
-    paused run (a string, JSON), owned by `hitl.integrations.openai_agents.RunStateStore`."""
-    return f"{prefix}:agents:runstate:{run_id}"

@@ -2,14 +2,17 @@
 
 `run_with_approvals(agent, input, approvals=..., run_id=...)` runs the agent; each
 `ToolApprovalItem` in `result.interruptions` becomes a card (tool name, arguments, agent
-name, the run's context). The serialized `RunState` is stored in Redis under the run id
-(`RunStateStore`), so a process that dies while waiting loses nothing: calling
+name, the run's context). The serialized `RunState` is stored under the run id (in Redis,
+or a directory for an agent over HTTP: `hitl.runstates`), so a process that dies while
+waiting loses nothing: calling
 `run_with_approvals` again with the same `run_id` re-attaches to the same requests (no
 second card), applies `state.approve(item)` or `state.reject(item, rejection_message=...)`
 and resumes with `Runner.run(agent, state)` until no interruption is left.
 
 The run always resumes from the stored JSON, never from live objects, so approvals are
-honoured across a JSON round trip by construction.
+honoured across a JSON round trip by construction. Decisions are read from the requests
+(re-attached by idempotency key), never from the stored state, and each approved call
+runs at most once (`hitl.executions`).
 """
 
 from __future__ import annotations
@@ -18,57 +21,34 @@ import asyncio
 import json
 from typing import Any
 
-import redis
 from agents import Agent, Runner, RunState
 from agents.items import ToolApprovalItem
 
 from hitl.client import Approvals, RequestHandle
 from hitl.errors import InvalidRequest
-from hitl.integrations.naming import idempotency_key, run_state_key
+from hitl.integrations.naming import idempotency_key
 from hitl.integrations.outcome import Outcome, OutcomeKind
 from hitl.models import MAX_CONTEXT_CHARS
+from hitl.runstates import FileRunStates, RunStates, RunStateStore
 from hitl.status import Mode
+
+__all__ = ["FileRunStates", "RunStateStore", "RunStates", "run_with_approvals"]
 
 # Largest serialized RunState kept for a paused run: a run's whole history lives in it,
 # and Redis holds one per waiting run. Above it the run is refused, nothing is filed.
 MAX_STATE_BYTES = 1024 * 1024
 
 
-class RunStateStore:
-    """Owns one Redis string per paused run: its `RunState` as JSON (key in `naming`)."""
-
-    def __init__(
-        self, client: redis.Redis, prefix: str, ttl: int, max_bytes: int = MAX_STATE_BYTES
-    ) -> None:
-        self.redis = client
-        self.prefix = prefix
-        self.ttl = ttl
-        self.max_bytes = max_bytes
-
-    @classmethod
-    def of(cls, approvals: Approvals, max_bytes: int = MAX_STATE_BYTES) -> RunStateStore:
-        return cls(approvals.redis, approvals.keys.prefix, int(approvals.settings.retention), max_bytes)
-
-    def encode(self, run_id: str, state: dict[str, Any]) -> bytes:
-        """The state as stored; raises `InvalidRequest("run_state")` over the size cap."""
-        data = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
-        if len(data) > self.max_bytes:
-            raise InvalidRequest(
-                "run_state",
-                f"run {run_id!r} is {len(data):,} bytes as JSON; the limit is {self.max_bytes:,}. "
-                "Shorten the run's history (or raise max_bytes) before asking for approval",
-            )
-        return data
-
-    def save(self, run_id: str, data: bytes) -> None:
-        self.redis.set(run_state_key(self.prefix, run_id), data, ex=self.ttl)
-
-    def load(self, run_id: str) -> dict[str, Any] | None:
-        raw = self.redis.get(run_state_key(self.prefix, run_id))
-        return None if raw is None else json.loads(raw)
-
-    def delete(self, run_id: str) -> None:
-        self.redis.delete(run_state_key(self.prefix, run_id))
+def encode_state(run_id: str, state: dict[str, Any], max_bytes: int = MAX_STATE_BYTES) -> bytes:
+    """The state as stored; raises `InvalidRequest("run_state")` over the size cap."""
+    data = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
+    if len(data) > max_bytes:
+        raise InvalidRequest(
+            "run_state",
+            f"run {run_id!r} is {len(data):,} bytes as JSON; the limit is {max_bytes:,}. "
+            "Shorten the run's history (or raise max_bytes) before asking for approval",
+        )
+    return data
 
 
 def tool_args(item: ToolApprovalItem) -> dict[str, Any]:
@@ -130,6 +110,7 @@ async def run_with_approvals(
     wait_timeout: float | None = None,
     max_state_bytes: int = MAX_STATE_BYTES,
     overrides: list[Outcome] | None = None,
+    states: RunStateStore | None = None,
     **request_kwargs: Any,
 ) -> Any:
     """Run `agent` until it has no interruption left, every approval decided in Slack.
@@ -141,13 +122,24 @@ async def run_with_approvals(
     is filed then. Other keyword arguments go to every request (channel, approvers,
     timeout...); `wait_timeout` bounds each wait (`WaitTimeout`).
 
+    Each approved call runs at most once: its execution is started (`Outcome.start`) just
+    before the run resumes and finished once the run comes back. A re-run that finds a
+    call started and never finished (the process died in between) does not run it again:
+    the model hears "Outcome unknown: check before retrying" instead, and the Slack card
+    says so.
+
+    The paused run's state is kept in `states` (default: Redis, through this client's
+    connection, `hitl.runstates.RunStates`; an agent over HTTP passes
+    `hitl.runstates.FileRunStates(directory)`).
+
     Override mode runs the tool at once, so a veto can only come after. Pass a list as
     `overrides` and every call that ran under a veto window is appended to it; then
     `await outcome.awatch_veto(approvals.asyncio(), timeout)` (or `outcome.watch_veto`)
     returns VETOED with the reviewer's reason, or FINALIZED, for the agent to act on.
     """
-    store = RunStateStore.of(approvals, max_state_bytes)
-    state_json = store.load(run_id)
+    store = states if states is not None else RunStates.of(approvals)
+    stored = store.load(run_id)
+    state_json = None if stored is None else json.loads(stored)
     if state_json is None:
         result = await Runner.run(agent, input, context=context)
         if not result.interruptions:
@@ -157,7 +149,7 @@ async def run_with_approvals(
         state = await RunState.from_json(agent, state_json)
         items = state.get_interruptions()
         asked = [tool_args(item) for item in items]  # every check before anything is written
-        store.save(run_id, store.encode(run_id, state_json))
+        store.save(run_id, encode_state(run_id, state_json, max_state_bytes))
         turn = state_json.get("current_turn", 0)
         handles = [
             approvals.request(
@@ -179,12 +171,17 @@ async def run_with_approvals(
         if edits:
             state = await RunState.from_json(agent, with_edited_args(state_json, edits))
             items = state.get_interruptions()
+        # At most once: a call that started before (this run died after it) is not run again.
+        outcomes = [o.start(approvals) for o in outcomes]
         for item, outcome in zip(items, outcomes, strict=True):
             if outcome.runs:
                 state.approve(item)
             else:
                 state.reject(item, rejection_message=outcome.message)
         result = await Runner.run(agent, state, context=context)
+        for outcome in outcomes:  # the run came back: the approved calls ran
+            if outcome.runs:
+                outcome.finish(approvals)
         if not result.interruptions:
             store.delete(run_id)
             return result

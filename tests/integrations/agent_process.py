@@ -5,27 +5,34 @@ LangChain v1 agent with `HumanInTheLoopMiddleware`) or ``openai`` (an Agents SDK
 a `needs_approval` tool). PHASE ``start`` runs the agent until it waits on Slack (the test
 then SIGKILLs it); ``resume`` is the new process that finishes the run. State lives only
 in Redis (REDIS_URL, HITL_REDIS_PREFIX) and, for LangGraph, a SQLite checkpointer in DIR.
-Every tool run appends a line to DIR/tool.log; the final result is printed as JSON.
+Every tool run appends a line to DIR/tool.log; the final result is printed as JSON. With
+HITL_TEST_HANG_AFTER_TOOL set, the tool hangs after appending (the test kills it there).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import Any, TypedDict
 
 from hitl import Approvals
 
 THREAD = "restart-thread"
+# Set in the environment: the tool hangs once it has done its work, for the test to SIGKILL.
+HANG_AFTER_TOOL = "HITL_TEST_HANG_AFTER_TOOL"
 ARGS = {"to": "bob@example.com", "subject": "invoice"}
 
 
 def record(folder: Path, args: dict[str, Any]) -> str:
     with (folder / "tool.log").open("a") as fh:
         fh.write(json.dumps(args, sort_keys=True) + "\n")
+    if os.environ.get(HANG_AFTER_TOOL):  # the test kills the process here: the tool ran, the run did not end
+        time.sleep(3600)
     return f"sent to {args['to']}"
 
 

@@ -10,7 +10,6 @@ import pytest
 from agents import Agent, function_tool, set_tracing_disabled
 
 from hitl import Approvals, InvalidRequest
-from hitl.integrations.naming import run_state_key
 from hitl.integrations.openai_agents import run_with_approvals
 from hitl.queries import pending
 from tests.helpers import start_worker, stop
@@ -43,7 +42,7 @@ def test_card_shows_tool_args_agent_and_context_and_approval_runs_it(approvals: 
     (req,) = reviewer.seen
     assert (req.action, req.params, req.agent, req.run_id) == ("send_email", {"to": "all@example.com"}, "mailer", "run-1")
     assert "acme" in req.context
-    assert approvals.redis.get(run_state_key(approvals.keys.prefix, "run-1")) is None  # finished: state gone
+    assert approvals.redis.get(approvals.keys.run_state("run-1")) is None  # finished: state gone
 
 
 def test_reject_reason_reaches_the_model_as_the_tool_result(approvals: Approvals) -> None:
@@ -85,5 +84,5 @@ def test_state_over_the_cap_is_refused_and_nothing_is_filed(approvals: Approvals
         run(mailer(sent), approvals, max_state_bytes=500)
     assert err.value.field == "run_state" and "the limit is 500" in str(err.value)
     assert pending(approvals.store) == []
-    assert approvals.redis.get(run_state_key(approvals.keys.prefix, "run-1")) is None
+    assert approvals.redis.get(approvals.keys.run_state("run-1")) is None
     assert sent == []

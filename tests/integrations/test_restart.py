@@ -21,14 +21,16 @@ import pytest
 
 from bot import cards
 from hitl.queries import pending
-from hitl.status import Status
-from tests.helpers import ROOT, eventually, hitl_env
-from tests.integrations.agent_process import ARGS
-from tests.slack.conftest import CHANNEL, Bot
+from hitl.status import EventType, ExecutionState, Status
+from tests.helpers import ROOT, events, eventually, hitl_env
+from tests.integrations.agent_process import ARGS, HANG_AFTER_TOOL
+from tests.slack.conftest import CHANNEL, Bot, card_text
 
 
-def agent(kind: str, phase: str, folder: Path, redis_url: str, prefix: str) -> subprocess.Popen[bytes]:
-    env = hitl_env(redis_url, prefix, HITL_DEFAULT_CHANNEL=CHANNEL, PYTHONPATH=str(ROOT))
+def agent(
+    kind: str, phase: str, folder: Path, redis_url: str, prefix: str, **extra: str
+) -> subprocess.Popen[bytes]:
+    env = hitl_env(redis_url, prefix, HITL_DEFAULT_CHANNEL=CHANNEL, PYTHONPATH=str(ROOT), **extra)
     return subprocess.Popen(
         [sys.executable, "-m", "tests.integrations.agent_process", kind, phase, str(folder)],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -70,3 +72,36 @@ def test_approval_survives_sigkill(kind: str, bot: Bot, redis_url: str, prefix: 
     assert not pending(bot.approvals.store)
     posts = [c for c in bot.slack.workspace.calls("chat.postMessage") if c.args.get("channel") == CHANNEL]
     assert len(posts) == 1
+
+
+def test_an_approved_tool_is_not_run_again_when_the_run_died_after_it(
+    bot: Bot, redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    """The defect: the OpenAI Agents adapter ran an approved tool twice when its process died
+    after the tool ran and before the run completed. Now the re-run does not run it, tells
+    the model the outcome is unknown, and the card says so."""
+    first = agent("openai", "start", tmp_path, redis_url, prefix, **{HANG_AFTER_TOOL: "1"})
+    log = tmp_path / "tool.log"
+    try:
+        (req,) = eventually(lambda: pending(bot.approvals.store), 60, "the agent to file its request")
+        bot.card(req.id, timeout=30)
+        status, body = bot.click(req.id, cards.ACTION_APPROVE, user="U0ALICE")
+        assert status == 200, body
+        eventually(lambda: log.exists() and log.read_text().strip(), 60, "the approved tool to run")
+        assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    assert bot.approvals.get(req.id).fetch().execution is ExecutionState.STARTED
+
+    second = agent("openai", "resume", tmp_path, redis_url, prefix)
+    out, err = second.communicate(timeout=90)
+    assert second.returncode == 0, err.decode()
+    result = json.loads(out.decode().strip().splitlines()[-1])["result"]
+    assert "Outcome unknown: check before retrying" in result and "sent to" not in result
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [ARGS]  # ran once
+    assert bot.approvals.get(req.id).fetch().execution is ExecutionState.UNKNOWN
+    card = bot.card_when(req.id, lambda m: "Outcome unknown: check before retrying" in card_text(m), timeout=30)
+    assert "Approved by" in card_text(card)
+    types = [e["type"] for e in events(bot.approvals.redis, prefix, req.id)]
+    assert types.count(EventType.EXECUTION_STARTED) == 1 and types.count(EventType.OUTCOME_UNKNOWN) == 1
