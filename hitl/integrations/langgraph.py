@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from langchain.agents.middleware import AgentMiddleware
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.config import get_config
 from langgraph.types import Command, Interrupt, interrupt
@@ -334,6 +335,27 @@ def approval_interrupt(
         "lg", _thread(config), _namespace(config), (config.get("metadata") or {}).get("langgraph_step", 0),
         _next_index(config),
     )
+    return _gate(
+        action, args, approvals=approvals, config=config, key=key, summary=summary, description=description,
+        allowed=allowed, reviewer=reviewer, request_kwargs=request_kwargs,
+    )
+
+
+def _gate(
+    action: str,
+    args: dict[str, Any],
+    *,
+    approvals: Approvals,
+    config: Mapping[str, Any],
+    key: str,
+    summary: str | None,
+    description: str | None,
+    allowed: Sequence[str],
+    reviewer: ReviewerIdentity | None,
+    request_kwargs: Mapping[str, Any],
+) -> Outcome:
+    """File (or re-attach to) the request under `key`, pause while it is undecided, and
+    return its stored outcome with the execution started: `approval_interrupt`'s body."""
     text = summary or f"Run {action}"
     handle = approvals.request(
         action=action, summary=text, params=args, idempotency_key=key,
@@ -356,6 +378,69 @@ def approval_interrupt(
         if outcome is not None:
             return outcome.start(approvals)
         asking = payload  # a pointer to a request still pending: pause again
+
+
+# -- a middleware gate enforced where the tool runs ----------------------------------------
+# The inbox answers a tool's middleware gate allows, from LangChain's decision names.
+_INBOX_ANSWERS = {"approve": "accept", "edit": "edit", "reject": "respond", "respond": "respond"}
+
+
+class SlackApprovalMiddleware(AgentMiddleware):
+    """LangChain v1 agents: tool calls gated in Slack, enforced around the tool itself.
+
+    LangChain's own `HumanInTheLoopMiddleware` runs whatever decisions its resume value
+    carries, so whoever can resume the thread decides (the resumer below answers it from
+    Slack, but nothing stops another caller). This middleware checks where the tool runs
+    (`wrap_tool_call`): each gated call files one request (keyed by thread and tool call
+    id), pauses with a pointer to it (`LangGraphResumer` and `enqueue_server_resume` resume
+    it), and runs the tool only if the stored decision allows it, with the stored
+    arguments, at most once. Anything else reaches the model as the tool's result.
+
+    `interrupt_on` maps tool names to True (gated) or a LangChain `InterruptOnConfig`
+    (its ``allowed_decisions`` and ``description`` are used). `reviewer` verifies Agent
+    Inbox answers (see `approval_interrupt`). Other keyword arguments go to every request.
+    Synchronous agents (``invoke``) only.
+    """
+
+    def __init__(
+        self,
+        approvals: Approvals,
+        interrupt_on: Mapping[str, bool | Mapping[str, Any]],
+        *,
+        reviewer: ReviewerIdentity | None = None,
+        **request_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.approvals = approvals
+        self.gated = {name: ({} if on is True else dict(on)) for name, on in interrupt_on.items() if on}
+        self.reviewer = reviewer
+        self.request_kwargs = request_kwargs
+
+    def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+        call = request.tool_call
+        gate = self.gated.get(call["name"])
+        if gate is None:
+            return handler(request)
+        config = get_config()
+        decisions = gate.get("allowed_decisions") or ["approve", "edit", "reject"]
+        description = gate.get("description") if isinstance(gate.get("description"), str) else None
+        outcome = _gate(
+            call["name"], check_args(call["args"]), approvals=self.approvals, config=config,
+            key=idempotency_key("lg", _thread(config), "tool", call["id"]),
+            summary=description, description=description,
+            allowed=sorted({_INBOX_ANSWERS[d] for d in decisions if d in _INBOX_ANSWERS}),
+            reviewer=self.reviewer, request_kwargs=self.request_kwargs,
+        )
+        if not outcome.runs:
+            name = call["name"]
+            return ToolMessage(content=outcome.message, name=name, tool_call_id=call["id"], status="error")
+        try:
+            result = handler(request.override(tool_call={**call, "args": outcome.args}))
+        except Exception:
+            outcome.finish(self.approvals, ok=False)
+            raise
+        outcome.finish(self.approvals)
+        return result
 
 
 # -- HumanInTheLoopMiddleware / ApprovalNode interrupts ----------------------------------
