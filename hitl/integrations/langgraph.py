@@ -35,12 +35,14 @@ from hitl.errors import HitlError, InvalidRequest
 from hitl.integrations.naming import idempotency_key, item_key
 from hitl.integrations.outcome import Outcome, OutcomeKind
 from hitl.models import Decision, Request
-from hitl.status import Mode
+from hitl.status import ExecutionState, Mode
 
 log = logging.getLogger(__name__)
 
 # Marks an interrupt value as filed by `approval_interrupt` (its request id).
 REQUEST_FIELD = "hitl_request_id"
+# Marks a `HITLRequest` raised by `ApprovalNode`, which filed its requests itself (their ids).
+REQUEST_IDS_FIELD = "hitl_request_ids"
 # On an interrupt raised again after a refused resume value: why it was refused.
 REFUSED_FIELD = "hitl_refused"
 
@@ -509,15 +511,27 @@ def _summary(action: dict[str, Any]) -> str:
 class ApprovalNode:
     """A ready node: review the planned tool calls of the last AI message.
 
-    Raises one `HITLRequest` for them (the resumer files it as one plan: one card, a
-    decision per step). Approved calls stay on the message (edited ones with the new
-    arguments) for the `ToolNode` after it; the others are answered with a `ToolMessage`
-    carrying the reviewer's reason or the expiry text, and never run.
+    Files them itself as one plan (one card, a decision per step; a single call is one
+    request), keyed by thread, node and step, and pauses with a `HITLRequest` that points
+    at the filed requests (``hitl_request_ids``) until every one is decided;
+    `LangGraphResumer` resumes it. The decisions are read from the store, never from the
+    resume value. Approved calls stay on the message (edited ones with the stored
+    arguments) for the `ToolNode` after it, their executions started (at most once); the
+    others are answered with a `ToolMessage` carrying the reviewer's reason or the expiry
+    text, and never run. Other keyword arguments go to every request.
     """
 
-    def __init__(self, tools: Sequence[str] | None = None, description: str = "Planned tool call") -> None:
+    def __init__(
+        self,
+        approvals: Approvals,
+        tools: Sequence[str] | None = None,
+        description: str = "Planned tool call",
+        **request_kwargs: Any,
+    ) -> None:
+        self.approvals = approvals
         self.tools = set(tools) if tools is not None else None
         self.description = description
+        self.request_kwargs = request_kwargs
 
     def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
         last = state["messages"][-1]
@@ -526,18 +540,30 @@ class ApprovalNode:
         gated = [c for c in last.tool_calls if self.tools is None or c["name"] in self.tools]
         if not gated:
             return {}
-        request = {
+        allowed = ["approve", "edit", "reject", "respond"]
+        request: dict[str, Any] = {
             "action_requests": [
                 {"name": c["name"], "args": c["args"], "description": f"{self.description}: {c['name']}"}
                 for c in gated
             ],
-            "review_configs": [
-                {"action_name": c["name"], "allowed_decisions": ["approve", "edit", "reject", "respond"]}
-                for c in gated
-            ],
+            "review_configs": [{"action_name": c["name"], "allowed_decisions": allowed} for c in gated],
         }
-        decisions = interrupt(request)["decisions"]
-        by_id = {c["id"]: d for c, d in zip(gated, decisions, strict=True)}
+        config = get_config()
+        thread = _thread(config)
+        base = idempotency_key(
+            "lg", thread, _namespace(config), (config.get("metadata") or {}).get("langgraph_step", 0), "plan"
+        )
+        filed = file_hitl_request(self.approvals, request, base, run_id=thread, **self.request_kwargs)
+        asking = {**request, REQUEST_IDS_FIELD: [h.id for h, _, _ in filed]}
+        while True:
+            outcomes = [Outcome.from_decision(current_decision(h), asked) for h, asked, _ in filed]
+            if all(o.kind is not OutcomeKind.UNDECIDED for o in outcomes):
+                break
+            interrupt(asking)  # whatever the resume value says, the store is read again
+        by_id = {
+            c["id"]: middleware_decision(o.start(self.approvals), allowed)
+            for c, o in zip(gated, outcomes, strict=True)
+        }
         kept, answers = [], []
         for call in last.tool_calls:
             d = by_id.get(call["id"], {"type": "approve"})
@@ -592,10 +618,20 @@ class LangGraphResumer:
             # raised, they stay started: a re-run tells the model the outcome is unknown.
             for outcome in started:
                 outcome.finish(self.approvals)
+            for rid in (rid for i in ours for rid in self.pointed(i.value)):
+                if self.approvals.get(rid).fetch().execution is ExecutionState.STARTED:
+                    self.approvals.finish_execution(rid)  # started by the graph in that invoke
 
     @staticmethod
     def handles(value: Any) -> bool:
         return is_hitl_request(value) or (isinstance(value, dict) and REQUEST_FIELD in value)
+
+    @staticmethod
+    def pointed(value: Any) -> list[str]:
+        """The requests an interrupt of ours points at (filed in the graph, not by us)."""
+        if REQUEST_FIELD in value:
+            return [value[REQUEST_FIELD]]
+        return list(value.get(REQUEST_IDS_FIELD) or [])
 
     def answer(self, intr: Interrupt, thread: str, *, started: list[Outcome] | None = None) -> Any:
         """The resume value for one interrupt, once its request(s) are final.
@@ -611,6 +647,11 @@ class LangGraphResumer:
             handle = self.approvals.get(value[REQUEST_FIELD])
             asked = value["action_request"]["args"]
             return human_response(Outcome.from_decision(handle.wait(self.timeout), asked))
+        if REQUEST_IDS_FIELD in value:  # ApprovalNode: it reads the decisions from the store
+            ids = list(value[REQUEST_IDS_FIELD])
+            for rid in ids:
+                self.approvals.get(rid).wait(self.timeout)
+            return {"hitl": {"request_ids": ids}}
         filed = file_hitl_request(
             self.approvals, value, idempotency_key("lg", thread, intr.id),
             run_id=thread, **self.request_kwargs,

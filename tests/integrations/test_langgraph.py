@@ -18,7 +18,12 @@ from langgraph.prebuilt import ToolNode
 from langgraph.types import Command
 
 from hitl import Approvals, InvalidRequest
-from hitl.integrations.langgraph import ApprovalNode, LangGraphResumer, SlackApprovalMiddleware, approval_interrupt
+from hitl.integrations.langgraph import (
+    ApprovalNode,
+    LangGraphResumer,
+    SlackApprovalMiddleware,
+    approval_interrupt,
+)
 from hitl.queries import pending
 from hitl.settings import Settings
 from hitl.status import ExecutionState, Status
@@ -145,26 +150,42 @@ def test_middleware_edit_runs_the_edited_call(approvals: Approvals) -> None:
     assert any("sent to team@example.com" in r for r in tool_results(values))
 
 
-def test_a_plan_of_three_is_one_card_decided_per_step(approvals: Approvals) -> None:
-    ran: list[str] = []
+PLAN = [("step", {"name": "backup"}), ("step", {"name": "drop table"}), ("step", {"name": "migrate"})]
 
+
+def plan_graph(approvals: Approvals, ran: list[str], calls: list[tuple[str, dict]]) -> Any:
     @tool
     def step(name: str) -> str:
         """Run one step of the plan."""
         ran.append(name)
         return f"did {name}"
 
-    calls = [("step", {"name": "backup"}), ("step", {"name": "drop table"}), ("step", {"name": "migrate"})]
     builder = StateGraph(MessagesState)
     model = chat(tool_calls(*calls))
     builder.add_node("model", lambda state: {"messages": [model.invoke(state["messages"])]})
-    builder.add_node("review", ApprovalNode())
+    builder.add_node("review", ApprovalNode(approvals))
     builder.add_node("tools", ToolNode([step]))
     builder.add_edge(START, "model")
     builder.add_edge("model", "review")
     builder.add_edge("review", "tools")
     builder.add_edge("tools", END)
-    graph = builder.compile(checkpointer=InMemorySaver())
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+def test_approval_node_reads_the_store_not_the_resume_value(approvals: Approvals) -> None:
+    ran: list[str] = []
+    graph = plan_graph(approvals, ran, PLAN)
+    graph.invoke({"messages": [("user", "migrate")]}, CONFIG)
+    out = graph.invoke(Command(resume={"decisions": [{"type": "approve"}] * 3}), CONFIG)
+    assert ran == [] and "__interrupt__" in out
+    steps = [r for r in pending(approvals.store) if not r.items]
+    assert len(steps) == 3 and all(approvals.get(r.id).status() is Status.PENDING for r in steps)
+
+
+def test_a_plan_of_three_is_one_card_decided_per_step(approvals: Approvals) -> None:
+    ran: list[str] = []
+    calls = PLAN
+    graph = plan_graph(approvals, ran, calls)
 
     reviewer = Reviewer(approvals)
     def per_step(req: Any) -> tuple[str, dict[str, Any]]:
