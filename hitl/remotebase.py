@@ -182,7 +182,7 @@ def request_of(view: Mapping[str, Any]) -> Request:
         created_at=parse_time(view.get("created_at")) or 0.0, deadline=parse_time(view.get("deadline")),
         by=list(decision.get("by") or []), comment=comment,
         decided_params=decision.get("params") if decision else None,
-        decided_at=parse_time(decision.get("decided_at")),
+        decided_at=parse_time(decision.get("decided_at")), execution=view.get("execution"),
     )
 
 

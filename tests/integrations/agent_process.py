@@ -4,7 +4,8 @@ KIND is ``lg-node`` (a graph whose node calls `approval_interrupt`), ``lg-agent`
 LangChain v1 agent with `HumanInTheLoopMiddleware`) or ``openai`` (an Agents SDK agent with
 a `needs_approval` tool). PHASE ``start`` runs the agent until it waits on Slack (the test
 then SIGKILLs it); ``resume`` is the new process that finishes the run. State lives only
-in Redis (REDIS_URL, HITL_REDIS_PREFIX) and, for LangGraph, a SQLite checkpointer in DIR.
+in Redis (REDIS_URL, HITL_REDIS_PREFIX) and, for LangGraph, a SQLite checkpointer in DIR;
+with HITL_API_URL and HITL_API_KEY instead, the agent talks HTTP and keeps its run in DIR.
 Every tool run appends a line to DIR/tool.log; the final result is printed as JSON. With
 HITL_TEST_HANG_AFTER_TOOL set, the tool hangs after appending (the test kills it there).
 """
@@ -95,7 +96,7 @@ def langgraph_agent(phase: str, folder: Path, approvals: Approvals) -> dict[str,
 def openai_agent(phase: str, folder: Path, approvals: Approvals) -> dict[str, Any]:
     from agents import Agent, function_tool, set_tracing_disabled
 
-    from hitl.integrations.openai_agents import run_with_approvals
+    from hitl.integrations.openai_agents import FileRunStates, run_with_approvals
     from tests.integrations.fakes import scripted_model
 
     set_tracing_disabled(True)
@@ -106,7 +107,11 @@ def openai_agent(phase: str, folder: Path, approvals: Approvals) -> dict[str, An
         return record(folder, {"to": to, "subject": subject})
 
     agent = Agent(name="mailer", tools=[send_email], model=scripted_model([("send_email", ARGS)]))
-    result = asyncio.run(run_with_approvals(agent, "email bob the invoice", approvals=approvals, run_id=THREAD))
+    # An agent over HTTP (HITL_API_URL) holds no Redis connection: its paused run lives in DIR.
+    states = FileRunStates(folder / "runs") if os.environ.get("HITL_API_URL") else None
+    result = asyncio.run(
+        run_with_approvals(agent, "email bob the invoice", approvals=approvals, run_id=THREAD, states=states)
+    )
     return {"result": result.final_output}
 
 
