@@ -1,16 +1,24 @@
 """LangGraph (and LangChain v1 agents): Slack approvals as LangGraph interrupts.
 
-Three ways to pause a graph for a Slack decision, one way to resume it:
+Four ways to pause a graph for a Slack decision, one way to resume it:
 
 - `approval_interrupt(...)` inside a node, in place of `interrupt()`: files the request
   itself, keyed by thread id, node, step and the call's index within the node, so the
   node's re-run on resume re-attaches to the same request (no second card).
+- `SlackApprovalMiddleware`: a LangChain v1 middleware that does the same around each
+  gated tool call, where the tool runs.
+- `ApprovalNode`: a ready node that files the planned tool calls of the last AI message
+  as one plan (one card decided per step) and pauses until they are decided.
 - LangChain v1's own `HumanInTheLoopMiddleware`, unchanged: its `HITLRequest` interrupt is
-  filed by the resumer (one request, or one `request_batch` for several tool calls).
-- `ApprovalNode`: a ready node that raises that same `HITLRequest` for the planned tool
-  calls of the last AI message, so a plan of N calls is one card decided per step.
+  filed by the resumer (one request, or one `request_batch` for several tool calls). That
+  middleware applies whatever decisions its resume value carries, so only the resumer's
+  answers are Slack's: where other callers can resume the thread, use one of the above.
 
-`LangGraphResumer` answers every such interrupt from Redis and resumes the thread with
+The first three take decisions only from the store: a resume value is at most a pointer
+to the call's own request; while it is undecided the graph pauses again. Each approved
+call runs at most once (`hitl.executions`).
+
+`LangGraphResumer` answers every such interrupt from the store and resumes the thread with
 `Command(resume=...)`. It holds nothing in memory that matters: a new process pointed at
 the same checkpointer and thread picks up where a killed one stopped.
 `enqueue_server_resume` does the same for a LangGraph Server thread from an RQ job.
@@ -329,7 +337,8 @@ def approval_interrupt(
 
     An outcome that runs has its execution started (`Outcome.start`): the tool call runs at
     most once, and a re-run of the node after it started returns UNKNOWN or ALREADY_RAN,
-    which do not run. Call `outcome.finish(approvals)` once the tool returned.
+    which do not run. Call `outcome.finish(approvals)` once the tool returned (the
+    resumer also records it when the invoke that resumed the node returns).
     """
     args = check_args(args)
     config = get_config()
