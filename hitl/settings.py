@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hitl import webhookurl
 from hitl.errors import ConfigError
 
 # Slack's own Web API; the sandbox and tests point SLACK_API_URL elsewhere.
@@ -91,7 +92,8 @@ class Settings(BaseSettings):
     api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict, validation_alias=_env("HITL_API_KEYS")
     )
-    # URL prefixes a request's `callback_url` may start with (none: webhooks are refused).
+    # Webhook destinations (`scheme://host[:port][/path]`, comma-separated) a request's
+    # `callback_url` must be under, compared by parts (hitl.webhookurl); none: webhooks are refused.
     webhook_allowed: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("HITL_WEBHOOK_ALLOWED")
     )
@@ -157,8 +159,10 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             prefixes = [v.strip() for v in value.split(",") if v.strip()]
             for p in prefixes:
-                if not p.startswith(("http://", "https://")):
-                    raise ValueError(f"{p!r} is not an http(s) URL prefix")
+                try:
+                    webhookurl.parse(p)
+                except webhookurl.BadWebhookUrl as exc:
+                    raise ValueError(f"{p!r} is not a webhook destination: {exc}") from None
             return prefixes
         return value
 

@@ -33,7 +33,7 @@ import httpx
 import redis
 from standardwebhooks import Webhook
 
-from hitl import tracing
+from hitl import tracing, webhookurl
 from hitl.errors import RequestNotFound
 from hitl.keys import Keys
 from hitl.metrics import MetricsStore
@@ -92,6 +92,12 @@ def send_attempt(store: Store, settings: Settings, request_id: str, attempt: int
 
     if not secret:
         return record(WebhookOutcome.GAVE_UP, error="HITL_WEBHOOK_SECRET is unset; nothing is sent unsigned")
+    try:
+        # Checked again as sent: a URL stored before the parts-wise check, or under an
+        # entry since removed, is given up once here instead of tried forever.
+        target = webhookurl.check(url, settings.webhook_allowed).text
+    except webhookurl.BadWebhookUrl as exc:
+        return record(WebhookOutcome.GAVE_UP, error=f"callback_url cannot be sent: {exc}")
     now = datetime.now(UTC)
     body = WebhookPayload(timestamp=iso(now.timestamp()) or "", data=RequestView.of(req)).model_dump_json()
     headers = {
@@ -106,9 +112,11 @@ def send_attempt(store: Store, settings: Settings, request_id: str, attempt: int
     attrs = {"hitl.request_id": request_id, "hitl.webhook_id": msg_id, "hitl.attempt": attempt}
     with tracing.span(SpanName.WEBHOOK, req.trace, attrs) as span:
         try:
-            resp = httpx.post(url, content=body, headers=headers, timeout=DELIVERY_TIMEOUT)
+            resp = httpx.post(target, content=body, headers=headers, timeout=DELIVERY_TIMEOUT)
             status_code = resp.status_code
             span.set_attribute("http.response.status_code", status_code)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:  # no retry can help
+            return record(WebhookOutcome.GAVE_UP, error=f"callback_url cannot be sent: {type(exc).__name__}: {exc}")
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
     if status_code is not None and 200 <= status_code < 300:
@@ -177,9 +185,10 @@ class WebhookSender:
             except OUTAGE_ERRORS as exc:  # the lease runs out and the attempt comes back
                 self.health.failed(exc, "webhook delivery")
                 self._drop(member)
-            except Exception:
-                log.exception("webhook attempt %s failed; its lease brings it back", member)
-                self._drop(member)
+            except Exception as exc:
+                # A fault no retry fixes must not come back every lease forever: give up once, audited.
+                log.exception("webhook attempt %s failed; giving up", member)
+                self._give_up(member, rid, attempt, exc)
 
     def _settle(self, member: str, rid: str, attempt: int, result: AttemptResult) -> None:
         with self._lock:
@@ -191,6 +200,17 @@ class WebhookSender:
             else:
                 due = now_ms() + result.retry_in * 1000
                 self.timers.settle(member, held, next_member=hook_member(rid, attempt + 1), due_ms=due)
+
+    def _give_up(self, member: str, rid: str, attempt: int, exc: Exception) -> None:
+        try:
+            WebhookLog(self.store.redis, self.store.keys).attempt(
+                rid, webhook_id=webhook_id(rid), attempt=attempt, outcome=WebhookOutcome.GAVE_UP, url="",
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            self._settle(member, rid, attempt, AttemptResult(WebhookOutcome.GAVE_UP))
+        except OUTAGE_ERRORS as outage:  # the lease runs out and the attempt comes back
+            self.health.failed(outage, "webhook delivery")
+            self._drop(member)
 
     def _drop(self, member: str) -> None:
         with self._lock:

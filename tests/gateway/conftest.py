@@ -33,7 +33,7 @@ class Gateway:
 @pytest.fixture
 def gateway(redis_url: str, prefix: str) -> Iterator[Gateway]:
     settings = make_settings(
-        redis_url, prefix, api_keys=KEYS, webhook_allowed="http://127.0.0.1:", default_channel="C0APPROVALS"
+        redis_url, prefix, api_keys=KEYS, webhook_allowed="http://127.0.0.1:9/hook", default_channel="C0APPROVALS"
     )
     approvals = Approvals(settings=settings)
     server = WebServer(build_web_app(approvals), host="127.0.0.1", port=0).start()

@@ -131,7 +131,7 @@ def test_malformed_json_is_400(gateway: Gateway, path: str) -> None:
         ({**GATE, "params": {"blob": "x" * (256 * 1024)}}, "params", "the limit is 262,144"),
         ({**GATE, "mode": "yolo"}, "mode", "is not one of"),
         ({**GATE, "colour": "red"}, "colour", "not a known argument"),
-        ({**GATE, "callback_url": "http://169.254.169.254/latest/meta-data"}, "callback_url", "allowed prefix"),
+        ({**GATE, "callback_url": "http://169.254.169.254/latest/meta-data"}, "callback_url", "HITL_WEBHOOK_ALLOWED"),
     ],
 )
 def test_invalid_input_is_422_naming_the_field(gateway: Gateway, body: dict, field: str, words: str) -> None:

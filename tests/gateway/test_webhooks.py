@@ -21,7 +21,7 @@ from rq import SimpleWorker
 from standardwebhooks import Webhook
 
 from hitl import Approvals, metrics
-from hitl.embedded import EmbeddedRedis
+from hitl.embedded import EmbeddedRedis, free_port
 from hitl.keys import Keys
 from hitl.views import EXPIRED_COMMENT
 from hitl.webhooks import HookTimers, WebhookLog
@@ -35,6 +35,9 @@ GATE = {"action": "wire_money", "summary": "Wire $5,000 to ACME", "mode": "gate"
 
 # A scripted answer: hold the call open until the receiver closes (a worker dies mid-attempt).
 HANG = 0
+# Every receiver of this module listens here, so the allow-list names one exact port.
+HOOK_PORT = free_port()
+ALLOWED = f"http://127.0.0.1:{HOOK_PORT}/hooks"
 
 
 class Receiver:
@@ -65,7 +68,7 @@ class Receiver:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", HOOK_PORT), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     @property
@@ -80,12 +83,12 @@ class Receiver:
 
 @pytest.fixture
 def client(redis_url: str, prefix: str) -> Iterator[Approvals]:
-    with Approvals(settings=make_settings(redis_url, prefix, webhook_allowed="http://127.0.0.1:")) as approvals:
+    with Approvals(settings=make_settings(redis_url, prefix, webhook_allowed=ALLOWED)) as approvals:
         yield approvals
 
 
 def worker_env(retry: str = "1,1,1,1") -> dict[str, str]:
-    return {"HITL_WEBHOOK_SECRET": WHSEC, "HITL_WEBHOOK_RETRY": retry}
+    return {"HITL_WEBHOOK_SECRET": WHSEC, "HITL_WEBHOOK_RETRY": retry, "HITL_WEBHOOK_ALLOWED": ALLOWED}
 
 
 def attempts(conn: redis.Redis, prefix: str, rid: str) -> list[dict[str, str]]:
@@ -288,7 +291,7 @@ def test_webhooks_are_delivered_with_the_embedded_redis(prefix: str) -> None:
     receiver = Receiver([])
     with EmbeddedRedis() as server:
         conn = redis.Redis.from_url(server.url)
-        settings = make_settings(server.url, prefix, webhook_allowed="http://127.0.0.1:")
+        settings = make_settings(server.url, prefix, webhook_allowed=ALLOWED)
         worker = start_worker(server.url, prefix, **worker_env())
         try:
             with Approvals(settings=settings) as approvals:
@@ -323,7 +326,7 @@ def test_a_redis_outage_between_attempts_delays_the_retry_quietly(prefix: str) -
     receiver = Receiver([503])
     with EmbeddedRedis(persistent=True) as server:
         conn = redis.Redis.from_url(server.url)
-        settings = make_settings(server.url, prefix, webhook_allowed="http://127.0.0.1:")
+        settings = make_settings(server.url, prefix, webhook_allowed=ALLOWED)
         worker = start_worker(server.url, prefix, **worker_env("2"))
         try:
             with Approvals(settings=settings) as approvals:
