@@ -30,6 +30,7 @@ from bot import bodies
 from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, ExecutionRefused, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Request
+from hitl.pool import RedisBusy
 from hitl.views import BatchView, ExecutionInput, RequestView
 
 # Longest long-poll a caller may ask for (docs/contract.md: 0 to 60 s).
@@ -106,10 +107,19 @@ def _guarded(ctx: ApiContext, handler: Callable[[HttpRequest, str], Awaitable[JS
             return ApiError(422, str(exc), exc.field).response()
         except RequestNotFound as exc:
             return ApiError(404, str(exc), "id").response()
+        except RedisBusy as exc:  # load, not an outage: say so, and when to come back
+            return busy(exc)
         except (redis.ConnectionError, redis.TimeoutError):
             return ApiError(503, "Redis is unreachable; nothing was recorded, try again shortly").response()
 
     return endpoint
+
+
+def busy(exc: RedisBusy) -> JSONResponse:
+    """503 with `Retry-After`: this process is overloaded; Redis answers."""
+    return JSONResponse(
+        {"error": f"{exc}; nothing was recorded"}, 503, headers={"Retry-After": str(exc.retry_after)}
+    )
 
 
 async def _json_body(request: HttpRequest) -> dict[str, Any]:
@@ -246,4 +256,4 @@ async def _wait_or_drain(ctx: ApiContext, request_id: str, wait: float) -> None:
                 await task
 
 
-__all__ = ["MAX_WAIT", "ApiContext", "ApiError", "ApiKeys", "routes"]
+__all__ = ["MAX_WAIT", "ApiContext", "ApiError", "ApiKeys", "busy", "routes"]

@@ -42,6 +42,7 @@ from bot.web import Lifespan
 from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, HitlError, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Decision, Request
+from hitl.pool import RedisBusy
 from hitl.settings import Settings, load_settings
 from hitl.status import Mode, Status
 
@@ -170,6 +171,11 @@ class Tools:
             raise ToolError(str(exc)) from None
         except RequestNotFound as exc:
             raise ToolError(f"id: {exc}") from None
+        except RedisBusy as exc:
+            raise ToolError(
+                f"The approval service is {exc}; nothing was decided. Try again then "
+                "(with the same idempotency_key, if you gave one, to avoid a second request)."
+            ) from None
         except (redis.ConnectionError, redis.TimeoutError, TimeoutError) as exc:
             raise ToolError(
                 f"Redis did not answer ({exc or 'timed out'}); nothing was decided. Try again shortly "

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from enum import StrEnum
 
 import redis
 import uvicorn
@@ -41,6 +42,7 @@ from starlette.routing import BaseRoute, Route
 from bot import api, bodies, openapi
 from bot.observability import observability_routes
 from hitl.client import Approvals
+from hitl.pool import BUSY_RETRY_AFTER, RedisBusy
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,14 @@ MAX_BODY = 1024 * 1024
 GRACEFUL_SHUTDOWN = 15
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
+
+
+class Health(StrEnum):
+    """What `/healthz` found."""
+
+    UP = "up"
+    DOWN = "down"
+    BUSY = "busy"
 
 
 class Gateway:
@@ -72,11 +82,17 @@ class Gateway:
     async def draining(self) -> None:
         await self._draining.wait()
 
-    async def healthy(self) -> bool:
+    async def health(self) -> Health:
+        """Redis up, down, or up but this process too busy to ask it in time."""
         try:
-            return bool(await self.aio.redis.ping())
+            return Health.UP if await self.aio.redis.ping() else Health.DOWN
+        except RedisBusy:
+            return Health.BUSY
         except (redis.RedisError, OSError):
-            return False
+            return Health.DOWN
+
+    async def healthy(self) -> bool:
+        return await self.health() is Health.UP
 
 
 def slack_route(bolt: App, signing_secret: str) -> Route:
@@ -124,8 +140,14 @@ def build_web_app(
     ctx = api.ApiContext(approvals=approvals, aio=gateway.aio, keys=gateway.keys, draining=gateway.draining)
 
     async def healthz(request: Request) -> JSONResponse:
-        ok = await gateway.healthy()
-        return JSONResponse({"ok": ok, "redis": "up" if ok else "down"}, 200 if ok else 503)
+        state = await gateway.health()
+        if state is Health.BUSY:
+            return JSONResponse(
+                {"ok": False, "redis": "up", "error": f"busy, retry in {BUSY_RETRY_AFTER} s"}, 503,
+                headers={"Retry-After": str(BUSY_RETRY_AFTER)},
+            )
+        ok = state is Health.UP
+        return JSONResponse({"ok": ok, "redis": state.value}, 200 if ok else 503)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio as aioredis
 
-from hitl import tracing, waiters
+from hitl import pool, tracing, waiters
 from hitl.clientbase import (
     MAX_PLAN_ITEMS,
     BaseApprovals,
@@ -608,7 +608,9 @@ class AsyncApprovals(BaseApprovals):
         """`directory` resolves `requested_by` emails (default: Slack's users.lookupByEmail).
         `api_url` and `api_key` select the HTTP transport instead (see `__new__`)."""
         super().__init__(redis_url, settings, prefix, directory)
-        self.redis = client or aioredis.Redis.from_url(self.url, **_connect_kwargs())
+        self.redis = client or pool.async_client(
+            self.url, size=self.settings.redis_pool_size, wait=self.settings.redis_pool_wait, **_connect_kwargs()
+        )
         self.store = AsyncStore(self.redis, self.keys, self.settings.retention, self.settings.metrics)
         self.executions = AsyncExecutions(self.redis, self.keys)
 

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     )
     # Count requests, decisions, timers and Slack calls into the shared Prometheus figures.
     metrics: bool = Field(default=True, validation_alias=_env("HITL_METRICS"))
+    # Bearer token `GET /metrics` requires when set (`Authorization: Bearer <token>`; else 401).
+    metrics_token: SecretStr | None = Field(default=None, validation_alias=_env("HITL_METRICS_TOKEN"))
+    # Action names not in the policy that get their own metric and stats labels; the rest
+    # are counted as `other`, so agents cannot grow shared state by inventing names.
+    metrics_max_actions: int = Field(default=200, ge=0, validation_alias=_env("HITL_METRICS_MAX_ACTIONS"))
+    # Connections the web process's asyncio Redis pool opens at most (HTTP API, /mcp, /healthz);
+    # past that a call waits for a free one, up to HITL_REDIS_POOL_WAIT seconds, then answers busy.
+    redis_pool_size: int = Field(default=64, ge=1, le=10_000, validation_alias=_env("HITL_REDIS_POOL_SIZE"))
+    redis_pool_wait: float = Field(default=5.0, gt=0, le=60, validation_alias=_env("HITL_REDIS_POOL_WAIT"))
     # Log lines: "text" (human-readable) or "json" (one object per line, with request id,
     # action and trace id where known).
     log_format: Literal["text", "json"] = Field(default="text", validation_alias=_env("HITL_LOG_FORMAT"))
@@ -221,7 +230,10 @@ _ALIASES = {
 }
 
 _SECRET_FIELDS = frozenset(
-    {"api_keys", "api_key", "webhook_secret", "slack_bot_token", "slack_signing_secret", "slack_app_token"}
+    {
+        "api_keys", "api_key", "webhook_secret", "slack_bot_token", "slack_signing_secret", "slack_app_token",
+        "metrics_token",
+    }
 )
 
 
