@@ -17,6 +17,7 @@ from collections.abc import Callable
 from html import escape
 
 import redis
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -24,10 +25,13 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from bot import dashauth, panels
+from bot.access import Access
 from bot.api import ApiError, ApiKeys
 from bot.dashauth import COOKIE, SESSION_TTL, Denied, TokenKind
+from bot.groups import GroupResolver
 from hitl.client import Approvals
 from hitl.errors import ConfigError
+from hitl.membership import ChannelMembers, ChannelPrivacy
 from hitl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,11 +106,63 @@ def refusal(denied: Denied) -> HTMLResponse:
     return HTMLResponse(body, status_code=denied.status, headers={"cache-control": "no-store"})
 
 
+class Sights:
+    """What each person or key let in may see (`panels.Sight`): HITL_ADMINS everything; a
+    Slack user what `/hitl` shows them (bot/access.py); an API key, which has no Slack
+    identity, public channels only."""
+
+    def __init__(self, approvals: Approvals, slack: Callable[[], WebClient | None]) -> None:
+        self.approvals = approvals
+        self.slack = slack
+        self.privacy = ChannelPrivacy(approvals.redis, approvals.keys)
+        self._access: Access | None = None
+        self._lock = threading.Lock()
+
+    def access(self) -> Access | None:
+        with self._lock:
+            client = self.slack() if self._access is None else None
+            if self._access is None and client is not None:
+                a = self.approvals
+                self._access = Access(
+                    client, ChannelMembers(a.redis, a.keys), GroupResolver(client, a.redis, a.keys.prefix),
+                    a.settings.admins, a.settings.default_channel,
+                )
+            return self._access
+
+    def _public_only(self) -> panels.Sight:
+        client = self.slack()
+        return panels.Sight.public_only(
+            lambda ch: self.privacy.is_private(ch, client), self.approvals.settings.default_channel
+        )
+
+    def of(self, who: str) -> panels.Sight:
+        if who.startswith("key:"):
+            return self._public_only()
+        if who in self.approvals.settings.admins:
+            return panels.Sight.everything()
+        access = self.access()
+        if access is None:  # no Slack to ask who is in which channel: public channels only
+            return self._public_only()
+        return panels.Sight.of(access.viewer(who))
+
+
+def _no_slack() -> WebClient | None:
+    return None
+
+
 def dashboard_routes(
-    approvals: Approvals, keys: ApiKeys, team: Callable[[], str | None] | None = None
+    approvals: Approvals,
+    keys: ApiKeys,
+    team: Callable[[], str | None] | None = None,
+    slack: Callable[[], WebClient | None] = _no_slack,
 ) -> list[Route]:
-    """The dashboard's routes, to mount on the web app."""
+    """The dashboard's routes, to mount on the web app. `slack()` gives the Slack client
+    that answers channel membership and privacy (None: public channels only for non-admins)."""
     gate = Gate(approvals.settings, keys, team or Workspace(approvals.settings).team)
+    sights = Sights(approvals, slack)
+
+    def board_for(request: Request) -> panels.Board:
+        return panels.collect(approvals, sights.of(gate.who(request)))
 
     async def page(request: Request) -> Response:
         token = request.query_params.get("token")
@@ -121,8 +177,7 @@ def dashboard_routes(
                     secure=request.url.scheme == "https",
                 )
                 return resp
-            await run_in_threadpool(gate.who, request)
-            board = await run_in_threadpool(panels.collect, approvals)
+            board = await run_in_threadpool(board_for, request)
         except Denied as denied:
             return refusal(denied)
         except redis.RedisError as exc:
@@ -131,8 +186,7 @@ def dashboard_routes(
 
     async def panel_data(request: Request) -> Response:
         try:
-            await run_in_threadpool(gate.who, request)
-            board = await run_in_threadpool(panels.collect, approvals)
+            board = await run_in_threadpool(board_for, request)
         except Denied as denied:
             return JSONResponse({"error": denied.title, "detail": denied.detail}, denied.status)
         except redis.RedisError as exc:

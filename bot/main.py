@@ -16,6 +16,8 @@ from bot.app import build_app
 from bot.web import WebServer, build_web_app, plugins
 from hitl.client import Approvals
 from hitl.durability import check as check_durability
+from hitl.membership import ChannelPrivacy
+from hitl.metrics import admit_policy_actions
 from hitl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,10 +42,33 @@ def _keep_connecting(handler: SocketModeHandler) -> None:
             delay = min(delay * 2, SOCKET_RETRY_MAX)
 
 
+def learn_privacy(approvals: Approvals, settings: Settings) -> None:
+    """Ask Slack, once at start, which of the policy's and the default channels are
+    private: requests there are counted into the public figures only once it is known
+    that they are public (`hitl.membership.ChannelPrivacy`)."""
+    if not settings.secret("slack_bot_token"):
+        return
+    from bot.slack import web_client
+
+    policy = approvals.policy.current()
+    channels = [settings.default_channel, policy.defaults.channel,
+                *(a.channel for a in policy.actions.values()), *(r.channel for r in policy.rules)]
+    privacy = ChannelPrivacy(approvals.redis, approvals.keys)
+    try:
+        privacy.labels([c for c in channels if c], web_client(settings))
+    except Exception as exc:  # never stop the bot over it: unknown channels count as private
+        log.warning("could not ask Slack which channels are private: %s", exc)
+
+
 def run(settings: Settings) -> None:
     # The bot talks to Redis itself, whatever HITL_API_URL (an agent's setting) says.
     approvals = Approvals(settings.redis, settings=settings)
     check_durability(approvals.redis, "hitl bot")
+    # TODO(policy): once the policy is published to Redis, its publisher admits the names.
+    admit_policy_actions(
+        approvals.redis, approvals.keys, approvals.policy.current().actions, settings.metrics_max_actions
+    )
+    learn_privacy(approvals, settings)
     app_token = settings.secret("slack_app_token")
     socket_mode = None
     mounts, lifespans = plugins(approvals)

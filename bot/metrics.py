@@ -8,7 +8,9 @@ app (a list of Starlette routes).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hmac
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
@@ -20,6 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from slack_sdk import WebClient
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,19 +30,43 @@ from starlette.routing import Route
 
 from hitl import metrics
 from hitl.keys import Keys
+from hitl.membership import ChannelPrivacy
 
 METRICS_PATH = "/metrics"
 
 
-class RedisCollector(Collector):
-    """Reads hitl-router's shared figures from Redis on every scrape."""
+SlackClient = Callable[[], WebClient | None]
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+
+def _no_slack() -> WebClient | None:
+    return None
+
+
+class RedisCollector(Collector):
+    """Reads hitl-router's shared figures from Redis on every scrape.
+
+    A channel is named only when Slack says it is public (`hitl.membership.ChannelPrivacy`,
+    asked through `slack()` when its cached answer is missing or old); every other channel
+    is labelled `private`, so a scrape never names a private channel."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, slack: SlackClient = _no_slack) -> None:
         self.client = client
         self.keys = keys
+        self.slack = slack
+        self.privacy = ChannelPrivacy(client, keys)
+
+    def _pending(self, snap: metrics.Snapshot) -> dict[tuple[str, str], int]:
+        channels = {ch for ch, _mode in snap.pending if ch}
+        private = self.privacy.labels(channels, self.slack() if channels else None)
+        out: dict[tuple[str, str], int] = defaultdict(int)
+        for (channel, mode), n in snap.pending.items():
+            label = metrics.PRIVATE_CHANNEL if channel and private.get(channel, True) else channel
+            out[(label, mode)] += n
+        return dict(out)
 
     def collect(self) -> Iterator[Metric]:
         snap = metrics.read(self.client, self.keys)
+        snap.pending = self._pending(snap)
         created = CounterMetricFamily(
             "hitl_requests_created", "Requests filed, by action and the mode they were filed in",
             labels=["action", "mode"],
@@ -99,17 +126,34 @@ class RedisCollector(Collector):
         yield paused
 
 
-def registry(client: redis.Redis, keys: Keys) -> CollectorRegistry:
+def registry(client: redis.Redis, keys: Keys, slack: SlackClient = _no_slack) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(RedisCollector(client, keys))
+    reg.register(RedisCollector(client, keys, slack))
     return reg
 
 
-def metrics_routes(client: redis.Redis, keys: Keys) -> list[Route]:
-    """`GET /metrics` as a Starlette route, to mount on the web app."""
-    reg = registry(client, keys)
+def bearer_ok(header: str | None, token: str) -> bool:
+    """Whether an `Authorization` header carries `token` (compared in constant time)."""
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def metrics_routes(
+    client: redis.Redis, keys: Keys, *, token: str | None = None, slack: SlackClient = _no_slack
+) -> list[Route]:
+    """`GET /metrics` as a Starlette route, to mount on the web app. With `token`
+    (HITL_METRICS_TOKEN), a scrape without `Authorization: Bearer <token>` is 401.
+    `slack()` gives a Slack client to ask which channels are private (None: the cached
+    answers only, and an unknown channel is `private`)."""
+    reg = registry(client, keys, slack)
 
     async def scrape(request: Request) -> Response:
+        if token and not bearer_ok(request.headers.get("authorization"), token):
+            return Response(
+                "401: send Authorization: Bearer <HITL_METRICS_TOKEN>\n", status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         try:
             body = await run_in_threadpool(generate_latest, reg)
         except redis.RedisError as exc:

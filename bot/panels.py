@@ -4,12 +4,15 @@ Each panel is rendered from one `Board`, read from Redis in a few round trips (t
 metrics, the last 24 hours, the oldest waiting requests, per-action stats), so every web
 process shows the same thing. pygal is told to load no JavaScript: the SVG works offline.
 Agent-written text (summaries) is never shown here; action and channel names are escaped.
+Each viewer sees what `/hitl` would show them (`Sight`): admins everything, anyone else
+no private channel's requests, ids or action names, not even in aggregates.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -17,9 +20,10 @@ from html import escape
 import pygal
 from pygal.style import Style
 
+from bot.access import Viewer
 from hitl import metrics, queries, stats
 from hitl.client import Approvals
-from hitl.models import Request
+from hitl.models import Placed, Request
 from hitl.stats import ActionStats, Readiness
 from hitl.status import Mode, Status
 
@@ -38,9 +42,47 @@ _STYLE = Style(
 )
 
 
+@dataclass(frozen=True)
+class Sight:
+    """What one dashboard viewer may see: the rule `/hitl` applies (bot/access.py).
+
+    An admin sees every figure. Anyone else sees the waiting requests `may_see` allows,
+    the per-channel counts of channels `in_channel` allows, and request figures (per
+    action, over time, readiness) of requests in public channels only: the counters keep
+    a public twin for that (hitl.scripts `count`), so no private channel's action names or
+    numbers reach an aggregate a non-member sees."""
+
+    admin: bool
+    in_channel: Callable[[str], bool]
+    may_see: Callable[[Placed], bool]
+
+    @classmethod
+    def everything(cls) -> Sight:
+        return cls(True, lambda _ch: True, lambda _p: True)
+
+    @classmethod
+    def of(cls, viewer: Viewer) -> Sight:
+        return cls(viewer.admin, viewer.in_channel, viewer.may_see)
+
+    @classmethod
+    def public_only(cls, is_private: Callable[[str], bool], default_channel: str | None = None) -> Sight:
+        """For a caller with no Slack identity (an API key): public channels only."""
+
+        def public(channel: str) -> bool:
+            channel = channel or default_channel or ""
+            return bool(channel) and not is_private(channel)
+
+        def may_see(placed: Placed) -> bool:
+            req, card = placed.req, placed.card
+            channels = [c for c in (req.channel, card.channel, *(ch for ch, _ in card.mirrors)) if c]
+            return any(public(c) for c in channels or [""])
+
+        return cls(False, public, may_see)
+
+
 @dataclass
 class Board:
-    """Everything the panels show, read at one moment."""
+    """Everything the panels show, read at one moment, for one viewer."""
 
     now: float
     snap: metrics.Snapshot
@@ -49,23 +91,37 @@ class Board:
     readiness: list[tuple[ActionStats, Readiness]]
 
 
-def collect(approvals: Approvals, now: float | None = None) -> Board:
-    """Read the board from Redis (blocking: run it in a thread from async code)."""
+def collect(approvals: Approvals, sight: Sight | None = None, now: float | None = None) -> Board:
+    """Read the board from Redis for `sight` (default: everything; blocking: run it in a
+    thread from async code)."""
     now = time.time() if now is None else now
+    sight = sight or Sight.everything()
     store = approvals.store
     policy = approvals.policy.current()
+    public = not sight.admin
+    hidden = metrics.ActionLabels(approvals.redis, approvals.keys).private() if public else set()
     rows = []
-    for name in stats.all_actions(store)[:MAX_ACTIONS]:
+    for name in [a for a in stats.all_actions(store) if a not in hidden][:MAX_ACTIONS]:
         s = stats.action_stats(store, name)
+        if not s.counts:  # the stats of an action outside the policy aged out
+            continue
         entry = policy.actions.get(name)
         current = entry.mode if entry and entry.mode else Mode.GATE
         rows.append((s, s.readiness(current, policy.autonomy, now)))
     rows.sort(key=lambda r: (-r[0].counts.get("created", 0), r[0].action))
+    snap = metrics.read(approvals.redis, approvals.keys, now, public=public)
+    waiting = queries.pending(store, None, QUEUE_ROWS, visible=None if sight.admin else sight.may_see)
+    if public:
+        snap.pending = {(ch, mode): n for (ch, mode), n in snap.pending.items()
+                        if sight.in_channel(ch or approvals.settings.default_channel or "")}
+        snap.paused = {scope: on for scope, on in snap.paused.items() if scope == "*" or scope not in hidden}
+        oldest = min((r.created_at for r in waiting), default=None)
+        snap.oldest_pending_seconds = 0.0 if oldest is None else max(now - oldest, 0.0)
     return Board(
         now=now,
-        snap=metrics.read(approvals.redis, approvals.keys, now),
-        hours=metrics.read_hours(approvals.redis, approvals.keys, HOURS, now),
-        waiting=queries.pending(store, None, QUEUE_ROWS),
+        snap=snap,
+        hours=metrics.read_hours(approvals.redis, approvals.keys, HOURS, now, public=public),
+        waiting=waiting,
         readiness=rows,
     )
 

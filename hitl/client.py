@@ -609,7 +609,8 @@ class AsyncApprovals(BaseApprovals):
         `api_url` and `api_key` select the HTTP transport instead (see `__new__`)."""
         super().__init__(redis_url, settings, prefix, directory)
         self.redis = client or pool.async_client(
-            self.url, size=self.settings.redis_pool_size, wait=self.settings.redis_pool_wait, **_connect_kwargs()
+            self.url, size=self.settings.redis_pool_size, wait=self.settings.redis_pool_wait,
+            **_connect_kwargs(),
         )
         self.store = AsyncStore(self.redis, self.keys, self.settings.retention, self.settings.metrics)
         self.executions = AsyncExecutions(self.redis, self.keys)

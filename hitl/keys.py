@@ -162,6 +162,37 @@ class Keys:
     def run_state(self, run_id: str) -> str:
         return f"{self.prefix}:agents:runstate:{run_id}"
 
+    def metrics_public(self, family: str) -> str:
+        """A family's twin counting requests in public channels only (what non-members see)."""
+        return f"{self.prefix}:metrics:public:{family}"
+
+    def metrics_public_hour(self, hour: int | str) -> str:
+        return f"{self.prefix}:metrics:public:hour:{hour}"
+
+    @property
+    def actions_policy(self) -> str:
+        """Action names the policy names: each always gets its own metric and stats labels."""
+        return f"{self.prefix}:actions:policy"
+
+    @property
+    def actions_admitted(self) -> str:
+        """Other action names given their own labels, at most `actions_limit` of them."""
+        return f"{self.prefix}:actions:admitted"
+
+    @property
+    def actions_limit(self) -> str:
+        """How many `actions_admitted` may hold (HITL_METRICS_MAX_ACTIONS, written at start)."""
+        return f"{self.prefix}:actions:limit"
+
+    @property
+    def actions_private(self) -> str:
+        """Action labels that a request in a private (or unknown) channel used."""
+        return f"{self.prefix}:actions:private"
+
+    def channel_privacy(self, channel: str) -> str:
+        """"1" private, "0" public (conversations.info `is_private`), kept a while."""
+        return f"{self.prefix}:chprivate:{channel}"
+
     @property
     def dashboard_team(self) -> str:
         return f"{self.prefix}:dashboard:team"

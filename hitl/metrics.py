@@ -15,9 +15,10 @@ same labels differently (cjson escapes "/"), so readers decode and sum.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -25,7 +26,10 @@ from typing import Any
 import redis
 
 from hitl.keys import Keys
+from hitl.settings import METRICS_MAX_ACTIONS_DEFAULT
 from hitl.status import Mode, WebhookOutcome
+
+log = logging.getLogger(__name__)
 
 # Bucket bounds (seconds) of `hitl_decision_seconds`: human review takes seconds to days.
 DECISION_BOUNDS: tuple[float, ...] = (
@@ -35,6 +39,12 @@ DECISION_BOUNDS: tuple[float, ...] = (
 LATENESS_BOUNDS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # How long per-hour figures (the dashboard's charts) are kept.
 HOUR_TTL = 8 * 86400
+# Action names outside the policy given their own label when nothing says otherwise.
+DEFAULT_MAX_ACTIONS = METRICS_MAX_ACTIONS_DEFAULT
+# The label every action past the bound is counted under (metrics and per-action stats).
+OTHER_ACTION = "other"
+# The label `/metrics` gives a private channel (or one Slack has not said is public).
+PRIVATE_CHANNEL = "private"
 
 
 class Family(StrEnum):
@@ -89,6 +99,47 @@ class MetricsStore:
         pipe.hincrby(key, _field("count"), 1)
         pipe.hincrbyfloat(key, _field("sum"), max(seconds, 0.0))
         pipe.execute()
+
+
+class ActionLabels:
+    """Which action names get labels of their own (see `hitl.scripts` `scope_of`, which
+    enforces it where the counters are written): every action the policy names, plus at
+    most `max_others` others, first come first served; the rest count as `other`."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+
+    def admit_policy(self, actions: Iterable[str], *, max_others: int = DEFAULT_MAX_ACTIONS) -> None:
+        """Make `actions` (the policy's action names) the listed ones, replacing the last
+        list, and bound the others to `max_others`. Whoever publishes a policy calls this."""
+        names = sorted(set(actions))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.keys.actions_policy)
+        if names:
+            pipe.sadd(self.keys.actions_policy, *names)
+        pipe.set(self.keys.actions_limit, max_others)
+        pipe.execute()
+
+    def listed(self) -> set[str]:
+        return {_s(a) for a in self.redis.smembers(self.keys.actions_policy)}
+
+    def admitted(self) -> set[str]:
+        """Actions outside the policy that got a label of their own."""
+        return {_s(a) for a in self.redis.smembers(self.keys.actions_admitted)}
+
+    def private(self) -> set[str]:
+        """Labels some request in a private (or not known to be public) channel used."""
+        return {_s(a) for a in self.redis.smembers(self.keys.actions_private)}
+
+
+def admit_policy_actions(client: redis.Redis, keys: Keys, actions: Iterable[str], max_others: int) -> None:
+    """Where a policy is loaded (today `hitl bot` and `hitl worker` at start; the policy
+    publisher once the policy lives in Redis): its action names keep their own labels."""
+    try:
+        ActionLabels(client, keys).admit_policy(actions, max_others=max_others)
+    except redis.RedisError as exc:  # counted under bounded labels anyway; retried at next start
+        log.warning("could not record the policy's action names for metric labels: %s", exc)
 
 
 @dataclass
@@ -237,11 +288,16 @@ def pending_breakdown(client: redis.Redis, keys: Keys) -> dict[tuple[str, str], 
     return out
 
 
-def read(client: redis.Redis, keys: Keys, now: float | None = None) -> Snapshot:
-    """Everything, in two round trips (a pipeline, then the pending breakdown)."""
+# The families that have a public twin (counting requests in public channels only).
+SCOPED = frozenset({Family.CREATED, Family.FINAL, Family.DECISION})
+
+
+def read(client: redis.Redis, keys: Keys, now: float | None = None, *, public: bool = False) -> Snapshot:
+    """Everything, in two round trips (a pipeline, then the pending breakdown). `public`:
+    request figures of public channels only (for people who are not admins)."""
     pipe = client.pipeline(transaction=False)
     for fam in Family:
-        pipe.hgetall(keys.metrics(fam))
+        pipe.hgetall(keys.metrics_public(fam) if public and fam in SCOPED else keys.metrics(fam))
     pipe.zrange(keys.pending, 0, 0, withscores=True)
     pipe.smembers(keys.paused)
     *families, oldest, paused = pipe.execute()
@@ -275,13 +331,16 @@ class Hour:
     decision: dict[str, Histogram]
 
 
-def read_hours(client: redis.Redis, keys: Keys, hours: int = 24, now: float | None = None) -> list[Hour]:
-    """The last `hours` hours, oldest first (an hour with nothing is empty, not missing)."""
+def read_hours(
+    client: redis.Redis, keys: Keys, hours: int = 24, now: float | None = None, *, public: bool = False
+) -> list[Hour]:
+    """The last `hours` hours, oldest first (an hour with nothing is empty, not missing);
+    `public`: public channels' requests only."""
     current = int((time.time() if now is None else now) // 3600)
     span = range(current - hours + 1, current + 1)
     pipe = client.pipeline(transaction=False)
     for h in span:
-        pipe.hgetall(keys.metrics_hour(h))
+        pipe.hgetall(keys.metrics_public_hour(h) if public else keys.metrics_hour(h))
     out = []
     for h, raw in zip(span, pipe.execute(), strict=True):
         fields = _decode(raw)

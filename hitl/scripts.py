@@ -17,7 +17,9 @@ parsing.
 
 from __future__ import annotations
 
-from hitl.metrics import DECISION_BOUNDS, HOUR_TTL
+import json
+
+from hitl.metrics import DECISION_BOUNDS, DEFAULT_MAX_ACTIONS, HOUR_TTL, OTHER_ACTION
 
 # Helpers shared by CREATE and TRANSITION (prepended to each). `names` is the table of key
 # name templates built by `hitl.store.key_names` from `hitl.keys.Keys` ("{}" marks where an
@@ -25,6 +27,8 @@ from hitl.metrics import DECISION_BOUNDS, HOUR_TTL
 _COMMON = f"""
 local DECISION_BOUNDS = {{{", ".join(f"{b:g}" for b in DECISION_BOUNDS)}}}
 local HOUR_TTL = {HOUR_TTL}
+local DEFAULT_MAX_ACTIONS = {DEFAULT_MAX_ACTIONS}
+local OTHER_ACTION = {json.dumps(OTHER_ACTION)}
 """ + r"""
 local function list_json(t)
   if #t == 0 then return '[]' end
@@ -38,27 +42,89 @@ local function named(template, value)
   local s, e = string.find(template, '{}', 1, true)
   return string.sub(template, 1, s - 1) .. value .. string.sub(template, e + 1)
 end
+-- Agents choose action names, so labels are bounded where they are written: an action the
+-- policy names (set names.actions_policy) keeps its name; any other takes one of at most
+-- GET names.actions_limit (default DEFAULT_MAX_ACTIONS) places in names.actions_admitted,
+-- first come first served; past that it is counted as OTHER_ACTION. `scope_of` answers,
+-- for a request's action and channel: its label, whether the policy lists it, and whether
+-- its channel is known to be public (names.chprivate = "0", learnt from Slack by
+-- hitl.membership.ChannelPrivacy; unknown counts as private).
+local SCOPES = {}
+local function scope_of(names, action, channel)
+  local memo = action .. '\0' .. (channel or '')
+  if SCOPES[memo] then return SCOPES[memo] end
+  local label, listed = action, redis.call('SISMEMBER', names.actions_policy, action) == 1
+  if not listed and redis.call('SISMEMBER', names.actions_admitted, action) == 0 then
+    local limit = tonumber(redis.call('GET', names.actions_limit) or DEFAULT_MAX_ACTIONS)
+    if redis.call('SCARD', names.actions_admitted) < limit then
+      redis.call('SADD', names.actions_admitted, action)
+    else
+      label = OTHER_ACTION
+    end
+  end
+  local public = channel ~= nil and channel ~= ''
+    and redis.call('GET', named(names.chprivate, channel)) == '0'
+  local scope = {label = label, listed = listed, public = public}
+  SCOPES[memo] = scope
+  return scope
+end
+-- Per-action stats (hitl.stats), under the scope's label. Those of an action the policy
+-- does not list expire `retention` seconds after their last change.
+local function stats_of(names, scope)
+  redis.call('SADD', names.actions, scope.label)
+  if not scope.public then redis.call('SADD', names.actions_private, scope.label) end
+  return named(names.stats, scope.label)
+end
+local function bump(names, scope, field, by, retention)
+  local key = stats_of(names, scope)
+  redis.call('HINCRBY', key, field, by)
+  if not scope.listed then redis.call('EXPIRE', key, retention) end
+end
+local function stamp(names, scope, field, value, retention)
+  local key = stats_of(names, scope)
+  redis.call('HSET', key, field, value)
+  if not scope.listed then redis.call('EXPIRE', key, retention) end
+end
+local function record_duration(names, scope, ms, retention)
+  local durations = named(names.durations, scope.label)
+  redis.call('LPUSH', durations, ms)
+  redis.call('LTRIM', durations, 0, 999)
+  if not scope.listed then redis.call('EXPIRE', durations, retention) end
+end
 -- The shared Prometheus counters (see hitl.metrics), written when the input says
 -- `metrics`: hashes names.m_created, names.m_final, names.m_decision, and names.m_hour
--- (a template per epoch hour, kept HOUR_TTL seconds). Fields are JSON label lists; a
+-- (a template per epoch hour, kept HOUR_TTL seconds), each with a public twin (names.pm_*)
+-- counting requests in public channels only, which is what the dashboard shows people
+-- who are not admins. Fields are JSON label lists whose action is the scope's label; a
 -- histogram bucket field ends with its bucket's index (1-based into DECISION_BOUNDS, the
 -- one past the last bound is +Inf); readers sum fields that decode to the same labels.
-local function count(key, labels)
-  redis.call('HINCRBY', key, cjson.encode(labels), 1)
+local function count(key, public_key, scope, labels, by)
+  local field = cjson.encode(labels)
+  redis.call('HINCRBY', key, field, by or 1)
+  if scope.public then redis.call('HINCRBY', public_key, field, by or 1) end
 end
-local function observe_decision(names, action, status, seconds, now_ms)
-  count(names.m_final, {action, status})
+local function observe_created(names, scope, mode, status)
+  count(names.m_created, names.pm_created, scope, {scope.label, mode})
+  if status == 'approved' then count(names.m_final, names.pm_final, scope, {scope.label, status}) end
+end
+local function observe_decision(names, scope, status, seconds, now_ms)
+  local action = scope.label
+  count(names.m_final, names.pm_final, scope, {action, status})
   local bucket = #DECISION_BOUNDS + 1
   for i, bound in ipairs(DECISION_BOUNDS) do
     if seconds <= bound then bucket = i; break end
   end
-  count(names.m_decision, {action, bucket})
-  count(names.m_decision, {action, 'count'})
-  redis.call('HINCRBYFLOAT', names.m_decision, cjson.encode({action, 'sum'}), seconds)
-  local hour = named(names.m_hour, math.floor(now_ms / 3600000))
-  count(hour, {'final', action, status})
-  count(hour, {'decision', action, bucket})
+  count(names.m_decision, names.pm_decision, scope, {action, bucket})
+  count(names.m_decision, names.pm_decision, scope, {action, 'count'})
+  local sum = cjson.encode({action, 'sum'})
+  redis.call('HINCRBYFLOAT', names.m_decision, sum, seconds)
+  if scope.public then redis.call('HINCRBYFLOAT', names.pm_decision, sum, seconds) end
+  local slot = math.floor(now_ms / 3600000)
+  local hour, public_hour = named(names.m_hour, slot), named(names.pm_hour, slot)
+  count(hour, public_hour, scope, {'final', action, status})
+  count(hour, public_hour, scope, {'decision', action, bucket})
   redis.call('EXPIRE', hour, HOUR_TTL)
+  if scope.public then redis.call('EXPIRE', public_hour, HOUR_TTL) end
 end
 -- Drop an undecided request from every index of undecided requests.
 local function unindex(names, id, channel, mode)
@@ -140,18 +206,14 @@ for n, spec in ipairs(requests) do
     'created_ms', now, 'deadline', deadline, 'paused', paused, 'escalated', 0, 'risk', spec.risk,
     'fingerprint', spec.fingerprint, 'batch', spec.batch, 'items', spec.items)
   if spec.trace ~= '' then redis.call('HSET', req_key, 'trace', spec.trace) end
-  local stats = named(names.stats, action)
-  redis.call('SADD', names.actions, action)
-  redis.call('HINCRBY', stats, 'created', 1)
-  if input.metrics then
-    count(names.m_created, {action, mode})
-    if status == 'approved' then count(names.m_final, {action, status}) end
-  end
+  local scope = scope_of(names, action, channel)
+  bump(names, scope, 'created', 1, retention)
+  if input.metrics then observe_created(names, scope, mode, status) end
   if status == 'approved' then
     local comment = 'automatic (' .. mode .. ')'
     local done_key = named(names.done, id)
     redis.call('HSET', req_key, 'comment', comment, 'decided_ms', now)
-    redis.call('HINCRBY', stats, 'auto', 1)
+    bump(names, scope, 'auto', 1, retention)
     redis.call('RPUSH', done_key, outcome(status, '[]', comment, '', '', now))
     redis.call('EXPIRE', done_key, retention)
     redis.call('EXPIRE', req_key, retention)
@@ -242,19 +304,17 @@ local function finish(r, new, verb, decided_by, comment, params)
   redis.call('ZADD', TIMERS, now, r.id .. '|sync')
   audit(r, {'type', SYSTEM_EVENTS[new] or 'decided', 'id', r.id, 'action', r.action, 'status', new,
     'by', r.by_json, 'comment', comment, 'params', params, 'verdict', verb})
-  local stats = named(names.stats, r.action)
-  redis.call('HINCRBY', stats, new, 1)
+  local scope = scope_of(names, r.action, r.channel)
+  bump(names, scope, new, 1, retention)
   if new == 'approved' and params == '' and r.edited_params == '' then
-    redis.call('HINCRBY', stats, 'approved_unedited', 1)
+    bump(names, scope, 'approved_unedited', 1, retention)
   end
   if new == 'rejected' and r.risk == 'critical' then
-    redis.call('HSET', stats, 'critical_rejected_ms', now)
+    stamp(names, scope, 'critical_rejected_ms', now, retention)
   end
-  if verdict ~= '' then redis.call('HINCRBY', stats, 'shadow_' .. verb, 1) end
-  if input.metrics then observe_decision(names, r.action, new, (now - r.created_ms) / 1000, now) end
-  local durations = named(names.durations, r.action)
-  redis.call('LPUSH', durations, now - r.created_ms)
-  redis.call('LTRIM', durations, 0, 999)
+  if verdict ~= '' then bump(names, scope, 'shadow_' .. verb, 1, retention) end
+  if input.metrics then observe_decision(names, scope, new, (now - r.created_ms) / 1000, now) end
+  record_duration(names, scope, now - r.created_ms, retention)
   local final_params = params
   if final_params == '' then final_params = r.edited_params end
   redis.call('RPUSH', r.done, outcome(new, r.by_json, comment, final_params, verdict, now))
@@ -366,7 +426,7 @@ if params ~= '' then
   -- approvals given for the old parameters no longer count
   r.votes = {}
   redis.call('HSET', r.key, 'params', params)
-  redis.call('HINCRBY', named(names.stats, r.action), 'edited', 1)
+  bump(names, scope_of(names, r.action, r.channel), 'edited', 1, retention)
 end
 if verb == 'approve' and r.mode == 'gate' then
   if contains(r.votes, by) then return refuse('voted') end

@@ -22,6 +22,8 @@ SLACK_API_DEFAULT = "https://slack.com/api/"
 REDIS_URL_DEFAULT = "redis://127.0.0.1:6379/0"
 # Webhook retry schedule (seconds): ~5 s, 30 s, 2 min, 10 min, 1 h, 6 h, 24 h.
 WEBHOOK_RETRY_DEFAULT = (5, 30, 120, 600, 3600, 21600, 86400)
+# Action names outside the policy that get their own metric and stats labels.
+METRICS_MAX_ACTIONS_DEFAULT = 200
 
 
 def api_base_url(value: str | None) -> str | None:
@@ -75,7 +77,9 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(default=None, validation_alias=_env("HITL_METRICS_TOKEN"))
     # Action names not in the policy that get their own metric and stats labels; the rest
     # are counted as `other`, so agents cannot grow shared state by inventing names.
-    metrics_max_actions: int = Field(default=200, ge=0, validation_alias=_env("HITL_METRICS_MAX_ACTIONS"))
+    metrics_max_actions: int = Field(
+        default=METRICS_MAX_ACTIONS_DEFAULT, ge=0, validation_alias=_env("HITL_METRICS_MAX_ACTIONS")
+    )
     # Connections the web process's asyncio Redis pool opens at most (HTTP API, /mcp, /healthz);
     # past that a call waits for a free one, up to HITL_REDIS_POOL_WAIT seconds, then answers busy.
     redis_pool_size: int = Field(default=64, ge=1, le=10_000, validation_alias=_env("HITL_REDIS_POOL_SIZE"))

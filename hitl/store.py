@@ -86,6 +86,11 @@ def key_names(keys: Keys) -> dict[str, str]:
         "deadlines": keys.deadlines, "channels": keys.channels, "actions": keys.actions,
         "m_created": keys.metrics(Family.CREATED), "m_final": keys.metrics(Family.FINAL),
         "m_decision": keys.metrics(Family.DECISION), "m_hour": keys.metrics_hour(slot),
+        "pm_created": keys.metrics_public(Family.CREATED), "pm_final": keys.metrics_public(Family.FINAL),
+        "pm_decision": keys.metrics_public(Family.DECISION), "pm_hour": keys.metrics_public_hour(slot),
+        "actions_policy": keys.actions_policy, "actions_admitted": keys.actions_admitted,
+        "actions_limit": keys.actions_limit, "actions_private": keys.actions_private,
+        "chprivate": keys.channel_privacy(slot),
     }
 
 

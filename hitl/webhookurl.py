@@ -101,7 +101,9 @@ def _segments(path: str) -> tuple[tuple[str, ...], bool]:
 def parse(url: str) -> WebhookUrl:
     """Parse and normalise `url`; raises `BadWebhookUrl` saying what to change."""
     if _FORBIDDEN.search(url):
-        raise BadWebhookUrl("it contains a space, a backslash or a control character (such as a line break or tab)")
+        raise BadWebhookUrl(
+            "it contains a space, a backslash or a control character (such as a line break or tab)"
+        )
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:

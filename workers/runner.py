@@ -34,6 +34,9 @@ import redis
 from rq import SimpleWorker, Worker
 
 from hitl.durability import check as check_durability
+from hitl.keys import Keys
+from hitl.metrics import admit_policy_actions
+from hitl.policy import PolicySource
 from hitl.settings import Settings
 from workers import queues
 from workers.delivery import DeliveryLoop
@@ -202,6 +205,9 @@ def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
         settings.redis, socket_timeout=WORKER_TTL + 15, socket_connect_timeout=5, health_check_interval=30
     )
     check_durability(connection, "hitl worker")
+    # TODO(policy): once the policy is published to Redis, its publisher admits the names.
+    policy = PolicySource(settings.policy_file).current()
+    admit_policy_actions(connection, Keys(settings.prefix), policy.actions, settings.metrics_max_actions)
     # The loops get their own pool with short timeouts: a stalled Redis must not hang them.
     loops_connection = redis.Redis.from_url(
         settings.redis, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30

@@ -116,7 +116,8 @@ def send_attempt(store: Store, settings: Settings, request_id: str, attempt: int
             status_code = resp.status_code
             span.set_attribute("http.response.status_code", status_code)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:  # no retry can help
-            return record(WebhookOutcome.GAVE_UP, error=f"callback_url cannot be sent: {type(exc).__name__}: {exc}")
+            reason = f"callback_url cannot be sent: {type(exc).__name__}: {exc}"
+            return record(WebhookOutcome.GAVE_UP, error=reason)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
     if status_code is not None and 200 <= status_code < 300:

@@ -70,7 +70,7 @@ def test_a_port_less_entry_means_the_default_port_only(redis_url: str, prefix: s
     with Approvals(settings=settings) as approvals:
         ok = approvals.request(**GATE, callback_url="https://Hooks.Example.com:443/any/./path")
         assert ok.fetch().callback_url == "https://Hooks.Example.com:443/any/./path"
-        with pytest.raises(ValueError, match="callback_url.*HITL_WEBHOOK_ALLOWED"):
+        with pytest.raises(ValueError, match=r"callback_url.*HITL_WEBHOOK_ALLOWED"):
             approvals.request(**GATE, callback_url="https://hooks.example.com:6379/")
 
 
