@@ -6,20 +6,26 @@ share a GIL. Filing: N requests from one Python client calling Redis directly, t
 HTTP on one keep-alive connection, then N over HTTP from CONCURRENCY connections at once.
 Waking: SAMPLES requests, each decided while a waiter holds it; decide-to-answer time for
 `RequestHandle.wait()` and for `GET /v1/requests/{id}?wait=30`.
-Target: the concurrent HTTP rate is at least a third of the direct client's (the mean of
+Burst: BURST clients at once against the one web process, half filing (`POST`), half
+long-polling requests that are then decided together, so their polls wake together;
+answers by status and p99 time, against Redis's own round trip (PING) in the same run.
+Targets: the concurrent HTTP rate is at least a third of the direct client's (the mean of
 its two runs): parsing HTTP and JSON in Python may cost at most twice what Redis and
-policy routing cost, on a machine whose cores also run the HTTP clients.
+policy routing cost, on a machine whose cores also run the HTTP clients; and no answer of
+the burst is "Redis is unreachable" (Redis is up: load must never look like an outage).
 """
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 import httpx
@@ -32,6 +38,7 @@ from bench.common import (
     ms,
     parser,
     percentile,
+    ping_times,
     redis_url,
     run_main,
     settings_for,
@@ -50,6 +57,8 @@ KEY = "bench-key-0123456789"
 BODY = {"action": "send_email", "summary": "Send reminder", "params": {"to": "ops@example.com", "n": 3},
         "mode": "gate", "requested_by": "U09"}
 TARGET_RATIO = 1 / 3
+# Clients at once in the burst: half POST, half long-poll.
+BURST = 500
 
 
 def start_bot(url: str, prefix: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -134,10 +143,54 @@ def wake_times(approvals: Approvals, base: str, samples: int, over_http: bool) -
     return out
 
 
+async def _burst(base: str, approvals: Approvals, clients: int) -> dict[str, list[tuple[int, str, float]]]:
+    """(status, body, seconds) of each answer: `clients // 2` POSTs and as many long-polls
+    woken together."""
+    posts, polls = clients // 2, clients - clients // 2
+    ids = [approvals.request(**{**BODY, "summary": f"Burst wait {i}"}).id for i in range(polls)]
+    limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=90) as http:
+
+        async def timed(call: Awaitable[httpx.Response]) -> tuple[int, str, float]:
+            t0 = time.perf_counter()
+            try:
+                resp = await call
+                return resp.status_code, resp.text, time.perf_counter() - t0
+            except httpx.HTTPError as exc:
+                return 0, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
+
+        waiting = [asyncio.ensure_future(timed(http.get(f"/v1/requests/{rid}", params={"wait": 60})))
+                   for rid in ids]
+        await asyncio.sleep(1.0)  # the polls park (a benchmark may pace itself)
+        filing = [
+            asyncio.ensure_future(timed(http.post("/v1/requests", json={**BODY, "summary": f"Burst {i}"})))
+            for i in range(posts)
+        ]
+        await asyncio.to_thread(lambda: [approvals.decide(rid, "approve", by="U01") for rid in ids])
+        return {"POST /v1/requests": await asyncio.gather(*filing),
+                "GET ?wait=60 (woken together)": await asyncio.gather(*waiting)}
+
+
+def burst(base: str, approvals: Approvals, clients: int) -> tuple[list[list[str]], int]:
+    """Table rows for the burst, and how many answers said Redis is unreachable."""
+    results = asyncio.run(_burst(base, approvals, clients))
+    rows, unreachable = [], 0
+    for name, answers in results.items():
+        by_status = Counter(status for status, _body, _s in answers)
+        unreachable += sum(1 for status, body, _s in answers if status == 503 and "unreachable" in body)
+        busy = sum(1 for status, body, _s in answers if status in (429, 503) and "busy" in body)
+        times = [s for _st, _b, s in answers]
+        statuses = ", ".join(f"{st or 'error'}: {n}" for st, n in sorted(by_status.items()))
+        rows.append([name, str(len(answers)), statuses, str(busy), ms(percentile(times, 50)),
+                     ms(percentile(times, 99))])
+    return rows, unreachable
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     header("gateway", f"{N:,} requests filed directly, over HTTP serially and {CONCURRENCY} at once; "
-                      f"{SAMPLES} wakes each way")
+                      f"{SAMPLES} wakes each way; {BURST} clients at once")
     with redis_url() as url, bench_prefix(url) as prefix, tempfile.TemporaryDirectory() as tmp:
         approvals = Approvals(settings=settings_for(url, prefix))
         proc, base = start_bot(url, prefix, Path(tmp) / "bot.log")
@@ -164,10 +217,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ["GET /v1/requests/{id}?wait=30", ms(percentile(w_http, 50)), ms(percentile(w_http, 99)),
                  ms(max(w_http))],
             ])
+            pings = ping_times(approvals.redis)
+            burst_rows, unreachable = burst(base, approvals, BURST)
+            burst_rows.append(["Redis PING (baseline, same run)", str(len(pings)), "-", "-",
+                               ms(percentile(pings, 50)), ms(percentile(pings, 99))])
+            print(f"{BURST} clients at once against one web process:")
+            table(["answers to", "n", "by status", "busy", "p50 ms", "p99 ms"], burst_rows)
             baseline = (rate_direct + rate_direct2) / 2
             ok = verdict(rate_conc >= TARGET_RATIO * baseline,
                          f"concurrent HTTP >= {TARGET_RATIO:.0%} of direct requests/s",
                          f"{rate_conc:,.0f}/s vs {baseline:,.0f}/s")
+            target = f"no 'Redis is unreachable' among {BURST} concurrent answers (Redis up)"
+            ok = verdict(unreachable == 0, target, f"{unreachable}") and ok
         finally:
             proc.terminate()
             proc.wait(30)

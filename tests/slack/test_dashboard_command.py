@@ -15,6 +15,7 @@ from bot.dashauth import TokenKind
 from bot.sandbox.workspace import TEAM_ID
 from bot.web import build_web_app
 from hitl import Approvals
+from hitl.membership import ChannelPrivacy
 from tests.conftest import make_settings
 from tests.slack.conftest import Bot
 
@@ -62,7 +63,10 @@ def test_stats_link_to_the_dashboard_and_non_admins_get_no_link(bot: Bot) -> Non
 def test_api_keys_open_the_dashboard_panels(redis_url: str, prefix: str) -> None:
     settings = make_settings(redis_url, prefix, api_keys={"grafana": SecretStr("s3cret-key")})
     with Approvals(settings=settings) as approvals:
-        approvals.request(action="deploy", summary="Deploy", mode="gate")
+        # An API key has no Slack identity: it sees requests in public channels only.
+        ChannelPrivacy(approvals.redis, approvals.keys).put("C0OPS", private=False)
+        approvals.request(action="deploy", summary="Deploy", mode="gate", channel="C0OPS")
+        approvals.request(action="deploy", summary="Deploy", mode="gate", channel="C0NOTKNOWN")
         with TestClient(build_web_app(approvals)) as http:
             ok = http.get("/dashboard/panels", headers={"Authorization": "Bearer s3cret-key"})
             wrong = http.get("/dashboard", headers={"Authorization": "Bearer nope"})

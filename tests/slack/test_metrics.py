@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from bot.app import build_app
+from bot.main import learn_privacy
 from bot.metrics import metrics_routes
 from bot.sandbox import SlackStandIn
 from bot.sandbox.signing import Interactions
@@ -76,6 +77,7 @@ def counted_bot(redis_url: str, prefix: str, slack: SlackStandIn) -> Iterator[tu
         slack_api_url=slack.url, default_channel=CHANNEL, admins=["U0ALICE"],
     )
     approvals = Approvals(settings=settings)
+    learn_privacy(approvals, settings)  # as `hitl bot` does at start: the channel is public
     app = build_app(settings, approvals=approvals, client=web_client(settings))
     web = build_web_app(approvals, bolt=app, signing_secret=SECRET)
     server = WebServer(web, host="127.0.0.1", port=0).start()
