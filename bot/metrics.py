@@ -4,6 +4,12 @@ A custom `prometheus_client` collector reads `hitl.metrics.read` at scrape time,
 answer is the same (and the sum of every bot and worker) whichever web process serves the
 scrape. Nothing is kept in this process's memory. Mount `metrics_routes(...)` on the web
 app (a list of Starlette routes).
+
+A scrape never names a private channel: `hitl_pending{channel}` is `private` for every
+channel Slack has not said is public. With HITL_METRICS_TOKEN set, a scrape needs
+`Authorization: Bearer <token>` (else 401). Action labels are bounded where they are
+written (hitl.scripts `scope_of`): the policy's actions plus HITL_METRICS_MAX_ACTIONS
+others, the rest `other`.
 """
 
 from __future__ import annotations
