@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from bot import dashauth, panels
-from bot.api import ApiError, ApiKeys
+from bot.auth import Authenticator, Refused
 from bot.dashauth import COOKIE, SESSION_TTL, Denied, TokenKind
 from hitl.client import Approvals
 from hitl.errors import ConfigError
@@ -64,7 +64,7 @@ class Workspace:
 class Gate:
     """Decides who gets in: a session cookie, a link token, or an API key."""
 
-    def __init__(self, settings: Settings, keys: ApiKeys, team: Callable[[], str | None]) -> None:
+    def __init__(self, settings: Settings, keys: Authenticator, team: Callable[[], str | None]) -> None:
         self.key = dashauth.signing_key(settings)
         self.keys = keys
         self.team = team
@@ -82,9 +82,10 @@ class Gate:
         header = request.headers.get("authorization")
         if header:
             try:
-                return "key:" + self.keys.name_for(header)
-            except ApiError as exc:
-                raise Denied("Wrong API key", str(exc)) from None
+                return "key:" + self.keys.authenticate_sync(header).name
+            except Refused as exc:
+                title = "Wrong API key" if exc.status == 401 else "Too many requests"
+                raise Denied(title, str(exc), exc.status) from None
         cookie = request.cookies.get(COOKIE)
         if not cookie:
             raise Denied("Open the dashboard from Slack",
@@ -103,7 +104,7 @@ def refusal(denied: Denied) -> HTMLResponse:
 
 
 def dashboard_routes(
-    approvals: Approvals, keys: ApiKeys, team: Callable[[], str | None] | None = None
+    approvals: Approvals, keys: Authenticator, team: Callable[[], str | None] | None = None
 ) -> list[Route]:
     """The dashboard's routes, to mount on the web app."""
     gate = Gate(approvals.settings, keys, team or Workspace(approvals.settings).team)
