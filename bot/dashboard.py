@@ -82,10 +82,18 @@ class Gate:
         header = request.headers.get("authorization")
         if header:
             try:
-                return "key:" + self.keys.authenticate_sync(header).name
+                principal = self.keys.authenticate_sync(header)
             except Refused as exc:
                 title = "Wrong API key" if exc.status == 401 else "Too many requests"
                 raise Denied(title, str(exc), exc.status) from None
+            if not principal.admin:  # the dashboard shows every key's requests: operators only
+                raise Denied(
+                    "Not an admin key",
+                    f"API key {principal.name!r} reads only its own requests; the dashboard needs an "
+                    "admin key (hitl keys create NAME --admin), or open it from Slack with /hitl dashboard.",
+                    403,
+                )
+            return "key:" + principal.name
         cookie = request.cookies.get(COOKIE)
         if not cookie:
             raise Denied("Open the dashboard from Slack",
