@@ -23,7 +23,7 @@ from hitl import Approvals
 from hitl.apikeys import ApiKeyStore, Rate
 from tests.conftest import make_settings
 from tests.gateway.conftest import KEYS, Gateway
-from tests.helpers import ROOT, eventually, events, hitl_env
+from tests.helpers import ROOT, events, eventually, hitl_env
 
 GATE = {"action": "deploy", "summary": "Deploy v1.2 to production", "mode": "gate", "timeout": 600}
 SECRET_REQUEST = {

@@ -12,7 +12,7 @@ import json
 from hitl import Approvals
 from hitl.apikeys import ApiKeyStore, Rate
 from hitl.settings import Settings
-from tests.helpers import eventually, events
+from tests.helpers import events, eventually
 from tests.mcp.conftest import API_KEY, Answer, call, serve
 from tests.slack.conftest import Bot, bot, card_text, slack  # noqa: F401 - the Slack fixtures, reused here
 
