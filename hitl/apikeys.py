@@ -26,7 +26,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -93,7 +93,6 @@ class Principal:
     admin: bool = False
     actions: tuple[str, ...] = ()
     created_at: float | None = None  # None for HITL_API_KEYS keys (they live in settings)
-    bootstrap: bool = field(default=False, compare=False)
 
     def may_file(self, action: str) -> bool:
         """Whether the key's action patterns (fnmatch, case-sensitive) admit `action`."""
@@ -152,7 +151,7 @@ def check_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
 def bootstrap(keys: Mapping[str, str], rate: Rate) -> dict[str, Principal]:
     """HITL_API_KEYS as {secret hash: Principal}: non-admin keys for every action."""
     return {
-        secret_hash(secret): Principal(name=name, rate=rate, bootstrap=True) for name, secret in keys.items()
+        secret_hash(secret): Principal(name=name, rate=rate) for name, secret in keys.items()
     }
 
 
