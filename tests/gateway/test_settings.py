@@ -21,6 +21,14 @@ def test_malformed_api_keys_name_the_variable_and_hide_the_secret(value: str) ->
     assert "secret" not in str(err.value).split("e.g.")[0].replace("name:secret", "")
 
 
+def test_api_rate_defaults_to_20_per_second_and_a_bad_one_names_the_variable() -> None:
+    assert load_settings(_env_file=None).api_rate == "20/s"
+    assert load_settings(HITL_API_RATE="0.5/s", _env_file=None).api_rate == "0.5/s"
+    for bad in ("20", "0/s", "fast", "-1/s"):
+        with pytest.raises(ConfigError, match=r"^HITL_API_RATE: .* e\.g\. 20/s"):
+            load_settings(HITL_API_RATE=bad, _env_file=None)
+
+
 def test_webhook_settings() -> None:
     s = load_settings(HITL_WEBHOOK_ALLOWED="https://hooks.example.com/, http://127.0.0.1:", _env_file=None)
     assert s.webhook_allowed == ["https://hooks.example.com/", "http://127.0.0.1:"]
