@@ -81,7 +81,8 @@ class Rate:
         return max(1, math.ceil(self.per_second * BURST_SECONDS))
 
     def __str__(self) -> str:
-        return f"{self.per_second:g}/s"
+        # Fixed-point, never "1e+06": the text must parse back (it is stored and shown).
+        return f"{self.per_second:.6f}".rstrip("0").rstrip(".") + "/s"
 
 
 @dataclass(frozen=True, slots=True)
