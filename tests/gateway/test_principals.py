@@ -86,6 +86,19 @@ def test_another_keys_private_request_is_404_like_an_unknown_id(
     assert gateway.http.get(f"/v1/requests/{rid}").json()["summary"] == SECRET_REQUEST["summary"]
 
 
+def test_another_key_cannot_record_the_execution_of_an_approved_request(gateway: Gateway, b: httpx.Client) -> None:
+    rid = filed(gateway.http, GATE)["id"]
+    gateway.approvals.decide(rid, "approve", by="U0ALICE")
+    fake = "r" + "0" * (len(rid) - 1)
+    theirs = b.post(f"/v1/requests/{rid}/execution", json={"state": "started"})
+    unknown = b.post(f"/v1/requests/{fake}/execution", json={"state": "started"})
+    assert theirs.status_code == unknown.status_code == 404
+    assert theirs.text == unknown.text.replace(fake, rid)
+    # The owner's first start is still the first: B's attempt marked nothing.
+    mine = gateway.http.post(f"/v1/requests/{rid}/execution", json={"state": "started"})
+    assert (mine.status_code, mine.json()) == (200, {"started": True})
+
+
 def test_the_steps_of_another_keys_plan_are_404(gateway: Gateway, b: httpx.Client) -> None:
     resp = gateway.http.post("/v1/batches", json={"summary": "two deploys", "items": [GATE, GATE]})
     assert resp.status_code == 201, resp.text
