@@ -113,7 +113,7 @@ def spec() -> dict[str, Any]:
                     "requestBody": {"required": True, **_json("ExecutionInput")},
                     "responses": {
                         "200": {"description": "recorded: {\"started\": true} or {\"finished\": true}"},
-                        **_answers({}, 400, 401, 404, 409, 422, 503),
+                        **_answers({}, 400, 401, 404, 409, 422, 429, 503),
                     },
                 }
             },

@@ -264,7 +264,8 @@ def test_openapi_describes_the_403_and_429_answers(gateway: Gateway) -> None:
     for path in ("/v1/requests", "/v1/batches"):
         assert "403" in paths[path]["post"]["responses"]
     for path, method in (("/v1/requests", "post"), ("/v1/requests/{id}", "get"),
-                         ("/v1/requests/{id}/cancel", "post"), ("/v1/batches", "post")):
+                         ("/v1/requests/{id}/cancel", "post"), ("/v1/requests/{id}/execution", "post"),
+                         ("/v1/batches", "post")):
         answer = paths[path][method]["responses"]["429"]
         assert "Retry-After" in answer["headers"]
     assert "another key" in paths["/v1/requests/{id}"]["get"]["responses"]["404"]["description"]
