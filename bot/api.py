@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import json
 import math
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot import bodies
+from bot.auth import Authenticator, Refused
+from hitl.apikeys import ActionForbidden, Principal
 from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, ExecutionRefused, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Request
@@ -56,53 +57,34 @@ class ApiError(Exception):
         return JSONResponse(body, self.status, headers=headers)
 
 
-class ApiKeys:
-    """Bearer secrets from HITL_API_KEYS; answers the name of the key a caller used."""
-
-    def __init__(self, keys: dict[str, str]) -> None:
-        self._keys = [(name, secret.encode()) for name, secret in keys.items()]
-
-    def __bool__(self) -> bool:
-        return bool(self._keys)
-
-    def name_for(self, authorization: str | None) -> str:
-        if not self._keys:
-            raise ApiError(401, "no API keys are configured: set HITL_API_KEYS (name:secret,...)")
-        scheme, _, secret = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise ApiError(401, "missing API key: send Authorization: Bearer <secret>")
-        given = secret.strip().encode()
-        found = None
-        for name, expected in self._keys:  # compare with every key: timing says nothing
-            if hmac.compare_digest(given, expected):
-                found = name
-        if found is None:
-            raise ApiError(401, "wrong API key")
-        return found
-
-
 @dataclass
 class ApiContext:
     """What the routes share: the clients, the keys, and the shutdown signal."""
 
     approvals: Approvals  # the process's sync client (the routes use `aio`)
     aio: AsyncApprovals
-    keys: ApiKeys
+    keys: Authenticator  # bearer secret -> Principal, the same for /mcp and the dashboard
     draining: Callable[[], Awaitable[None]]  # resolves when the server starts shutting down
 
 
 Handler = Callable[[HttpRequest], Awaitable[JSONResponse]]
 
 
-def _guarded(ctx: ApiContext, handler: Callable[[HttpRequest, str], Awaitable[JSONResponse]]) -> Handler:
+def _guarded(
+    ctx: ApiContext, handler: Callable[[HttpRequest, Principal], Awaitable[JSONResponse]]
+) -> Handler:
     """Authenticate, then turn the library's errors into the contract's answers (docs/contract.md)."""
 
     async def endpoint(request: HttpRequest) -> JSONResponse:
         try:
-            via = ctx.keys.name_for(request.headers.get("authorization"))
-            return await handler(request, via)
+            principal = await ctx.keys.authenticate(request.headers.get("authorization"))
+            return await handler(request, principal)
+        except Refused as exc:
+            return exc.response()
         except ApiError as exc:
             return exc.response()
+        except ActionForbidden as exc:
+            return ApiError(403, str(exc), exc.field).response()
         except InvalidRequest as exc:
             return ApiError(422, str(exc), exc.field).response()
         except RequestNotFound as exc:
@@ -167,11 +149,22 @@ def _view(req: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(RequestView.of(req).model_dump(mode="json"), status)
 
 
+async def _owned(ctx: ApiContext, principal: Principal, request_id: str) -> Request:
+    """The request, if `principal` filed it (or is an admin key). Anyone else's id raises the
+    very `RequestNotFound` an unknown id does: a key learns nothing of others' requests."""
+    req = await ctx.aio.store.get(request_id)
+    if not principal.owns(req):
+        raise RequestNotFound(request_id)
+    return req
+
+
 def routes(ctx: ApiContext) -> list[Route]:
     """The `/v1` routes, each behind the bearer keys."""
 
-    async def create(request: HttpRequest, via: str) -> JSONResponse:
+    async def create(request: HttpRequest, principal: Principal) -> JSONResponse:
         body = await _json_body(request)
+        principal.check_action(body.get("action"))
+        via = principal.name
         # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
         build = functools.partial(ctx.aio.build, body, via=via)
         doc = await run_in_threadpool(build) if ctx.aio.needs_lookup(body) else build()
@@ -181,26 +174,28 @@ def routes(ctx: ApiContext) -> list[Route]:
             return _view(Request.model_validate({**doc, "mode": mode, "status": status}), 201)
         return _view(await ctx.aio.store.get(rid), 201 if created else 200)
 
-    async def read(request: HttpRequest, via: str) -> JSONResponse:
+    async def read(request: HttpRequest, principal: Principal) -> JSONResponse:
         wait = _wait_seconds(request)
         rid = request.path_params["id"]
-        req = await ctx.aio.store.get(rid)
+        req = await _owned(ctx, principal, rid)
         if wait > 0 and not req.final:
             await _wait_or_drain(ctx, rid, wait)
             req = await ctx.aio.store.get(rid)
         return _view(req)
 
-    async def cancel(request: HttpRequest, via: str) -> JSONResponse:
+    async def cancel(request: HttpRequest, principal: Principal) -> JSONResponse:
         rid = request.path_params["id"]
+        await _owned(ctx, principal, rid)  # `via` never changes: checked once, it holds
         try:
-            await ctx.aio.cancel(rid, by=f"api:{via}")
+            await ctx.aio.cancel(rid, by=f"api:{principal.name}")
         except AlreadyDecided as exc:
             raise ApiError(409, str(exc), "id") from None
         return _view(await ctx.aio.store.get(rid))
 
-    async def execution(request: HttpRequest, via: str) -> JSONResponse:
+    async def execution(request: HttpRequest, principal: Principal) -> JSONResponse:
         """The approved tool call starts (at most once) or ended: `hitl.executions`."""
         rid = request.path_params["id"]
+        await _owned(ctx, principal, rid)  # only the key that filed it records its execution
         body = _execution_input(await _json_body(request))
         try:
             if body.state == "started":
@@ -215,16 +210,21 @@ def routes(ctx: ApiContext) -> list[Route]:
             raise ApiError(409, str(exc), "id") from None
         return JSONResponse({"finished": True})
 
-    async def batch(request: HttpRequest, via: str) -> JSONResponse:
+    async def batch(request: HttpRequest, principal: Principal) -> JSONResponse:
         body = await _json_body(request)
         summary, items = body.pop("summary", None), body.pop("items", None)
         if summary is None:
             raise InvalidRequest("summary", "is required")
         if not isinstance(items, list):
             raise InvalidRequest("items", "is required: a list of request bodies")
+        if "action" in body:  # the default "plan" only groups the steps; a named one is checked
+            principal.check_action(body["action"])
+        for n, item in enumerate(items):
+            if isinstance(item, dict):
+                principal.check_action(item.get("action"), f"items.{n}.action")
         action = body.pop("action", "plan")
         handle = await ctx.aio.request_batch_from(
-            {"summary": summary, "items": items, "action": action, **body}, via=via
+            {"summary": summary, "items": items, "action": action, **body}, via=principal.name
         )
         reqs = await asyncio.gather(*(ctx.aio.store.get(h.id) for h in [handle.plan, *handle.items]))
         items = [RequestView.of(r) for r in reqs[1:]]
@@ -256,4 +256,4 @@ async def _wait_or_drain(ctx: ApiContext, request_id: str, wait: float) -> None:
                 await task
 
 
-__all__ = ["MAX_WAIT", "ApiContext", "ApiError", "ApiKeys", "busy", "routes"]
+__all__ = ["MAX_WAIT", "ApiContext", "ApiError", "busy", "routes"]

@@ -506,6 +506,14 @@ def _context_block(req: Request) -> SectionBlock | None:
     return SectionBlock(text=md(f"*Agent's reasoning*\n{quoted}{tail}"))
 
 
+def _via_block(req: Request) -> ContextBlock | None:
+    """Which API key filed the request: reviewers see which agent is asking (the name is
+    agent-facing text like any other, so it is escaped and cut)."""
+    if not req.via:
+        return None
+    return ContextBlock(elements=[md(f"filed by agent key {code_inline(req.via, 100)}")])
+
+
 def _urgent_block(req: Request) -> SectionBlock | None:
     if not req.urgent or req.final:
         return None
@@ -536,6 +544,9 @@ def card_blocks(req: Request, *, now: float | None = None) -> list[Block]:
     context = _context_block(req)
     if context is not None:
         blocks.append(context)
+    via = _via_block(req)
+    if via is not None:
+        blocks.append(via)
     blocks.append(ActionsBlock(block_id=actions_block_id(req), elements=decision_buttons(req)))
     if req.execution is ExecutionState.UNKNOWN:
         blocks.append(ContextBlock(elements=[md(OUTCOME_UNKNOWN_LINE)]))
@@ -676,6 +687,9 @@ def build_plan(plan: Request, items: list[Request], *, now: float | None = None)
     if len(lines) < len(items):
         more = len(items) - len(lines)
         blocks.append(ContextBlock(elements=[md(f"+{more} more steps, decided with the plan")]))
+    via = _via_block(plan)
+    if via is not None:
+        blocks.append(via)
     if waiting and not plan.final:
         confirm = None
         if any(i.reversible is False for i in items):

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from bot import dashauth, panels
 from bot.access import Access
-from bot.api import ApiError, ApiKeys
+from bot.auth import Authenticator, Refused
 from bot.dashauth import COOKIE, SESSION_TTL, Denied, TokenKind
 from bot.groups import GroupResolver
 from hitl.client import Approvals
@@ -68,7 +68,7 @@ class Workspace:
 class Gate:
     """Decides who gets in: a session cookie, a link token, or an API key."""
 
-    def __init__(self, settings: Settings, keys: ApiKeys, team: Callable[[], str | None]) -> None:
+    def __init__(self, settings: Settings, keys: Authenticator, team: Callable[[], str | None]) -> None:
         self.key = dashauth.signing_key(settings)
         self.keys = keys
         self.team = team
@@ -86,9 +86,18 @@ class Gate:
         header = request.headers.get("authorization")
         if header:
             try:
-                return "key:" + self.keys.name_for(header)
-            except ApiError as exc:
-                raise Denied("Wrong API key", str(exc)) from None
+                principal = self.keys.authenticate_sync(header)
+            except Refused as exc:
+                title = "Wrong API key" if exc.status == 401 else "Too many requests"
+                raise Denied(title, str(exc), exc.status) from None
+            if not principal.admin:  # the dashboard shows every key's requests: operators only
+                raise Denied(
+                    "Not an admin key",
+                    f"API key {principal.name!r} reads only its own requests; the dashboard needs an "
+                    "admin key (hitl keys create NAME --admin), or open it from Slack with /hitl dashboard.",
+                    403,
+                )
+            return "key:" + principal.name
         cookie = request.cookies.get(COOKIE)
         if not cookie:
             raise Denied("Open the dashboard from Slack",
@@ -107,9 +116,8 @@ def refusal(denied: Denied) -> HTMLResponse:
 
 
 class Sights:
-    """What each person or key let in may see (`panels.Sight`): HITL_ADMINS everything; a
-    Slack user what `/hitl` shows them (bot/access.py); an API key, which has no Slack
-    identity, public channels only."""
+    """What each person or key let in may see (`panels.Sight`): HITL_ADMINS and admin API
+    keys everything; a Slack user what `/hitl` shows them (bot/access.py)."""
 
     def __init__(self, approvals: Approvals, slack: Callable[[], WebClient | None]) -> None:
         self.approvals = approvals
@@ -136,9 +144,8 @@ class Sights:
         )
 
     def of(self, who: str) -> panels.Sight:
-        if who.startswith("key:"):
-            return self._public_only()
-        if who in self.approvals.settings.admins:
+        if who.startswith("key:") or who in self.approvals.settings.admins:
+            # Only admin keys get past the Gate (bot.auth): operators, who see everything.
             return panels.Sight.everything()
         access = self.access()
         if access is None:  # no Slack to ask who is in which channel: public channels only
@@ -152,7 +159,7 @@ def _no_slack() -> WebClient | None:
 
 def dashboard_routes(
     approvals: Approvals,
-    keys: ApiKeys,
+    keys: Authenticator,
     team: Callable[[], str | None] | None = None,
     slack: Callable[[], WebClient | None] = _no_slack,
 ) -> list[Route]:

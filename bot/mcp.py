@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import re
 import time
@@ -30,15 +29,18 @@ from typing import Annotated, Any
 
 import redis
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import Field
+from pydantic import Field, SecretStr
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bot.auth import Authenticator, Refused
 from bot.web import Lifespan
+from hitl.apikeys import ActionForbidden, Principal
 from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, HitlError, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Decision, Request
@@ -167,7 +169,7 @@ class Tools:
         try:
             async with asyncio.timeout(max(wait_seconds, MIN_GUARD)):
                 yield
-        except InvalidRequest as exc:
+        except (InvalidRequest, ActionForbidden) as exc:
             raise ToolError(str(exc)) from None
         except RequestNotFound as exc:
             raise ToolError(f"id: {exc}") from None
@@ -184,6 +186,16 @@ class Tools:
         except HitlError as exc:  # the HTTP transport's: the API refused the key, or did not answer
             raise ToolError(str(exc)) from None
 
+    async def owned(self, principal: Principal | None, request_id: str) -> Request:
+        """The request, if the calling key filed it (or is an admin key); anyone else's id is
+        the same `RequestNotFound` as an unknown one. Over stdio (`principal` None) the caller
+        runs with this process's own credentials: Redis (inside the trust boundary), or an API
+        key of its own that the server judges (HITL_API_URL)."""
+        req = await self.aio.fetch(request_id)
+        if principal is not None and not principal.owns(req):
+            raise RequestNotFound(request_id)
+        return req
+
     async def settle(self, request_id: str, wait_seconds: float, started: float) -> Request:
         """The request once final, or as it stands when `wait_seconds` (from `started`) end."""
         budget = wait_seconds - (time.monotonic() - started) - READ_MARGIN
@@ -192,36 +204,45 @@ class Tools:
                 return await self.aio.wait_request(request_id, budget)
         return await self.aio.fetch(request_id)
 
-    async def request_approval(self, wait_seconds: float, **kwargs: Any) -> str:
+    async def request_approval(self, principal: Principal | None, wait_seconds: float, **kwargs: Any) -> str:
         started = time.monotonic()
         _check_wait(wait_seconds)
         async with self.guard(wait_seconds):
-            handle = await self.aio.request(**kwargs)
+            if principal is not None:
+                principal.check_action(kwargs.get("action"))
+            handle = await self.aio.request(**kwargs, via=_via(principal))
             return _json(_view(await self.settle(handle.id, wait_seconds, started)))
 
-    async def await_approval(self, request_id: str, wait_seconds: float) -> str:
+    async def await_approval(self, principal: Principal | None, request_id: str, wait_seconds: float) -> str:
         started = time.monotonic()
         _check_wait(wait_seconds)
         request_id = _check_id(request_id)
         async with self.guard(wait_seconds):
+            await self.owned(principal, request_id)
             return _json(_view(await self.settle(request_id, wait_seconds, started)))
 
-    async def get_approval(self, request_id: str) -> str:
+    async def get_approval(self, principal: Principal | None, request_id: str) -> str:
         request_id = _check_id(request_id)
         async with self.guard(0):
-            return _json(_view(await self.aio.fetch(request_id)))
+            return _json(_view(await self.owned(principal, request_id)))
 
-    async def cancel_approval(self, request_id: str) -> str:
+    async def cancel_approval(self, principal: Principal | None, request_id: str) -> str:
         request_id = _check_id(request_id)
         async with self.guard(0):
+            await self.owned(principal, request_id)
             try:
-                await self.aio.cancel(request_id)
+                await self.aio.cancel(request_id, by=None if principal is None else f"api:{principal.name}")
             except AlreadyDecided as exc:
                 raise ToolError(f"id: {exc}; there is nothing left to cancel") from None
             return _json(_view(await self.aio.fetch(request_id)))
 
     async def permission_prompt(
-        self, tool_name: str, tool_input: dict[str, Any], tool_use_id: str | None, wait_seconds: float
+        self,
+        principal: Principal | None,
+        tool_name: str,
+        tool_input: dict[str, Any],
+        tool_use_id: str | None,
+        wait_seconds: float,
     ) -> str:
         """Claude Code's --permission-prompt-tool: a gate request per tool call, allow or deny."""
         started = time.monotonic()
@@ -229,7 +250,10 @@ class Tools:
         if not tool_name.strip():
             raise ToolError("tool_name: must name the tool Claude Code wants to use")
         async with self.guard(wait_seconds):
+            if principal is not None:
+                principal.check_action(_action_name(tool_name))
             handle = await self.aio.request(
+                via=_via(principal),
                 action=_action_name(tool_name),
                 summary=f"Claude Code wants to use {tool_name}: {_gist(tool_input)}",
                 params=tool_input,
@@ -257,6 +281,21 @@ class Tools:
         if decision.approved:
             return _json({"behavior": "allow", "updatedInput": decision.params})
         return _json({"behavior": "deny", "message": _deny_message(decision)})
+
+
+def _via(principal: Principal | None) -> str | None:
+    return None if principal is None else principal.name
+
+
+def _principal(ctx: Context) -> Principal | None:
+    """The API key `BearerAuth` let this call in with; None over stdio (no HTTP request)."""
+    request = ctx.request_context.request
+    if request is None:
+        return None
+    principal = getattr(request, "scope", {}).get("state", {}).get("principal")
+    if not isinstance(principal, Principal):  # behind BearerAuth this cannot happen: refuse
+        raise ToolError("this call carries no API key; send Authorization: Bearer <secret>")
+    return principal
 
 
 def _deny_message(decision: Decision) -> str:
@@ -297,30 +336,33 @@ def build_server(settings: Settings | None = None) -> tuple[MCPServer, Tools]:
         window: float | None = None,
         idempotency_key: Annotated[str | None, Field(description="same key, same request")] = None,
         wait_seconds: WaitSeconds = DEFAULT_WAIT,
+        ctx: Context | None = None,
     ) -> str:
         """Ask a human to approve an action before you take it. Returns the request view: a final
         status with the decision, or "pending" with an id to pass to await_approval."""
+        assert ctx is not None  # injected by the SDK
         return await tools.request_approval(
-            wait_seconds, action=action, summary=summary, params=params or {}, context=context,
-            agent=agent, run_id=run_id, risk=risk, reversible=reversible, confidence=confidence, mode=mode,
+            _principal(ctx), wait_seconds, action=action, summary=summary, params=params or {},
+            context=context, agent=agent, run_id=run_id, risk=risk, reversible=reversible,
+            confidence=confidence, mode=mode,
             channel=channel, approvers=approvers, requested_by=requested_by, quorum=quorum,
             timeout=timeout, window=window, idempotency_key=idempotency_key,
         )
 
     @server.tool(structured_output=False)
-    async def await_approval(id: RequestId, wait_seconds: WaitSeconds = DEFAULT_WAIT) -> str:
+    async def await_approval(id: RequestId, ctx: Context, wait_seconds: WaitSeconds = DEFAULT_WAIT) -> str:
         """Wait up to wait_seconds for a decision on a pending request; returns the request view."""
-        return await tools.await_approval(id, wait_seconds)
+        return await tools.await_approval(_principal(ctx), id, wait_seconds)
 
     @server.tool(structured_output=False)
-    async def get_approval(id: RequestId) -> str:
+    async def get_approval(id: RequestId, ctx: Context) -> str:
         """The request view as it stands now, without waiting."""
-        return await tools.get_approval(id)
+        return await tools.get_approval(_principal(ctx), id)
 
     @server.tool(structured_output=False)
-    async def cancel_approval(id: RequestId) -> str:
+    async def cancel_approval(id: RequestId, ctx: Context) -> str:
         """Withdraw a pending request (you no longer need it); an error if it is already final."""
-        return await tools.cancel_approval(id)
+        return await tools.cancel_approval(_principal(ctx), id)
 
     @server.tool(structured_output=False)
     async def permission_prompt(
@@ -328,10 +370,12 @@ def build_server(settings: Settings | None = None) -> tuple[MCPServer, Tools]:
         input: Annotated[dict[str, Any], Field(description="the tool call's input")],
         tool_use_id: str | None = None,
         wait_seconds: WaitSeconds = MAX_WAIT,
+        ctx: Context | None = None,
     ) -> str:
         """Claude Code's --permission-prompt-tool: asks a reviewer in Slack whether this tool call
         may run. Answers {"behavior":"allow","updatedInput":{...}} or {"behavior":"deny","message":...}."""
-        return await tools.permission_prompt(tool_name, input, tool_use_id, wait_seconds)
+        assert ctx is not None  # injected by the SDK
+        return await tools.permission_prompt(_principal(ctx), tool_name, input, tool_use_id, wait_seconds)
 
     return server, tools
 
@@ -361,45 +405,36 @@ def api_keys_of(settings: Settings) -> dict[str, str]:
 
 
 class BearerAuth:
-    """401 unless `Authorization: Bearer <secret>` matches one of the API keys.
+    """401 or 429 unless `Authorization: Bearer <secret>` is a key with rate to spare (the
+    same `Authenticator` as /v1).
 
-    The matching key's name goes in ``scope["state"]["api_key"]`` (who filed the request).
+    The key's `Principal` goes in ``scope["state"]["principal"]`` (who files, and whose
+    requests this call may see), its name in ``scope["state"]["api_key"]``.
     """
 
-    def __init__(self, app: ASGIApp, keys: Mapping[str, str]) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Callable[[], Authenticator]) -> None:
         self.app = app
-        self.keys = dict(keys)
-
-    def _name(self, scope: Scope) -> str | None:
-        header = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        token = token.strip()
-        found = None
-        for secret, name in self.keys.items():  # compare with every key: no timing hint
-            if hmac.compare_digest(secret.encode(), token.encode()):
-                found = name
-        return found
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if not self.keys:
-            error = "no API keys are configured: set HITL_API_KEYS=name:secret (hitl dev makes one)"
-        else:
-            name = self._name(scope)
-            if name is not None:
-                scope.setdefault("state", {})["api_key"] = name
-                await self.app(scope, receive, send)
-                return
-            error = "missing or wrong API key: send Authorization: Bearer <secret> from HITL_API_KEYS"
-        response = JSONResponse(
-            {"error": error, "field": "Authorization"}, status_code=401,
-            headers={"WWW-Authenticate": 'Bearer realm="hitl"'},
-        )
-        await response(scope, receive, send)
+        header = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
+        try:
+            principal = await self.authenticator().authenticate(header)
+        except Refused as refused:
+            await refused.response()(scope, receive, send)
+            return
+        except (redis.ConnectionError, redis.TimeoutError):
+            response = JSONResponse(
+                {"error": "Redis is unreachable; nothing was recorded, try again shortly"}, 503
+            )
+            await response(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["principal"], state["api_key"] = principal, principal.name
+        await self.app(scope, receive, send)
 
 
 @dataclass(frozen=True)
@@ -414,13 +449,23 @@ class McpHttp:
 def http_app(settings: Settings | None = None, api_keys: Mapping[str, str] | None = None) -> McpHttp:
     """The streamable-HTTP MCP endpoint behind bearer keys.
 
-    `api_keys` is {secret: name}; by default HITL_API_KEYS from the environment. Stateless:
-    every POST stands alone, so any web process behind a load balancer can answer it.
+    Keys are those of `hitl keys create` (in Redis) and the bootstrap ones: `api_keys`
+    ({secret: name}), by default HITL_API_KEYS. Stateless: every POST stands alone, so any
+    web process behind a load balancer can answer it.
     """
+    settings = settings or load_settings()
+    if api_keys is not None:
+        bootstrap = {name: SecretStr(secret) for secret, name in api_keys.items()}
+        settings = settings.model_copy(update={"api_keys": bootstrap})
     server, tools = build_server(settings)
-    if api_keys is None:
-        api_keys = api_keys_of(settings or load_settings())
-    keys = dict(api_keys)
+    authenticators: list[Authenticator] = []
+
+    def authenticator() -> Authenticator:
+        # Made on the serving loop, on the tools' own asyncio connection pool.
+        if not authenticators:
+            authenticators.append(Authenticator(settings, None, tools.aio.redis, tools.aio.keys))
+        return authenticators[0]
+
     # Only to create the session manager; its Starlette app is not used. DNS-rebinding
     # checks are off: the endpoint is meant to be reached by name, and the bearer key guards it.
     server.streamable_http_app(
@@ -437,7 +482,7 @@ def http_app(settings: Settings | None = None, api_keys: Mapping[str, str] | Non
             finally:
                 await tools.aclose()
 
-    return McpHttp(app=BearerAuth(StreamableHTTPASGIApp(manager), keys), lifespan=lifespan)
+    return McpHttp(app=BearerAuth(StreamableHTTPASGIApp(manager), authenticator), lifespan=lifespan)
 
 
 # Where the web process serves MCP (streamable HTTP).
@@ -448,8 +493,7 @@ def web_parts(approvals: Approvals) -> tuple[list[BaseRoute], list[Lifespan]]:
     """What `hitl bot` serves of MCP: /mcp behind the same API keys as /v1, and the session
     manager's lifespan (`bot.web.plugins` finds this)."""
     # /mcp files into this process's Redis: an agent's HITL_API_URL in its environment is not for it.
-    settings = approvals.settings.model_copy(update={"api_url": None})
-    mcp = http_app(settings, api_keys=api_keys_of(approvals.settings))
+    mcp = http_app(approvals.settings.model_copy(update={"api_url": None}))
     return [Route(MCP_PATH, endpoint=mcp.app)], [lambda app: mcp.lifespan()]
 
 

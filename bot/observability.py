@@ -7,7 +7,7 @@ import threading
 from slack_sdk import WebClient
 from starlette.routing import BaseRoute
 
-from bot.api import ApiKeys
+from bot.auth import Authenticator
 from bot.dashboard import dashboard_routes
 from bot.metrics import metrics_routes
 from hitl.client import Approvals
@@ -34,9 +34,9 @@ class LazySlack:
             return self._client
 
 
-def observability_routes(approvals: Approvals, keys: ApiKeys) -> list[BaseRoute]:
+def observability_routes(approvals: Approvals, keys: Authenticator) -> list[BaseRoute]:
     """The routes `bot.web.build_web_app` mounts: Prometheus metrics (behind
-    HITL_METRICS_TOKEN when set) and the dashboard (which lets in API keys `keys` besides
+    HITL_METRICS_TOKEN when set) and the dashboard (which lets in admin API keys besides
     the links `/hitl dashboard` hands out)."""
     slack = LazySlack(approvals.settings)
     token = approvals.settings.secret("metrics_token")

@@ -39,12 +39,18 @@ def _answers(ok: dict[int, tuple[str, str]], *errors: int) -> dict[str, Any]:
         str(code): {"description": text, **_json(model)} for code, (text, model) in ok.items()
     }
     reasons = {
-        400: "malformed JSON", 401: "missing or wrong key, or no keys configured", 404: "unknown id",
+        400: "malformed JSON", 401: "missing, wrong or revoked key, or no keys configured",
+        403: "an action outside the key's action patterns; `field` is `action` (or `items.N.action`)",
+        404: "unknown id, or a request another key filed (the same answer)",
         409: "already final", 413: "body too large", 422: "invalid input; `field` names it",
+        429: "this key is over its rate; wait `Retry-After` seconds",
         503: "Redis unreachable",
     }
     for code in errors:
         out[str(code)] = {"description": reasons[code], **_json("ErrorBody")}
+        if code == 429:
+            wait = {"description": "seconds until the key may call again", "schema": {"type": "integer"}}
+            out[str(code)]["headers"] = {"Retry-After": wait}
     return out
 
 
@@ -57,7 +63,9 @@ def spec() -> dict[str, Any]:
             "title": "hitl-router",
             "version": "1",
             "description": "Approvals for AI agents, decided in Slack. Authenticate with "
-            "`Authorization: Bearer <secret>` (keys from HITL_API_KEYS).",
+            "`Authorization: Bearer <secret>` (a key from `hitl keys create`, or HITL_API_KEYS). "
+            "A key reads, waits on and cancels only the requests it filed (an admin key: all); "
+            "idempotency keys are per API key; every call counts toward the key's rate.",
         },
         "components": {
             "schemas": _schemas(),
@@ -72,7 +80,7 @@ def spec() -> dict[str, Any]:
                     "responses": _answers(
                         {201: ("filed", "RequestView"), 200: ("same idempotency_key: the earlier request",
                                                               "RequestView")},
-                        400, 401, 413, 422, 503,
+                        400, 401, 403, 413, 422, 429, 503,
                     ),
                 }
             },
@@ -84,14 +92,16 @@ def spec() -> dict[str, Any]:
                         {"name": "wait", "in": "query", "required": False,
                          "schema": {"type": "number", "minimum": 0, "maximum": 60}},
                     ],
-                    "responses": _answers({200: ("the request view", "RequestView")}, 401, 404, 422, 503),
+                    "responses": _answers(
+                        {200: ("the request view", "RequestView")}, 401, 404, 422, 429, 503
+                    ),
                 }
             },
             "/v1/requests/{id}/cancel": {
                 "post": {
                     "summary": "Withdraw a pending request",
                     "parameters": [rid],
-                    "responses": _answers({200: ("cancelled", "RequestView")}, 401, 404, 409, 503),
+                    "responses": _answers({200: ("cancelled", "RequestView")}, 401, 404, 409, 429, 503),
                 }
             },
             "/v1/requests/{id}/execution": {
@@ -103,7 +113,7 @@ def spec() -> dict[str, Any]:
                     "requestBody": {"required": True, **_json("ExecutionInput")},
                     "responses": {
                         "200": {"description": "recorded: {\"started\": true} or {\"finished\": true}"},
-                        **_answers({}, 400, 401, 404, 409, 422, 503),
+                        **_answers({}, 400, 401, 404, 409, 422, 429, 503),
                     },
                 }
             },
@@ -111,7 +121,7 @@ def spec() -> dict[str, Any]:
                 "post": {
                     "summary": "File a plan reviewed on one card (request_batch over HTTP)",
                     "requestBody": {"required": True, **_json("BatchInput")},
-                    "responses": _answers({201: ("filed", "BatchView")}, 400, 401, 413, 422, 503),
+                    "responses": _answers({201: ("filed", "BatchView")}, 400, 401, 403, 413, 422, 429, 503),
                 }
             },
             "/healthz": {

@@ -40,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot import api, bodies, openapi
+from bot.auth import Authenticator
 from bot.observability import observability_routes
 from hitl.client import Approvals
 from hitl.pool import BUSY_RETRY_AFTER, RedisBusy
@@ -70,9 +71,10 @@ class Gateway:
     def __init__(self, approvals: Approvals) -> None:
         self.approvals = approvals
         self.aio = approvals.asyncio()
-        # The bearer keys (HITL_API_KEYS); `keys.name_for(authorization_header)` answers the
-        # key's name or raises `api.ApiError(401, ...)`. /mcp uses the same.
-        self.keys = api.ApiKeys({n: s.get_secret_value() for n, s in approvals.settings.api_keys.items()})
+        # The bearer keys (`hitl keys create`, HITL_API_KEYS): `await keys.authenticate(header)`
+        # answers the caller's `Principal` or raises `auth.Refused` (401, 429). /mcp and the
+        # dashboard use the same.
+        self.keys = Authenticator(approvals.settings, approvals.redis, self.aio.redis, approvals.keys)
         self._draining = asyncio.Event()
 
     def drain(self) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import redis
@@ -25,6 +25,10 @@ from hitl import logs
 from hitl.errors import ConfigError, HitlError
 from hitl.settings import load_settings
 from hitl.status import Mode, Status
+
+if TYPE_CHECKING:
+    from hitl.apikeys import ApiKeyStore
+    from hitl.settings import Settings
 
 # `hitl request --wait` exit codes (the contract, docs/contract.md).
 EXIT_APPROVED, EXIT_REJECTED, EXIT_EXPIRED, EXIT_ERROR = 0, 1, 2, 3
@@ -164,6 +168,61 @@ def _audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_store() -> tuple[ApiKeyStore, Settings]:
+    from hitl.apikeys import ApiKeyStore
+    from hitl.keys import Keys
+
+    settings = load_settings()
+    return ApiKeyStore(redis.Redis.from_url(settings.redis), Keys(settings.prefix)), settings
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from hitl.apikeys import KeyNameTaken, Rate
+
+    store, settings = _key_store()
+    if args.name in settings.api_keys:
+        raise KeyNameTaken(f"{args.name!r} is already a key in HITL_API_KEYS; pick another name")
+    try:
+        rate = Rate.parse(args.rate or settings.api_rate)
+        patterns = [p for p in (args.actions or "").split(",") if p.strip()]
+        principal, secret = store.create(args.name, rate=rate, admin=args.admin, actions=patterns)
+    except ValueError as exc:
+        print(f"hitl: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    actions = ", ".join(principal.actions) or "every action"
+    kind = "admin key (reads and cancels every request)" if principal.admin else "agent key"
+    print(f"created {kind} {principal.name!r}: {actions}, at most {principal.rate}")
+    print("the secret is shown once, below; store it now (only its hash is kept):")
+    print(secret)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from hitl.views import iso
+
+    store, settings = _key_store()
+    rows = [("NAME", "ADMIN", "ACTIONS", "RATE", "CREATED")]
+    for p in store.list():
+        created = iso(p.created_at) or ""
+        rows.append((p.name, "yes" if p.admin else "no", ",".join(p.actions) or "*", str(p.rate), created))
+    for name in settings.api_keys:
+        rows.append((name, "no", "*", settings.api_rate, "HITL_API_KEYS"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    store, settings = _key_store()
+    if store.revoke(args.name):
+        print(f"revoked {args.name!r}: its next call is refused (401)")
+        return 0
+    where = " (it is in HITL_API_KEYS: remove it there and restart)" if args.name in settings.api_keys else ""
+    print(f"hitl: error: no stored API key named {args.name!r}{where}", file=sys.stderr)
+    return EXIT_ERROR
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hitl", description="Approvals for AI agents, decided in Slack.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
@@ -203,6 +262,27 @@ def build_parser() -> argparse.ArgumentParser:
     check = pol_sub.add_parser("check", help="validate a policy file; errors name the offending key")
     check.add_argument("file")
     check.set_defaults(func=_policy_check)
+
+    keys = sub.add_parser("keys", help="API keys for agents (stored hashed in Redis)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    create = keys_sub.add_parser(
+        "create", help="make a key; prints its secret once, as the last line",
+    )
+    create.add_argument("name", help="the key's name: recorded as `via` and shown on cards")
+    create.add_argument(
+        "--actions", metavar="PATTERN,...", help="actions it may file, e.g. send_*,crm.* (default: all)"
+    )
+    create.add_argument("--rate", metavar="N/s", help="calls per second it may make (default: HITL_API_RATE)")
+    create.add_argument(
+        "--admin", action="store_true", help="an operator's key: reads and cancels every request"
+    )
+    create.set_defaults(func=_keys_create)
+    keys_sub.add_parser("list", help="every key: name, admin, actions, rate, created").set_defaults(
+        func=_keys_list
+    )
+    revoke = keys_sub.add_parser("revoke", help="refuse a key from its next call on")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=_keys_revoke)
 
     aud = sub.add_parser("audit", help="the audit log")
     aud_sub = aud.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)

@@ -58,6 +58,12 @@ key                                    type    what it holds
 ``{p}:agents:runstate:{run_id}``       string  the serialized OpenAI Agents `RunState` (JSON)
                                                of a paused run (`hitl.runstates`); expires
                                                after the retention period
+``{p}:apikeys``                        hash    API key name -> its record (JSON: name, admin,
+                                               actions, rate, created, hash); never the secret
+``{p}:apikeys:secrets``                hash    sha256 of a key's secret -> the same record, so
+                                               authentication is one HGET (see `hitl.apikeys`)
+``{p}:ratelimit:{name}``               hash    an API key's token bucket (``tokens``, ``ms``);
+                                               expires once full again
 =====================================  ======  ================================================
 """
 
@@ -196,6 +202,19 @@ class Keys:
     @property
     def dashboard_team(self) -> str:
         return f"{self.prefix}:dashboard:team"
+
+    # -- API keys (hitl.apikeys) -------------------------------------------------------------
+
+    @property
+    def api_keys(self) -> str:
+        return f"{self.prefix}:apikeys"
+
+    @property
+    def api_key_secrets(self) -> str:
+        return f"{self.prefix}:apikeys:secrets"
+
+    def rate_limit(self, name: str) -> str:
+        return f"{self.prefix}:ratelimit:{name}"
 
 
 def timer_member(request_id: str, kind: str, step: int | None = None) -> str:

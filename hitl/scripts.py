@@ -599,3 +599,58 @@ audit({'type', input.events.finished, 'id', input.id, 'action', action, 'status'
   'ok', input.ok and '1' or '0'})
 return {'finished', current}
 """
+
+# -- API keys (hitl.apikeys) -----------------------------------------------------------------
+
+# KEY_CREATE: store a new API key's record under its name and under its secret's hash, both
+# or neither, audited. A name already in use is refused (a key is never silently replaced).
+# KEYS[1] names hash (name -> record)   KEYS[2] secrets hash (sha256 -> record)
+# KEYS[3] events stream
+# ARGV[1] JSON {"name": ..., "hash": sha256 hex of the secret, "record": the record as JSON
+#   text, "by": who created it}
+# Returns 1 when created, 0 when the name exists.
+KEY_CREATE = r"""
+local input = cjson.decode(ARGV[1])
+if redis.call('HEXISTS', KEYS[1], input.name) == 1 then return 0 end
+redis.call('HSET', KEYS[1], input.name, input.record)
+redis.call('HSET', KEYS[2], input.hash, input.record)
+redis.call('XADD', KEYS[3], '*', 'type', 'key_created', 'key', input.name, 'by', input.by)
+return 1
+"""
+
+# KEY_REVOKE: forget an API key by name: both of its entries go in one step, so the next
+# call with its secret finds nothing (401), in every web process at once. Audited.
+# KEYS[1] names hash   KEYS[2] secrets hash   KEYS[3] events stream
+# ARGV[1] JSON {"name": ..., "by": who revoked it}
+# Returns 1 when revoked, 0 when no key has that name.
+KEY_REVOKE = r"""
+local input = cjson.decode(ARGV[1])
+local record = redis.call('HGET', KEYS[1], input.name)
+if not record then return 0 end
+redis.call('HDEL', KEYS[2], cjson.decode(record).hash)
+redis.call('HDEL', KEYS[1], input.name)
+redis.call('XADD', KEYS[3], '*', 'type', 'key_revoked', 'key', input.name, 'by', input.by)
+return 1
+"""
+
+# RATE_TAKE: one call's token from an API key's bucket, shared by every web process. The
+# bucket holds up to `burst` tokens and refills at `rate` per second, by Redis's clock.
+# KEYS[1] the key's bucket hash (tokens, ms); it expires once it would be full again
+# ARGV[1] JSON {"rate": tokens per second, "burst": most tokens held}
+# Returns {1, 0} when admitted, {0, ms until a token is there} when over the rate.
+RATE_TAKE = r"""
+local input = cjson.decode(ARGV[1])
+local rate, burst = tonumber(input.rate), tonumber(input.burst)
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local held = redis.call('HMGET', KEYS[1], 'tokens', 'ms')
+local tokens, since = tonumber(held[1]) or burst, tonumber(held[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - since) * rate / 1000)
+if tokens < 1 then
+  return {0, math.ceil((1 - tokens) * 1000 / rate)}
+end
+tokens = tokens - 1
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'ms', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / rate) + 1000)
+return {1, 0}
+"""

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict, validation_alias=_env("HITL_API_KEYS")
     )
+    # Each API key's rate (calls per second, `N/s`) unless `hitl keys create --rate` gave it
+    # one; HITL_API_KEYS keys always have this one. A key may burst to twice its rate.
+    api_rate: str = Field(default="20/s", validation_alias=_env("HITL_API_RATE"))
     # Webhook destinations (`scheme://host[:port][/path]`, comma-separated) a request's
     # `callback_url` must be under, compared by parts (hitl.webhookurl); none: webhooks are refused.
     webhook_allowed: Annotated[list[str], NoDecode] = Field(
@@ -165,6 +168,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"the key name {name.strip()!r} appears twice")
             keys[name.strip()] = secret.strip()
         return keys
+
+    @field_validator("api_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from hitl.apikeys import Rate  # lazily: settings is imported by everything
+
+        return str(Rate.parse(value))
 
     @field_validator("webhook_allowed", mode="before")
     @classmethod

@@ -107,6 +107,23 @@ def fingerprint(doc: Mapping[str, Any], steps: Sequence[str] = ()) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# Idempotency slots of requests filed through an API key: "via:{name}:{key}", so the same
+# key from two API keys names two requests and neither learns of the other. The trusted
+# Python client (via None) keeps the bare key.
+_SCOPE = "via:"
+
+
+def idem_slot(doc: Mapping[str, Any]) -> str:
+    """Where CREATE files `doc`'s idempotency key ("" when it has none)."""
+    key = doc.get("idempotency_key") or ""
+    return f"{_SCOPE}{doc['via']}:{key}" if key and doc.get("via") else key
+
+
+def caller_key(slot: str) -> str:
+    """The idempotency key as its caller gave it, from a slot `idem_slot` built."""
+    return slot[len(_SCOPE):].partition(":")[2] if slot.startswith(_SCOPE) else slot
+
+
 def _create_spec(doc: dict[str, Any], created: int, fp: str) -> dict[str, Any]:
     """One request's entry in CREATE's input; fills `doc['deadline']` and `doc['created_at']`
     (the document itself goes in its own ARGV slot: see `create_plan_args`)."""
@@ -120,7 +137,7 @@ def _create_spec(doc: dict[str, Any], created: int, fp: str) -> dict[str, Any]:
         "channel": doc.get("channel") or "", "quorum": doc["quorum"],
         "requested_by": doc.get("requested_by") or "",
         "approvers": _json(doc["approvers"]), "risk": doc.get("risk") or "",
-        "idem": doc.get("idempotency_key") or "", "fingerprint": fp,
+        "idem": idem_slot(doc), "fingerprint": fp,
         "timers": timers, "deadline": "" if deadline is None else repr(deadline),
         "gate_timers": gate_timers, "gate_deadline": repr(gate_deadline),
         "batch": doc.get("batch") or "", "items": _json(doc["items"]) if doc.get("items") else "",
@@ -160,7 +177,7 @@ def parse_created(result: Sequence[Any]) -> list[tuple[str, Mode, Status]] | str
     if kind == "existing":
         return _s(result[1])
     if kind == "conflict":
-        raise IdempotencyConflict(_s(result[1]), _s(result[2]), _s(result[3]))
+        raise IdempotencyConflict(caller_key(_s(result[1])), _s(result[2]), _s(result[3]))
     triples = range(1, len(result), 3)
     return [(_s(result[i]), Mode(_s(result[i + 1])), Status(_s(result[i + 2]))) for i in triples]
 

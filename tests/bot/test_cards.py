@@ -363,9 +363,11 @@ def test_agent_text_is_inert_everywhere_including_fallback() -> None:
         requested_by=EVIL,
         approvers=["U0ALICE", EVIL],
         urgent=True,
+        via=EVIL,
     )
     text, blocks = cards.build_card(req)
     assert_inert(text, blocks)
+    assert_inert(*cards.build_plan(req, [make()]))
     assert "<@U0ALICE>" in text  # the urgent fallback still pings the real approver
     for status, extra in [
         ("rejected", {"by": ["U0BOB"], "comment": EVIL}),
@@ -389,6 +391,18 @@ def test_on_behalf_of_mentions_only_real_user_ids() -> None:
     assert any(f["text"] == "*On behalf of*\n<@U0CAROL>" for f in fields)
     fields = cards.build_card(make(requested_by="carol <@U1>"))[1][2]["fields"]
     assert any(f["text"] == "*On behalf of*\ncarol &lt;@U1&gt;" for f in fields)
+
+
+def test_the_card_says_which_agent_key_filed_it_and_the_status_stays_last() -> None:
+    _, blocks = cards.build_card(make(via="billing-agent"))
+    contexts = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    assert "filed by agent key `billing-agent`" in contexts
+    assert blocks[-2]["type"] == "actions" and blocks[-1]["type"] == "context"
+    _, plan = cards.build_plan(make(via="billing-agent", action="plan"), [make()])
+    assert "filed by agent key `billing-agent`" in [e["text"] for b in plan if b["type"] == "context"
+                                                      for e in b["elements"]]
+    _, untagged = cards.build_card(make())  # the trusted Python client's requests carry no key
+    assert not any("filed by agent key" in t for t in texts(untagged))
 
 
 def test_fake_status_line_in_summary_stays_quoted_and_out_of_the_status_block() -> None:

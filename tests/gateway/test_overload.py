@@ -5,11 +5,12 @@ unreachable" (redis-py's asyncio pool refused past 100 connections, reported as 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from bot.web import build_web_app
+from bot.web import WebServer, build_web_app
 from hitl import Approvals
 from hitl.pool import RedisBusy, async_client
 from tests.conftest import make_settings
@@ -17,6 +18,22 @@ from tests.gateway.conftest import KEYS, SECRET, Gateway
 from tests.helpers import eventually
 
 GATE = {"action": "deploy", "summary": "Deploy v1.2 to production", "mode": "gate", "timeout": 600}
+
+
+@pytest.fixture
+def gateway(redis_url: str, prefix: str) -> Iterator[Gateway]:
+    """The gateway of tests/gateway/conftest.py with the keys' rate out of the way: these
+    tests are about the Redis pool, not about one key's rate limit (tests/gateway/test_principals.py)."""
+    settings = make_settings(redis_url, prefix, api_keys=KEYS, api_rate="1000000/s", default_channel="C0APPROVALS")
+    approvals = Approvals(settings=settings)
+    server = WebServer(build_web_app(approvals), host="127.0.0.1", port=0).start()
+    client = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=90)
+    try:
+        yield Gateway(server, approvals, client)
+    finally:
+        client.close()
+        server.stop()
+        approvals.close()
 
 
 def _client(gateway: Gateway, n: int) -> httpx.AsyncClient:
@@ -45,7 +62,8 @@ def test_150_concurrent_posts_are_all_filed(gateway: Gateway) -> None:
 
 def test_280_long_polls_woken_together_all_answer_the_decision(gateway: Gateway) -> None:
     approvals = gateway.approvals
-    ids = [approvals.request(**{**GATE, "summary": f"Deploy {i}"}).id for i in range(280)]
+    # Filed as the "ci" key, whose secret the polls send: a key reads only its own requests.
+    ids = [approvals.request_from({**GATE, "summary": f"Deploy {i}"}, via="ci").id for i in range(280)]
     dispatcher = approvals.dispatcher()
 
     async def polls() -> list[httpx.Response]:

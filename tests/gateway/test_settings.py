@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hitl.apikeys import Rate
 from hitl.errors import ConfigError
 from hitl.settings import WEBHOOK_RETRY_DEFAULT, load_settings
 
@@ -19,6 +20,16 @@ def test_malformed_api_keys_name_the_variable_and_hide_the_secret(value: str) ->
         load_settings(HITL_API_KEYS=value, _env_file=None)
     assert str(err.value).startswith("HITL_API_KEYS: ")
     assert "secret" not in str(err.value).split("e.g.")[0].replace("name:secret", "")
+
+
+def test_api_rate_defaults_to_20_per_second_and_a_bad_one_names_the_variable() -> None:
+    assert load_settings(_env_file=None).api_rate == "20/s"
+    assert load_settings(HITL_API_RATE="0.5/s", _env_file=None).api_rate == "0.5/s"
+    assert load_settings(HITL_API_RATE="1000000/s", _env_file=None).api_rate == "1000000/s"
+    assert str(Rate.parse("1000000/s")) == "1000000/s"  # stored and shown: it must parse back
+    for bad in ("20", "0/s", "fast", "-1/s"):
+        with pytest.raises(ConfigError, match=r"^HITL_API_RATE: .* e\.g\. 20/s"):
+            load_settings(HITL_API_RATE=bad, _env_file=None)
 
 
 def test_webhook_settings() -> None:

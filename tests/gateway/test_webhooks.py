@@ -194,9 +194,13 @@ def test_worker_killed_between_two_attempts_still_delivers(
         rid = client.request(**GATE, callback_url=receiver.url).id
         client.decide(rid, "approve", by="U0ALICE")
         eventually(lambda: attempts(conn, prefix, rid), 30, "the first attempt")
+        # The attempt is audited as it ends, and the retry armed just after: wait for the
+        # retry to be waiting in the timers zset, then kill (killed between the two, the
+        # leased first attempt is simply run again, which another test covers).
+        eventually(lambda: list(hook_timers(conn, prefix, rid)) == [f"{rid}|hook|2"], 30, "the retry armed")
         signal_group(worker, signal.SIGKILL)  # no clean-up: the retry must live in Redis
         worker.wait(10)
-        assert list(hook_timers(conn, prefix, rid)) == [f"{rid}|hook|2"]  # waiting in the timers zset
+        assert list(hook_timers(conn, prefix, rid)) == [f"{rid}|hook|2"]  # still there after the kill
         second = start_worker(redis_url, prefix, **worker_env("3,3,3"))
         # A timer like any other: the successor runs it when due (RQ's scheduler needed its
         # dead predecessor's lock to expire first, 61 s).

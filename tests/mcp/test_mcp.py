@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.error
 import urllib.request
 
@@ -194,7 +195,7 @@ def test_http_needs_a_valid_key(mcp_http: McpHttpServer) -> None:
     for key in (None, "wrong", ""):
         status, body = _post(mcp_http.url, key)
         assert status == 401, body
-        assert "missing or wrong API key" in body
+        assert json.loads(body)["error"] in ("wrong API key", "missing API key: send Authorization: Bearer <secret>")
 
     async def scenario() -> None:
         async with mcp_http.client(key="wrong") as client:

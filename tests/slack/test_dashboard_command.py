@@ -15,7 +15,7 @@ from bot.dashauth import TokenKind
 from bot.sandbox.workspace import TEAM_ID
 from bot.web import build_web_app
 from hitl import Approvals
-from hitl.membership import ChannelPrivacy
+from hitl.apikeys import ApiKeyStore, Rate
 from tests.conftest import make_settings
 from tests.slack.conftest import Bot
 
@@ -60,16 +60,17 @@ def test_stats_link_to_the_dashboard_and_non_admins_get_no_link(bot: Bot) -> Non
     assert "token=" not in bot.command("stats", user="U0BOB")["blocks"][0]["text"]["text"]
 
 
-def test_api_keys_open_the_dashboard_panels(redis_url: str, prefix: str) -> None:
-    settings = make_settings(redis_url, prefix, api_keys={"grafana": SecretStr("s3cret-key")})
+def test_admin_api_keys_open_the_dashboard_panels_and_agent_keys_do_not(redis_url: str, prefix: str) -> None:
+    settings = make_settings(redis_url, prefix, api_keys={"agent": SecretStr("s3cret-agent")})
     with Approvals(settings=settings) as approvals:
-        # An API key has no Slack identity: it sees requests in public channels only.
-        ChannelPrivacy(approvals.redis, approvals.keys).put("C0OPS", private=False)
-        approvals.request(action="deploy", summary="Deploy", mode="gate", channel="C0OPS")
-        approvals.request(action="deploy", summary="Deploy", mode="gate", channel="C0NOTKNOWN")
+        _, grafana = ApiKeyStore(approvals.redis, approvals.keys).create("grafana", rate=Rate(20), admin=True)
+        approvals.request(action="deploy", summary="Deploy", mode="gate")
         with TestClient(build_web_app(approvals)) as http:
-            ok = http.get("/dashboard/panels", headers={"Authorization": "Bearer s3cret-key"})
+            ok = http.get("/dashboard/panels", headers={"Authorization": f"Bearer {grafana}"})
+            agent = http.get("/dashboard/panels", headers={"Authorization": "Bearer s3cret-agent"})
             wrong = http.get("/dashboard", headers={"Authorization": "Bearer nope"})
     assert ok.status_code == 200
     assert "data-testid='pending-total'>1<" in ok.json()["panels"]["queue"]
+    # An agent's key reads only its own requests; the dashboard shows everyone's.
+    assert agent.status_code == 403 and "admin key" in agent.text and "Deploy" not in agent.text
     assert wrong.status_code == 401 and "Wrong API key" in wrong.text and "Traceback" not in wrong.text

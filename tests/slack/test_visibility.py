@@ -119,8 +119,9 @@ def test_metrics_need_the_token_when_one_is_set(redis_url: str, prefix: str) -> 
     assert ok.status_code == 200 and "hitl_pending" in ok.text
 
 
-def test_api_keys_see_public_channels_only(redis_url: str, prefix: str) -> None:
-    """An API key is an agent's: it has no Slack identity, so it sees no private channel."""
+def test_an_agent_key_sees_nothing_of_the_dashboard(redis_url: str, prefix: str) -> None:
+    """An agent's API key has no Slack identity and reads only its own requests: the
+    dashboard, which shows everyone's, lets in admin keys only (bot.dashboard.Gate)."""
     settings = make_settings(redis_url, prefix, api_keys={"agent": SecretStr("agent-key")})
     with Approvals(settings=settings) as approvals:
         ChannelPrivacy(approvals.redis, approvals.keys).put("C0OPS", private=False)  # Slack said public
@@ -128,7 +129,7 @@ def test_api_keys_see_public_channels_only(redis_url: str, prefix: str) -> None:
         hidden = approvals.request(action="drop_table", summary="Drop", channel="C0UNKNOWN", mode="gate")
         with TestClient(build_web_app(approvals)) as http:
             resp = http.get("/dashboard/panels", headers={"Authorization": "Bearer agent-key"})
-    assert resp.status_code == 200
-    seen = json.dumps(resp.json())
-    assert public.id in seen and "deploy" in seen
-    assert hidden.id not in seen and "drop_table" not in seen and "C0UNKNOWN" not in seen
+    assert resp.status_code == 403
+    seen = resp.text
+    assert "admin key" in seen
+    assert public.id not in seen and hidden.id not in seen and "drop_table" not in seen and "C0UNKNOWN" not in seen
