@@ -166,7 +166,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         principal.check_action(body.get("action"))
         via = principal.name
         # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
-        build = functools.partial(ctx.aio.build, body, via=via)
+        build = functools.partial(ctx.aio.build, body, via=via, policy=await ctx.aio.policy.current())
         doc = await run_in_threadpool(build) if ctx.aio.needs_lookup(body) else build()
         created, rid, mode, status = await ctx.aio.store.create(doc)
         if created and mode.value == doc["mode"]:

@@ -44,6 +44,7 @@ from hitl.errors import WaitTimeout
 from hitl.executions import AsyncExecutions, Executions
 from hitl.models import Decision, Request
 from hitl.people import Directory
+from hitl.policystore import AsyncPolicyStore, PolicyStore
 from hitl.remote import AsyncHttpApprovals, HttpApprovals
 from hitl.remotebase import use_http
 from hitl.settings import Settings
@@ -219,8 +220,13 @@ class Approvals(BaseApprovals):
         `api_url` and `api_key` select the HTTP transport instead (see `__new__`)."""
         super().__init__(redis_url, settings, prefix, directory)
         self.redis = client or redis.Redis.from_url(self.url, **_connect_kwargs())
-        self.store = Store(self.redis, self.keys, self.settings.retention, self.settings.metrics)
+        self.store = Store(
+            self.redis, self.keys, self.settings.retention, self.settings.metrics,
+            self.settings.default_channel,
+        )
         self.executions = Executions(self.redis, self.keys)
+        # The published policy (never this process's own HITL_POLICY_FILE).
+        self.policy = PolicyStore(self.redis, self.keys)
 
     def request(
         self,
@@ -250,8 +256,10 @@ class Approvals(BaseApprovals):
         Nothing blocks here: call `wait()` on the handle when the agent needs the answer
         (only a `gate` request makes it wait; every other mode acts at once). Every
         argument is checked before anything is written; a bad one raises `InvalidRequest`
-        naming it, and nothing is stored. Arguments left `None` are filled by the policy
-        (`HITL_POLICY_FILE`), then by the defaults in `docs/contract.md`.
+        naming it, and nothing is stored. Arguments left `None` are filled by the published
+        policy (`hitl policy apply`; this process's own ``HITL_POLICY_FILE`` plays no part),
+        then by the defaults in `docs/contract.md`. The policy is enforced again where the
+        request is stored, so a client cannot route itself around it.
 
         Args:
             action: The tool or action about to run, e.g. ``"send_email"`` (letters,
@@ -303,7 +311,8 @@ class Approvals(BaseApprovals):
         """`request()` with its arguments in a mapping (a JSON body's keys): an unknown or
         missing name is an `InvalidRequest` naming it rather than a `TypeError`."""
         with _traced(fields) as traced:
-            _, rid, mode, _status = self.store.create(traced.stamp(self.build(fields, via=via)))
+            doc = self.build(fields, via=via, policy=self.policy.current())
+            _, rid, mode, _status = self.store.create(traced.stamp(doc))
             traced.filed(rid, mode)
         return RequestHandle(self, rid, mode)
 
@@ -349,12 +358,12 @@ class Approvals(BaseApprovals):
         The other arguments are `request()`'s and apply to the plan and every step. Every
         step waits with the plan's channel and deadline.
         """
-        plan, steps = self.build_batch(given(locals(), drop=("via",)), via=via)
+        plan, steps = self.build_batch(given(locals(), drop=("via",)), via=via, policy=self.policy.current())
         return self._create_plan(plan, steps)
 
     def request_batch_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> BatchHandle:
         """`request_batch()` with its arguments in a mapping (a JSON body's keys)."""
-        plan, steps = self.build_batch(fields, via=via)
+        plan, steps = self.build_batch(fields, via=via, policy=self.policy.current())
         return self._create_plan(plan, steps)
 
     def _create_plan(self, plan: dict[str, Any], steps: list[dict[str, Any]]) -> BatchHandle:
@@ -612,8 +621,13 @@ class AsyncApprovals(BaseApprovals):
             self.url, size=self.settings.redis_pool_size, wait=self.settings.redis_pool_wait,
             **_connect_kwargs(),
         )
-        self.store = AsyncStore(self.redis, self.keys, self.settings.retention, self.settings.metrics)
+        self.store = AsyncStore(
+            self.redis, self.keys, self.settings.retention, self.settings.metrics,
+            self.settings.default_channel,
+        )
         self.executions = AsyncExecutions(self.redis, self.keys)
+        # The published policy (never this process's own HITL_POLICY_FILE).
+        self.policy = AsyncPolicyStore(self.redis, self.keys)
 
     async def request(
         self,
@@ -644,7 +658,7 @@ class AsyncApprovals(BaseApprovals):
     async def request_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> AsyncRequestHandle:
         """`request()` with its arguments in a mapping (a JSON body's keys): an unknown or
         missing name is an `InvalidRequest` naming it rather than a `TypeError`."""
-        build = functools.partial(self.build, fields, via=via)
+        build = functools.partial(self.build, fields, via=via, policy=await self.policy.current())
         # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
         with _traced(fields) as traced:
             doc = await asyncio.to_thread(build) if self.needs_lookup(fields) else build()
@@ -682,7 +696,7 @@ class AsyncApprovals(BaseApprovals):
         self, fields: Mapping[str, Any], *, via: str | None = None
     ) -> AsyncBatchHandle:
         """`request_batch()` with its arguments in a mapping (a JSON body's keys)."""
-        build = functools.partial(self.build_batch, fields, via=via)
+        build = functools.partial(self.build_batch, fields, via=via, policy=await self.policy.current())
         with _traced(fields) as traced:
             plan, steps = await asyncio.to_thread(build) if self.needs_lookup(fields) else build()
             for doc in (plan, *steps):

@@ -22,7 +22,8 @@ from hitl.ids import new_id
 from hitl.keys import Keys
 from hitl.models import Decision, Request, RequestInput, check_comment, check_params
 from hitl.people import Directory, default_directory, resolve_requester
-from hitl.policy import PolicySource, route
+from hitl.policy import route
+from hitl.policystore import PolicyInForce
 from hitl.settings import Settings, load_settings
 from hitl.slackids import is_email
 from hitl.status import Mode, Verb
@@ -32,18 +33,22 @@ MAX_PLAN_ITEMS = 1_000
 
 
 def build_doc(
-    settings: Settings, policy: PolicySource, *, directory: Directory | None = None, **fields: Any
+    settings: Settings, policy: PolicyInForce, *, directory: Directory | None = None, **fields: Any
 ) -> dict[str, Any]:
-    """Validate an agent's arguments and route them with the policy: the stored `doc`.
+    """Validate an agent's arguments and route them with the published policy: the `doc`.
 
     `fields` are `request()`'s arguments by name, as given (a JSON body's keys too: an
     unknown name is an `InvalidRequest` naming it). `directory` resolves an email given as
     `requested_by` to a Slack user id (by default Slack's `users.lookupByEmail`, called
     only when an email is given).
+
+    The routing here gives friendly errors before anything is sent; the CREATE script
+    routes `asked` (the agent's own routing arguments) again with the policy in force, and
+    its answer replaces these routed fields when the request is stored.
     """
     req = RequestInput.parse(**fields)
     check_callback(settings, req.callback_url)
-    r = route(req, policy.current(), settings.default_channel)
+    r = route(req, policy.policy, settings.default_channel)
     requested_by = resolve_requester(req.requested_by, directory or default_directory(settings))
     return {
         "id": new_id(),
@@ -62,6 +67,7 @@ def build_doc(
         "channel": r.channel,
         "mirror_channels": r.mirror_channels,
         "approvers": r.approvers,
+        "approvers_from": r.approvers_from.value if r.approvers_from else None,
         "requested_by": requested_by,
         "quorum": r.quorum,
         "timeout": r.timeout,
@@ -72,6 +78,12 @@ def build_doc(
         "via": None,
         "batch": None,
         "items": [],
+        "policy_version": policy.version,
+        # What the agent asked of routing, for CREATE to route (only ever adding oversight).
+        "asked": {
+            "mode": req.mode.value if req.mode else None, "channel": req.channel, "approvers": req.approvers,
+            "quorum": req.quorum, "timeout": req.timeout, "window": req.window,
+        },
     }
 
 
@@ -107,12 +119,12 @@ def check_decision(verb: Verb | str, params: Mapping[str, Any] | None, comment: 
 
 
 def build_plan(
-    settings: Settings, policy: PolicySource, summary: str, items: Sequence[Mapping[str, Any]], action: str,
+    settings: Settings, policy: PolicyInForce, summary: str, items: Sequence[Mapping[str, Any]], action: str,
     common: Mapping[str, Any], *, via: str | None = None, directory: Directory | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The stored documents of a plan and its steps (`request_batch`'s arguments validated).
 
-    Every step waits for review with the plan's channel and deadline. The plan's
+    Every step waits for review with the plan's channel and deadline (CREATE sees to that). The plan's
     idempotency key K gives step n the key "K/n", so the key covers each step too.
     """
     if not items:
@@ -257,15 +269,21 @@ class BaseApprovals:
         self.directory = directory
         self.url = redis_url or self.settings.redis
         self.keys = Keys(prefix or self.settings.prefix)
-        self.policy = PolicySource(self.settings.policy_file)
+        # The process's own HITL_POLICY_FILE plays no part here: requests are routed by the
+        # published policy (`hitl.policystore`), read by the subclasses from Redis.
 
-    def build(self, fields: Mapping[str, Any], *, via: str | None = None) -> dict[str, Any]:
-        """The stored document for `request()` arguments given by name (validated, routed)."""
-        doc = build_doc(self.settings, self.policy, directory=self.directory, **fields)
+    def build(
+        self, fields: Mapping[str, Any], *, policy: PolicyInForce, via: str | None = None
+    ) -> dict[str, Any]:
+        """The document for `request()` arguments given by name (validated, routed with the
+        published `policy`)."""
+        doc = build_doc(self.settings, policy, directory=self.directory, **fields)
         doc["via"] = via
         return doc
 
-    def build_batch(self, fields: Mapping[str, Any], *, via: str | None = None) -> tuple[dict, list[dict]]:
+    def build_batch(
+        self, fields: Mapping[str, Any], *, policy: PolicyInForce, via: str | None = None
+    ) -> tuple[dict, list[dict]]:
         """The stored plan and steps for `request_batch()` arguments given by name.
 
         `fields` holds `summary`, `items`, optionally `action` (default "plan"), and any
@@ -280,7 +298,7 @@ class BaseApprovals:
         if not isinstance(items, Sequence) or isinstance(items, str):
             raise InvalidRequest("items", "is required: a list of request() arguments, one per step")
         return build_plan(
-            self.settings, self.policy, summary, items, action, rest, via=via, directory=self.directory
+            self.settings, policy, summary, items, action, rest, via=via, directory=self.directory
         )
 
     @staticmethod

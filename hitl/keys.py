@@ -64,6 +64,17 @@ key                                    type    what it holds
                                                authentication is one HGET (see `hitl.apikeys`)
 ``{p}:ratelimit:{name}``               hash    an API key's token bucket (``tokens``, ``ms``);
                                                expires once full again
+``{p}:policy:table``                   hash    the policy version in force, compiled for the
+                                               CREATE script: ``version``, ``sha256``,
+                                               ``defaults``, ``confidence``, ``rules`` and
+                                               ``a:{action}`` per action (JSON); absent means
+                                               version 0 (see `hitl.policystore`)
+``{p}:policy:seq``                     string  the last policy version assigned
+``{p}:policy:v:{n}``                   hash    policy version ``n``, kept for good: source
+                                               text, canonical JSON, sha256, applied_by,
+                                               applied_at (ms), source (e.g. the file path)
+``{p}:policy:error``                   hash    the last policy file that could not be
+                                               published: ``message``, ``source``, ``at``
 =====================================  ======  ================================================
 """
 
@@ -215,6 +226,23 @@ class Keys:
 
     def rate_limit(self, name: str) -> str:
         return f"{self.prefix}:ratelimit:{name}"
+
+    # -- the published policy (hitl.policystore) ---------------------------------------------
+
+    @property
+    def policy_table(self) -> str:
+        return f"{self.prefix}:policy:table"
+
+    @property
+    def policy_seq(self) -> str:
+        return f"{self.prefix}:policy:seq"
+
+    def policy_version(self, version: int | str) -> str:
+        return f"{self.prefix}:policy:v:{version}"
+
+    @property
+    def policy_error(self) -> str:
+        return f"{self.prefix}:policy:error"
 
 
 def timer_member(request_id: str, kind: str, step: int | None = None) -> str:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hitl.errors import InvalidRequest
 from hitl.slackids import check_mentionable, is_email, is_user
-from hitl.status import ExecutionState, Mode, Risk, Status
+from hitl.status import ApproverSource, ExecutionState, Mode, Risk, Status
 
 # Largest JSON encoding of `params` accepted; larger payloads belong in a link, not a card.
 MAX_PARAMS_BYTES = 256 * 1024
@@ -227,6 +227,9 @@ class Request(BaseModel):
     # Channels the agent asked for besides the policy's: the card is mirrored there too.
     mirror_channels: list[str] = Field(default_factory=list)
     approvers: list[str] = Field(default_factory=list)
+    # Who named the approvers: the policy's, or the agent's own (which only narrow who may
+    # decide, never widen it: see bot.access). None: no approvers, or filed before this.
+    approvers_from: ApproverSource | None = None
     requested_by: str | None = None
     quorum: int = 1
     timeout: float | None = None
@@ -240,6 +243,8 @@ class Request(BaseModel):
     created_at: float
     deadline: float | None = None  # epoch seconds: gate/shadow expiry or override window end
     paused: bool = False  # raised to gate by the kill switch
+    # The published policy version CREATE routed it under (0: no policy published).
+    policy_version: int = 0
     # live state
     status: Status
     version: int = 1

@@ -1,8 +1,11 @@
 """The policy: which mode, channel, approvers and timers each action gets.
 
-A YAML file (``HITL_POLICY_FILE``) validated with pydantic and re-read when it changes.
-`route()` turns what an agent asked for plus the policy into a `Route`; arguments given to
-`request()` may only raise oversight above what the policy says, never lower it.
+A YAML file validated with pydantic. It takes effect once published to Redis
+(`hitl policy apply`, or `hitl bot`/`hitl worker` with ``HITL_POLICY_FILE``, see
+`hitl.policystore`): clients route with the published version, and the CREATE script
+enforces it. `route()` turns what an agent asked for plus the policy into a `Route`;
+arguments given to `request()` may only raise oversight above what the policy says, never
+lower it. `PolicySource` is the file, re-read when it changes.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     model_validator,
 )
@@ -27,7 +31,7 @@ from pydantic import (
 from hitl.errors import ConfigError, InvalidRequest
 from hitl.models import MAX_DURATION, EscalationStep, RequestInput
 from hitl.slackids import check_mentionable, is_group
-from hitl.status import OVERSIGHT_ORDER, Mode, Risk
+from hitl.status import OVERSIGHT_ORDER, ApproverSource, Mode, Risk
 from hitl.yamlsafe import MAX_BYTES as MAX_POLICY_BYTES
 from hitl.yamlsafe import load_bytes, load_text
 
@@ -93,6 +97,8 @@ class ActionPolicy(BaseModel):
     timeout: Duration | None = None
     window: Duration | None = None
     escalation: list[PolicyStep] | None = None
+    # False: a request may not name approvers at all (not even a subset of the policy's).
+    agent_approvers: StrictBool | None = None
 
     @model_validator(mode="after")
     def _quorum_reachable(self) -> ActionPolicy:
@@ -184,13 +190,19 @@ class Policy(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> Policy:
+        return cls.read(path)[0]
+
+    @classmethod
+    def read(cls, path: Path) -> tuple[Policy, str]:
+        """The policy in `path` and the text it was parsed from (what gets published)."""
         try:
             with path.open("rb") as fh:
                 # One byte past the cap is enough to know the file is too big.
-                text = fh.read(MAX_POLICY_BYTES + 1)
+                raw = fh.read(MAX_POLICY_BYTES + 1)
         except OSError as exc:
             raise ConfigError(f"HITL_POLICY_FILE: cannot read {path} ({exc.strerror})") from None
-        return cls.from_yaml(text, str(path))
+        policy = cls.from_yaml(raw, str(path))  # refuses invalid UTF-8 first
+        return policy, raw.decode()
 
     def for_action(self, req: RequestInput) -> ActionPolicy:
         """The action's own entry, else the first matching rule, else nothing."""
@@ -200,6 +212,13 @@ class Policy(BaseModel):
             if rule.when.matches(req):
                 return rule
         return ActionPolicy()
+
+    def allows_agent_approvers(self, entry: ActionPolicy) -> bool:
+        """Whether a request routed by `entry` may name its own approvers (default yes)."""
+        for value in (entry.agent_approvers, self.defaults.agent_approvers):
+            if value is not None:
+                return value
+        return True
 
 
 def _summarise(exc: ValidationError, shown: int = 3) -> str:
@@ -229,6 +248,8 @@ class Route(BaseModel):
     channel: str | None
     mirror_channels: list[str] = Field(default_factory=list)
     approvers: list[str]
+    # Who named the approvers: the policy (possibly narrowed by the request), or the agent.
+    approvers_from: ApproverSource | None = None
     quorum: int
     timeout: float
     window: float
@@ -248,7 +269,8 @@ def route(req: RequestInput, policy: Policy, default_channel: str | None = None)
     - approvers: when the policy names approvers, the request may narrow them to a subset
       that can still meet the quorum; an empty list is always refused (it never means
       "anyone"). Without policy approvers a request may name its own (narrowing "anyone in
-      the channel").
+      the channel": the bot still lets only people who could decide anyway decide, see
+      `bot.access`). `agent_approvers: false` refuses any approvers a request names.
     - channel: a channel the policy names always gets the card; a different channel asked
       for becomes an extra mirror. Without one, the request's channel, else the default.
     - timeout: the request's (bounded when parsed), else the policy's.
@@ -268,7 +290,16 @@ def route(req: RequestInput, policy: Policy, default_channel: str | None = None)
             mode = Mode.GATE
         urgent = req.confidence < policy.confidence.urgent_below
     quorum = max(req.quorum or 1, entry.quorum or d.quorum or 1)
-    approvers = _approvers(req.approvers, entry.approvers or d.approvers or [], quorum)
+    allowed = entry.approvers or d.approvers or []
+    if req.approvers is not None and not policy.allows_agent_approvers(entry):
+        raise InvalidRequest(
+            "approvers",
+            f"the policy does not let agents name approvers for {req.action}; leave approvers out",
+        )
+    approvers = _approvers(req.approvers, allowed, quorum)
+    source = None
+    if approvers:
+        source = ApproverSource.POLICY if allowed else ApproverSource.AGENT
     channel, mirrors = _channels(req.channel, entry.channel or d.channel, default_channel)
     timeout = req.timeout or entry.timeout or d.timeout or DEFAULT_TIMEOUT
     floor = entry.window or d.window
@@ -287,6 +318,7 @@ def route(req: RequestInput, policy: Policy, default_channel: str | None = None)
         channel=channel,
         mirror_channels=mirrors,
         approvers=approvers,
+        approvers_from=source,
         quorum=quorum,
         timeout=timeout,
         window=window,
@@ -349,7 +381,7 @@ class PolicySource:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._policy = Policy() if path is None else Policy.load(path)
+        self._policy, self.text = (Policy(), "") if path is None else Policy.read(path)
         self._mtime = self._stat()
         self._checked = time.monotonic()
         self.last_error: str | None = None
@@ -372,7 +404,7 @@ class PolicySource:
             if mtime != self._mtime:
                 self._mtime = mtime
                 try:
-                    self._policy = Policy.load(self.path)
+                    self._policy, self.text = Policy.read(self.path)
                     self.last_error = None
                     log.info("policy reloaded from %s", self.path)
                 except Exception as exc:

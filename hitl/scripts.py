@@ -20,6 +20,9 @@ from __future__ import annotations
 import json
 
 from hitl.metrics import DECISION_BOUNDS, DEFAULT_MAX_ACTIONS, HOUR_TTL, OTHER_ACTION
+from hitl.models import MAX_DURATION, MAX_QUORUM
+from hitl.policy import DEFAULT_GATE_BELOW, DEFAULT_TIMEOUT, DEFAULT_URGENT_BELOW, DEFAULT_WINDOW
+from hitl.status import OVERSIGHT_ORDER
 
 # Helpers shared by CREATE and TRANSITION (prepended to each). `names` is the table of key
 # name templates built by `hitl.store.key_names` from `hitl.keys.Keys` ("{}" marks where an
@@ -141,29 +144,234 @@ local function outcome(status, by_json, comment, params_json, verdict, decided_m
 end
 """
 
-# CREATE: store new requests (one, or a plan and its steps, all or nothing), index them,
-# schedule their timers, audit them. The first request is the head: a repeat of its
-# idempotency key with the same fingerprint returns it; a different fingerprint, or a
-# known key on any other request, is a conflict, and then nothing is written.
+# The routing rule of `hitl.policy.route`, in Lua, for CREATE: the policy in force (the
+# compiled table `hitl.policystore` publishes, KEYS[4] of CREATE) applied to what the
+# agent asked. Arguments only ever add oversight. Python routes first, for friendly errors;
+# this is where the rule holds, whatever the client sent.
+_ROUTING = f"""
+local DEFAULT_TIMEOUT, DEFAULT_WINDOW = {DEFAULT_TIMEOUT!r}, {DEFAULT_WINDOW!r}
+local DEFAULT_GATE_BELOW, DEFAULT_URGENT_BELOW = {DEFAULT_GATE_BELOW!r}, {DEFAULT_URGENT_BELOW!r}
+local MAX_DURATION, MAX_QUORUM = {MAX_DURATION!r}, {MAX_QUORUM}
+local OVERSIGHT = {{{", ".join(f"{m.value} = {n}" for n, m in enumerate(OVERSIGHT_ORDER, start=1))}}}
+""" + r"""
+local function val(x) if x == cjson.null then return nil end return x end
+local function nonempty(t) if t ~= nil and #t > 0 then return t end return nil end
+-- A refusal naming the field, caught by CREATE's pcall: nothing is written.
+local function invalid(field, message) error({field = field, message = message}) end
+local function stricter(a, b) if OVERSIGHT[a] >= OVERSIGHT[b] then return a end return b end
+local function mentionable(who)
+  return type(who) == 'string' and #who >= 3 and #who <= 31 and string.match(who, '^[UWS][A-Z0-9]+$') ~= nil
+end
+local function is_group(who) return string.sub(who, 1, 1) == 'S' end
+-- Whether `quorum` distinct people can come from `approvers` (a group may hold many).
+local function reachable(approvers, quorum)
+  for _, a in ipairs(approvers) do if is_group(a) then return true end end
+  return #approvers >= quorum
+end
+local function duration(x, field)
+  x = val(x)
+  if x == nil then return nil end
+  if type(x) ~= 'number' or x <= 0 or x > MAX_DURATION then
+    invalid(field, 'must be a number of seconds between 0 and 30 days')
+  end
+  return x
+end
+
+-- The policy table's action entries and rules, read once per script call.
+local function policy_in_force(key)
+  local f = redis.call('HMGET', key, 'version', 'defaults', 'confidence', 'rules')
+  return {
+    key = key, version = tonumber(f[1]) or 0, entries = {},
+    defaults = cjson.decode(f[2] or '{}'), confidence = cjson.decode(f[3] or '{}'),
+    rules = cjson.decode(f[4] or '[]'),
+  }
+end
+
+local function rule_matches(when, doc)
+  if when.reversible ~= nil and val(doc.reversible) ~= when.reversible then return false end
+  if when.risk ~= nil and not contains(when.risk, val(doc.risk)) then return false end
+  if when.agent ~= nil and not contains(when.agent, val(doc.agent)) then return false end
+  return true
+end
+
+-- The action's own entry, else the first matching rule, else nothing (Policy.for_action).
+local function entry_for(policy, doc)
+  local action = doc.action
+  if policy.entries[action] == nil then
+    local raw = redis.call('HGET', policy.key, 'a:' .. action)
+    policy.entries[action] = raw and cjson.decode(raw) or false
+  end
+  if policy.entries[action] then return policy.entries[action] end
+  for _, rule in ipairs(policy.rules) do
+    if rule_matches(rule.when, doc) then return rule end
+  end
+  return {}
+end
+
+-- The request's approvers checked against the policy's (see hitl.policy._approvers).
+local function route_approvers(entry, d, asked, quorum, action)
+  local allowed = nonempty(entry.approvers) or nonempty(d.approvers) or {}
+  local chosen = allowed
+  if asked ~= nil then
+    local agent_ok = entry.agent_approvers
+    if agent_ok == nil then agent_ok = d.agent_approvers end
+    if agent_ok == false then
+      invalid('approvers', 'the policy does not let agents name approvers for ' .. action .. '; leave approvers out')
+    end
+    if type(asked) ~= 'table' or #asked == 0 then
+      invalid('approvers', "name at least one approver, or leave it out to use the policy's")
+    end
+    local outside = {}
+    for _, who in ipairs(asked) do
+      if not mentionable(who) then invalid('approvers', 'must be Slack user (U…/W…) or user group (S…) ids') end
+      if #allowed > 0 and not contains(allowed, who) then table.insert(outside, who) end
+    end
+    if #outside > 0 then
+      invalid('approvers', table.concat(outside, ', ') .. " not among the policy's approvers for this action; "
+        .. 'choose from ' .. table.concat(allowed, ', ') .. ', or leave approvers out')
+    end
+    chosen = asked
+  end
+  if #chosen > 0 and not reachable(chosen, quorum) then
+    invalid(asked ~= nil and 'approvers' or 'quorum', #chosen .. ' approver(s) can never meet the quorum of '
+      .. quorum .. '; name at least ' .. quorum .. ' (or a user group)')
+  end
+  local source = ''
+  if #chosen > 0 then source = (#allowed > 0) and 'policy' or 'agent' end
+  return chosen, source
+end
+
+-- Route one request document: mode, channel, approvers, quorum, timers' inputs.
+-- `asked` is what the agent asked for (the document's `asked`); the rest is the policy's.
+local function route(policy, doc, default_channel)
+  local asked = val(doc.asked) or {}
+  if type(asked) ~= 'table' then invalid('request', 'asked must be an object') end
+  local entry, d = entry_for(policy, doc), policy.defaults
+  local asked_mode = val(asked.mode)
+  if asked_mode ~= nil and not OVERSIGHT[asked_mode] then invalid('mode', 'is not a known mode') end
+  local policy_mode = entry.mode or d.mode
+  local mode = asked_mode or policy_mode or 'gate'
+  if policy_mode then mode = stricter(mode, policy_mode) end
+  local urgent, low = false, false
+  local confidence = val(doc.confidence)
+  if confidence ~= nil then
+    if type(confidence) ~= 'number' then invalid('confidence', 'must be a number from 0 to 1') end
+    low = confidence < (policy.confidence.gate_below or DEFAULT_GATE_BELOW)
+    if low then mode = 'gate' end
+    urgent = confidence < (policy.confidence.urgent_below or DEFAULT_URGENT_BELOW)
+  end
+  local asked_quorum = val(asked.quorum) or 1
+  if type(asked_quorum) ~= 'number' or asked_quorum < 1 or asked_quorum > MAX_QUORUM
+    or asked_quorum ~= math.floor(asked_quorum) then
+    invalid('quorum', 'must be a whole number from 1 to ' .. MAX_QUORUM)
+  end
+  local quorum = math.max(asked_quorum, entry.quorum or d.quorum or 1)
+  local approvers, approvers_from = route_approvers(entry, d, val(asked.approvers), quorum, doc.action)
+  local asked_channel = val(asked.channel)
+  if asked_channel ~= nil and (type(asked_channel) ~= 'string' or #asked_channel > 100) then
+    invalid('channel', 'must be a channel id or #name')
+  end
+  if asked_channel == '' then asked_channel = nil end
+  local channel, mirrors = entry.channel or d.channel, {}
+  if channel == nil then
+    channel = asked_channel or default_channel
+  elseif asked_channel and asked_channel ~= channel then
+    mirrors = {asked_channel}
+  end
+  local timeout = duration(asked.timeout, 'timeout') or entry.timeout or d.timeout or DEFAULT_TIMEOUT
+  local asked_window = duration(asked.window, 'window')
+  local floor = entry.window or d.window
+  local window = asked_window or DEFAULT_WINDOW
+  if floor ~= nil then window = math.max(asked_window or 0, floor) end
+  local ladder = entry.escalation
+  if ladder == nil then ladder = d.escalation end
+  if ladder == nil then ladder = {{after = timeout / 2, notify = approvers}} end
+  local escalation = {}
+  for _, step in ipairs(ladder) do
+    if step.after < timeout then table.insert(escalation, step) end
+  end
+  return {
+    mode = mode, urgent = urgent, low_confidence = low, channel = channel or '', mirrors = mirrors,
+    approvers = approvers, approvers_from = approvers_from, quorum = quorum, timeout = timeout,
+    window = window, escalation = escalation,
+  }
+end
+
+-- Timer members and due times (ms) for a request routed as `r` in `mode`, and its
+-- deadline (ms, or nil): see the timer kinds in hitl.keys.
+local function timers_for(names, id, mode, r, now)
+  local timers, deadline = {}, nil
+  if mode == 'gate' or mode == 'shadow' then
+    deadline = now + math.floor(r.timeout * 1000)
+    timers[named(names.t_timeout, id)] = deadline
+    if mode == 'gate' then
+      for n, step in ipairs(r.escalation) do
+        timers[named(named(names.t_esc, id), n)] = now + math.floor(step.after * 1000)
+      end
+    end
+  elseif mode == 'override' then
+    deadline = now + math.floor(r.window * 1000)
+    timers[named(names.t_window, id)] = deadline
+  end
+  if mode ~= 'auto' then timers[named(names.t_sync, id)] = now end
+  return timers, deadline
+end
+
+local function seconds_text(ms) return string.format('%.3f', ms / 1000) end
+local function text_or_null(s) if s == nil or s == '' then return 'null' end return cjson.encode(s) end
+
+-- The routed fields as a JSON object's text, appended to the stored document (so the
+-- document says what the script decided, whatever the caller sent).
+local function route_json(r, created_ms, deadline_ms, batch, items, version)
+  local steps = {}
+  for _, step in ipairs(r.escalation) do
+    table.insert(steps, '{"after":' .. cjson.encode(step.after) .. ',"notify":' .. list_json(step.notify or {})
+      .. ',"channel":' .. text_or_null(step.channel) .. '}')
+  end
+  return '{"mode":' .. cjson.encode(r.mode) .. ',"urgent":' .. tostring(r.urgent)
+    .. ',"low_confidence":' .. tostring(r.low_confidence) .. ',"channel":' .. text_or_null(r.channel)
+    .. ',"mirror_channels":' .. list_json(r.mirrors) .. ',"approvers":' .. list_json(r.approvers)
+    .. ',"approvers_from":' .. text_or_null(r.approvers_from) .. ',"quorum":' .. r.quorum
+    .. ',"timeout":' .. cjson.encode(r.timeout) .. ',"window":' .. cjson.encode(r.window)
+    .. ',"escalation":[' .. table.concat(steps, ',') .. '],"created_at":' .. seconds_text(created_ms)
+    .. ',"deadline":' .. (deadline_ms and seconds_text(deadline_ms) or 'null')
+    .. ',"batch":' .. text_or_null(batch) .. ',"items":' .. list_json(items)
+    .. ',"policy_version":' .. version .. '}'
+end
+"""
+
+# CREATE: store new requests (one, or a plan and its steps, all or nothing), route them
+# with the policy in force, index them, schedule their timers, audit them. The first
+# request is the head: a repeat of its idempotency key with the same fingerprint returns
+# it; a different fingerprint, or a known key on any other request, is a conflict, and
+# then nothing is written. With more than one document the head is a plan and the rest
+# its steps: each step waits at a gate with the plan's channel and deadline.
+# Routing and timers are decided here from the documents' `asked` fields and the policy
+# table (KEYS[4]); the callers' own routing is never read. The creation time is Redis's.
 # KEYS[1] timers zset   KEYS[2] events stream   KEYS[3] paused set (kill switch scopes)
+# KEYS[4] policy table hash (see hitl.keys; absent = version 0, the empty policy)
 # ARGV[1] JSON input:
-#   names      key name templates (see _COMMON)
-#   now        creation time (ms);  retention  seconds a final request is kept
+#   names      key name and timer member templates (see _COMMON)
+#   retention  seconds a final request is kept
 #   metrics    true to count into the shared Prometheus figures (see _COMMON), absent when off
-#   requests   list of {id, mode, action, channel, quorum, requested_by, approvers (JSON text), risk,
-#              idem (idempotency key or ""), fingerprint, timers {member: due ms},
-#              deadline (epoch s or ""), gate_timers and gate_deadline (used instead when
-#              the kill switch raises the mode to gate), batch (plan id or ""), items
-#              (a plan's step ids as JSON text, or ""), trace (the W3C trace context as
-#              JSON text, kept in the hash so transitions can join the trace, or "")}
-# ARGV[1 + n] the n-th request's document as JSON text, stored verbatim in its audit event
-# Returns {"created", id, mode, status, ...one triple per request} |
-# {"existing", head id} | {"conflict", key, holder id, holder action}.
-CREATE = _COMMON + r"""
-local TIMERS, EVENTS, PAUSED = KEYS[1], KEYS[2], KEYS[3]
+#   default_channel  the card's channel when neither policy nor request names one, or ""
+#   requests   list, one per document: {idem (idempotency key or ""), fingerprint,
+#              trace (the W3C trace context as JSON text, kept in the hash so transitions
+#              can join the trace, or "")}
+# ARGV[1 + n] the n-th request's document as JSON text (`hitl.clientbase.build_doc`
+#   without its routed fields): id, action, requested_by, risk, reversible, agent,
+#   confidence, and `asked` {mode, channel, approvers, quorum, timeout, window}. Stored in
+#   its audit event with the routed fields appended.
+# Returns {"created", id, mode, status, routed fields JSON, ...one per request} |
+# {"existing", head id} | {"conflict", key, holder id, holder action} |
+# {"invalid", field, message}.
+CREATE = _COMMON + _ROUTING + r"""
+local TIMERS, EVENTS, PAUSED, POLICY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local input = cjson.decode(ARGV[1])
-local names, now, retention = input.names, input.now, input.retention
+local names, retention = input.names, input.retention
 local requests = input.requests
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 -- Idempotency first, for every request, before anything is written.
 for n, spec in ipairs(requests) do
@@ -180,31 +388,71 @@ for n, spec in ipairs(requests) do
   end
 end
 
+-- Then every document is checked and routed, still before anything is written.
+local policy = policy_in_force(POLICY)
+local docs, routes = {}, {}
+for n = 1, #requests do
+  local text = ARGV[1 + n]
+  local ok, doc = pcall(cjson.decode, text)
+  if not ok or type(doc) ~= 'table' or string.sub(text, -1) ~= '}' then
+    return {'invalid', 'request', 'the request document is not a JSON object'}
+  end
+  if type(doc.id) ~= 'string' or not string.match(doc.id, '^%w+$')
+    or redis.call('EXISTS', named(names.req, doc.id)) == 1 then
+    return {'invalid', 'id', 'must be a new request id'}
+  end
+  if type(doc.action) ~= 'string' or #doc.action > 100 or not string.match(doc.action, '^[%w_%.:/%-]+$') then
+    return {'invalid', 'action', 'may only contain letters, digits and _ . : / - (no spaces)'}
+  end
+  local routed, r = pcall(route, policy, doc, input.default_channel or '')
+  if not routed then
+    if type(r) == 'table' then return {'invalid', r.field, r.message} end
+    error(r)
+  end
+  docs[n], routes[n] = doc, r
+end
+-- A plan: the head waits at a gate; each step with the plan's channel, timeout and
+-- mirrors, and no escalation of its own (the plan's card escalates).
+local plan_id, step_ids = '', {}
+if #docs > 1 then
+  plan_id = docs[1].id
+  routes[1].mode = 'gate'
+  for n = 2, #docs do
+    local r, plan = routes[n], routes[1]
+    r.mode, r.channel, r.mirrors, r.timeout, r.escalation = 'gate', plan.channel, plan.mirrors, plan.timeout, {}
+    table.insert(step_ids, docs[n].id)
+  end
+end
+
 local all_paused = redis.call('SISMEMBER', PAUSED, '*') == 1
 local result = {'created'}
 for n, spec in ipairs(requests) do
-  local id, action, channel = spec.id, spec.action, spec.channel
+  local doc, r = docs[n], routes[n]
+  local id, action, channel = doc.id, doc.action, r.channel
+  local requested_by, risk = val(doc.requested_by) or '', val(doc.risk) or ''
   local req_key = named(names.req, id)
-  local mode, paused = spec.mode, 0
-  local timers, deadline = spec.timers, spec.deadline
+  local mode, paused = r.mode, 0
   -- The kill switch: nothing acts without a decision, shadow requests included.
   if mode ~= 'gate' and (all_paused or redis.call('SISMEMBER', PAUSED, action) == 1) then
     mode, paused = 'gate', 1
-    timers, deadline = spec.gate_timers, spec.gate_deadline
   end
+  local timers, deadline_ms = timers_for(names, id, mode, r, now)
+  local batch, items = '', {}
+  if n == 1 then items = step_ids else batch = plan_id end
   local status = 'pending'
   if mode == 'auto' or mode == 'notify' then status = 'approved'
   elseif mode == 'override' then status = 'open' end
   local members = {}
   for member, due in pairs(timers) do
     redis.call('ZADD', TIMERS, due, member)
-    if not string.find(member, '|sync', 1, true) then table.insert(members, member) end
+    if member ~= named(names.t_sync, id) then table.insert(members, member) end
   end
   redis.call('HSET', req_key, 'status', status, 'mode', mode, 'version', 1,
-    'action', action, 'channel', channel, 'quorum', spec.quorum, 'requested_by', spec.requested_by,
-    'approvers', spec.approvers, 'votes', '[]', 'by', '[]', 'timers', list_json(members),
-    'created_ms', now, 'deadline', deadline, 'paused', paused, 'escalated', 0, 'risk', spec.risk,
-    'fingerprint', spec.fingerprint, 'batch', spec.batch, 'items', spec.items)
+    'action', action, 'channel', channel, 'quorum', r.quorum, 'requested_by', requested_by,
+    'approvers', list_json(r.approvers), 'approvers_from', r.approvers_from, 'votes', '[]', 'by', '[]',
+    'timers', list_json(members), 'created_ms', now, 'deadline', deadline_ms and seconds_text(deadline_ms) or '',
+    'paused', paused, 'escalated', 0, 'risk', risk, 'fingerprint', spec.fingerprint, 'batch', batch,
+    'items', #items > 0 and list_json(items) or '', 'policy_version', policy.version)
   if spec.trace ~= '' then redis.call('HSET', req_key, 'trace', spec.trace) end
   local scope = scope_of(names, action, channel)
   bump(names, scope, 'created', 1, retention)
@@ -220,19 +468,66 @@ for n, spec in ipairs(requests) do
   else
     redis.call('ZADD', names.pending, now, id)
     redis.call('ZADD', named(names.pending_mode, mode), now, id)
-    if deadline ~= '' then redis.call('ZADD', names.deadlines, deadline, id) end
+    if deadline_ms then redis.call('ZADD', names.deadlines, seconds_text(deadline_ms), id) end
     if channel ~= '' then
       redis.call('ZADD', named(names.pending_channel, channel), now, id)
       redis.call('SADD', names.channels, channel)
     end
   end
   if spec.idem ~= '' then redis.call('SET', named(names.idem, spec.idem), id, 'EX', retention) end
+  local routed = route_json(r, now, deadline_ms, batch, items, policy.version)
+  local text = ARGV[1 + n]
+  local stored = string.sub(text, 1, -2) .. ',' .. string.sub(routed, 2)
   local eid = redis.call('XADD', EVENTS, '*', 'type', 'created', 'id', id, 'action', action, 'mode', mode,
-    'status', status, 'by', spec.requested_by, 'doc', ARGV[1 + n])
+    'status', status, 'by', requested_by, 'policy_version', policy.version, 'doc', stored)
   redis.call('HSET', req_key, 'ev', eid)
   table.insert(result, id); table.insert(result, mode); table.insert(result, status)
+  table.insert(result, routed)
 end
 return result
+"""
+
+# PUBLISH_POLICY: make a policy the version in force, unless it already is (the same
+# sha256: a restart republishing its file creates no version). Every version is kept.
+# KEYS[1] policy table hash   KEYS[2] version counter   KEYS[3] events stream
+# KEYS[4] policy error hash (cleared: the publisher's file is good again)
+# ARGV[1] JSON input:
+#   version_key  template of a version's hash key ("{}" for the number)
+#   event        the audit event's type (EventType.POLICY_APPLIED)
+#   sha256       of `canonical`;  canonical  the policy as canonical JSON;  text  its source
+#   applied_by   who published it;  source  where from (a file path, or "")
+#   table        the compiled table: {defaults, confidence, rules: JSON text each,
+#                actions: {name: JSON text}} (see hitl.policystore.compile_table)
+# Returns {"applied", version} | {"unchanged", version in force}.
+PUBLISH_POLICY = r"""
+local TABLE, SEQ, EVENTS, ERROR = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local input = cjson.decode(ARGV[1])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('DEL', ERROR)
+local in_force = redis.call('HMGET', TABLE, 'version', 'sha256')
+if in_force[2] == input.sha256 then return {'unchanged', tonumber(in_force[1])} end
+
+local version = redis.call('INCR', SEQ)
+local s, e = string.find(input.version_key, '{}', 1, true)
+local version_key = string.sub(input.version_key, 1, s - 1) .. version .. string.sub(input.version_key, e + 1)
+redis.call('HSET', version_key, 'version', version, 'sha256', input.sha256, 'canonical', input.canonical,
+  'text', input.text, 'applied_by', input.applied_by, 'applied_at', now, 'source', input.source)
+
+local t = input.table
+redis.call('DEL', TABLE)
+redis.call('HSET', TABLE, 'version', version, 'sha256', input.sha256, 'defaults', t.defaults,
+  'confidence', t.confidence, 'rules', t.rules)
+-- Actions in chunks: unpack() of thousands of arguments would overflow Lua's stack.
+local chunk = {}
+for name, entry in pairs(t.actions) do
+  table.insert(chunk, 'a:' .. name); table.insert(chunk, entry)
+  if #chunk >= 500 then redis.call('HSET', TABLE, unpack(chunk)); chunk = {} end
+end
+if #chunk > 0 then redis.call('HSET', TABLE, unpack(chunk)) end
+redis.call('XADD', EVENTS, '*', 'type', input.event, 'version', version, 'by', input.applied_by,
+  'sha256', input.sha256, 'source', input.source)
+return {'applied', version}
 """
 
 # TRANSITION: a decision (approve, reject, veto, confirm) or a system move (cancel,

@@ -66,6 +66,14 @@ class SystemVerb(StrEnum):
 Transition = Verb | SystemVerb
 
 
+class ApproverSource(StrEnum):
+    """Who named a request's approvers. Agent-named approvers only narrow who may decide:
+    being named gives no say on its own (see `bot.access`)."""
+
+    POLICY = "policy"  # the policy's approvers, or a subset the request narrowed them to
+    AGENT = "agent"  # the policy names none; the agent named these
+
+
 class Risk(StrEnum):
     """How much harm the action could do; the policy routes on it with `reversible`."""
 
@@ -95,6 +103,7 @@ class EventType(StrEnum):
     EXECUTION_STARTED = "execution_started"  # an adapter is about to run the approved tool call
     EXECUTION_FINISHED = "execution_finished"  # ... and it returned (`ok` says whether it succeeded)
     OUTCOME_UNKNOWN = "outcome_unknown"  # a re-run found a start without a finish: not run again
+    POLICY_APPLIED = "policy.applied"  # a new policy version was published (hitl.policystore)
 
 
 # Audit events that mark a request turning final (what decision webhooks are sent for).

@@ -22,21 +22,23 @@ from hitl.errors import (
     AlreadyDecided,
     DeadlinePassed,
     IdempotencyConflict,
+    InvalidRequest,
     NotAllowed,
     RequestNotFound,
     StaleVersion,
     TransitionRefused,
 )
-from hitl.keys import Keys, timer_member
+from hitl.keys import TIMER_SEP, Keys, timer_member
 from hitl.metrics import Family
 from hitl.models import CardPlacement, EscalationStep, Placed, Request
 from hitl.status import Mode, Status, Transition
 
-# Fields of the stored `doc` that are immutable after creation.
-_DOC_FIELDS = (
-    "id", "action", "summary", "params", "context", "agent", "run_id", "risk", "reversible",
-    "confidence", "mode", "urgent", "channel", "approvers", "requested_by", "quorum", "timeout",
-    "window", "escalation", "idempotency_key", "created_at", "deadline",
+# Fields of a request document that routing decides: never sent to CREATE, which routes
+# the request itself and appends its own values (see `scripts.CREATE`).
+ROUTED_FIELDS = (
+    "mode", "urgent", "low_confidence", "channel", "mirror_channels", "approvers", "approvers_from",
+    "quorum", "timeout", "window", "escalation", "created_at", "deadline", "batch", "items",
+    "policy_version",
 )
 
 _REFUSALS = {
@@ -56,25 +58,6 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def timers_for(doc: Mapping[str, Any], mode: Mode, created_ms: int) -> tuple[dict[str, int], float | None]:
-    """Timer members and due times (ms) for a request in `mode`, plus its deadline (epoch s)."""
-    rid = doc["id"]
-    timers: dict[str, int] = {}
-    deadline: float | None = None
-    if mode in (Mode.GATE, Mode.SHADOW):
-        deadline = created_ms / 1000 + doc["timeout"]
-        timers[timer_member(rid, "timeout")] = int(deadline * 1000)
-        if mode is Mode.GATE:
-            for n, step in enumerate(doc["escalation"], start=1):
-                timers[timer_member(rid, "esc", n)] = created_ms + int(step["after"] * 1000)
-    elif mode is Mode.OVERRIDE:
-        deadline = created_ms / 1000 + doc["window"]
-        timers[timer_member(rid, "window")] = int(deadline * 1000)
-    if mode is not Mode.AUTO:
-        timers[timer_member(rid, "sync")] = created_ms
-    return timers, deadline
-
-
 @functools.cache
 def key_names(keys: Keys) -> dict[str, str]:
     """Key name templates for the scripts ("{}" marks the variable part), from `Keys`."""
@@ -91,6 +74,8 @@ def key_names(keys: Keys) -> dict[str, str]:
         "actions_policy": keys.actions_policy, "actions_admitted": keys.actions_admitted,
         "actions_limit": keys.actions_limit, "actions_private": keys.actions_private,
         "chprivate": keys.channel_privacy(slot),
+        "t_timeout": timer_member(slot, "timeout"), "t_window": timer_member(slot, "window"),
+        "t_sync": timer_member(slot, "sync"), "t_esc": timer_member(slot, "esc") + TIMER_SEP + slot,
     }
 
 
@@ -124,62 +109,70 @@ def caller_key(slot: str) -> str:
     return slot[len(_SCOPE):].partition(":")[2] if slot.startswith(_SCOPE) else slot
 
 
-def _create_spec(doc: dict[str, Any], created: int, fp: str) -> dict[str, Any]:
-    """One request's entry in CREATE's input; fills `doc['deadline']` and `doc['created_at']`
-    (the document itself goes in its own ARGV slot: see `create_plan_args`)."""
-    mode = Mode(doc["mode"])
-    timers, deadline = timers_for(doc, mode, created)
-    gate_timers, gate_deadline = timers_for(doc, Mode.GATE, created)
-    doc["created_at"] = created / 1000
-    doc["deadline"] = deadline
+def _create_spec(doc: dict[str, Any], fp: str) -> dict[str, Any]:
+    """One request's bookkeeping entry in CREATE's input (its document goes in its own ARGV
+    slot, without the fields CREATE routes itself: see `create_plan_args`)."""
     return {
-        "id": doc["id"], "mode": mode.value, "action": doc["action"],
-        "channel": doc.get("channel") or "", "quorum": doc["quorum"],
-        "requested_by": doc.get("requested_by") or "",
-        "approvers": _json(doc["approvers"]), "risk": doc.get("risk") or "",
         "idem": idem_slot(doc), "fingerprint": fp,
-        "timers": timers, "deadline": "" if deadline is None else repr(deadline),
-        "gate_timers": gate_timers, "gate_deadline": repr(gate_deadline),
-        "batch": doc.get("batch") or "", "items": _json(doc["items"]) if doc.get("items") else "",
         "trace": _json(doc["trace"]) if doc.get("trace") else "",
     }
 
 
+def _unrouted(doc: Mapping[str, Any]) -> str:
+    """The document as CREATE takes it: what the agent sent, without any routed field."""
+    return _json({k: v for k, v in doc.items() if k not in ROUTED_FIELDS})
+
+
 def create_plan_args(
-    keys: Keys, head: dict[str, Any], steps: Sequence[dict[str, Any]], retention: int, metrics: bool = True
+    keys: Keys, head: dict[str, Any], steps: Sequence[dict[str, Any]], retention: int, metrics: bool = True,
+    default_channel: str | None = None,
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV for `scripts.CREATE`: `head` (a request, or a plan) and its `steps`."""
-    created = now_ms()
-    step_specs = [_create_spec(d, created, fingerprint(d)) for d in steps]
-    head_spec = _create_spec(head, created, fingerprint(head, [s["fingerprint"] for s in step_specs]))
+    step_specs = [_create_spec(d, fingerprint(d)) for d in steps]
+    head_spec = _create_spec(head, fingerprint(head, [s["fingerprint"] for s in step_specs]))
     payload = {
-        "names": key_names(keys), "now": created, "retention": retention,
+        "names": key_names(keys), "retention": retention, "default_channel": default_channel or "",
         "requests": [head_spec, *step_specs],
     }
     if metrics:
         payload["metrics"] = True
-    docs = [_json(head), *(_json(d) for d in steps)]  # after the specs filled in deadline and created_at
-    return [keys.timers, keys.events, keys.paused], [_json(payload), *docs]
+    docs = [_unrouted(head), *(_unrouted(d) for d in steps)]
+    return [keys.timers, keys.events, keys.paused, keys.policy_table], [_json(payload), *docs]
 
 
 def create_args(
-    keys: Keys, doc: dict[str, Any], retention: int, metrics: bool = True
+    keys: Keys, doc: dict[str, Any], retention: int, metrics: bool = True, default_channel: str | None = None
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV for `scripts.CREATE` of one request."""
-    return create_plan_args(keys, doc, (), retention, metrics)
+    return create_plan_args(keys, doc, (), retention, metrics, default_channel)
 
 
-def parse_created(result: Sequence[Any]) -> list[tuple[str, Mode, Status]] | str:
-    """CREATE's answer: [(id, mode, status)] per request created, or the existing head's id.
+Created = tuple[str, Mode, Status, dict[str, Any]]
 
-    Raises `IdempotencyConflict` when the key belongs to a request with other content."""
+
+def parse_created(result: Sequence[Any]) -> list[Created] | str:
+    """CREATE's answer: (id, mode, status, routed fields) per request created, or the
+    existing head's id.
+
+    Raises `IdempotencyConflict` when the key belongs to a request with other content, and
+    `InvalidRequest` naming the field the policy in force refused."""
     kind = _s(result[0])
     if kind == "existing":
         return _s(result[1])
     if kind == "conflict":
         raise IdempotencyConflict(caller_key(_s(result[1])), _s(result[2]), _s(result[3]))
-    triples = range(1, len(result), 3)
-    return [(_s(result[i]), Mode(_s(result[i + 1])), Status(_s(result[i + 2]))) for i in triples]
+    if kind == "invalid":
+        raise InvalidRequest(_s(result[1]), _s(result[2]))
+    return [
+        (_s(result[i]), Mode(_s(result[i + 1])), Status(_s(result[i + 2])), json.loads(_s(result[i + 3])))
+        for i in range(1, len(result), 4)
+    ]
+
+
+def apply_routes(docs: Sequence[dict[str, Any]], created: Sequence[Created]) -> None:
+    """Put CREATE's routing into the documents as filed, so they read as stored."""
+    for doc, (_rid, _mode, _status, routed) in zip(docs, created, strict=True):
+        doc.update(routed)
 
 
 def _fields(raw: Sequence[Any]) -> dict[str, str]:
@@ -304,20 +297,26 @@ def escalation_step(req: Request, step: int) -> EscalationStep | None:
 
 
 class _Base:
-    def __init__(self, keys: Keys, retention: int, metrics: bool = True) -> None:
+    def __init__(self, keys: Keys, retention: int, metrics: bool = True, default_channel: str | None = None) -> None:
         self.keys = keys
         self.retention = retention
         # Whether the scripts count into the shared Prometheus figures (HITL_METRICS).
         self.metrics = metrics
+        # HITL_DEFAULT_CHANNEL: where a card goes when neither policy nor request says.
+        self.default_channel = default_channel
+
+    def _create_args(self, head: dict[str, Any], steps: Sequence[dict[str, Any]] = ()) -> tuple[list[str], list[Any]]:
+        return create_plan_args(self.keys, head, steps, self.retention, self.metrics, self.default_channel)
 
 
 class Store(_Base):
     """Synchronous access to requests in Redis."""
 
     def __init__(
-        self, client: redis.Redis, keys: Keys, retention: int = 30 * 86400, metrics: bool = True
+        self, client: redis.Redis, keys: Keys, retention: int = 30 * 86400, metrics: bool = True,
+        default_channel: str | None = None,
     ) -> None:
-        super().__init__(keys, retention, metrics)
+        super().__init__(keys, retention, metrics, default_channel)
         self.redis = client
         self._create = client.register_script(scripts.CREATE)
         self._read = client.register_script(scripts.READ)
@@ -328,28 +327,37 @@ class Store(_Base):
         self._pause = client.register_script(scripts.PAUSE)
 
     def create(self, doc: dict[str, Any]) -> tuple[bool, str, Mode, Status]:
-        """Store a new request; `(False, existing_id, ...)` when its idempotency key is known
-        with the same content. Raises `IdempotencyConflict` when the content differs."""
-        created = parse_created(self._create(*create_args(self.keys, doc, self.retention, self.metrics)))
+        """Store a new request, routed by the script with the policy in force (`doc` gets
+        the routed fields); `(False, existing_id, ...)` when its idempotency key is known
+        with the same content. Raises `IdempotencyConflict` when the content differs, and
+        `InvalidRequest` when the policy in force refuses it."""
+        created = parse_created(self._create(*self._create_args(doc)))
         if isinstance(created, str):
             existing = self.get(created)
             return False, existing.id, existing.mode, existing.status
-        return True, *created[0]
+        apply_routes([doc], created)
+        rid, mode, status, _ = created[0]
+        return True, rid, mode, status
 
     def create_plan(self, plan: dict[str, Any], steps: Sequence[dict[str, Any]]) -> Request | None:
         """Store a plan and its steps in one script call, all or nothing; None when created,
         the existing plan when its idempotency key is known with the same plan and steps."""
-        args = create_plan_args(self.keys, plan, steps, self.retention, self.metrics)
-        created = parse_created(self._create(*args))
-        return self.get(created) if isinstance(created, str) else None
+        created = parse_created(self._create(*self._create_args(plan, steps)))
+        if isinstance(created, str):
+            return self.get(created)
+        apply_routes([plan, *steps], created)
+        return None
 
     def create_many(self, docs: Sequence[dict[str, Any]]) -> None:
         """Store several unrelated new requests in one round trip (seeding, benchmarks)."""
         pipe = self.redis.pipeline(transaction=False)
         for doc in docs:
-            keys_, argv = create_args(self.keys, doc, self.retention, self.metrics)
+            keys_, argv = self._create_args(doc)
             self._create(keys=keys_, args=argv, client=pipe)
-        pipe.execute()
+        for doc, result in zip(docs, pipe.execute(), strict=True):
+            created = parse_created(result)
+            if not isinstance(created, str):
+                apply_routes([doc], created)
 
     def get(self, request_id: str) -> Request:
         raw = self._read(keys=[self.keys.req(request_id), self.keys.events])
@@ -448,26 +456,30 @@ class AsyncStore(_Base):
     """The asyncio twin of `Store`, for agents running in an event loop."""
 
     def __init__(
-        self, client: aioredis.Redis, keys: Keys, retention: int = 30 * 86400, metrics: bool = True
+        self, client: aioredis.Redis, keys: Keys, retention: int = 30 * 86400, metrics: bool = True,
+        default_channel: str | None = None,
     ) -> None:
-        super().__init__(keys, retention, metrics)
+        super().__init__(keys, retention, metrics, default_channel)
         self.redis = client
         self._create = client.register_script(scripts.CREATE)
         self._read = client.register_script(scripts.READ)
         self._transition = client.register_script(scripts.TRANSITION)
 
     async def create(self, doc: dict[str, Any]) -> tuple[bool, str, Mode, Status]:
-        args = create_args(self.keys, doc, self.retention, self.metrics)
-        created = parse_created(await self._create(*args))
+        created = parse_created(await self._create(*self._create_args(doc)))
         if isinstance(created, str):
             existing = await self.get(created)
             return False, existing.id, existing.mode, existing.status
-        return True, *created[0]
+        apply_routes([doc], created)
+        rid, mode, status, _ = created[0]
+        return True, rid, mode, status
 
     async def create_plan(self, plan: dict[str, Any], steps: Sequence[dict[str, Any]]) -> Request | None:
-        args = create_plan_args(self.keys, plan, steps, self.retention, self.metrics)
-        created = parse_created(await self._create(*args))
-        return await self.get(created) if isinstance(created, str) else None
+        created = parse_created(await self._create(*self._create_args(plan, steps)))
+        if isinstance(created, str):
+            return await self.get(created)
+        apply_routes([plan, *steps], created)
+        return None
 
     async def get(self, request_id: str) -> Request:
         raw = await self._read(keys=[self.keys.req(request_id), self.keys.events])

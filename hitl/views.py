@@ -62,6 +62,9 @@ class RequestView(BaseModel):
         description="the approved tool call: started, finished, failed, or unknown (started, and "
         "its process stopped before it finished: do not run it again); null until started",
     )
+    policy_version: int = Field(
+        default=0, description="the published policy version the request was routed under (0: none published)"
+    )
 
     @classmethod
     def of(cls, req: Request) -> RequestView:
@@ -79,6 +82,7 @@ class RequestView(BaseModel):
             id=req.id, action=req.action, summary=req.summary, mode=req.mode, status=req.status,
             channel=req.channel, created_at=iso(req.created_at) or "", deadline=iso(req.deadline),
             params=req.params, decision=decision, execution=req.execution,
+            policy_version=req.policy_version,
         )
 
 
