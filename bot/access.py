@@ -7,6 +7,11 @@ a mirror channel the agent asked for (`mirror_channels`) gives sight, never a sa
 may add a channel to show its request in, not people to approve it. Then the approver
 rules the transition script enforces apply.
 
+Approvers the agent named itself (`approvers_from` "agent": the policy names none) only
+narrow who may decide: being named gives neither sight nor a say. Such a request is seen
+and decided only by admins and members of its (deciding) channels, and of those only the
+named ones may decide.
+
 Channel membership comes from `conversations.members`, cached briefly in Redis
 (`hitl.membership.ChannelMembers`) and once per `Viewer` (one slash command or click).
 If Slack will not say who is in a channel, nobody but admins and approvers sees it.
@@ -23,6 +28,7 @@ from slack_sdk.errors import SlackApiError
 from bot.groups import GroupResolver
 from hitl.membership import ChannelMembers
 from hitl.models import Placed, Request
+from hitl.status import ApproverSource
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,12 @@ log = logging.getLogger(__name__)
 NOT_VISIBLE = (
     "Nothing changed: this request is in a channel you are not a member of, and you are not "
     "one of its approvers."
+)
+# What an approver named by the agent (not by the policy) is told when outside its channel.
+NAMED_BY_AGENT = (
+    "Nothing changed: the agent that filed this request named you as an approver, but an agent "
+    "cannot give anyone a say: only members of the request's channel (or hitl admins) may "
+    "decide it, and you are not one."
 )
 # Pages of conversations.members read at most (1,000 members each).
 MAX_MEMBER_PAGES = 20
@@ -113,25 +125,38 @@ class Viewer:
         """The request's approver groups this person is in."""
         return self.access.groups.groups_of(self.user, [a for a in req.approvers if a.startswith("S")])
 
-    def may_see(self, placed: Placed) -> bool:
-        """Admin, approver (directly or by group), or member of one of the request's channels."""
+    @staticmethod
+    def _names_count(req: Request) -> bool:
+        """Whether being named as an approver gives sight and a say: only when the policy
+        named the approvers, never when the agent did (requests filed before this was
+        recorded count as the policy's)."""
+        return req.approvers_from is not ApproverSource.AGENT
+
+    def _allowed(self, placed: Placed, channels: list[str]) -> bool:
         req = placed.req
-        if self.admin or self.user in req.approvers:
+        named = self._names_count(req)
+        if self.admin or (named and self.user in req.approvers):
             return True
-        if any(self.in_channel(ch) for ch in self.access.channels_of(placed)):
+        if any(self.in_channel(ch) for ch in channels):
             return True
-        return bool(self.groups_for(req))
+        return named and bool(self.groups_for(req))
+
+    def may_see(self, placed: Placed) -> bool:
+        """Admin, policy approver (directly or by group), or member of one of its channels."""
+        return self._allowed(placed, self.access.channels_of(placed))
 
     def may_decide(self, placed: Placed) -> bool:
-        """`may_see`, less the sight a mirror channel the agent asked for gives."""
-        req = placed.req
-        if self.admin or self.user in req.approvers:
-            return True
-        if any(self.in_channel(ch) for ch in self.access.deciding_channels_of(placed)):
-            return True
-        return bool(self.groups_for(req))
+        """`may_see`, less the sight a mirror channel the agent asked for gives. With
+        approvers the agent named, only someone who could decide without the name (admin,
+        member of a deciding channel) may; the transition script then checks the names."""
+        return self._allowed(placed, self.access.deciding_channels_of(placed))
 
     def refusal(self, placed: Placed) -> str | None:
         """Why this person may not act on a request (None: the engine's approver rules decide).
         It needs where the card is: a private card channel's members alone may act."""
-        return None if self.may_decide(placed) else NOT_VISIBLE
+        if self.may_decide(placed):
+            return None
+        req = placed.req
+        if req.approvers_from is ApproverSource.AGENT and self.user in req.approvers:
+            return NAMED_BY_AGENT
+        return NOT_VISIBLE

@@ -7,6 +7,7 @@ the API, MCP and the health check.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 
@@ -18,6 +19,7 @@ from hitl.client import Approvals
 from hitl.durability import check as check_durability
 from hitl.membership import ChannelPrivacy
 from hitl.metrics import admit_policy_actions
+from hitl.policystore import PolicyPublisher
 from hitl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ def learn_privacy(approvals: Approvals, settings: Settings) -> None:
         return
     from bot.slack import web_client
 
-    policy = approvals.policy.current()
+    policy = approvals.policy.current().policy
     channels = [settings.default_channel, policy.defaults.channel,
                 *(a.channel for a in policy.actions.values()), *(r.channel for r in policy.rules)]
     privacy = ChannelPrivacy(approvals.redis, approvals.keys)
@@ -58,16 +60,28 @@ def learn_privacy(approvals: Approvals, settings: Settings) -> None:
         privacy.labels([c for c in channels if c], web_client(settings))
     except Exception as exc:  # never stop the bot over it: unknown channels count as private
         log.warning("could not ask Slack which channels are private: %s", exc)
+def policy_publisher(settings: Settings, approvals: Approvals) -> PolicyPublisher | None:
+    """With HITL_POLICY_FILE: the publisher of that file (a bad file stops the start)."""
+    if settings.policy_file is None:
+        return None
+    return PolicyPublisher(
+        settings.policy_file, approvals.policy, by=f"hitl bot@{socket.gethostname()}",
+        max_others=settings.metrics_max_actions,
+    )
 
 
 def run(settings: Settings) -> None:
     # The bot talks to Redis itself, whatever HITL_API_URL (an agent's setting) says.
     approvals = Approvals(settings.redis, settings=settings)
     check_durability(approvals.redis, "hitl bot")
-    # TODO(policy): once the policy is published to Redis, its publisher admits the names.
+    # The policy in force keeps its action names' metric labels; a publisher (with
+    # HITL_POLICY_FILE) admits them again on each publication.
     admit_policy_actions(
-        approvals.redis, approvals.keys, approvals.policy.current().actions, settings.metrics_max_actions
+        approvals.redis, approvals.keys, approvals.policy.current().policy.actions, settings.metrics_max_actions
     )
+    publisher = policy_publisher(settings, approvals)
+    if publisher is not None:
+        publisher.start()
     learn_privacy(approvals, settings)
     app_token = settings.secret("slack_app_token")
     socket_mode = None
@@ -91,4 +105,6 @@ def run(settings: Settings) -> None:
     finally:
         if socket_mode is not None:
             socket_mode.close()
+        if publisher is not None:
+            publisher.stop()
         approvals.close()

@@ -143,6 +143,81 @@ def _policy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy_store() -> Any:
+    from hitl.keys import Keys
+    from hitl.policystore import PolicyStore
+
+    settings = load_settings()
+    return PolicyStore(redis.Redis.from_url(settings.redis), Keys(settings.prefix))
+
+
+def _applier() -> str:
+    """Who runs `hitl policy apply` when --by is not given: the login name."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _policy_apply(args: argparse.Namespace) -> int:
+    from hitl.policy import Policy
+
+    path = Path(args.file)
+    policy, text = Policy.read(path)  # validated first: a ConfigError names the offending key
+    from hitl.metrics import admit_policy_actions
+
+    store = _policy_store()
+    published = store.publish(policy, text, by=args.by or _applier(), source=str(path.resolve()))
+    # The published policy's action names keep metric labels of their own.
+    admit_policy_actions(store.redis, store.keys, policy.actions, load_settings().metrics_max_actions)
+    if published.changed:
+        print(f"version {published.version} published from {args.file} "
+              f"({len(policy.actions)} actions, {len(policy.rules)} rules)")
+    else:
+        print(f"unchanged: version {published.version} in force")
+    return 0
+
+
+def _policy_show(args: argparse.Namespace) -> int:
+    import yaml
+
+    from hitl.views import iso
+
+    store = _policy_store()
+    in_force = store.current()
+    meta = in_force.meta
+    if meta is None:
+        print("version 0 in force: no policy published (hitl policy apply FILE publishes one)")
+    else:
+        print(f"version {meta.version} in force, applied by {meta.applied_by} at {iso(meta.applied_at)} "
+              f"from {meta.source or '(not said)'}")
+        print(f"sha256 {meta.sha256}")
+    error = store.last_error()
+    if error is not None:
+        print(f"last_error: {error.message} (at {iso(error.at)}; the version in force stays)")
+    if meta is not None:
+        print("---")
+        text = meta.text or yaml.safe_dump(json.loads(meta.canonical), sort_keys=False)
+        print(text.rstrip("\n"))
+    return 0
+
+
+def _policy_history(args: argparse.Namespace) -> int:
+    from hitl.views import iso
+
+    versions = _policy_store().history()
+    if not versions:
+        print("no policy published yet: version 0 in force")
+        return 0
+    print(f"{'VERSION':<8} {'APPLIED AT':<25} {'APPLIED BY':<20} {'SHA256':<12}  SOURCE")
+    for v in versions:
+        print(f"{v.version:<8} {iso(v.applied_at) or '':<25} {v.applied_by[:20]:<20} {v.sha256[:12]:<12}  "
+              f"{v.source or '-'}")
+    return 0
+
+
 def _audit_export(args: argparse.Namespace) -> int:
     import redis
 
@@ -262,6 +337,16 @@ def build_parser() -> argparse.ArgumentParser:
     check = pol_sub.add_parser("check", help="validate a policy file; errors name the offending key")
     check.add_argument("file")
     check.set_defaults(func=_policy_check)
+    apply = pol_sub.add_parser(
+        "apply", help="validate a policy file and publish it as the next version (the one every request follows)"
+    )
+    apply.add_argument("file")
+    apply.add_argument("--by", metavar="NAME", help="who applies it, for the history (default: your login name)")
+    apply.set_defaults(func=_policy_apply)
+    show = pol_sub.add_parser("show", help="the version in force: who applied it, when, from where, and the policy")
+    show.set_defaults(func=_policy_show)
+    history = pol_sub.add_parser("history", help="every published version: when, who, sha256, source")
+    history.set_defaults(func=_policy_history)
 
     keys = sub.add_parser("keys", help="API keys for agents (stored hashed in Redis)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)

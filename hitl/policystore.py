@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 
 from hitl import scripts
 from hitl.keys import Keys
+from hitl.metrics import DEFAULT_MAX_ACTIONS, admit_policy_actions
 from hitl.policy import RELOAD_CHECK_INTERVAL, ActionPolicy, Policy, PolicySource, Rule
 from hitl.status import EventType
 
@@ -262,11 +263,13 @@ class PolicyPublisher:
     name = "policy"
 
     def __init__(
-        self, path: Path, store: PolicyStore, *, by: str, interval: float = RELOAD_CHECK_INTERVAL
+        self, path: Path, store: PolicyStore, *, by: str, interval: float = RELOAD_CHECK_INTERVAL,
+        max_others: int = DEFAULT_MAX_ACTIONS,
     ) -> None:
         self.source = PolicySource(path)
         self.store = store
         self.by = by
+        self.max_others = max_others  # HITL_METRICS_MAX_ACTIONS
         self.interval = interval
         self._published: Policy | None = None
         self._reported: str | None = None
@@ -288,6 +291,8 @@ class PolicyPublisher:
             return None
         published = self.store.publish(policy, self.source.text, by=self.by, source=str(self.source.path))
         self._published, self._reported = policy, None
+        # The published policy's action names keep metric labels of their own.
+        admit_policy_actions(self.store.redis, self.store.keys, policy.actions, self.max_others)
         if published.changed:
             log.info("policy version %d published from %s", published.version, self.source.path)
         return published

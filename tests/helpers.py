@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 
@@ -87,3 +87,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         signal_group(proc, signal.SIGKILL)
         proc.wait()
     signal_group(proc, signal.SIGKILL)  # a scheduler child that outlived its parent
+
+
+def publish_policy(approvals: Any, text: str, *, by: str = "tests") -> int:
+    """Publish `text` as the policy in force, as `hitl policy apply` does, and return its
+    version: requests follow the published policy, never a client's own policy file."""
+    from hitl.policy import Policy
+
+    return int(approvals.policy.publish(Policy.from_yaml(text), text, by=by, source="tests").version)

@@ -12,9 +12,10 @@ import pytest
 from hitl import Approvals, stats
 from hitl.errors import ConfigError
 from hitl.policy import Policy, PolicySource, parse_duration
+from hitl.policystore import PolicyPublisher, Published
 from hitl.status import Mode
 from tests.conftest import make_settings
-from tests.helpers import ROOT
+from tests.helpers import ROOT, publish_policy
 
 POLICY = """
 defaults: {channel: "#agent-approvals", timeout: 1h}
@@ -46,8 +47,9 @@ def policy_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def routed(redis_url: str, prefix: str, policy_file: Path):
-    with Approvals(settings=make_settings(redis_url, prefix, policy_file=policy_file)) as client:
+def routed(redis_url: str, prefix: str):
+    with Approvals(settings=make_settings(redis_url, prefix)) as client:
+        publish_policy(client, POLICY)
         yield client
 
 
@@ -81,13 +83,12 @@ def test_arguments_only_raise_oversight(routed: Approvals) -> None:
     assert routed.request(action="delete_record", summary="s", quorum=3).fetch().quorum == 3
 
 
-def test_a_policy_change_does_not_move_requests_in_flight(routed: Approvals, policy_file: Path) -> None:
+def test_a_policy_change_does_not_move_requests_in_flight(routed: Approvals) -> None:
     before = routed.request(action="deploy", summary="s")
-    policy_file.write_text(POLICY.replace("timeout: 30m", "timeout: 5m"))
-    os.utime(policy_file, ns=(1, 1))  # a different mtime, whatever the clock's resolution
-    routed.policy.reload()
-    assert routed.request(action="deploy", summary="s").fetch().timeout == 300
-    assert before.fetch().timeout == 1800
+    publish_policy(routed, POLICY.replace("timeout: 30m", "timeout: 5m"))
+    after = routed.request(action="deploy", summary="s").fetch()
+    assert (after.timeout, after.policy_version) == (300, 2)
+    assert (before.fetch().timeout, before.fetch().policy_version) == (1800, 1)
 
 
 @pytest.mark.parametrize(
@@ -194,14 +195,18 @@ def test_policy_check_prints_one_line_and_exits_3(tmp_path: Path, name: str) -> 
 def test_a_live_reload_of_a_bad_file_keeps_the_previous_policy(
     redis_url: str, prefix: str, policy_file: Path, name: str
 ) -> None:
-    with Approvals(settings=make_settings(redis_url, prefix, policy_file=policy_file)) as client:
+    with Approvals(settings=make_settings(redis_url, prefix)) as client:
+        publisher = PolicyPublisher(policy_file, client.policy, by="hitl worker")
+        assert publisher.sync() == Published(1, True)
         assert client.request(action="deploy", summary="s").fetch().timeout == 1800
         policy_file.write_bytes(BAD_FILES[name][0])
         os.utime(policy_file, ns=(3, 3))
-        client.policy.reload()
-        assert BAD_FILES[name][1] in (client.policy.last_error or "")
+        publisher.source.reload()
+        assert publisher.sync() is None  # nothing published
+        error = client.policy.last_error()
+        assert error is not None and BAD_FILES[name][1] in error.message
         after = client.request(action="deploy", summary="s", mode="auto").fetch()
-        assert (after.mode, after.timeout) == ("gate", 1800)
+        assert (after.mode, after.timeout, after.policy_version) == ("gate", 1800, 1)
         assert client.request(action="search_web", summary="s").mode == "auto"
 
 
@@ -210,10 +215,10 @@ def test_even_an_unexpected_loader_failure_keeps_the_previous_policy(
 ) -> None:
     source = PolicySource(policy_file)
 
-    def explode(path: Path) -> Policy:
+    def explode(path: Path) -> tuple[Policy, str]:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(Policy, "load", staticmethod(explode))
+    monkeypatch.setattr(Policy, "read", staticmethod(explode))
     os.utime(policy_file, ns=(4, 4))
     assert source.reload().actions["search_web"].mode == "auto"
     assert source.last_error == f"{policy_file}: RecursionError: maximum recursion depth exceeded"

@@ -18,7 +18,7 @@ import redis
 from hitl import Approvals, RequestHandle
 from hitl.models import Decision
 from tests.conftest import make_settings
-from tests.helpers import eventually
+from tests.helpers import eventually, publish_policy
 from tests.private_redis import PrivateRedis
 
 POLICY = """
@@ -55,8 +55,9 @@ def test_restart_with_aof_loses_nothing(prefix: str, tmp_path: Path, fsync: str,
     policy = tmp_path / "policy.yml"
     policy.write_text(POLICY)
     with PrivateRedis("--appendonly", "yes", "--appendfsync", fsync, "--save", "") as server:
-        settings = make_settings(server.url, prefix, policy_file=policy)
+        settings = make_settings(server.url, prefix)
         with Approvals(settings=settings) as approvals, ThreadPoolExecutor(12) as pool:
+            publish_policy(approvals, policy.read_text())
             filed = [
                 approvals.request(action="deploy", summary=f"Deploy {i}", requested_by="U09") for i in range(60)
             ]

@@ -17,6 +17,7 @@ from hitl import Approvals, InvalidRequest
 from hitl.errors import NotAllowed
 from hitl.status import Status
 from tests.conftest import make_settings
+from tests.helpers import publish_policy
 
 POLICY = """
 defaults: {channel: "#agent-approvals", timeout: 1h}
@@ -32,10 +33,9 @@ actions:
 
 
 @pytest.fixture
-def routed(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Approvals]:
-    path = tmp_path / "policy.yml"
-    path.write_text(POLICY)
-    with Approvals(settings=make_settings(redis_url, prefix, policy_file=path)) as client:
+def routed(redis_url: str, prefix: str) -> Iterator[Approvals]:
+    with Approvals(settings=make_settings(redis_url, prefix)) as client:
+        publish_policy(client, POLICY)
         yield client
 
 
@@ -169,13 +169,10 @@ def test_enterprise_user_ids_are_accepted(open_policy: Approvals) -> None:
     assert req.approvers == ["W0GRID", "S0TEAM", "U0ALICE"]
 
 
-def test_the_cards_confidence_warning_follows_the_policys_thresholds(
-    redis_url: str, prefix: str, tmp_path: Path
-) -> None:
+def test_the_cards_confidence_warning_follows_the_policys_thresholds(redis_url: str, prefix: str) -> None:
     """Issue 9: with `gate_below: 0.9`, a request at 0.85 is gated and its card says so."""
-    path = tmp_path / "policy.yml"
-    path.write_text("confidence: {gate_below: 0.9, urgent_below: 0.5}\n")
-    with Approvals(settings=make_settings(redis_url, prefix, policy_file=path)) as client:
+    with Approvals(settings=make_settings(redis_url, prefix)) as client:
+        publish_policy(client, "confidence: {gate_below: 0.9, urgent_below: 0.5}\n")
         gated = client.request(action="a", summary="s", mode="auto", confidence=0.85).fetch()
         fine = client.request(action="a", summary="s", mode="auto", confidence=0.95).fetch()
         lowish = client.request(action="a", summary="s", confidence=0.55).fetch()

@@ -8,6 +8,7 @@ One process runs:
   hands over (retries are timers too, `{id}|hook|{n}`);
 - the maintenance loop (audit trim, stale-request cleanup) and the webhook feed (final
   events from the audit stream, each armed as a first webhook attempt);
+- with ``HITL_POLICY_FILE``, the policy publisher (`hitl.policystore.PolicyPublisher`);
 - the RQ worker loop in the main thread, for jobs enqueued by name (escalation pings),
   without RQ's scheduler: every delay is a timer in Redis, so nothing waits on the
   scheduler's lock (about a minute to fail over) or dies with its child process in a
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,7 +38,7 @@ from rq import SimpleWorker, Worker
 from hitl.durability import check as check_durability
 from hitl.keys import Keys
 from hitl.metrics import admit_policy_actions
-from hitl.policy import PolicySource
+from hitl.policystore import PolicyPublisher, PolicyStore
 from hitl.settings import Settings
 from workers import queues
 from workers.delivery import DeliveryLoop
@@ -90,7 +92,13 @@ def background_loops(
     )
     maintenance = Maintenance(connection, settings)
     webhooks = WebhookFeed(connection, settings.prefix, health=health)
-    return [delivery, sender, ticker, maintenance, webhooks]
+    loops: list[BackgroundLoop] = [delivery, sender, ticker, maintenance, webhooks]
+    if settings.policy_file is not None:
+        # Publishes HITL_POLICY_FILE at start and on change (a bad file stops the start).
+        store = PolicyStore(connection, Keys(settings.prefix))
+        by = f"hitl worker@{socket.gethostname()}"
+        loops.insert(0, PolicyPublisher(settings.policy_file, store, by=by, max_others=settings.metrics_max_actions))
+    return loops
 
 
 @contextmanager
@@ -205,9 +213,10 @@ def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
         settings.redis, socket_timeout=WORKER_TTL + 15, socket_connect_timeout=5, health_check_interval=30
     )
     check_durability(connection, "hitl worker")
-    # TODO(policy): once the policy is published to Redis, its publisher admits the names.
-    policy = PolicySource(settings.policy_file).current()
-    admit_policy_actions(connection, Keys(settings.prefix), policy.actions, settings.metrics_max_actions)
+    # The policy in force keeps its action names' metric labels; the publisher (with
+    # HITL_POLICY_FILE) admits them again on each publication.
+    in_force = PolicyStore(connection, Keys(settings.prefix)).current().policy
+    admit_policy_actions(connection, Keys(settings.prefix), in_force.actions, settings.metrics_max_actions)
     # The loops get their own pool with short timeouts: a stalled Redis must not hang them.
     loops_connection = redis.Redis.from_url(
         settings.redis, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30

@@ -16,7 +16,7 @@ from slack_bolt import Ack, App
 from bot import dashlink, views
 from bot.deps import Deps, deps_of
 from bot.replies import DB_DOWN
-from bot.text import escape, escape_cut, one_line
+from bot.text import escape, escape_cut, one_line, slack_date
 from hitl import queries, stats
 from hitl.errors import RequestNotFound
 from hitl.ids import is_request_id
@@ -110,7 +110,7 @@ def _switch(deps: Deps, user: str, verb: str, scope: str) -> tuple[str, list[dic
 
 
 def _stats(deps: Deps, action: str, dashboard: str | None = None) -> tuple[str, list[dict]]:
-    policy = deps.approvals.policy.current()
+    policy = deps.approvals.policy.current().policy
     limits = policy.autonomy  # validated when the policy loaded
     actions = [action.split()[0]] if action else stats.all_actions(deps.store)[:20]
     if not actions:
@@ -144,11 +144,19 @@ def _stats(deps: Deps, action: str, dashboard: str | None = None) -> tuple[str, 
 
 
 def _policy(deps: Deps) -> tuple[str, list[dict]]:
-    source = deps.approvals.policy
-    policy = source.current()
+    """The published version in force: who applied it, when, from where, and what it says."""
+    published = deps.approvals.policy
+    in_force = published.current()
+    policy, meta = in_force.policy, in_force.meta
     paused = stats.paused_scopes(deps.store)
-    origin = f"from `{source.path}`" if source.path else "built-in defaults (no HITL_POLICY_FILE)"
-    lines = [f"*Policy* {origin}"]
+    if meta is None:
+        lines = ["*Policy version 0*: none published, built-in defaults (`hitl policy apply FILE` publishes one)"]
+    else:
+        source = f" from `{escape(meta.source)}`" if meta.source else ""
+        lines = [
+            f"*Policy version {meta.version}*, applied by {escape(meta.applied_by)} "
+            f"{slack_date(meta.applied_at)}{source}"
+        ]
     for name, entry in sorted(policy.actions.items()):
         lines.append(f"• `{escape(name)}`: {entry.mode.value if entry.mode else 'default'}")
     if policy.rules:
@@ -156,9 +164,13 @@ def _policy(deps: Deps) -> tuple[str, list[dict]]:
     lines.append(f"Confidence below {policy.confidence.gate_below} raises to gate")
     if paused:
         lines.append("⏸️ Paused: " + ", ".join(escape(p) for p in paused))
-    if source.last_error:
-        lines.append(f"⚠️ The file has an error; the previous policy stays: {escape(source.last_error)}")
-    return "Policy in force", _section("\n".join(lines))
+    error = published.last_error()
+    if error is not None:
+        lines.append(
+            f"⚠️ last_error: a policy file was not published; version {in_force.version} stays in force: "
+            f"{escape(error.message)}"
+        )
+    return f"Policy version {in_force.version} in force", _section("\n".join(lines))
 
 
 def register(app: App) -> None:

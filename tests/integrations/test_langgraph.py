@@ -28,7 +28,7 @@ from hitl.queries import pending
 from hitl.settings import Settings
 from hitl.status import ExecutionState, Status
 from tests.conftest import make_settings
-from tests.helpers import eventually, start_worker, stop
+from tests.helpers import eventually, publish_policy, start_worker, stop
 from tests.integrations.fakes import chat, tool_calls
 
 CONFIG = {"configurable": {"thread_id": "thread-1"}}
@@ -247,10 +247,9 @@ def test_a_non_serialisable_argument_is_named_and_nothing_is_filed(approvals: Ap
 
 
 def test_policy_auto_runs_at_once_and_gate_waits(redis_url: str, prefix: str, tmp_path: Path) -> None:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text("actions:\n  send_email: {mode: auto}\n")
-    settings: Settings = make_settings(redis_url, prefix, policy_file=policy)
+    settings: Settings = make_settings(redis_url, prefix)
     with Approvals(settings=settings) as approvals:
+        publish_policy(approvals, "actions:\n  send_email: {mode: auto}\n")
         sent: list[dict[str, Any]] = []
         graph = mail_graph(approvals, sent)
         values = graph.invoke({"to": "a@example.com"}, CONFIG)

@@ -17,7 +17,7 @@ from hitl.integrations.openai_agents import run_with_approvals
 from hitl.integrations.outcome import Outcome, OutcomeKind
 from hitl.status import Mode
 from tests.conftest import make_settings
-from tests.helpers import start_worker, stop
+from tests.helpers import publish_policy, start_worker, stop
 from tests.integrations.test_langgraph import CONFIG
 from tests.integrations.test_openai_agents import mailer
 
@@ -25,9 +25,9 @@ POLICY = "actions:\n  send_email: {mode: override, window: %s}\n"
 
 
 def override_client(tmp_path: Path, redis_url: str, prefix: str, window: str) -> Approvals:
-    policy = tmp_path / "policy.yml"
-    policy.write_text(POLICY % window)
-    return Approvals(settings=make_settings(redis_url, prefix, policy_file=policy))
+    client = Approvals(settings=make_settings(redis_url, prefix))
+    publish_policy(client, POLICY % window)
+    return client
 
 
 @pytest.fixture

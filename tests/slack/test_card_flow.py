@@ -6,7 +6,7 @@ import json
 
 from bot import cards, views
 from hitl import Approvals
-from tests.helpers import events
+from tests.helpers import events, publish_policy
 from tests.slack.conftest import CHANNEL, Bot, buttons, card_text, decidable
 
 
@@ -107,8 +107,8 @@ def test_escalation_step_reposts_the_card_in_another_channel(bot: Bot, tmp_path)
         "actions:\n  deploy:\n    mode: gate\n    timeout: 30s\n    escalation:\n"
         "      - {after: 0.5s, channel: C0ENGLEADS, notify: [S0LEADS]}\n"
     )
-    settings = bot.approvals.settings.model_copy(update={"policy_file": policy})
-    with Approvals(settings=settings) as routed:
+    publish_policy(bot.approvals, policy.read_text())
+    with Approvals(settings=bot.approvals.settings) as routed:
         req = routed.request(action="deploy", summary="Deploy the API")
     card = bot.card(req.id)
     ws = bot.slack.workspace

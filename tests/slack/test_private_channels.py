@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from bot import cards
 from bot.sandbox.workspace import Message
 from hitl import Approvals
+from tests.helpers import publish_policy
 from tests.slack.conftest import TOKEN, Bot
 
 SECRET_CHANNEL = "C0SECRET"
@@ -157,8 +158,8 @@ def test_a_mirror_the_agent_asked_for_shows_the_card_but_gives_no_say(private: B
     ws.add_channel("agent-room", "C0AGENTROOM", members=[MALLORY])
     policy = tmp_path / "policy.yml"
     policy.write_text(f"actions:\n  rotate_credentials: {{channel: {SECRET_CHANNEL}}}\n")
-    settings = private.approvals.settings.model_copy(update={"policy_file": policy})
-    with Approvals(settings=settings) as agent:
+    publish_policy(private.approvals, policy.read_text())
+    with Approvals(settings=private.approvals.settings) as agent:
         filed = agent.request(action="rotate_credentials", summary=SUMMARY, channel="C0AGENTROOM")
     req = private.approvals.get(filed.id)
     assert req.fetch().mirror_channels == ["C0AGENTROOM"]
