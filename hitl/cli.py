@@ -29,6 +29,7 @@ from hitl.status import Mode, Status
 if TYPE_CHECKING:
     from hitl.apikeys import ApiKeyStore
     from hitl.settings import Settings
+    from hitl.policystore import PolicyStore
 
 # `hitl request --wait` exit codes (the contract, docs/contract.md).
 EXIT_APPROVED, EXIT_REJECTED, EXIT_EXPIRED, EXIT_ERROR = 0, 1, 2, 3
@@ -143,7 +144,7 @@ def _policy_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy_store() -> Any:
+def _policy_store() -> PolicyStore:
     from hitl.keys import Keys
     from hitl.policystore import PolicyStore
 
@@ -338,12 +339,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(func=_policy_check)
     apply = pol_sub.add_parser(
-        "apply", help="validate a policy file and publish it as the next version (the one every request follows)"
+        "apply",
+        help="validate a policy file and publish it as the next version (the one every request follows)",
     )
     apply.add_argument("file")
-    apply.add_argument("--by", metavar="NAME", help="who applies it, for the history (default: your login name)")
+    apply.add_argument(
+        "--by", metavar="NAME", help="who applies it, for the history (default: your login name)"
+    )
     apply.set_defaults(func=_policy_apply)
-    show = pol_sub.add_parser("show", help="the version in force: who applied it, when, from where, and the policy")
+    show = pol_sub.add_parser(
+        "show", help="the version in force: who applied it, when, from where, and the policy"
+    )
     show.set_defaults(func=_policy_show)
     history = pol_sub.add_parser("history", help="every published version: when, who, sha256, source")
     history.set_defaults(func=_policy_history)

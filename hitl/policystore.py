@@ -86,7 +86,8 @@ NOTHING_PUBLISHED = PolicyInForce(0, Policy())
 def canonical(policy: Policy) -> str:
     """The validated policy as canonical JSON: equal policies give equal text (and sha256),
     however their YAML was written."""
-    return json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    data = policy.model_dump(mode="json")
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _compact(value: Any) -> str:
@@ -147,7 +148,9 @@ def compile_table(policy: Policy) -> dict[str, Any]:
     }
 
 
-def publish_args(keys: Keys, policy: Policy, text: str, *, by: str, source: str) -> tuple[list[str], list[str]]:
+def publish_args(
+    keys: Keys, policy: Policy, text: str, *, by: str, source: str
+) -> tuple[list[str], list[str]]:
     """KEYS and ARGV for `scripts.PUBLISH_POLICY`."""
     body = canonical(policy)
     payload = {
@@ -227,8 +230,8 @@ class PolicyStore:
 
     def report_error(self, message: str, *, source: str) -> None:
         """Record why a policy file was not published; the next publication clears it."""
-        mapping = {"message": message, "source": source, "at": repr(time.time())}
-        self.redis.hset(self.keys.policy_error, mapping=mapping)
+        fields: dict[str | bytes, str] = {"message": message, "source": source, "at": repr(time.time())}
+        self.redis.hset(self.keys.policy_error, mapping=fields)  # type: ignore[arg-type]
 
     def last_error(self) -> PolicyError | None:
         return _parse_error(self.redis.hgetall(self.keys.policy_error))
@@ -248,7 +251,9 @@ class AsyncPolicyStore:
         cached = self._cached
         if version == cached.version:
             return cached
-        meta = _parse_version(await self.redis.hgetall(self.keys.policy_version(version))) if version else None
+        meta = None
+        if version:
+            meta = _parse_version(await self.redis.hgetall(self.keys.policy_version(version)))
         found = PolicyInForce(version, meta.policy(), meta) if meta else NOTHING_PUBLISHED
         self._cached = found
         return found

@@ -216,19 +216,23 @@ local function route_approvers(entry, d, asked, quorum, action)
     local agent_ok = entry.agent_approvers
     if agent_ok == nil then agent_ok = d.agent_approvers end
     if agent_ok == false then
-      invalid('approvers', 'the policy does not let agents name approvers for ' .. action .. '; leave approvers out')
+      invalid('approvers', 'the policy does not let agents name approvers for ' .. action
+        .. '; leave approvers out')
     end
     if type(asked) ~= 'table' or #asked == 0 then
       invalid('approvers', "name at least one approver, or leave it out to use the policy's")
     end
     local outside = {}
     for _, who in ipairs(asked) do
-      if not mentionable(who) then invalid('approvers', 'must be Slack user (U…/W…) or user group (S…) ids') end
+      if not mentionable(who) then
+        invalid('approvers', 'must be Slack user (U…/W…) or user group (S…) ids')
+      end
       if #allowed > 0 and not contains(allowed, who) then table.insert(outside, who) end
     end
     if #outside > 0 then
-      invalid('approvers', table.concat(outside, ', ') .. " not among the policy's approvers for this action; "
-        .. 'choose from ' .. table.concat(allowed, ', ') .. ', or leave approvers out')
+      invalid('approvers', table.concat(outside, ', ')
+        .. " not among the policy's approvers for this action; choose from "
+        .. ' .. table.concat(allowed, ', ') .. ', or leave approvers out')
     end
     chosen = asked
   end
@@ -325,8 +329,8 @@ local function text_or_null(s) if s == nil or s == '' then return 'null' end ret
 local function route_json(r, created_ms, deadline_ms, batch, items, version)
   local steps = {}
   for _, step in ipairs(r.escalation) do
-    table.insert(steps, '{"after":' .. cjson.encode(step.after) .. ',"notify":' .. list_json(step.notify or {})
-      .. ',"channel":' .. text_or_null(step.channel) .. '}')
+    table.insert(steps, '{"after":' .. cjson.encode(step.after)
+      .. ',"notify":' .. list_json(step.notify or {}) .. ',"channel":' .. text_or_null(step.channel) .. '}')
   end
   return '{"mode":' .. cjson.encode(r.mode) .. ',"urgent":' .. tostring(r.urgent)
     .. ',"low_confidence":' .. tostring(r.low_confidence) .. ',"channel":' .. text_or_null(r.channel)
@@ -419,7 +423,8 @@ if #docs > 1 then
   routes[1].mode = 'gate'
   for n = 2, #docs do
     local r, plan = routes[n], routes[1]
-    r.mode, r.channel, r.mirrors, r.timeout, r.escalation = 'gate', plan.channel, plan.mirrors, plan.timeout, {}
+    r.mode, r.channel, r.mirrors = 'gate', plan.channel, plan.mirrors
+    r.timeout, r.escalation = plan.timeout, {}
     table.insert(step_ids, docs[n].id)
   end
 end
@@ -450,7 +455,8 @@ for n, spec in ipairs(requests) do
   redis.call('HSET', req_key, 'status', status, 'mode', mode, 'version', 1,
     'action', action, 'channel', channel, 'quorum', r.quorum, 'requested_by', requested_by,
     'approvers', list_json(r.approvers), 'approvers_from', r.approvers_from, 'votes', '[]', 'by', '[]',
-    'timers', list_json(members), 'created_ms', now, 'deadline', deadline_ms and seconds_text(deadline_ms) or '',
+    'timers', list_json(members), 'created_ms', now,
+    'deadline', deadline_ms and seconds_text(deadline_ms) or '',
     'paused', paused, 'escalated', 0, 'risk', risk, 'fingerprint', spec.fingerprint, 'batch', batch,
     'items', #items > 0 and list_json(items) or '', 'policy_version', policy.version)
   if spec.trace ~= '' then redis.call('HSET', req_key, 'trace', spec.trace) end

@@ -297,7 +297,9 @@ def escalation_step(req: Request, step: int) -> EscalationStep | None:
 
 
 class _Base:
-    def __init__(self, keys: Keys, retention: int, metrics: bool = True, default_channel: str | None = None) -> None:
+    def __init__(
+        self, keys: Keys, retention: int, metrics: bool = True, default_channel: str | None = None
+    ) -> None:
         self.keys = keys
         self.retention = retention
         # Whether the scripts count into the shared Prometheus figures (HITL_METRICS).
@@ -305,7 +307,9 @@ class _Base:
         # HITL_DEFAULT_CHANNEL: where a card goes when neither policy nor request says.
         self.default_channel = default_channel
 
-    def _create_args(self, head: dict[str, Any], steps: Sequence[dict[str, Any]] = ()) -> tuple[list[str], list[Any]]:
+    def _create_args(
+        self, head: dict[str, Any], steps: Sequence[dict[str, Any]] = ()
+    ) -> tuple[list[str], list[Any]]:
         return create_plan_args(self.keys, head, steps, self.retention, self.metrics, self.default_channel)
 
 

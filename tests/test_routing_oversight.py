@@ -8,7 +8,6 @@ a real Redis and reads back what was stored.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

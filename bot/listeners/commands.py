@@ -150,7 +150,9 @@ def _policy(deps: Deps) -> tuple[str, list[dict]]:
     policy, meta = in_force.policy, in_force.meta
     paused = stats.paused_scopes(deps.store)
     if meta is None:
-        lines = ["*Policy version 0*: none published, built-in defaults (`hitl policy apply FILE` publishes one)"]
+        lines = [
+            "*Policy version 0*: none published, built-in defaults (`hitl policy apply FILE` publishes one)"
+        ]
     else:
         source = f" from `{escape(meta.source)}`" if meta.source else ""
         lines = [
