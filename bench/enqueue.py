@@ -83,8 +83,9 @@ def count_commands(approvals: Approvals, n: int) -> Counter[str]:
 def client_cpu(approvals: Approvals, n: int) -> tuple[float, float]:
     """Seconds per call of build_doc (validate + route) and of create_args, no Redis."""
     kwargs = {"action": "send_email", "params": PARAMS, "mode": "gate", "requested_by": "U09"}
+    policy = approvals.policy.current()
     t0 = time.perf_counter()
-    docs = [build_doc(approvals.settings, approvals.policy, summary=f"s{i}", **kwargs) for i in range(n)]
+    docs = [build_doc(approvals.settings, policy, summary=f"s{i}", **kwargs) for i in range(n)]
     t1 = time.perf_counter()
     for doc in docs:
         create_args(approvals.keys, doc, approvals.settings.retention)
@@ -102,7 +103,7 @@ def script_only(approvals: Approvals, n: int) -> tuple[float, float]:
     prepared = [
         create_args(
             approvals.keys,
-            build_doc(approvals.settings, approvals.policy, summary=f"s{i}", **kwargs),
+            build_doc(approvals.settings, approvals.policy.current(), summary=f"s{i}", **kwargs),
             approvals.settings.retention,
         )
         for i in range(n)

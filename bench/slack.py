@@ -102,7 +102,7 @@ def seed(approvals: Approvals) -> None:
     for start in range(0, STORED, batch):
         docs = [
             build_doc(
-                approvals.settings, approvals.policy, action=f"action{n % 30}", summary="s",
+                approvals.settings, approvals.policy.current(), action=f"action{n % 30}", summary="s",
                 channel=channels[n % len(channels)], mode="override" if n % 5 == 0 else "gate",
             )
             for n in range(start, min(start + batch, STORED))

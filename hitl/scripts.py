@@ -232,7 +232,7 @@ local function route_approvers(entry, d, asked, quorum, action)
     if #outside > 0 then
       invalid('approvers', table.concat(outside, ', ')
         .. " not among the policy's approvers for this action; choose from "
-        .. ' .. table.concat(allowed, ', ') .. ', or leave approvers out')
+        .. table.concat(allowed, ', ') .. ', or leave approvers out')
     end
     chosen = asked
   end

@@ -7,6 +7,7 @@ the team's policy is published to Redis by `hitl policy apply` or by a worker st
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from hitl import Approvals, InvalidRequest, scripts
 from hitl.errors import ConfigError
 from hitl.ids import new_id
 from hitl.keys import Keys
+from hitl.models import Request
 from hitl.policy import Policy
 from hitl.policystore import PolicyStore
 from hitl.store import create_args
@@ -264,3 +266,22 @@ def test_the_bot_publishes_its_file_at_start(redis_url: str, prefix: str, policy
     policy_file.write_text("actions: {purge_table: {mode: yolo}}\n")
     with pytest.raises(ConfigError, match=r"actions\.purge_table\.mode"):
         policy_publisher(settings, reader)
+
+
+
+def test_the_asyncio_client_routes_with_the_published_policy(applied: Path, redis_url: str, prefix: str) -> None:
+    from hitl import AsyncApprovals
+
+    async def agent_files() -> tuple[str | None, Request]:
+        async with AsyncApprovals(settings=make_settings(redis_url, prefix)) as agent:
+            field = None
+            try:
+                await agent.request(action="purge_table", summary="s", approvers=["U0MALLORY"])
+            except InvalidRequest as exc:
+                field = exc.field
+            handle = await agent.request(action="purge_table", summary="s", channel="C0AGENTROOM")
+            return field, await handle.fetch()
+
+    field, req = asyncio.run(agent_files())
+    assert field == "approvers"
+    assert (req.channel, req.approvers, req.policy_version) == ("#data-owners", ["U0ALICE", "U0BOB"], 1)

@@ -20,6 +20,7 @@ from tests.helpers import events, eventually, start_worker, stop
 GATE = {"action": "deploy", "summary": "Deploy v1.2 to production", "mode": "gate", "timeout": 600}
 VIEW_FIELDS = {
     "id", "action", "summary", "mode", "status", "channel", "created_at", "deadline", "params", "decision", "execution",
+    "policy_version",
 }
 DECISION_FIELDS = {"status", "approved", "by", "comment", "params", "decided_at"}
 

@@ -34,7 +34,7 @@ def test_hostile_approvers_never_become_broadcasts_or_links(bot: Bot) -> None:
     from hitl.client import build_doc
 
     approvals = bot.approvals
-    doc = build_doc(approvals.settings, approvals.policy, action="deploy", summary="ship it", timeout=1.5,
+    doc = build_doc(approvals.settings, approvals.policy.current(), action="deploy", summary="ship it", timeout=1.5,
                     approvers=["U0BOB"])
     doc["approvers"] = [EVIL, "<!here>", "S0LEADS> <!everyone>", "U0BOB"]
     doc["urgent"] = True  # urgent cards name the approvers in the fallback text too

@@ -110,10 +110,11 @@ def test_an_outsiders_clicks_are_refused_and_change_nothing(private: Bot) -> Non
     assert req.wait(timeout=10).by == ["U0ALICE"]
 
 
-def test_an_approver_outside_the_channel_sees_and_decides(private: Bot) -> None:
-    req = private.approvals.request(
-        action="rotate_credentials", summary=SUMMARY, channel=SECRET_CHANNEL, approvers=[MALLORY]
-    )
+def test_a_policy_approver_outside_the_channel_sees_and_decides(private: Bot) -> None:
+    """The policy's approvers see and decide wherever the card is; approvers the agent
+    names give no sight (tests/slack/test_agent_named_approvers.py)."""
+    publish_policy(private.approvals, f"actions: {{rotate_credentials: {{approvers: [{MALLORY}]}}}}\n")
+    req = private.approvals.request(action="rotate_credentials", summary=SUMMARY, channel=SECRET_CHANNEL)
     _private_card(private, req.id)
     assert req.id in _text(private.command("list mine", user=MALLORY))
     assert "payroll" in _text(private.command(f"show {req.id}", user=MALLORY))
