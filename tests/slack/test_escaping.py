@@ -7,6 +7,7 @@ into the stored document to prove the rendering is safe on its own.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from bot.text import MASK
 from tests.slack.conftest import CHANNEL, Bot
@@ -30,24 +31,35 @@ def _everything_posted(bot: Bot) -> str:
     return "\n".join(parts)
 
 
-def test_hostile_approvers_never_become_broadcasts_or_links(bot: Bot) -> None:
-    from hitl.client import build_doc
+def _forge_stored_doc(bot: Bot, request_id: str, change: Callable[[dict], dict]) -> None:
+    """Rewrite a stored request's document in place. Hostile ids cannot get in through
+    CREATE any more (it checks approvers; the policy checks notify lists), so this does
+    what only a holder of Redis credentials could, to check the card still escapes them."""
+    conn, keys = bot.approvals.redis, bot.approvals.keys
+    first = conn.hget(keys.req(request_id), "ev").decode().split(",")[0]
+    [(_, fields)] = conn.xrange(keys.events, first, first)
+    doc = json.loads(fields[b"doc"])
+    doc.update(change(doc))
+    forged = conn.xadd(keys.events, {**fields, b"doc": json.dumps(doc)})
+    conn.hset(keys.req(request_id), "ev", forged)
 
+
+def test_hostile_approvers_never_become_broadcasts_or_links(bot: Bot) -> None:
     approvals = bot.approvals
-    doc = build_doc(approvals.settings, approvals.policy.current(), action="deploy", summary="ship it", timeout=1.5,
-                    approvers=["U0BOB"])
-    doc["approvers"] = [EVIL, "<!here>", "S0LEADS> <!everyone>", "U0BOB"]
-    doc["urgent"] = True  # urgent cards name the approvers in the fallback text too
-    for rung in doc["escalation"]:
-        rung["notify"] = [EVIL, "<!here>", "U0CAROL"]
-    approvals.store.create(doc)
-    card = bot.card(doc["id"])
+    handle = approvals.request(action="deploy", summary="ship it", timeout=1.5, approvers=["U0BOB"])
+    hostile = [EVIL, "<!here>", "U0CAROL"]
+    _forge_stored_doc(bot, handle.id, lambda doc: {
+        "approvers": [EVIL, "<!here>", "S0LEADS> <!everyone>", "U0BOB"],
+        "urgent": True,  # urgent cards name the approvers in the fallback text too
+        "escalation": [{**rung, "notify": hostile} for rung in doc["escalation"]],
+    })
+    card = bot.card(handle.id)
     ws = bot.slack.workspace
     replies = ws.wait_for(lambda: ws.replies(card.channel, card.ts)[1:], 10, what="a reminder in the thread")
     assert "reminder" in replies[0].text
     assert "<@U0CAROL>" in replies[0].text  # a real id still pings
     assert "&lt;!channel&gt;" in replies[0].text  # the hostile one shows as text
-    bot.card_when(doc["id"], lambda m: "Expired" in json.dumps(m.blocks), timeout=15)
+    bot.card_when(handle.id, lambda m: "Expired" in json.dumps(m.blocks), timeout=15)
     posted = _everything_posted(bot)
     for bad in FORBIDDEN:
         assert bad not in posted, bad
