@@ -102,6 +102,7 @@ def _view(req: Request) -> dict[str, Any]:
             "params": decision.params,
             "decided_at": _iso(decision.decided_at),
         },
+        "policy_version": req.policy_version,
         "message": decision.explanation() if req.final else PENDING.format(id=req.id),
     }
 

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default=SLACK_API_DEFAULT, validation_alias=_env("SLACK_API_URL"))
     port: int = Field(default=3000, ge=1, le=65535, validation_alias=_env("PORT"))
     default_channel: str | None = Field(default=None, validation_alias=_env("HITL_DEFAULT_CHANNEL"))
+    # Published by `hitl bot` and `hitl worker` at start and on change (hitl.policystore);
+    # any other process's own file routes nothing: requests follow the published version.
     policy_file: Path | None = Field(default=None, validation_alias=_env("HITL_POLICY_FILE"))
     admins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("HITL_ADMINS")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import urllib.error
 import urllib.request
 
 import pytest
-from mcp import MCPError
+from mcp import Client, MCPError
+from mcp.client.stdio import StdioServerParameters
 
 from hitl import Approvals
-from tests.helpers import events
+from tests.helpers import ROOT, events, hitl_env, publish_policy
 from tests.mcp.conftest import API_KEY, Answer, McpHttpServer, call, first_pending, serve
 
 TOOLS = {"request_approval", "await_approval", "get_approval", "cancel_approval", "permission_prompt"}
@@ -217,3 +219,30 @@ def test_http_malformed_json_is_a_parse_error(mcp_http: McpHttpServer) -> None:
     status, body = _post(mcp_http.url, API_KEY, b'{"jsonrpc": "2.0", "id": 1, "method": ')
     assert status == 400
     assert '"code":-32700' in body and "Parse error" in body
+
+
+def test_stdio_routes_with_the_published_policy_not_the_agent_machines_file(
+    redis_url: str, prefix: str, approvals: Approvals, tmp_path
+) -> None:
+    """Issue 15: `hitl mcp` runs on the agent's machine; its own policy file changes nothing."""
+    publish_policy(approvals, 'actions: {purge_table: {mode: gate, approvers: [U0ALICE, U0BOB], channel: "#data-owners"}}\n')
+    own = tmp_path / "agent-policy.yml"
+    own.write_text("actions: {purge_table: {mode: auto, approvers: [U0MALLORY], channel: C0AGENTROOM}}\n")
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "hitl.cli", "mcp"], cwd=ROOT,
+        env=hitl_env(redis_url, prefix, HITL_POLICY_FILE=str(own)),
+    )
+
+    async def scenario() -> tuple[Answer, Answer]:
+        async with Client(params, read_timeout_seconds=90) as client:
+            named = await call(client, "request_approval", action="purge_table", summary="Purge orders",
+                               approvers=["U0MALLORY"], wait_seconds=0)
+            filed = await call(client, "request_approval", action="purge_table", summary="Purge orders",
+                               channel="C0AGENTROOM", wait_seconds=0)
+            return named, filed
+
+    named, filed = asyncio.run(scenario())
+    assert named.error and "approvers" in named.text and "U0MALLORY" in named.text
+    view = filed.json
+    assert (view["mode"], view["channel"], view["policy_version"]) == ("gate", "#data-owners", 1)
+    assert approvals.get(view["id"]).fetch().approvers == ["U0ALICE", "U0BOB"]
