@@ -31,6 +31,7 @@ from hitl.apikeys import ActionForbidden, Principal
 from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, ExecutionRefused, InvalidRequest, RequestNotFound, WaitTimeout
 from hitl.models import Request
+from hitl.policystore import PolicyInForce
 from hitl.pool import RedisBusy
 from hitl.views import BatchView, ExecutionInput, RequestView
 
@@ -166,9 +167,14 @@ def routes(ctx: ApiContext) -> list[Route]:
         principal.check_action(body.get("action"))
         via = principal.name
         # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
-        build = functools.partial(ctx.aio.build, body, via=via, policy=await ctx.aio.policy.current())
-        doc = await run_in_threadpool(build) if ctx.aio.needs_lookup(body) else build()
+        async def build(policy: PolicyInForce) -> dict[str, Any]:
+            built = functools.partial(ctx.aio.build, body, via=via, policy=policy)
+            # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
+            return await run_in_threadpool(built) if ctx.aio.needs_lookup(body) else built()
+
+        doc = await ctx.aio.policy.routed(build)
         created, rid, mode, status = await ctx.aio.store.create(doc)
+        ctx.aio.policy.saw(doc["policy_version"])
         if created and mode.value == doc["mode"]:
             # The stored request is the document as filed: answer without reading it back.
             return _view(Request.model_validate({**doc, "mode": mode, "status": status}), 201)

@@ -44,7 +44,7 @@ from hitl.errors import WaitTimeout
 from hitl.executions import AsyncExecutions, Executions
 from hitl.models import Decision, Request
 from hitl.people import Directory
-from hitl.policystore import AsyncPolicyStore, PolicyStore
+from hitl.policystore import AsyncPolicyStore, PolicyInForce, PolicyStore
 from hitl.remote import AsyncHttpApprovals, HttpApprovals
 from hitl.remotebase import use_http
 from hitl.settings import Settings
@@ -311,8 +311,9 @@ class Approvals(BaseApprovals):
         """`request()` with its arguments in a mapping (a JSON body's keys): an unknown or
         missing name is an `InvalidRequest` naming it rather than a `TypeError`."""
         with _traced(fields) as traced:
-            doc = self.build(fields, via=via, policy=self.policy.current())
+            doc = self.policy.routed(lambda policy: self.build(fields, via=via, policy=policy))
             _, rid, mode, _status = self.store.create(traced.stamp(doc))
+            self.policy.saw(doc["policy_version"])
             traced.filed(rid, mode)
         return RequestHandle(self, rid, mode)
 
@@ -358,12 +359,11 @@ class Approvals(BaseApprovals):
         The other arguments are `request()`'s and apply to the plan and every step. Every
         step waits with the plan's channel and deadline.
         """
-        plan, steps = self.build_batch(given(locals(), drop=("via",)), via=via, policy=self.policy.current())
-        return self._create_plan(plan, steps)
+        return self.request_batch_from(given(locals(), drop=("via",)), via=via)
 
     def request_batch_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> BatchHandle:
         """`request_batch()` with its arguments in a mapping (a JSON body's keys)."""
-        plan, steps = self.build_batch(fields, via=via, policy=self.policy.current())
+        plan, steps = self.policy.routed(lambda policy: self.build_batch(fields, via=via, policy=policy))
         return self._create_plan(plan, steps)
 
     def _create_plan(self, plan: dict[str, Any], steps: list[dict[str, Any]]) -> BatchHandle:
@@ -371,6 +371,7 @@ class Approvals(BaseApprovals):
             for doc in (plan, *steps):
                 traced.stamp(doc)
             plan_id, mode, ids = self.plan_ids(plan, steps, self.store.create_plan(plan, steps))
+            self.policy.saw(plan["policy_version"])
             traced.filed(plan_id, mode)
         handles = [RequestHandle(self, i, Mode.GATE) for i in ids]
         return BatchHandle(RequestHandle(self, plan_id, mode), handles)
@@ -658,11 +659,15 @@ class AsyncApprovals(BaseApprovals):
     async def request_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> AsyncRequestHandle:
         """`request()` with its arguments in a mapping (a JSON body's keys): an unknown or
         missing name is an `InvalidRequest` naming it rather than a `TypeError`."""
-        build = functools.partial(self.build, fields, via=via, policy=await self.policy.current())
-        # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
+        async def build(policy: PolicyInForce) -> dict[str, Any]:
+            built = functools.partial(self.build, fields, via=via, policy=policy)
+            # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
+            return await asyncio.to_thread(built) if self.needs_lookup(fields) else built()
+
         with _traced(fields) as traced:
-            doc = await asyncio.to_thread(build) if self.needs_lookup(fields) else build()
+            doc = await self.policy.routed(build)
             _, rid, mode, _status = await self.store.create(traced.stamp(doc))
+            self.policy.saw(doc["policy_version"])
             traced.filed(rid, mode)
         return AsyncRequestHandle(self, rid, mode)
 
@@ -696,12 +701,16 @@ class AsyncApprovals(BaseApprovals):
         self, fields: Mapping[str, Any], *, via: str | None = None
     ) -> AsyncBatchHandle:
         """`request_batch()` with its arguments in a mapping (a JSON body's keys)."""
-        build = functools.partial(self.build_batch, fields, via=via, policy=await self.policy.current())
+        async def build(policy: PolicyInForce) -> tuple[dict, list[dict]]:
+            built = functools.partial(self.build_batch, fields, via=via, policy=policy)
+            return await asyncio.to_thread(built) if self.needs_lookup(fields) else built()
+
         with _traced(fields) as traced:
-            plan, steps = await asyncio.to_thread(build) if self.needs_lookup(fields) else build()
+            plan, steps = await self.policy.routed(build)
             for doc in (plan, *steps):
                 traced.stamp(doc)
             plan_id, mode, ids = self.plan_ids(plan, steps, await self.store.create_plan(plan, steps))
+            self.policy.saw(plan["policy_version"])
             traced.filed(plan_id, mode)
         return AsyncBatchHandle(
             AsyncRequestHandle(self, plan_id, mode), [AsyncRequestHandle(self, i, Mode.GATE) for i in ids]

@@ -9,9 +9,11 @@ the compiled table the CREATE script routes with (`compile_table`) and audits it
 (`policy.applied`). Publishing what is already in force creates no version, so restarts do
 not churn. Nothing published is version 0: the empty `Policy()`.
 
-Clients read the version in force (`PolicyStore.current`, cached by version) to route
-first and give friendly errors; CREATE routes again from the table, and its answer is what
-is stored.
+Clients route first with the version they last saw in force, for friendly errors
+(`PolicyStore.routed`): no read per request, since CREATE routes again from the table, its
+answer is what is stored, and it says which version it used (`saw`): another version makes
+the client read the new one before its next request, and a refusal is always checked
+against the version now in force before it is raised.
 """
 
 from __future__ import annotations
@@ -21,21 +23,24 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
 
 from hitl import scripts
+from hitl.errors import InvalidRequest
 from hitl.keys import Keys
 from hitl.metrics import DEFAULT_MAX_ACTIONS, admit_policy_actions
 from hitl.policy import RELOAD_CHECK_INTERVAL, ActionPolicy, Policy, PolicySource, Rule
 from hitl.status import EventType
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +201,7 @@ class PolicyStore:
         self.keys = keys
         self._publish = client.register_script(scripts.PUBLISH_POLICY)
         self._cached = NOTHING_PUBLISHED
+        self._stale = True  # nothing read yet
 
     def publish(self, policy: Policy, text: str, *, by: str, source: str = "") -> Published:
         """Make `policy` the version in force (a new version unless it already is)."""
@@ -210,12 +216,28 @@ class PolicyStore:
         when the version changed since the last call."""
         version = self.version_in_force()
         cached = self._cached
-        if version == cached.version:
-            return cached
-        meta = self.version(version) if version else None
-        found = PolicyInForce(version, meta.policy(), meta) if meta else NOTHING_PUBLISHED
-        self._cached = found
-        return found
+        if version != cached.version:
+            meta = self.version(version) if version else None
+            cached = PolicyInForce(version, meta.policy(), meta) if meta else NOTHING_PUBLISHED
+        self._cached, self._stale = cached, False
+        return cached
+
+    def routed(self, build: Callable[[PolicyInForce], T]) -> T:
+        """`build` (a request's routing) with the version last seen in force; when that
+        refuses, once more with the version now in force if it is another."""
+        policy = self.current() if self._stale else self._cached
+        try:
+            return build(policy)
+        except InvalidRequest:
+            fresh = self.current()
+            if fresh.version == policy.version:
+                raise
+            return build(fresh)
+
+    def saw(self, version: int) -> None:
+        """CREATE routed a request under `version`: read it before the next one if it is new."""
+        if version != self._cached.version:
+            self._stale = True
 
     def version(self, version: int) -> PolicyVersion | None:
         return _parse_version(self.redis.hgetall(self.keys.policy_version(version)))
@@ -244,19 +266,34 @@ class AsyncPolicyStore:
         self.redis = client
         self.keys = keys
         self._cached = NOTHING_PUBLISHED
+        self._stale = True
 
     async def current(self) -> PolicyInForce:
         raw = await self.redis.hget(self.keys.policy_table, "version")
         version = int(raw) if raw else 0
         cached = self._cached
-        if version == cached.version:
-            return cached
-        meta = None
-        if version:
-            meta = _parse_version(await self.redis.hgetall(self.keys.policy_version(version)))
-        found = PolicyInForce(version, meta.policy(), meta) if meta else NOTHING_PUBLISHED
-        self._cached = found
-        return found
+        if version != cached.version:
+            meta = None
+            if version:
+                meta = _parse_version(await self.redis.hgetall(self.keys.policy_version(version)))
+            cached = PolicyInForce(version, meta.policy(), meta) if meta else NOTHING_PUBLISHED
+        self._cached, self._stale = cached, False
+        return cached
+
+    async def routed(self, build: Callable[[PolicyInForce], Awaitable[T]]) -> T:
+        """`PolicyStore.routed`, awaited."""
+        policy = await self.current() if self._stale else self._cached
+        try:
+            return await build(policy)
+        except InvalidRequest:
+            fresh = await self.current()
+            if fresh.version == policy.version:
+                raise
+            return await build(fresh)
+
+    def saw(self, version: int) -> None:
+        if version != self._cached.version:
+            self._stale = True
 
 
 class PolicyPublisher:

@@ -285,3 +285,20 @@ def test_the_asyncio_client_routes_with_the_published_policy(applied: Path, redi
     field, req = asyncio.run(agent_files())
     assert field == "approvers"
     assert (req.channel, req.approvers, req.policy_version) == ("#data-owners", ["U0ALICE", "U0BOB"], 1)
+
+
+def test_a_client_follows_versions_published_by_another_process(
+    applied: Path, reader: Approvals, redis_url: str, prefix: str
+) -> None:
+    assert reader.request(action="purge_table", summary="s").fetch().policy_version == 1
+    with_carol = applied.parent / "v2.yml"
+    with_carol.write_text(POLICY.replace("[U0ALICE, U0BOB]", "[U0ALICE, U0BOB, U0CAROL]"))
+    assert hitl(redis_url, prefix, "policy", "apply", str(with_carol)).returncode == 0
+    # Refused by the version this client last saw, allowed by the one now in force: filed.
+    req = reader.request(action="purge_table", summary="s", approvers=["U0CAROL"]).fetch()
+    assert (req.approvers, req.policy_version) == (["U0CAROL"], 2)
+    # Allowed by the version it last saw, refused by the one now in force: refused.
+    assert hitl(redis_url, prefix, "policy", "apply", str(applied)).stdout.startswith("version 3 published")
+    with pytest.raises(InvalidRequest) as info:
+        reader.request(action="purge_table", summary="s", approvers=["U0CAROL"])
+    assert info.value.field == "approvers"
