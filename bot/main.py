@@ -76,9 +76,8 @@ def run(settings: Settings) -> None:
     check_durability(approvals.redis, "hitl bot")
     # The policy in force keeps its action names' metric labels; a publisher (with
     # HITL_POLICY_FILE) admits them again on each publication.
-    admit_policy_actions(
-        approvals.redis, approvals.keys, approvals.policy.current().policy.actions, settings.metrics_max_actions
-    )
+    in_force = approvals.policy.current().policy
+    admit_policy_actions(approvals.redis, approvals.keys, in_force.actions, settings.metrics_max_actions)
     publisher = policy_publisher(settings, approvals)
     if publisher is not None:
         publisher.start()

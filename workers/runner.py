@@ -97,8 +97,8 @@ def background_loops(
         # Publishes HITL_POLICY_FILE at start and on change (a bad file stops the start).
         store = PolicyStore(connection, Keys(settings.prefix))
         by = f"hitl worker@{socket.gethostname()}"
-        publisher = PolicyPublisher(settings.policy_file, store, by=by, max_others=settings.metrics_max_actions)
-        loops.insert(0, publisher)
+        max_others = settings.metrics_max_actions
+        loops.insert(0, PolicyPublisher(settings.policy_file, store, by=by, max_others=max_others))
     return loops
 
 
