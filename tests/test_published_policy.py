@@ -23,6 +23,7 @@ from hitl import Approvals, InvalidRequest, scripts
 from hitl.errors import ConfigError
 from hitl.ids import new_id
 from hitl.keys import Keys
+from hitl.metrics import ActionLabels
 from hitl.models import Request
 from hitl.policy import Policy
 from hitl.policystore import PolicyStore
@@ -197,6 +198,8 @@ def test_apply_show_and_history(redis_url: str, prefix: str, policy_file: Path, 
 
     assert run("show").stdout.startswith("version 0 in force: no policy published")
     assert run("apply", str(policy_file), "--by", "alice").stdout.startswith("version 1 published")
+    # Its action names keep metric labels of their own (bounded labels for the rest).
+    assert ActionLabels(conn, Keys(prefix)).listed() == {"purge_table", "tidy_logs"}
     assert run("apply", str(policy_file), "--by", "bob").stdout == "unchanged: version 1 in force\n"
     policy_file.write_text("# the same policy, written differently\n" + POLICY.replace("1h", "60m"))
     assert run("apply", str(policy_file)).stdout == "unchanged: version 1 in force\n"
