@@ -82,7 +82,7 @@ def test_a_stored_url_with_control_characters_gives_up_once_with_an_audit_event(
     allowed = "http://127.0.0.1:9/hooks"
     with Approvals(settings=make_settings(redis_url, prefix, webhook_allowed=allowed)) as approvals:
         # What main stored for "http://127.0.0.1:9/hooks/ok\r\nX: y": the URL as given.
-        doc = approvals.build({**GATE, "callback_url": "http://127.0.0.1:9/hooks/ok"})
+        doc = approvals.build({**GATE, "callback_url": "http://127.0.0.1:9/hooks/ok"}, policy=approvals.policy.current())
         doc["callback_url"] = "http://127.0.0.1:9/hooks/ok\r\nX: y"
         _created, rid, _mode, _status = approvals.store.create(doc)
         assert "\r\n" in (approvals.store.get(rid).callback_url or "")
