@@ -28,8 +28,8 @@ from hitl.status import Mode, Status
 
 if TYPE_CHECKING:
     from hitl.apikeys import ApiKeyStore
-    from hitl.settings import Settings
     from hitl.policystore import PolicyStore
+    from hitl.settings import Settings
 
 # `hitl request --wait` exit codes (the contract, docs/contract.md).
 EXIT_APPROVED, EXIT_REJECTED, EXIT_EXPIRED, EXIT_ERROR = 0, 1, 2, 3
