@@ -166,7 +166,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         body = await _json_body(request)
         principal.check_action(body.get("action"))
         via = principal.name
-        # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
+
         async def build(policy: PolicyInForce) -> dict[str, Any]:
             built = functools.partial(ctx.aio.build, body, via=via, policy=policy)
             # An email in requested_by means a Slack lookup: keep that blocking call off the loop.
