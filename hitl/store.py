@@ -27,6 +27,7 @@ from hitl.errors import (
     StaleVersion,
     TransitionRefused,
 )
+from hitl.ids import known_shape
 from hitl.keys import Keys, timer_member
 from hitl.metrics import Family
 from hitl.models import CardPlacement, EscalationStep, Placed, Request
@@ -238,7 +239,9 @@ def transition_args(
     retention: int,
     metrics: bool = True,
 ) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV for `scripts.TRANSITION`; the script reads the time from Redis."""
+    """KEYS and ARGV for `scripts.TRANSITION`; the script reads the time from Redis.
+    `RequestNotFound` for a string that is no request id (the script builds keys from it)."""
+    known_shape(request_id)
     payload: dict[str, Any] = {
         "names": key_names(keys), "retention": retention, "id": request_id, "verb": verb, "by": by or "",
         "groups": list(groups), "comment": comment or "", "params": "" if params is None else _json(params),
@@ -310,6 +313,11 @@ class _Base:
         # Whether the scripts count into the shared Prometheus figures (HITL_METRICS).
         self.metrics = metrics
 
+    def read_keys(self, request_id: str) -> list[str]:
+        """KEYS of `scripts.READ` for one request; `RequestNotFound` for a string that is
+        no request id, before it can name any key."""
+        return [self.keys.req(known_shape(request_id)), self.keys.events]
+
 
 class Store(_Base):
     """Synchronous access to requests in Redis."""
@@ -352,7 +360,7 @@ class Store(_Base):
         pipe.execute()
 
     def get(self, request_id: str) -> Request:
-        raw = self._read(keys=[self.keys.req(request_id), self.keys.events])
+        raw = self._read(keys=self.read_keys(request_id))
         if not raw:
             raise RequestNotFound(request_id)
         return parse_request(raw)
@@ -368,7 +376,7 @@ class Store(_Base):
 
     def get_placed(self, request_id: str) -> Placed:
         """A request and where it shows in Slack (for the bot and the delivery workers)."""
-        raw = self._read(keys=[self.keys.req(request_id), self.keys.events])
+        raw = self._read(keys=self.read_keys(request_id))
         if not raw:
             raise RequestNotFound(request_id)
         return parse_placed(raw)
@@ -383,7 +391,7 @@ class Store(_Base):
         return [parse_placed(raw) for raw in pipe.execute() if raw]
 
     def status(self, request_id: str) -> Status:
-        value = self.redis.hget(self.keys.req(request_id), "status")
+        value = self.redis.hget(self.keys.req(known_shape(request_id)), "status")
         if value is None:
             raise RequestNotFound(request_id)
         return Status(_s(value))
@@ -470,13 +478,13 @@ class AsyncStore(_Base):
         return await self.get(created) if isinstance(created, str) else None
 
     async def get(self, request_id: str) -> Request:
-        raw = await self._read(keys=[self.keys.req(request_id), self.keys.events])
+        raw = await self._read(keys=self.read_keys(request_id))
         if not raw:
             raise RequestNotFound(request_id)
         return parse_request(raw)
 
     async def status(self, request_id: str) -> Status:
-        value = await self.redis.hget(self.keys.req(request_id), "status")
+        value = await self.redis.hget(self.keys.req(known_shape(request_id)), "status")
         if value is None:
             raise RequestNotFound(request_id)
         return Status(_s(value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -209,6 +210,25 @@ def test_unknown_verb_and_unknown_request(approvals: Approvals) -> None:
         approvals.decide("nope", "approve", by="U01")
     with pytest.raises(RequestNotFound):
         approvals.get("nope")
+
+
+def test_strings_that_are_no_request_id_are_unknown_ids_on_every_call(approvals: Approvals) -> None:
+    """`<id>:done` is the final request's done list in Redis: every way to name a request
+    answers RequestNotFound for it, as for any unknown id, and nothing changes."""
+    req = approvals.request(action="a", summary="s")
+    approvals.cancel(req.id)
+    waiting = approvals.request(action="a", summary="s")
+    aio = approvals.asyncio()
+    for bad in (req.id + ":done", waiting.id + ":done", waiting.id.upper(), ""):
+        for call in (
+            lambda: approvals.get(bad), lambda: approvals.store.status(bad), lambda: approvals.cancel(bad),
+            lambda: approvals.decide(bad, "approve", by="U01"), lambda: approvals.wait_request(bad, 1),
+            lambda: asyncio.run(aio.store.get(bad)), lambda: asyncio.run(aio.wait_request(bad, 1)),
+        ):
+            with pytest.raises(RequestNotFound) as err:
+                call()
+            assert err.value.request_id == bad
+    assert waiting.status() == "pending"
 
 
 @pytest.mark.parametrize("scope", ["*", "publish_post"])
