@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from slack_bolt.response import BoltResponse
@@ -59,4 +59,5 @@ def require_actor(body: dict[str, Any], next: Callable[[], Any]) -> Any:
     kind = body.get("type") or ("slash command" if "command" in body else "event")
     log.warning("refused a signed Slack %s that names no user (nothing was recorded)", kind)
     error = f"{kind}: names no Slack user (user.id); nothing was recorded"
-    return BoltResponse(status=400, body=json.dumps({"error": error}), headers={"content-type": "application/json"})
+    headers: dict[str, str | Sequence[str]] = {"content-type": "application/json"}
+    return BoltResponse(status=400, body=json.dumps({"error": error}), headers=headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -220,11 +221,13 @@ def test_strings_that_are_no_request_id_are_unknown_ids_on_every_call(approvals:
     waiting = approvals.request(action="a", summary="s")
     aio = approvals.asyncio()
     for bad in (req.id + ":done", waiting.id + ":done", waiting.id.upper(), ""):
-        for call in (
-            lambda: approvals.get(bad), lambda: approvals.store.status(bad), lambda: approvals.cancel(bad),
-            lambda: approvals.decide(bad, "approve", by="U01"), lambda: approvals.wait_request(bad, 1),
-            lambda: asyncio.run(aio.store.get(bad)), lambda: asyncio.run(aio.wait_request(bad, 1)),
-        ):
+        calls = (
+            functools.partial(approvals.get, bad), functools.partial(approvals.store.status, bad),
+            functools.partial(approvals.cancel, bad), functools.partial(approvals.decide, bad, "approve", by="U01"),
+            functools.partial(approvals.wait_request, bad, 1),
+            lambda rid=bad: asyncio.run(aio.store.get(rid)), lambda rid=bad: asyncio.run(aio.wait_request(rid, 1)),
+        )
+        for call in calls:
             with pytest.raises(RequestNotFound) as err:
                 call()
             assert err.value.request_id == bad

@@ -9,8 +9,8 @@ import urllib.request
 import pytest
 
 from bot import cards
-from bot.views import VIEW_REJECT
 from bot.sandbox.signing import sign, signed_command, signed_interaction
+from bot.views import VIEW_REJECT
 from tests.helpers import events
 from tests.slack.conftest import SECRET, Bot, card_text, decidable
 
