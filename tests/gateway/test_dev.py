@@ -8,6 +8,7 @@ import subprocess
 
 from bot.sandbox.dev import banner, running_stack
 from hitl.embedded import free_port
+from hitl.settings import Settings
 
 
 def test_dev_prints_a_key_and_a_working_curl_line(redis_url: str, prefix: str) -> None:
@@ -21,3 +22,11 @@ def test_dev_prints_a_key_and_a_working_curl_line(redis_url: str, prefix: str) -
         req = stack.approvals.store.get(rid.group(1))
     assert req.summary == "Deploy v1.2"
     assert req.via == "dev"
+
+
+def test_dev_stays_on_loopback_whatever_hitl_host_says(redis_url: str, prefix: str) -> None:
+    """HITL_HOST is for `hitl bot`; the sandbox signs Slack requests as anyone and prints its key."""
+    settings = Settings(_env_file=None, host="0.0.0.0")  # type: ignore[call-arg]
+    with running_stack(port=free_port(), redis_url=redis_url, prefix=prefix, isolated=True, settings=settings) as stack:
+        assert stack.bot.sock.getsockname()[0] == "127.0.0.1"
+        assert stack.stand_in.url.startswith("http://127.0.0.1:")
