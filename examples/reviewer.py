@@ -44,15 +44,23 @@ def redis_location(approvals: Approvals) -> str:
 
 def announce(approvals: Approvals, reviewer: bool) -> None:
     """Say where requests go (and, with a stand-in reviewer, what it may decide)."""
+    if not isinstance(approvals, RunApprovals):  # HITL_API_URL: an agent's key, no Redis
+        base = getattr(approvals, "base_url", "HITL_API_URL")
+        print(f"[hitl] HTTP API {base} (HITL_API_URL): decide this run's request in Slack", flush=True)
+        return
     where = f"[hitl] Redis {redis_location(approvals)} (prefix {approvals.keys.prefix!r})"
     if reviewer:
         where += ": the stand-in reviewer decides only the request this run files, by id"
     print(where, flush=True)
 
 
-def stand_in(approvals: RunApprovals, decide: Callable[[Approvals, Request], None]) -> threading.Thread:
+def stand_in(approvals: Approvals, decide: Callable[[Approvals, Request], None]) -> threading.Thread | None:
     """Start a thread that waits for this run's first request and decides it with `decide`
-    (called with this client and the request, read from Redis by its id)."""
+    (called with this client and the request, read from Redis by its id). Over HTTP (an
+    agent's API key) there is no stand-in: deciding is the reviewers' part, in Slack."""
+    if not isinstance(approvals, RunApprovals):
+        print("[slack] no stand-in reviewer over HITL_API_URL: an API key cannot decide", flush=True)
+        return None
 
     def review() -> None:
         try:
