@@ -191,9 +191,10 @@ def test_ids_that_cannot_be_request_ids_answer_exactly_like_unknown_ids(gateway:
     assert gateway.http.post(f"/v1/requests/{rid}/cancel").status_code == 200  # the done list exists now
     for target in (rid, other):
         bad = target + suffix
-        for method, path in (("GET", f"/v1/requests/{bad}"), ("GET", f"/v1/requests/{bad}?wait=1"),
-                             ("POST", f"/v1/requests/{bad}/cancel")):
-            resp = gateway.http.request(method, path)
+        for method, path, body in (("GET", f"/v1/requests/{bad}", None), ("GET", f"/v1/requests/{bad}?wait=1", None),
+                                   ("POST", f"/v1/requests/{bad}/cancel", None),
+                                   ("POST", f"/v1/requests/{bad}/execution", {"state": "started"})):
+            resp = gateway.http.request(method, path, json=body)
             assert resp.status_code == 404, (method, path, resp.text)
             assert resp.json() == {"error": f"no request with id {bad!r}", "field": "id"}
     assert gateway.approvals.store.get(other).status.value == "pending"  # nothing was cancelled
