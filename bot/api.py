@@ -30,7 +30,7 @@ from bot.auth import Authenticator, Refused
 from hitl.apikeys import ActionForbidden, Principal
 from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, ExecutionRefused, InvalidRequest, RequestNotFound, WaitTimeout
-from hitl.models import Request
+from hitl.models import MAX_PARAMS_DEPTH, Request, too_deep
 from hitl.policystore import PolicyInForce
 from hitl.pool import RedisBusy
 from hitl.views import BatchView, ExecutionInput, RequestView
@@ -39,6 +39,10 @@ from hitl.views import BatchView, ExecutionInput, RequestView
 MAX_WAIT = 60.0
 # Largest JSON body accepted on /v1 (params are capped at 256 KB; leave room for the rest).
 MAX_API_BODY = 1024 * 1024
+# Deepest nesting of lists and objects in a /v1 body: params' own limit plus the envelope
+# (a batch's items), with room to spare. Deeper input never reaches a recursive encoder,
+# validator or Lua's cjson, whatever field carries it.
+MAX_BODY_DEPTH = MAX_PARAMS_DEPTH * 2
 
 
 class ApiError(Exception):
@@ -105,6 +109,12 @@ def busy(exc: RedisBusy) -> JSONResponse:
     )
 
 
+_TOO_DEEP = (
+    f"body: nests lists/objects deeper than {MAX_BODY_DEPTH} levels (params may nest {MAX_PARAMS_DEPTH}); "
+    "flatten it"
+)
+
+
 async def _json_body(request: HttpRequest) -> dict[str, Any]:
     try:
         raw = await bodies.read_body(request, MAX_API_BODY)
@@ -116,8 +126,12 @@ async def _json_body(request: HttpRequest) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"malformed JSON: {exc}", "body") from None
+    except RecursionError:  # the parser recurses per level: a deep enough body exhausts the stack
+        raise ApiError(400, _TOO_DEEP, "body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object", "body")
+    if too_deep(body, MAX_BODY_DEPTH):
+        raise ApiError(400, _TOO_DEEP, "body")
     if "via" in body:
         raise ApiError(422, "via: is set by the server from your API key", "via")
     return body

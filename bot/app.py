@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 
 from bot import listeners
 from bot.access import Access
+from bot.actor import require_actor
 from bot.deps import Deps
 from bot.groups import GroupResolver
 from bot.slack import web_client
@@ -67,6 +68,8 @@ def build_app(
         context["hitl"] = deps
         return next()
 
+    # A click, form or command that names no Slack user is refused before any listener.
+    app.middleware(require_actor)
     listeners.register(app)
     return app
 

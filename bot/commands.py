@@ -21,6 +21,7 @@ def bot(commands: Subcommands) -> None:
     """`hitl bot`: the Slack app and the web process (HTTP API, /mcp)."""
     parser = commands.add_parser("bot", help="run the Slack app: Socket Mode with SLACK_APP_TOKEN, else HTTP")
     parser.add_argument("--port", type=int, help="HTTP port (default $PORT or 3000)")
+    parser.add_argument("--host", help="address to listen on (default $HITL_HOST or 0.0.0.0)")
     parser.set_defaults(func=_run_bot)
 
 
@@ -47,10 +48,9 @@ def _run_bot(args: argparse.Namespace) -> int:
     tracing.setup("hitl-bot")  # before the app's modules load, as `hitl bot` always did
     from bot.main import run
 
-    settings = load_settings()
-    if args.port:
-        settings = settings.model_copy(update={"port": args.port})
-    run(settings)
+    # Flags win over the environment, and are checked like it (a bad --host names HITL_HOST).
+    overrides = {name: value for name, value in (("port", args.port), ("host", args.host)) if value}
+    run(load_settings(**overrides))
     return 0
 
 

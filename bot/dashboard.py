@@ -1,8 +1,8 @@
 """`/dashboard`: the live view of the queue and the trust loop, served by the web process.
 
-`GET /dashboard?token=...` (the link `/hitl dashboard` hands out) checks the token and
-swaps it for a session cookie, then redirects to `/dashboard`, so the token leaves the
-address bar. `GET /dashboard` is the page; `GET /dashboard/panels` its panels as JSON,
+`GET /dashboard?token=...` (the link `/hitl dashboard` hands out) checks the token, spends
+it (a link works once) and swaps it for a session cookie, then redirects to `/dashboard`,
+so the token leaves the address bar. `GET /dashboard` is the page; `GET /dashboard/panels` its panels as JSON,
 which a small fetch loop on the page asks for every few seconds, so it updates without a
 reload. Scripts may send an API key (`Authorization: Bearer`, HITL_API_KEYS) instead.
 A refusal is a short page saying what to do, never a traceback.
@@ -33,6 +33,7 @@ from hitl.client import Approvals
 from hitl.errors import ConfigError
 from hitl.membership import ChannelMembers, ChannelPrivacy
 from hitl.settings import Settings
+from hitl.spent import SpentTokens
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +69,28 @@ class Workspace:
 class Gate:
     """Decides who gets in: a session cookie, a link token, or an API key."""
 
-    def __init__(self, settings: Settings, keys: Authenticator, team: Callable[[], str | None]) -> None:
+    def __init__(
+        self, settings: Settings, keys: Authenticator, team: Callable[[], str | None], spent: SpentTokens
+    ) -> None:
         self.key = dashauth.signing_key(settings)
         self.keys = keys
         self.team = team
         self.allowed = dashauth.allowed_users(settings)
+        self.spent = spent
 
     def claims(self, token: str, kind: TokenKind) -> dashauth.Claims:
         if self.key is None:
             raise Denied("Links are off", "Set HITL_DASHBOARD_SECRET (or SLACK_SIGNING_SECRET) to sign them.")
         claims = dashauth.verify(self.key, token, kind)
         dashauth.admit(claims, self.team(), self.allowed)
+        return claims
+
+    def open_link(self, token: str) -> dashauth.Claims:
+        """A link's claims, once: checked like any token, then spent in Redis (atomically,
+        so of two uses at the same moment one is refused too)."""
+        claims = self.claims(token, TokenKind.LINK)
+        if not self.spent.spend(claims.jti, claims.exp - time.time()):
+            raise dashauth.ALREADY_USED
         return claims
 
     def who(self, request: Request) -> str:
@@ -165,7 +177,8 @@ def dashboard_routes(
 ) -> list[Route]:
     """The dashboard's routes, to mount on the web app. `slack()` gives the Slack client
     that answers channel membership and privacy (None: public channels only for non-admins)."""
-    gate = Gate(approvals.settings, keys, team or Workspace(approvals.settings).team)
+    spent = SpentTokens(approvals.redis, approvals.keys)
+    gate = Gate(approvals.settings, keys, team or Workspace(approvals.settings).team, spent)
     sights = Sights(approvals, slack)
 
     def board_for(request: Request) -> panels.Board:
@@ -175,13 +188,13 @@ def dashboard_routes(
         token = request.query_params.get("token")
         try:
             if token:
-                claims = await run_in_threadpool(gate.claims, token, TokenKind.LINK)
+                claims = await run_in_threadpool(gate.open_link, token)
                 resp = RedirectResponse(DASHBOARD_PATH, status_code=303)
                 assert gate.key is not None
                 session = dashauth.mint(gate.key, claims.team, claims.user, TokenKind.SESSION, SESSION_TTL)
                 resp.set_cookie(
                     COOKIE, session, max_age=SESSION_TTL, path=DASHBOARD_PATH, httponly=True, samesite="lax",
-                    secure=request.url.scheme == "https",
+                    secure=dashauth.secure_cookie(approvals.settings, request.url.scheme),
                 )
                 return resp
             board = await run_in_threadpool(board_for, request)

@@ -1,4 +1,4 @@
-"""`/hitl dashboard` (and the link under `/hitl stats`): a private, signed, 10-minute link.
+"""`/hitl dashboard` (and the link under `/hitl stats`): a private, signed, single-use 10-minute link.
 
 The link is only ever in an ephemeral reply, so only the person who asked sees it; it
 names their workspace and user, and the web process checks both (`bot.dashauth`).
@@ -41,7 +41,10 @@ def reply(settings: Settings, team: str, user: str) -> tuple[str, list[dict]]:
         )
         return text, []
     minutes = LINK_TTL // 60
-    text = f"📊 <{url}|Open the hitl dashboard>: a link only you can see, valid for {minutes} minutes."
+    text = (
+        f"📊 <{url}|Open the hitl dashboard>: a link only you can see, valid for {minutes} minutes; "
+        "it opens the dashboard once."
+    )
     return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
 
 

@@ -17,6 +17,7 @@ from bot.app import build_app
 from bot.web import WebServer, build_web_app, plugins
 from hitl.client import Approvals
 from hitl.durability import check as check_durability
+from hitl.errors import ConfigError
 from hitl.membership import ChannelPrivacy
 from hitl.metrics import admit_policy_actions
 from hitl.policystore import PolicyPublisher
@@ -94,10 +95,17 @@ def run(settings: Settings) -> None:
         bolt = build_app(settings, approvals=approvals)
         secret = settings.secret("slack_signing_secret") or ""
         web = build_web_app(approvals, bolt=bolt, signing_secret=secret, mounts=mounts, lifespans=lifespans)
-    server = WebServer(web, port=settings.port)
+    try:
+        server = WebServer(web, host=settings.host, port=settings.port)
+    except OSError as exc:
+        approvals.close()
+        raise ConfigError(
+            f"HITL_HOST/PORT: cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc})"
+        ) from None
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     log.info(
-        "hitl bot: listening on http://0.0.0.0:%d (Slack: %s, health: /healthz, API: /v1, docs: /docs)",
-        server.port, "Socket Mode" if socket_mode else "/slack/events",
+        "hitl bot: listening on http://%s:%d (Slack: %s, health: /healthz, API: /v1, docs: /docs)",
+        shown, server.port, "Socket Mode" if socket_mode else "/slack/events",
     )
     try:
         server.serve_forever()

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from hitl import scripts
 from hitl.errors import ExecutionRefused, RequestNotFound
+from hitl.ids import known_shape
 from hitl.keys import Keys, timer_member
 from hitl.status import EventType, ExecutionState
 
@@ -31,7 +32,9 @@ def _s(value: Any) -> str:
 
 
 def execution_args(keys: Keys, request_id: str, state: str, ok: bool = True) -> tuple[list[str], list[str]]:
-    """KEYS and ARGV for `scripts.EXECUTION`."""
+    """KEYS and ARGV for `scripts.EXECUTION`; `RequestNotFound` for a string that is no
+    request id (it would name another key of the request)."""
+    known_shape(request_id)
     payload = {
         "id": request_id, "sync": timer_member(request_id, "sync"), "state": state, "ok": ok,
         "events": {

@@ -43,6 +43,8 @@ key                                    type    what it holds
 ``{p}:metrics:hour:{n}``               hash    the same per hour ``n`` (epoch hours), for the
                                                dashboard's charts; expires after 8 days
 ``{p}:dashboard:team``                 string  the Slack workspace the dashboard serves
+``{p}:dashboard:link:{token id}``      string  a dashboard link already used (links open it
+                                               once), kept until the link expires (TTL)
 ``{p}:chmembers:{channel}``            string  a Slack channel's member ids (JSON), cached
                                                briefly for visibility checks (TTL)
 ``{p}:usergroup:{group}``              string  a Slack user group's member ids (JSON), cached
@@ -213,6 +215,9 @@ class Keys:
     @property
     def dashboard_team(self) -> str:
         return f"{self.prefix}:dashboard:team"
+
+    def dashboard_link(self, token_id: str) -> str:
+        return f"{self.prefix}:dashboard:link:{token_id}"
 
     # -- API keys (hitl.apikeys) -------------------------------------------------------------
 

@@ -7,6 +7,8 @@ into one `ConfigError` line that names the environment variable to fix.
 from __future__ import annotations
 
 import base64
+import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,6 +22,9 @@ from hitl.errors import ConfigError
 SLACK_API_DEFAULT = "https://slack.com/api/"
 # Redis used when REDIS_URL is unset (the Redis a developer usually has running).
 REDIS_URL_DEFAULT = "redis://127.0.0.1:6379/0"
+# A host name `hitl bot` may bind (resolved by the system): letters, digits, dots and dashes.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 # Webhook retry schedule (seconds): ~5 s, 30 s, 2 min, 10 min, 1 h, 6 h, 24 h.
 WEBHOOK_RETRY_DEFAULT = (5, 30, 120, 600, 3600, 21600, 86400)
 # Action names outside the policy that get their own metric and stats labels.
@@ -55,6 +60,15 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_APP_TOKEN"))
     slack_api_url: str = Field(default=SLACK_API_DEFAULT, validation_alias=_env("SLACK_API_URL"))
     port: int = Field(default=3000, ge=1, le=65535, validation_alias=_env("PORT"))
+    # Address `hitl bot` listens on. Every interface (0.0.0.0) by default, because where the
+    # web process runs it is reached from outside its own loopback: a container's published
+    # port and its orchestrator's health checks arrive on the container's network interface,
+    # and a PaaS router (the Procfile's `web: hitl bot`) connects to $PORT from outside too;
+    # a loopback default would make those deployments unreachable. Set 127.0.0.1 (or ::1)
+    # when a reverse proxy on the same host is the only way in; `::` listens on IPv6 too.
+    # `hitl dev` ignores it and stays on 127.0.0.1: its sandbox page signs Slack requests as
+    # any user, and it prints its API key.
+    host: str = Field(default="0.0.0.0", min_length=1, validation_alias=_env("HITL_HOST"))
     default_channel: str | None = Field(default=None, validation_alias=_env("HITL_DEFAULT_CHANNEL"))
     # Published by `hitl bot` and `hitl worker` at start and on change (hitl.policystore);
     # any other process's own file routes nothing: requests follow the published version.
@@ -217,6 +231,20 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value or None
+
+    @field_validator("host")
+    @classmethod
+    def _bind_address(cls, value: str) -> str:
+        value = value.strip().removeprefix("[").removesuffix("]")
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOSTNAME.match(value):
+                raise ValueError(
+                    "must be an address to listen on, such as 0.0.0.0 (every interface), 127.0.0.1 "
+                    "(this machine only) or ::"
+                ) from None
+        return value
 
     @field_validator("slack_api_url")
     @classmethod

@@ -28,6 +28,7 @@ from hitl.errors import (
     StaleVersion,
     TransitionRefused,
 )
+from hitl.ids import known_shape
 from hitl.keys import TIMER_SEP, Keys, timer_member
 from hitl.metrics import Family
 from hitl.models import CardPlacement, EscalationStep, Placed, Request
@@ -231,7 +232,9 @@ def transition_args(
     retention: int,
     metrics: bool = True,
 ) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV for `scripts.TRANSITION`; the script reads the time from Redis."""
+    """KEYS and ARGV for `scripts.TRANSITION`; the script reads the time from Redis.
+    `RequestNotFound` for a string that is no request id (the script builds keys from it)."""
+    known_shape(request_id)
     payload: dict[str, Any] = {
         "names": key_names(keys), "retention": retention, "id": request_id, "verb": verb, "by": by or "",
         "groups": list(groups), "comment": comment or "", "params": "" if params is None else _json(params),
@@ -312,6 +315,11 @@ class _Base:
     ) -> tuple[list[str], list[Any]]:
         return create_plan_args(self.keys, head, steps, self.retention, self.metrics, self.default_channel)
 
+    def read_keys(self, request_id: str) -> list[str]:
+        """KEYS of `scripts.READ` for one request; `RequestNotFound` for a string that is
+        no request id, before it can name any key."""
+        return [self.keys.req(known_shape(request_id)), self.keys.events]
+
 
 class Store(_Base):
     """Synchronous access to requests in Redis."""
@@ -364,7 +372,7 @@ class Store(_Base):
                 apply_routes([doc], created)
 
     def get(self, request_id: str) -> Request:
-        raw = self._read(keys=[self.keys.req(request_id), self.keys.events])
+        raw = self._read(keys=self.read_keys(request_id))
         if not raw:
             raise RequestNotFound(request_id)
         return parse_request(raw)
@@ -380,7 +388,7 @@ class Store(_Base):
 
     def get_placed(self, request_id: str) -> Placed:
         """A request and where it shows in Slack (for the bot and the delivery workers)."""
-        raw = self._read(keys=[self.keys.req(request_id), self.keys.events])
+        raw = self._read(keys=self.read_keys(request_id))
         if not raw:
             raise RequestNotFound(request_id)
         return parse_placed(raw)
@@ -395,7 +403,7 @@ class Store(_Base):
         return [parse_placed(raw) for raw in pipe.execute() if raw]
 
     def status(self, request_id: str) -> Status:
-        value = self.redis.hget(self.keys.req(request_id), "status")
+        value = self.redis.hget(self.keys.req(known_shape(request_id)), "status")
         if value is None:
             raise RequestNotFound(request_id)
         return Status(_s(value))
@@ -486,13 +494,13 @@ class AsyncStore(_Base):
         return None
 
     async def get(self, request_id: str) -> Request:
-        raw = await self._read(keys=[self.keys.req(request_id), self.keys.events])
+        raw = await self._read(keys=self.read_keys(request_id))
         if not raw:
             raise RequestNotFound(request_id)
         return parse_request(raw)
 
     async def status(self, request_id: str) -> Status:
-        value = await self.redis.hget(self.keys.req(request_id), "status")
+        value = await self.redis.hget(self.keys.req(known_shape(request_id)), "status")
         if value is None:
             raise RequestNotFound(request_id)
         return Status(_s(value))

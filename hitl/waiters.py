@@ -42,6 +42,7 @@ import redis
 
 from hitl import scripts
 from hitl.errors import HitlError, RequestNotFound, WaitTimeout
+from hitl.ids import known_shape
 from hitl.keys import Keys
 from hitl.models import Request
 from hitl.status import EventType
@@ -184,7 +185,7 @@ class Dispatcher:
     # -- what callers use -------------------------------------------------------------------
     def wait(self, request_id: str, timeout: float | None) -> Request:
         """Block this thread until the request is final; `WaitTimeout` after `timeout` s."""
-        w = _ThreadWaiter(request_id)
+        w = _ThreadWaiter(known_shape(request_id))
         self._register(w)
         try:
             if not w.event.wait(timeout):
@@ -195,7 +196,7 @@ class Dispatcher:
 
     async def wait_async(self, request_id: str, timeout: float | None) -> Request:
         """`wait` for asyncio: the future is completed on the caller's loop."""
-        w = _AsyncWaiter(request_id, asyncio.get_running_loop())
+        w = _AsyncWaiter(known_shape(request_id), asyncio.get_running_loop())
         self._register(w)
         try:
             return await asyncio.wait_for(w.future, timeout)

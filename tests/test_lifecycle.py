@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -209,6 +211,27 @@ def test_unknown_verb_and_unknown_request(approvals: Approvals) -> None:
         approvals.decide("nope", "approve", by="U01")
     with pytest.raises(RequestNotFound):
         approvals.get("nope")
+
+
+def test_strings_that_are_no_request_id_are_unknown_ids_on_every_call(approvals: Approvals) -> None:
+    """`<id>:done` is the final request's done list in Redis: every way to name a request
+    answers RequestNotFound for it, as for any unknown id, and nothing changes."""
+    req = approvals.request(action="a", summary="s")
+    approvals.cancel(req.id)
+    waiting = approvals.request(action="a", summary="s")
+    aio = approvals.asyncio()
+    for bad in (req.id + ":done", waiting.id + ":done", waiting.id.upper(), ""):
+        calls = (
+            functools.partial(approvals.get, bad), functools.partial(approvals.store.status, bad),
+            functools.partial(approvals.cancel, bad), functools.partial(approvals.decide, bad, "approve", by="U01"),
+            functools.partial(approvals.wait_request, bad, 1),
+            lambda rid=bad: asyncio.run(aio.store.get(rid)), lambda rid=bad: asyncio.run(aio.wait_request(rid, 1)),
+        )
+        for call in calls:
+            with pytest.raises(RequestNotFound) as err:
+                call()
+            assert err.value.request_id == bad
+    assert waiting.status() == "pending"
 
 
 @pytest.mark.parametrize("scope", ["*", "publish_post"])

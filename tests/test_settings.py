@@ -20,6 +20,8 @@ from tests.helpers import ROOT, hitl_env
         ({"PORT": "70000"}, "PORT"),
         ({"SLACK_API_URL": "slack.com/api"}, "SLACK_API_URL"),
         ({"HITL_TIMER_LEASE": "-1"}, "HITL_TIMER_LEASE"),
+        ({"HITL_HOST": "http://0.0.0.0"}, "HITL_HOST"),
+        ({"HITL_HOST": "every interface"}, "HITL_HOST"),
     ],
 )
 def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, env, name) -> None:
@@ -29,6 +31,13 @@ def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, env, na
         load_settings(_env_file=None)
     assert str(info.value).startswith(f"{name}: ")
     assert "\n" not in str(info.value)
+
+
+def test_hitl_host_defaults_to_every_interface_and_takes_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(_env_file=None).host == "0.0.0.0"
+    for given, host in (("127.0.0.1", "127.0.0.1"), ("::", "::"), ("[::1]", "::1"), ("hitl.internal", "hitl.internal")):
+        monkeypatch.setenv("HITL_HOST", given)
+        assert load_settings(_env_file=None).host == host
 
 
 def test_admins_are_read_as_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:

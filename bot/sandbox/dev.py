@@ -8,6 +8,7 @@ tokens and a Redis. ``hitl dev`` needs none of them:
    (``bot.sandbox.page``) on ``--port`` (8080);
 3. the bot: the real Bolt app behind ``hitl bot``'s HTTP server, in this process, pointed
    at the stand-in with ``SLACK_API_URL`` and verifying a signing secret generated now;
+   it serves ``/v1`` and ``/mcp`` as ``hitl bot`` does, behind an API key made now;
 4. a worker: a real ``hitl worker`` process (cards, timers, escalation);
 5. the demo agent (``bot.sandbox.demo_agent``), unless ``--no-demo``: it files sample requests
    and prints each decision as it arrives.
@@ -40,9 +41,10 @@ import redis
 from pydantic import SecretStr
 
 from bot.app import build_app
+from bot.mcp import MCP_PATH
 from bot.sandbox.page import SandboxPage
 from bot.sandbox.server import SlackStandIn
-from bot.web import WebServer, bind, build_web_app
+from bot.web import WebServer, bind, build_web_app, plugins
 from hitl.client import Approvals
 from hitl.embedded import EmbeddedRedis
 from hitl.errors import ConfigError, HitlError
@@ -93,6 +95,11 @@ class DevStack:
     def page_url(self) -> str:
         """The browser page, e.g. ``http://127.0.0.1:8080/_sandbox/``."""
         return self.page.url
+
+    @property
+    def mcp_url(self) -> str:
+        """The MCP endpoint (streamable HTTP, bearer ``api_key``), as ``hitl bot`` serves it."""
+        return self.bot.base_url + MCP_PATH
 
     @property
     def worker_log(self) -> Path:
@@ -319,7 +326,9 @@ def start_stack(
         approvals = Approvals(bot_settings.redis, settings=bot_settings)
         undo.callback(approvals.close)
         app = build_app(bot_settings, approvals=approvals)
-        web = build_web_app(approvals, bolt=app, signing_secret=secret)
+        # What `hitl bot` serves besides Slack and /v1: MCP at /mcp, behind the same key.
+        mounts, lifespans = plugins(approvals)
+        web = build_web_app(approvals, bolt=app, signing_secret=secret, mounts=mounts, lifespans=lifespans)
         bot = WebServer(web, host=host, port=bot_port).start()
         undo.callback(bot.stop)
         page = SandboxPage(stand_in, bot.url, secret).mount()
@@ -389,6 +398,10 @@ def banner(stack: DevStack, *, demo: bool) -> str:
         f"  Or over HTTP (API key {API_KEY_NAME!r}; docs at {stack.bot.base_url}/docs):",
         f"    curl -s -X POST {stack.bot.base_url}/v1/requests -H 'Authorization: Bearer {stack.api_key}' "
         "-H 'Content-Type: application/json' -d '{\"action\": \"deploy\", \"summary\": \"Deploy v1.2\"}'",
+        "",
+        f"  Or as MCP tools (streamable HTTP at {stack.mcp_url}, the same key), e.g. for Claude Code:",
+        f"    claude mcp add --transport http hitl {stack.mcp_url} "
+        f"--header 'Authorization: Bearer {stack.api_key}'",
         "",
         "  Watch it live: type /hitl dashboard in the sandbox for a private dashboard link;",
         f"  Prometheus scrapes {stack.bot.base_url}/metrics",

@@ -156,6 +156,24 @@ def test_callback_url_outside_the_allow_list_is_refused_by_the_client_too(gatewa
     assert ok.fetch().callback_url == "http://127.0.0.1:9/hook"
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/requests", b"[" * 200_000 + b"]" * 200_000),
+        ("/v1/requests", b'{"action": "deploy", "summary": "x", "params": ' + b'{"a":' * 150_000 + b"1" + b"}" * 150_001),
+        ("/v1/batches", b'{"summary": "plan", "items": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"),
+        # parses, but deeper than anything hitl stores: refused before any validator or encoder
+        ("/v1/requests", b'{"action": "deploy", "summary": "x", "approvers": ' + b"[" * 900 + b"]" * 900 + b"}"),
+    ],
+)
+def test_a_body_nested_thousands_of_levels_deep_is_400_naming_body(gateway: Gateway, path: str, body: bytes) -> None:
+    resp = gateway.http.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["field"] == "body" and "deeper than 64 levels" in resp.json()["error"]
+    assert gateway.approvals.store.redis.zcard(gateway.approvals.keys.pending) == 0  # nothing filed
+    assert file(gateway)["status"] == "pending"  # and the process serves on
+
+
 # -- GET /v1/requests/{id} ----------------------------------------------------------------
 
 def test_unknown_id_is_404(gateway: Gateway) -> None:
@@ -163,6 +181,25 @@ def test_unknown_id_is_404(gateway: Gateway) -> None:
         resp = gateway.http.request(method, path)
         assert resp.status_code == 404
         assert "no request with id 'nope'" in resp.json()["error"]
+
+
+@pytest.mark.parametrize("suffix", [":done", ":posting"])
+def test_ids_that_cannot_be_request_ids_answer_exactly_like_unknown_ids(gateway: Gateway, suffix: str) -> None:
+    """`<id>:done` names the request's done list in Redis (there once it is final): any
+    string that is not an id must be a 404, never a Redis error."""
+    rid = file(gateway)["id"]
+    other = file(gateway, summary="still waiting")["id"]
+    assert gateway.http.post(f"/v1/requests/{rid}/cancel").status_code == 200  # the done list exists now
+    for target in (rid, other):
+        bad = target + suffix
+        for method, path, body in (("GET", f"/v1/requests/{bad}", None), ("GET", f"/v1/requests/{bad}?wait=1", None),
+                                   ("POST", f"/v1/requests/{bad}/cancel", None),
+                                   ("POST", f"/v1/requests/{bad}/execution", {"state": "started"})):
+            resp = gateway.http.request(method, path, json=body)
+            assert resp.status_code == 404, (method, path, resp.text)
+            assert resp.json() == {"error": f"no request with id {bad!r}", "field": "id"}
+    assert gateway.approvals.store.get(other).status.value == "pending"  # nothing was cancelled
+    assert gateway.approvals.store.get(rid).status.value == "cancelled"
 
 
 @pytest.mark.parametrize("wait", ["61", "-1", "soon", "nan"])

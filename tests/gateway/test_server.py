@@ -127,7 +127,7 @@ def test_slack_signatures_are_still_checked(slack_server: WebServer) -> None:
     assert bad_json.status_code == 401
 
 
-def _start_bot(env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes], Path]:
+def _start_bot(env: dict[str, str], port: int, host: str = "127.0.0.1") -> tuple[subprocess.Popen[bytes], Path]:
     log = Path(tempfile.mkstemp(prefix="hitl-bot-", suffix=".log")[1])
     proc = subprocess.Popen([sys.executable, "-m", "hitl.cli", "bot"], env=env, cwd=ROOT,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
@@ -136,7 +136,7 @@ def _start_bot(env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes],
         if proc.poll() is not None:
             raise AssertionError(f"hitl bot exited: {log.read_text()}")
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            return httpx.get(f"http://{host}:{port}/healthz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -185,6 +185,53 @@ def test_sigterm_answers_in_flight_long_polls_with_the_current_view(prefix: str)
     # uvicorn shuts down cleanly, then re-raises the signal so a supervisor sees why it ended.
     assert code in (0, -signal.SIGTERM), log.read_text()
     assert "Traceback" not in log.read_text()
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        return httpx.get(f"http://{host}:{port}/healthz", timeout=5).status_code == 200
+    except httpx.ConnectError:
+        return False
+
+
+def test_hitl_bot_listens_on_hitl_host_only(redis_url: str, prefix: str) -> None:
+    """127.0.0.2 is loopback too, but another address: a bot bound to it alone does not
+    answer on 127.0.0.1 (as one bound to 127.0.0.1 would not answer on the network)."""
+    port = free_port()
+    env = hitl_env(redis_url, prefix, PORT=str(port), SLACK_SIGNING_SECRET=SIGNING, SLACK_BOT_TOKEN="xoxb-t",
+                   SLACK_API_URL="http://127.0.0.1:9/", HITL_HOST="127.0.0.2")
+    proc, log = _start_bot(env, port, host="127.0.0.2")
+    try:
+        assert not _answers("127.0.0.1", port)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert f"listening on http://127.0.0.2:{port}" in log.read_text()
+
+
+def test_hitl_bot_listens_on_every_interface_by_default(redis_url: str, prefix: str) -> None:
+    """Containers and PaaS routers reach the web process from outside its loopback."""
+    port = free_port()
+    env = hitl_env(redis_url, prefix, PORT=str(port), SLACK_SIGNING_SECRET=SIGNING, SLACK_BOT_TOKEN="xoxb-t",
+                   SLACK_API_URL="http://127.0.0.1:9/")
+    proc, log = _start_bot(env, port)
+    try:
+        assert _answers("127.0.0.2", port)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert f"listening on http://0.0.0.0:{port}" in log.read_text()
+
+
+def test_a_bad_or_unusable_hitl_host_is_one_line_naming_it(redis_url: str, prefix: str) -> None:
+    for host, words in (("not a host", "must be an address to listen on"), ("192.0.2.1", "cannot listen on")):
+        env = hitl_env(redis_url, prefix, PORT=str(free_port()), SLACK_SIGNING_SECRET=SIGNING,
+                       SLACK_BOT_TOKEN="xoxb-t", SLACK_API_URL="http://127.0.0.1:9/", HITL_HOST=host)
+        done = subprocess.run([sys.executable, "-m", "hitl.cli", "bot"], env=env, cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode != 0
+        assert "HITL_HOST" in done.stderr and words in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
 
 
 def test_socket_mode_still_serves_the_api_and_health(prefix: str, redis_url: str) -> None:

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, hitl_env
+from hitl import Approvals
+from tests.helpers import ROOT, events, hitl_env
 
 EXAMPLES = {
     "examples.langgraph_agent": (
@@ -22,13 +23,24 @@ EXAMPLES = {
 
 
 @pytest.mark.parametrize("module", sorted(EXAMPLES))
-def test_example_runs(module: str, redis_url: str, prefix: str) -> None:
+def test_example_runs(module: str, redis_url: str, prefix: str, approvals: Approvals) -> None:
+    """Run against a Redis where another agent's request already waits (as `make demo`'s
+    email to 200 customers did): the stand-in reviewer decides only its own run's request."""
     flag, expected = EXAMPLES[module]
+    theirs = approvals.request(action="send_email", summary="Email 200 customers", params={"to": "all"})
     env = hitl_env(redis_url, prefix, PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-m", module, flag], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", module, flag], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the example never got its own decision; the other request is {theirs.status()}: {exc.stdout!r}")
     assert done.returncode == 0, done.stderr
     for line in expected:
         assert line in done.stdout, done.stdout
     assert "[tool] delete_record" not in done.stdout
+    assert theirs.status() == "pending" and theirs.id not in done.stdout
+    # It says where it files, so nobody points it at a Redis they did not mean to.
+    assert f"[hitl] Redis {redis_url} (prefix {prefix!r})" in done.stdout.splitlines()[0]
+    ours = [e["id"] for e in events(approvals.redis, prefix) if e["type"] == "decided"]
+    assert len(ours) == 1 and ours[0] != theirs.id

@@ -140,6 +140,28 @@ def test_bad_input_is_a_tool_error_naming_the_field(mcp_http: McpHttpServer, too
     assert field in answer.text
 
 
+def test_ids_that_cannot_be_request_ids_are_not_found_like_unknown_ids(mcp_http: McpHttpServer) -> None:
+    """`<id>:done` names the final request's done list in Redis: the tools answer it as they
+    answer an unknown id, instead of failing on Redis's type error."""
+
+    async def scenario() -> tuple[str, list[Answer]]:
+        async with mcp_http.client() as client:
+            view = (await call(client, "request_approval", action="a", summary="s", wait_seconds=0)).json
+            await call(client, "cancel_approval", id=view["id"])  # final: the done list exists now
+            bad = view["id"] + ":done"
+            return bad, [
+                await call(client, "get_approval", id=bad),
+                await call(client, "await_approval", id=bad, wait_seconds=1),
+                await call(client, "cancel_approval", id=bad),
+                await call(client, "get_approval", id="0" * 18),  # well-formed, unknown: the reference
+            ]
+
+    bad, answers = asyncio.run(scenario())
+    for answer in answers[:3]:
+        assert answer.error and answer.text.endswith(f"id: no request with id {bad!r}"), answer.text
+    assert answers[3].error and answers[3].text.endswith(f"id: no request with id {'0' * 18!r}")
+
+
 def test_cancel_after_final_is_an_error_saying_so(mcp_http: McpHttpServer, approvals: Approvals) -> None:
     async def scenario() -> tuple[Answer, Answer]:
         async with mcp_http.client() as client:

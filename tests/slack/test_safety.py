@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 
+import pytest
+
 from bot import cards
-from bot.sandbox.signing import sign, signed_interaction
+from bot.sandbox.signing import sign, signed_command, signed_interaction
+from bot.views import VIEW_REJECT
 from tests.helpers import events
 from tests.slack.conftest import SECRET, Bot, card_text, decidable
 
@@ -129,4 +133,50 @@ def test_a_non_integer_timestamp_is_401_without_a_traceback(bot: Bot, caplog) ->
         assert status == 401, (stamp, body)
         assert "invalid request" in body
     assert "Traceback" not in caplog.text and "ValueError" not in caplog.text
+    assert req.status() == "pending"
+
+
+@pytest.mark.parametrize("user", ["missing", None, {"id": "<!channel>"}])
+@pytest.mark.parametrize("action_id", [cards.ACTION_APPROVE, cards.ACTION_REJECT, cards.ACTION_DETAILS])
+def test_a_signed_click_that_names_no_user_is_400_and_changes_nothing(
+    bot: Bot, conn, prefix, caplog, user: object, action_id: str
+) -> None:
+    req = bot.approvals.request(action="a", summary="s")
+    card = bot.card(req.id)
+    payload = bot.interactions.click(card.channel, card.ts, action_id, user_id="U0ALICE")
+    if user == "missing":
+        del payload["user"]
+    else:
+        payload["user"] = user
+    status, body = bot.interact(payload)
+    assert status == 400, body
+    assert "names no Slack user" in json.loads(body)["error"]
+    assert "Traceback" not in caplog.text and "Failed to run listener" not in caplog.text
+    assert req.status() == "pending"
+    assert [e["type"] for e in events(conn, prefix, req.id) if e["type"] != "escalated"] == ["created"]
+    assert bot.slack.workspace.ephemerals() == [] and bot.slack.workspace.top_view("U0ALICE") is None
+    # The very same click, with its user, decides.
+    if action_id == cards.ACTION_APPROVE:
+        good = bot.interactions.click(card.channel, card.ts, action_id, user_id="U0ALICE")
+        assert bot.interact(good)[0] == 200
+        assert req.wait(timeout=10).by == ["U0ALICE"]
+
+
+def test_a_signed_form_or_command_that_names_no_user_is_400(bot: Bot) -> None:
+    req = bot.approvals.request(action="a", summary="s")
+    card = bot.card(req.id)
+    bot.interact(bot.interactions.click(card.channel, card.ts, cards.ACTION_REJECT, user_id="U0ALICE"))
+    view = bot.open_view("U0ALICE", VIEW_REJECT)
+    submit = bot.interactions.submit(view.id, {"reason": "not today"})
+    del submit["user"]
+    status, body = bot.interact(submit)
+    assert status == 400 and "names no Slack user" in body
+    command = bot.interactions.command("/hitl", "status", user_id="U0ALICE")
+    del command["user_id"]
+    status, body = bot.send(signed_command(SECRET, command))
+    assert status == 400 and "names no Slack user" in body
+    home = bot.interactions.home_opened("U0ALICE")
+    del home["event"]["user"]
+    status, body = bot.event(home)
+    assert status == 400 and "names no Slack user" in body
     assert req.status() == "pending"
