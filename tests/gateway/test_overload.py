@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bot.web import WebServer, build_web_app
+from bot.web import build_web_app
 from hitl import Approvals
 from hitl.pool import RedisBusy, async_client
 from tests.conftest import make_settings
-from tests.gateway.conftest import KEYS, SECRET, Gateway
+from tests.gateway.conftest import KEYS, SECRET, Gateway, running_gateway
 from tests.helpers import eventually
 
 GATE = {"action": "deploy", "summary": "Deploy v1.2 to production", "mode": "gate", "timeout": 600}
@@ -22,18 +22,10 @@ GATE = {"action": "deploy", "summary": "Deploy v1.2 to production", "mode": "gat
 
 @pytest.fixture
 def gateway(redis_url: str, prefix: str) -> Iterator[Gateway]:
-    """The gateway of tests/gateway/conftest.py with the keys' rate out of the way: these
-    tests are about the Redis pool, not about one key's rate limit (tests/gateway/test_principals.py)."""
-    settings = make_settings(redis_url, prefix, api_keys=KEYS, api_rate="1000000/s", default_channel="C0APPROVALS")
-    approvals = Approvals(settings=settings)
-    server = WebServer(build_web_app(approvals), host="127.0.0.1", port=0).start()
-    client = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=90)
-    try:
-        yield Gateway(server, approvals, client)
-    finally:
-        client.close()
-        server.stop()
-        approvals.close()
+    """The usual gateway with the keys' rate out of the way: these tests are about the
+    Redis pool, not about one key's rate limit (tests/gateway/test_principals.py)."""
+    with running_gateway(redis_url, prefix, api_rate="1000000/s") as gw:
+        yield gw
 
 
 def _client(gateway: Gateway, n: int) -> httpx.AsyncClient:
