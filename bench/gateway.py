@@ -185,12 +185,14 @@ def _burst_process(base: str, ids: list[str], posts: int, ready: Any, go: Any) -
     return asyncio.run(_burst_share(base, ids, posts, ready, go))
 
 
-def burst(base: str, approvals: Approvals, clients: int) -> tuple[list[list[str]], int]:
+def burst(base: str, approvals: Approvals, clients: int) -> tuple[list[list[str]], int, int]:
     """`clients // 2` POSTs and as many long-polls woken together, from BURST_PROCS client
     processes (one asyncio client with hundreds of connections measures itself); table rows
-    by kind of call, and how many answers said Redis is unreachable."""
+    by kind of call, how many answers said Redis is unreachable, and how many answers were
+    other than 201 (POST) or 200 (poll)."""
     polls = clients - clients // 2
-    ids = [approvals.request(**{**BODY, "summary": f"Burst wait {i}"}).id for i in range(polls)]
+    # Filed as the bench's key, which the polls send: a key reads only its own requests.
+    ids = [approvals.request(**{**BODY, "summary": f"Burst wait {i}"}, via=KEY_NAME).id for i in range(polls)]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager, ctx.Pool(BURST_PROCS) as pool:
         ready, go = manager.Queue(), manager.Event()
@@ -203,17 +205,18 @@ def burst(base: str, approvals: Approvals, clients: int) -> tuple[list[list[str]
         for rid in ids:
             approvals.decide(rid, "approve", by="U01")
         answers = [a for share in pending.get(300) for a in share]
-    rows, unreachable = [], 0
-    for name in (POSTS, POLLS):
+    rows, unreachable, wrong = [], 0, 0
+    for name, expected in ((POSTS, 201), (POLLS, 200)):
         mine = [a for a in answers if a[0] == name]
         by_status = Counter(status for _w, status, _b, _s in mine)
+        wrong += sum(n for st, n in by_status.items() if st != expected)
         unreachable += sum(1 for _w, status, body, _s in mine if status == 503 and "unreachable" in body)
         busy = sum(1 for _w, status, body, _s in mine if status in (429, 503) and "busy" in body)
         times = [s for _w, _st, _b, s in mine]
         statuses = ", ".join(f"{st or 'error'}: {n}" for st, n in sorted(by_status.items()))
         rows.append([name, str(len(mine)), statuses, str(busy), ms(percentile(times, 50)),
                      ms(percentile(times, 99))])
-    return rows, unreachable
+    return rows, unreachable, wrong
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  ms(max(w_http))],
             ])
             pings = ping_times(approvals.redis)
-            burst_rows, unreachable = burst(base, approvals, BURST)
+            burst_rows, unreachable, wrong = burst(base, approvals, BURST)
             burst_rows.append(["Redis PING (baseline, same run)", str(len(pings)), "-", "-",
                                ms(percentile(pings, 50)), ms(percentile(pings, 99))])
             print(f"{BURST} clients at once against one web process:")
@@ -258,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{rate_conc:,.0f}/s vs {baseline:,.0f}/s")
             target = f"no 'Redis is unreachable' among {BURST} concurrent answers (Redis up)"
             ok = verdict(unreachable == 0, target, f"{unreachable}") and ok
+            expected = f"every one of the {BURST} answers is its 201 or 200"
+            ok = verdict(wrong == 0, expected, f"{wrong} others") and ok
         finally:
             proc.terminate()
             proc.wait(30)
