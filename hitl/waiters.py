@@ -406,6 +406,11 @@ class Dispatcher:
     def _idle_stop(self) -> bool:
         """Stop when no one has waited for IDLE_SECONDS; the next wait starts a new dispatcher."""
         with _DISPATCHERS_LOCK, self._lock:
+            if self._stopped:
+                # close() is under way and disconnects once both threads have ended:
+                # closing the clients here too would pull a connection from under its
+                # CLIENT UNBLOCK (seen as a teardown error under load).
+                return True
             if self._waiters or time.monotonic() - self._idle_since < IDLE_SECONDS:
                 return False
             self._stopped = True
