@@ -216,29 +216,31 @@ def call(
     status = 200
     authed = False
     extra_headers: dict[str, str] = {}
-    handler = METHODS.get(method)
-    if handler is None:
-        body = {"ok": False, "error": "unknown_method", "req_method": method}
-    else:
-        try:
-            user_id = None
-            if method not in NO_AUTH:
-                user_id = _authenticate(workspace, token)
-                authed = True
-                _check_scopes(workspace, method)
-            if body_error is not None:
-                raise SlackError(body_error)
-            with workspace.cond:
+    # The effect and its log entry are one step under the workspace lock: whoever sees the
+    # message a call posted also sees the call in `workspace.calls()`.
+    with workspace.cond:
+        handler = METHODS.get(method)
+        if handler is None:
+            body = {"ok": False, "error": "unknown_method", "req_method": method}
+        else:
+            try:
+                user_id = None
+                if method not in NO_AUTH:
+                    user_id = _authenticate(workspace, token)
+                    authed = True
+                    _check_scopes(workspace, method)
+                if body_error is not None:
+                    raise SlackError(body_error)
                 result = handler(Context(workspace, user_id or "", token or ""), Args(effective))
-            body = {"ok": True, **result}
-        except SlackError as exc:
-            status = exc.status
-            body = {"ok": False, "error": exc.error}
-            body.update(exc.extra)
-            if exc.messages:
-                body["response_metadata"] = {"messages": list(exc.messages)}
-            extra_headers = exc.headers
-    workspace.record_call(method, effective, status, body)
+                body = {"ok": True, **result}
+            except SlackError as exc:
+                status = exc.status
+                body = {"ok": False, "error": exc.error}
+                body.update(exc.extra)
+                if exc.messages:
+                    body["response_metadata"] = {"messages": list(exc.messages)}
+                extra_headers = exc.headers
+        workspace.record_call(method, effective, status, body)
     return status, _headers(workspace, authed, extra_headers), body
 
 
