@@ -16,6 +16,7 @@ from bench.common import EXIT_MISS, ROOT, table
 
 BENCHMARKS = (
     "enqueue", "wake", "waiters", "timers", "memory", "slack", "burst", "gateway", "load", "observability",
+    "labels",
 )
 # Hard stop per benchmark (seconds): each is bounded on its own, this is a backstop.
 TIMEOUT = 180
