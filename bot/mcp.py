@@ -400,11 +400,6 @@ def run_stdio(settings: Settings | None = None) -> None:
 # -- streamable HTTP, behind bearer keys ----------------------------------------------------
 
 
-def api_keys_of(settings: Settings) -> dict[str, str]:
-    """HITL_API_KEYS (parsed and checked by `Settings`) as {secret: name}."""
-    return {secret.get_secret_value(): name for name, secret in settings.api_keys.items()}
-
-
 class BearerAuth:
     """401 or 429 unless `Authorization: Bearer <secret>` is a key with rate to spare (the
     same `Authenticator` as /v1).
@@ -498,4 +493,4 @@ def web_parts(approvals: Approvals) -> tuple[list[BaseRoute], list[Lifespan]]:
     return [Route(MCP_PATH, endpoint=mcp.app)], [lambda app: mcp.lifespan()]
 
 
-__all__ = ["McpHttp", "api_keys_of", "build_server", "http_app", "run_stdio", "web_parts"]
+__all__ = ["McpHttp", "build_server", "http_app", "run_stdio", "web_parts"]
