@@ -16,16 +16,16 @@ JOBS ?= 4
 RUNS ?= 5
 SOAK_ARGS ?=
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hitl-router needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e sandbox
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
-# `make lint` is the whole check: ruff, and mypy on the three installed packages
+# `make lint` is the whole check: ruff, and mypy on the product's three packages and the sandbox
 # (settings in pyproject.toml's [tool.mypy]).
 lint: ruff mypy
 
@@ -33,12 +33,12 @@ ruff: venv
 	$(BIN)/ruff check .
 
 mypy: venv
-	$(BIN)/mypy hitl bot workers
+	$(BIN)/mypy
 
 # Browser tests: Playwright in .venv, and Debian's chromium when it is missing and apt-get can run
 # (browser downloads are impossible here). Without Chromium the browser tests skip and say why.
 $(BROWSER_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,browser]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,browser]' -e sandbox
 	@touch $(BROWSER_STAMP)
 
 browser: $(BROWSER_STAMP)

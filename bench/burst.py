@@ -16,8 +16,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from hitl_sandbox import SlackStandIn
+
 from bench import common
-from bot.sandbox import SlackStandIn
 from hitl import Approvals
 
 TOKEN = "xoxb-bench"

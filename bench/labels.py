@@ -30,7 +30,7 @@ from bench.common import (
     table,
     verdict,
 )
-from bot.metrics import registry
+from bot.gateway.metrics import registry
 from hitl import Approvals
 
 NAMES = 10_000

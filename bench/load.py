@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from hitl_sandbox import SlackStandIn
 
 from bench import common
-from bot.sandbox import SlackStandIn
 from hitl import Approvals
 
 TOKEN = "xoxb-bench"

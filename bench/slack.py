@@ -17,14 +17,14 @@ import urllib.request
 from collections.abc import Callable, Sequence
 
 import redis
+from hitl_sandbox import SlackStandIn
+from hitl_sandbox.signing import Interactions, SignedRequest, signed_command, signed_interaction
 from slack_sdk import WebClient
 
 from bench import common
-from bot.app import build_app
-from bot.cards import ACTION_APPROVE, build_card
-from bot.sandbox import SlackStandIn
-from bot.sandbox.signing import Interactions, SignedRequest, signed_command, signed_interaction
-from bot.web import WebServer, build_web_app
+from bot.gateway.web import WebServer, build_web_app
+from bot.slack.app import build_app
+from bot.slack.blocks.cards import ACTION_APPROVE, build_card
 from hitl import Approvals
 
 SECRET = "bench-secret"

@@ -1,4 +1,4 @@
-"""The `bot`, `dev` and `mcp` subcommands of the `hitl` console script.
+"""The `bot` and `mcp` subcommands of the `hitl` console script.
 
 pyproject.toml declares each function here as a `hitl.commands` entry point; `hitl.cli` calls
 it with its subparsers, and it adds its own. The core thus never imports `bot`. Each command
@@ -25,17 +25,6 @@ def bot(commands: Subcommands) -> None:
     parser.set_defaults(func=_run_bot)
 
 
-def dev(commands: Subcommands) -> None:
-    """`hitl dev`: the whole product on one machine, around the local Slack sandbox."""
-    parser = commands.add_parser(
-        "dev", help="the whole product on this machine: Redis, Slack sandbox page, bot, worker, demo agent"
-    )
-    parser.add_argument("--port", type=int, default=8080, help="port of the sandbox page (default 8080)")
-    parser.add_argument("--bot-port", type=int, default=0, help="port of the bot (default: any free)")
-    parser.add_argument("--no-demo", action="store_true", help="do not start the demo agent")
-    parser.set_defaults(func=_run_dev)
-
-
 def mcp(commands: Subcommands) -> None:
     """`hitl mcp`: the MCP server on stdio."""
     parser = commands.add_parser(
@@ -54,14 +43,8 @@ def _run_bot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_dev(args: argparse.Namespace) -> int:
-    from bot.sandbox.dev import run
-
-    return int(run(port=args.port, demo=not args.no_demo, bot_port=args.bot_port, verbose=args.verbose))
-
-
 def _run_mcp(args: argparse.Namespace) -> int:
-    from bot.mcp import run_stdio
+    from bot.gateway.mcp import run_stdio
 
     run_stdio(load_settings())
     return 0

@@ -13,8 +13,9 @@ import time
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-from bot.app import build_app
-from bot.web import WebServer, build_web_app, plugins
+from bot.gateway import mcp
+from bot.gateway.web import WebServer, build_web_app
+from bot.slack.app import build_app
 from hitl.client import Approvals
 from hitl.durability import check as check_durability
 from hitl.errors import ConfigError
@@ -51,7 +52,7 @@ def learn_privacy(approvals: Approvals, settings: Settings) -> None:
     that they are public (`hitl.membership.ChannelPrivacy`)."""
     if not settings.secret("slack_bot_token"):
         return
-    from bot.slack import web_client
+    from bot.slack.client import web_client
 
     policy = approvals.policy.current().policy
     channels = [settings.default_channel, policy.defaults.channel,
@@ -85,7 +86,7 @@ def run(settings: Settings) -> None:
     learn_privacy(approvals, settings)
     app_token = settings.secret("slack_app_token")
     socket_mode = None
-    mounts, lifespans = plugins(approvals)
+    mounts, lifespans = mcp.web_parts(approvals)
     if app_token:
         bolt = build_app(settings, approvals=approvals, socket_mode=True)
         socket_mode = SocketModeHandler(bolt, app_token)

@@ -1,9 +1,10 @@
 """The `hitl` console script.
 
-The core's own subcommands (`request`, `policy`, `audit`) live here. The others (`bot`, `dev`,
-`mcp` from the `bot` package, `worker` from `workers`) are found through the `hitl.commands`
-entry points those packages declare in pyproject.toml, so the core never names, let alone
-imports, the packages built on top of it: dependencies run `hitl` <- `bot` <- `workers`.
+The core's own subcommands (`request`, `policy`, `audit`) live here. The others (`bot` and
+`mcp` from the `bot` package, `worker` from `workers`, `dev` from the separate sandbox
+distribution) are found through the `hitl.commands` entry points those distributions declare,
+so the core never names, let alone imports, the packages built on top of it: dependencies run
+`hitl` <- `bot` <- `workers`.
 """
 
 from __future__ import annotations
@@ -52,8 +53,13 @@ Subcommands = argparse._SubParsersAction  # what a `Register` receives (argparse
 Register = Callable[[Subcommands], None]
 # Where the plugin commands come from, for the usage error when none is installed.
 _NOT_INSTALLED = (
-    "the bot, dev, mcp and worker commands are declared as entry points of the installed "
+    "the bot, mcp and worker commands are declared as entry points of the installed "
     "hitl-router distribution: install it (`pip install -e .`, or `make venv`)"
+)
+# `hitl dev` belongs to the sandbox distribution, which a production install leaves out.
+_NO_SANDBOX = (
+    "`hitl dev` comes with the local Slack sandbox, a separate distribution: "
+    "`pip install -e sandbox` in a clone of hitl-router, or run `make demo`"
 )
 
 # Modes whose agent waits for a human: the rest act at once, so `--wait` returns at once.
@@ -75,6 +81,8 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if "invalid choice" in message and not plugin_commands():
             message = f"{message}\n({_NOT_INSTALLED})"
+        elif "invalid choice: 'dev'" in message:
+            message = f"{message}\n({_NO_SANDBOX})"
         self.print_usage(sys.stderr)
         self.exit(EXIT_ERROR, f"hitl: error: {message}\n")
 

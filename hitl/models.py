@@ -33,7 +33,7 @@ MAX_PARAMS_DEPTH = 32
 # Longest timeout, window or policy duration: 30 days. A deadline past that is a mistake.
 MAX_DURATION = 30 * 86400.0
 # Longest reviewer comment: Slack's section text limit, where the card shows it. The reject
-# modal (bot/views.py) allows 2,000, so a click never hits this.
+# modal (bot/slack/blocks/views.py) allows 2,000, so a click never hits this.
 MAX_COMMENT_CHARS = 3_000
 # Longest callback_url.
 MAX_URL_CHARS = 2_000

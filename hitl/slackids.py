@@ -2,7 +2,7 @@
 
 Approvers, escalation `notify` lists and `requested_by` end up in mentions the bot posts,
 so anything else (`<!channel>`, links, markup) is refused when it enters the system rather
-than escaped on the way out. The patterns match bot/text.py's, which `hitl` cannot import.
+than escaped on the way out. The patterns match bot/slack/blocks/text.py's, which `hitl` cannot import.
 """
 
 from __future__ import annotations

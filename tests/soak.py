@@ -4,12 +4,15 @@ A suite that fails one run in three keeps good work from landing and teaches eve
 rerun instead of read, so flakiness is measured here rather than discovered in CI. Each
 run writes JUnit XML (pytest's own `--junitxml`); this script reads the files back and
 prints, per test, the outcome of every run, for the tests that did not pass every time.
+A test skipped in every run (the manifest-schema tests in a clone with no `shared/` beside
+it) is listed apart: the same answer every time is not a flake.
 
     python -m tests.soak --runs 5              # as `make soak` does
     python -m tests.soak --runs 5 --shuffle    # pytest-randomly order, a new seed per run
     python -m tests.soak --runs 3 -- tests/slack -k delivery
 
-Exit status: 0 when every run passed every test, 1 otherwise. Not collected by pytest
+Exit status: 0 when every run exited 0 and no test's outcome failed or differed between
+runs (steady skips allowed), 1 otherwise. Not collected by pytest
 (its name does not start with `test_`).
 """
 
@@ -54,14 +57,26 @@ def outcomes(junit: Path) -> dict[str, Outcome]:
     return found
 
 
-def unstable(runs: Sequence[dict[str, Outcome]]) -> dict[str, list[Outcome]]:
-    """The tests that did not pass in every run, with their outcome per run."""
+def _table(runs: Sequence[dict[str, Outcome]]) -> dict[str, list[Outcome]]:
     table: dict[str, list[Outcome]] = defaultdict(list)
-    names = sorted(set().union(*runs)) if runs else []
-    for name in names:
+    for name in sorted(set().union(*runs)) if runs else []:
         for run in runs:
             table[name].append(run.get(name, Outcome.MISSING))
-    return {n: seen for n, seen in table.items() if any(o is not Outcome.PASSED for o in seen)}
+    return table
+
+
+def unstable(runs: Sequence[dict[str, Outcome]]) -> dict[str, list[Outcome]]:
+    """The tests that failed, erred or went missing in some run, or whose outcome differed
+    between runs, with their outcome per run."""
+    return {
+        name: seen for name, seen in _table(runs).items()
+        if len(set(seen)) > 1 or seen[0] not in (Outcome.PASSED, Outcome.SKIPPED)
+    }
+
+
+def steadily_skipped(runs: Sequence[dict[str, Outcome]]) -> list[str]:
+    """The tests skipped in every run: not flaky, but worth seeing (they proved nothing)."""
+    return [name for name, seen in _table(runs).items() if set(seen) == {Outcome.SKIPPED}]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("pytest_args", nargs="*", help="passed to pytest after `--`")
     args = p.parse_args(argv)
     runs: list[dict[str, Outcome]] = []
+    codes: list[int] = []
     with tempfile.TemporaryDirectory(prefix="hitl-soak-") as tmp:
         for n in range(1, args.runs + 1):
             junit = Path(tmp) / f"run-{n}.xml"
@@ -81,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"soak: run {n}/{args.runs}: {' '.join(cmd[2:])}", flush=True)
             t0 = time.monotonic()
             code = subprocess.run(cmd, cwd=ROOT, check=False).returncode
+            codes.append(code)
             print(f"soak: run {n} exited {code} after {time.monotonic() - t0:.0f} s", flush=True)
             if junit.exists():
                 runs.append(outcomes(junit))
@@ -89,9 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs.append({})
     bad = unstable(runs)
     total = len(set().union(*runs)) if runs else 0
-    if not bad:
-        print(f"soak: {args.runs} runs, {total} tests, every test passed every run")
+    skipped = steadily_skipped(runs)
+    for name in skipped:
+        print(f"soak: skipped in every run (the same answer each time, see -rs for why): {name}")
+    if not bad and all(code == 0 for code in codes):
+        print(f"soak: {args.runs} runs, {total} tests, every test gave the same answer every run"
+              f" ({total - len(skipped)} passed every run, {len(skipped)} skipped every run)")
         return 0
+    if not bad:
+        print(f"soak: no test's outcome differed, but a run exited non-zero: {codes}")
+        return 1
     print(f"soak: {len(bad)} of {total} tests did not pass every run:")
     for name, seen in bad.items():
         print(f"  {name}: {' '.join(o.value for o in seen)}")

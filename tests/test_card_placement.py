@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from bot.mcp import _view
+from bot.gateway.mcp import _view
 from hitl import Approvals
 from hitl.keys import Keys
 from hitl.models import CardPlacement, Request

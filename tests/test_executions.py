@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import redis
 
-from bot import cards
+from bot.slack.blocks import cards
 from hitl import Approvals, ExecutionRefused, ExecutionState, RequestNotFound
 from hitl.keys import timer_member
 from hitl.status import EventType

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from bot.metrics import metrics_routes
+from bot.gateway.metrics import metrics_routes
 from hitl.metrics import MetricsStore, SlackOutcome
 from hitl.status import WebhookOutcome
 from tests.helpers import ROOT

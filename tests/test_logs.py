@@ -18,7 +18,7 @@ from hitl import logs
 from hitl.settings import load_settings
 trace.set_tracer_provider(TracerProvider())
 logs.configure(load_settings().log_format)
-log = logging.getLogger("workers.cards")
+log = logging.getLogger("bot.slack.delivery")
 log.info("plain line")
 with trace.get_tracer("t").start_as_current_span("s") as span:
     with logs.log_context(request_id="06abc", action="deploy"):
@@ -45,11 +45,11 @@ def test_json_lines_carry_request_action_and_trace(redis_url: str, prefix: str) 
         "plain line", "card for 06abc not delivered: channel_not_found", "boom",
     ]
     plain, failed, boom = lines
-    assert plain["level"] == "info" and plain["logger"] == "workers.cards"
+    assert plain["level"] == "info" and plain["logger"] == "bot.slack.delivery"
     assert "request_id" not in plain and "trace_id" not in plain
     trace_id = out.stdout.split()[1]
     assert failed == {
-        "ts": failed["ts"], "level": "warning", "logger": "workers.cards",
+        "ts": failed["ts"], "level": "warning", "logger": "bot.slack.delivery",
         "message": "card for 06abc not delivered: channel_not_found",
         "request_id": "06abc", "action": "deploy", "trace_id": trace_id,
     }
@@ -60,7 +60,7 @@ def test_json_lines_carry_request_action_and_trace(redis_url: str, prefix: str) 
 def test_default_stays_human_readable(redis_url: str, prefix: str) -> None:
     out = run(redis_url, prefix)
     first = out.stderr.splitlines()[0]
-    assert first.endswith("INFO workers.cards: plain line")
+    assert first.endswith("INFO bot.slack.delivery: plain line")
     assert not first.startswith("{")
 
 

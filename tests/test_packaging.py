@@ -1,9 +1,12 @@
-"""The distribution: what `pip install .` puts on a machine, and which way imports run.
+"""The distributions: what `pip install` puts on a machine, and which way imports run.
 
-`hitl-router` installs exactly three import packages, `hitl`, `bot` and `workers` (the local
-Slack sandbox is `bot.sandbox`, with its page's static files), and they depend one way:
-`hitl` <- `bot` <- `workers`. The `hitl` console script finds the subcommands of `bot` and
-`workers` through their `hitl.commands` entry points, never by naming them.
+`hitl-router` installs exactly three import packages, `hitl`, `bot` and `workers`, and they
+depend one way: `hitl` <- `bot` <- `workers`. Inside `bot`, the Slack side (`bot.slack`) and
+the HTTP side (`bot.gateway`) do not import each other. The local Slack sandbox is a second
+distribution, `hitl-router-sandbox` (sandbox/, import name `hitl_sandbox`), which owns
+`hitl dev`: nothing in the product imports it, and the product's wheel does not carry it.
+The `hitl` console script finds every subcommand above the core through `hitl.commands`
+entry points, never by naming them.
 """
 
 from __future__ import annotations
@@ -25,14 +28,26 @@ from hitl import cli
 from tests.helpers import ROOT
 
 PACKAGES = ("hitl", "bot", "workers")
-# What each package must never import: the layers above it.
-FORBIDDEN = {"hitl": ("bot", "workers", "sandbox"), "bot": ("workers",), "workers": ()}
+SANDBOX = "hitl_sandbox"
+SANDBOX_ROOT = ROOT / "sandbox"
+# What each package must never import: the layers above it, and the sandbox.
+FORBIDDEN = {
+    "hitl": ("bot", "workers", SANDBOX, "sandbox"),
+    "bot": ("workers", SANDBOX, "sandbox"),
+    "workers": (SANDBOX, "sandbox"),
+}
+# The rooms of `bot`: neither imports the other's internals (what both need sits directly in
+# `bot`). The one door: the gateway reads from Slack (the workspace's id for dashboard links,
+# user groups and channel privacy for who may see what) through the same Web API client
+# factory as the Slack side, `bot.slack.client`, so every call is counted and retried alike.
+ROOMS = {"bot.slack": "bot.gateway", "bot.gateway": "bot.slack"}
+DOORS = {"bot.gateway": ("bot.slack.client",)}
 COMMANDS = {
     "bot": "bot.commands:bot",
-    "dev": "bot.commands:dev",
     "mcp": "bot.commands:mcp",
     "worker": "workers.commands:worker",
 }
+SANDBOX_COMMANDS = {"dev": "hitl_sandbox.commands:dev"}
 # Functions that import the module named by their first argument.
 IMPORTERS = {"import_module", "__import__", "find_spec", "find_loader"}
 # A string that names a module (or `module:attribute`, as entry points and RQ job paths do).
@@ -41,43 +56,71 @@ MODULE_PATH = re.compile(r"[A-Za-z_]\w*(\.\w+)*(:\w+(\.\w+)*)?")
 NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*cache")
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]:
-    """The wheel `pip install .` would install, built offline from a copy of the sources
-    (a fresh copy, so a stale build/ from an older layout cannot leak into it)."""
+def _build(tmp_path_factory: pytest.TempPathFactory, source: Path, pattern: str) -> Iterator[zipfile.ZipFile]:
+    """The wheel `pip install <source>` would install, built offline from a fresh copy of the
+    sources (so a stale build/ from an older layout cannot leak into it)."""
     base = tmp_path_factory.mktemp("wheel")
     src, out = base / "src", base / "out"
-    shutil.copytree(ROOT, src, ignore=NOT_SOURCES)
+    shutil.copytree(source, src, ignore=NOT_SOURCES)
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
          "--quiet", "--wheel-dir", str(out), str(src)],
         capture_output=True, text=True, timeout=300,
     )
     assert built.returncode == 0, built.stdout + built.stderr
-    (path,) = out.glob("hitl_router-*.whl")
+    (path,) = out.glob(pattern)
     with zipfile.ZipFile(path) as archive:
         yield archive
 
 
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]:
+    """The product: `pip install hitl-router`."""
+    yield from _build(tmp_path_factory, ROOT, "hitl_router-*.whl")
+
+
+@pytest.fixture(scope="module")
+def sandbox_wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]:
+    """The sandbox: `pip install ./sandbox`."""
+    yield from _build(tmp_path_factory, SANDBOX_ROOT, "hitl_router_sandbox-*.whl")
+
+
+def _tops(archive: zipfile.ZipFile) -> set[str]:
+    return {name.split("/", 1)[0] for name in archive.namelist() if not name.split("/", 1)[0].endswith(".dist-info")}
+
+
+def _entry_points(archive: zipfile.ZipFile) -> configparser.ConfigParser:
+    (meta,) = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    parsed = configparser.ConfigParser()
+    parsed.read_string(archive.read(meta).decode())
+    return parsed
+
+
 def test_the_wheel_installs_exactly_hitl_bot_and_workers(wheel: zipfile.ZipFile) -> None:
-    tops = {name.split("/", 1)[0] for name in wheel.namelist() if not name.split("/", 1)[0].endswith(".dist-info")}
-    assert tops == set(PACKAGES)
+    assert _tops(wheel) == set(PACKAGES)
     assert not [name for name in wheel.namelist() if name.startswith(("sandbox/", "tests/", "bench/"))]
 
 
-def test_the_wheel_carries_the_sandbox_and_its_static_files(wheel: zipfile.ZipFile) -> None:
-    names = set(wheel.namelist())
-    static = sorted(p.name for p in (ROOT / "bot" / "sandbox" / "static").iterdir() if p.is_file())
+def test_the_product_wheel_carries_no_stand_in_no_page_and_no_hitl_dev(wheel: zipfile.ZipFile) -> None:
+    names = wheel.namelist()
+    assert not [n for n in names if SANDBOX in n or "/static/" in n or n.endswith((".js", ".html", ".css"))]
+    assert not [n for n in names if re.search(r"(webapi|workspace|demo_agent|blockcheck)\.py$", n)]
+    assert "dev" not in _entry_points(wheel)["hitl.commands"]
+
+
+def test_the_sandbox_wheel_carries_the_stand_in_its_page_and_hitl_dev(sandbox_wheel: zipfile.ZipFile) -> None:
+    names = set(sandbox_wheel.namelist())
+    assert _tops(sandbox_wheel) == {SANDBOX}
+    static = sorted(p.name for p in (SANDBOX_ROOT / SANDBOX / "static").iterdir() if p.is_file())
     assert static, "the sandbox page has static files"
     for name in static:
-        assert f"bot/sandbox/static/{name}" in names
-    assert {"bot/sandbox/__init__.py", "bot/sandbox/__main__.py", "bot/sandbox/page.py"} <= names
+        assert f"{SANDBOX}/static/{name}" in names
+    assert {f"{SANDBOX}/__init__.py", f"{SANDBOX}/__main__.py", f"{SANDBOX}/webapi.py", f"{SANDBOX}/dev.py"} <= names
+    assert dict(_entry_points(sandbox_wheel)["hitl.commands"]) == SANDBOX_COMMANDS
 
 
 def test_the_wheel_declares_the_hitl_subcommands_as_entry_points(wheel: zipfile.ZipFile) -> None:
-    (meta,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
-    parsed = configparser.ConfigParser()
-    parsed.read_string(wheel.read(meta).decode())
+    parsed = _entry_points(wheel)
     assert dict(parsed["hitl.commands"]) == COMMANDS
     assert dict(parsed["console_scripts"]) == {"hitl": "hitl.cli:main"}
 
@@ -86,10 +129,23 @@ def test_the_wheel_declares_the_hitl_subcommands_as_entry_points(wheel: zipfile.
 
 
 def test_the_installed_entry_points_give_hitl_its_subcommands() -> None:
-    assert {entry.name: entry.value for entry in cli.plugin_commands()} == COMMANDS
+    """Here both distributions are installed (`make venv`), so `hitl dev` is there too."""
+    assert {entry.name: entry.value for entry in cli.plugin_commands()} == COMMANDS | SANDBOX_COMMANDS
     help_text = cli.build_parser().format_help()
-    for name in ("request", "policy", "audit", *COMMANDS):
+    for name in ("request", "policy", "audit", *COMMANDS, *SANDBOX_COMMANDS):
         assert name in help_text
+
+
+def test_without_the_sandbox_hitl_dev_says_where_it_comes_from(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    product_only = [entry for entry in cli.plugin_commands() if entry.name not in SANDBOX_COMMANDS]
+    monkeypatch.setattr(cli, "plugin_commands", lambda: product_only)
+    with pytest.raises(SystemExit) as done:
+        cli.main(["dev"])
+    assert done.value.code == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "pip install -e sandbox" in err and "make demo" in err
 
 
 def test_a_subcommand_that_cannot_load_says_why_and_the_rest_still_works(
@@ -115,8 +171,8 @@ def test_without_the_entry_points_hitl_says_to_install_the_distribution(
     assert "pip install -e ." in capsys.readouterr().err
 
 
-def test_python_m_bot_sandbox_runs_the_stand_in() -> None:
-    shown = subprocess.run([sys.executable, "-m", "bot.sandbox", "--help"], capture_output=True, text=True,
+def test_python_m_hitl_sandbox_runs_the_stand_in() -> None:
+    shown = subprocess.run([sys.executable, "-m", "hitl_sandbox", "--help"], capture_output=True, text=True,
                            cwd=ROOT, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert "--port" in shown.stdout
@@ -156,15 +212,28 @@ def _module_path(text: str) -> bool:
     return "." in text and MODULE_PATH.fullmatch(text) is not None
 
 
+def _modules(root: Path, package: str) -> Iterator[tuple[Path, str]]:
+    for path in sorted((root / package).rglob("*.py")):
+        yield path, ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
 def layering_violations(root: Path) -> list[str]:
     found = []
     for package, forbidden in FORBIDDEN.items():
-        for path in sorted((root / package).rglob("*.py")):
-            module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        for path, module in _modules(root, package):
             for line, name in sorted(set(imported_names(path, module))):
                 top = name.split(".", 1)[0]
                 if top in forbidden:
                     found.append(f"{path.relative_to(root)}:{line}: {package} must not import {name}")
+    for room, other in ROOMS.items():
+        for path, module in _modules(root, room.replace(".", "/")):
+            for line, name in sorted(set(imported_names(path, module))):
+                if _within(name, other) and not any(_within(name, door) for door in DOORS.get(room, ())):
+                    found.append(f"{path.relative_to(root)}:{line}: {room} must not import {name}")
     return found
 
 
@@ -172,17 +241,19 @@ def test_imports_run_one_way() -> None:
     assert layering_violations(ROOT) == []
 
 
-def test_nothing_imports_the_old_top_level_sandbox() -> None:
-    """The sandbox is `bot.sandbox` (`python -m bot.sandbox`); a branch written before the
-    move that imports `sandbox` is named here, file and line, instead of failing on import."""
+def test_nothing_imports_the_sandbox_under_an_old_name() -> None:
+    """The sandbox was `sandbox`, then `bot.sandbox`; it is `hitl_sandbox` now. A branch written
+    before a move that still imports an old name is named here, file and line, instead of
+    failing on import."""
     stale = []
-    for folder in ("hitl", "bot", "workers", "tests", "bench", "examples"):
+    for folder in ("hitl", "bot", "workers", "tests", "bench", "examples", "sandbox/hitl_sandbox"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
             found = imported_names(path, module, spelled=False)
-            stale += [f"{path.relative_to(ROOT)}:{line}: {name}" for line, name in found if name == "sandbox"
-                      or name.startswith("sandbox.")]
-    assert stale == [], "these import `sandbox`, which is `bot.sandbox` now"
+            stale += [f"{path.relative_to(ROOT)}:{line}: {name}" for line, name in found
+                      if (_within(name, "sandbox") and not module.startswith("sandbox."))
+                      or _within(name, "bot.sandbox")]
+    assert stale == [], "these import `sandbox` or `bot.sandbox`, which is `hitl_sandbox` now"
 
 
 def test_importing_every_core_module_loads_neither_bot_nor_workers() -> None:
@@ -191,7 +262,7 @@ def test_importing_every_core_module_loads_neither_bot_nor_workers() -> None:
         "import pkgutil, sys, hitl\n"
         "for m in pkgutil.walk_packages(hitl.__path__, 'hitl.'):\n"
         "    __import__(m.name)\n"
-        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('bot', 'workers', 'sandbox')))\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('bot', 'workers', 'sandbox', 'hitl_sandbox')))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -201,21 +272,27 @@ def test_importing_every_core_module_loads_neither_bot_nor_workers() -> None:
 @pytest.mark.parametrize(
     ("package", "source", "culprit"),
     [
-        ("hitl", "import bot.app\n", "bot.app"),
+        ("hitl", "import bot.slack.app\n", "bot.slack.app"),
         ("hitl", "from workers import runner\n", "workers"),
         ("hitl", "def run():\n    from bot.main import run\n    run()\n", "bot.main"),
         ("hitl", "import importlib\nimportlib.import_module('workers.runner')\n", "workers.runner"),
-        ("hitl", "import importlib.util\nimportlib.util.find_spec('bot.mcp')\n", "bot.mcp"),
+        ("hitl", "import importlib.util\nimportlib.util.find_spec('bot.gateway.mcp')\n", "bot.gateway.mcp"),
         ("hitl", "JOB = 'workers.timers:fire'\n", "workers.timers"),
         ("hitl", "from sandbox.dev import run\n", "sandbox.dev"),
-        ("bot", "from workers.cards import sync\n", "workers.cards"),
+        ("bot", "from workers.delivery import DeliveryLoop\n", "workers.delivery"),
         ("bot", "def f():\n    __import__('workers.queues')\n", "workers.queues"),
+        ("bot", "from hitl_sandbox import SlackStandIn\n", "hitl_sandbox"),
+        ("workers", "import hitl_sandbox.dev\n", "hitl_sandbox.dev"),
+        ("bot/slack", "from bot.gateway.web import WebServer\n", "bot.gateway.web"),
+        ("bot/gateway", "from bot.slack import delivery\n", "bot.slack"),
+        ("bot/gateway", "from ..slack.blocks import cards\n", "bot.slack.blocks"),
+        ("bot/gateway", "from bot.slack.client import web_client\nfrom bot.slack.app import build_app\n", "bot.slack.app"),
     ],
 )
 def test_the_layering_check_catches_each_kind_of_import(
     tmp_path: Path, package: str, source: str, culprit: str
 ) -> None:
-    for name in PACKAGES:
+    for name in (*PACKAGES, "bot/slack", "bot/gateway"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text("")
     (tmp_path / package / "sneaky.py").write_text(source)
@@ -229,5 +306,6 @@ def test_the_layering_check_allows_the_downward_imports(tmp_path: Path) -> None:
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text("")
     (tmp_path / "bot" / "ok.py").write_text("from hitl.client import Approvals\nfrom . import ok\n")
-    (tmp_path / "workers" / "ok.py").write_text("import bot.cards\nfrom hitl import keys\n")
+    (tmp_path / "bot" / "main.py").write_text("from bot.slack import app\nfrom bot.gateway import web\n")
+    (tmp_path / "workers" / "ok.py").write_text("import bot.slack.blocks.cards\nfrom hitl import keys\n")
     assert layering_violations(tmp_path) == []

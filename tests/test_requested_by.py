@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from hitl_sandbox import SlackStandIn
 
-from bot.sandbox import SlackStandIn
 from hitl import Approvals, InvalidRequest
 from hitl.client import AsyncApprovals
 from hitl.errors import NotAllowed

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot import cards
+from bot.slack.blocks import cards
 from hitl import Approvals, InvalidRequest
 from hitl.errors import NotAllowed
 from hitl.status import Status

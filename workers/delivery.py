@@ -21,12 +21,12 @@ from collections import deque
 
 import redis
 
+from bot.slack.delivery import CardSync, Result, SyncOutcome
 from hitl.keys import Keys, timer_member
 from hitl.logs import log_context
 from hitl.placement import Placement
 from hitl.settings import Settings
 from hitl.store import Store, now_ms
-from workers.cards import CardSync, Result, SyncOutcome
 from workers.health import OUTAGE_ERRORS, RedisHealth
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 
+from bot.slack import delivery
 from hitl import tracing
 from hitl.errors import RequestNotFound, TransitionRefused
 from hitl.keys import parse_timer_member
@@ -49,7 +50,7 @@ def fire(store: Store, member: str, due_ms: int, lease: int) -> str:
             if store.escalate(rid, step):
                 outcome = f"escalated {step}"
                 queues.queue(store.redis, store.keys.prefix, queues.SLACK).enqueue(
-                    "workers.cards.escalation_ping", store.keys.prefix, rid, step, result_ttl=60
+                    escalation_ping, store.keys.prefix, rid, step, result_ttl=60
                 )
             else:
                 outcome = "moot"
@@ -66,3 +67,8 @@ def fire_timers(prefix: str, items: list[tuple[str, int, int]]) -> dict[str, str
     """Fire a batch of claimed timers [(member, due_ms, lease)]; returns what each did."""
     store = store_for(prefix)
     return {member: fire(store, member, due_ms, lease) for member, due_ms, lease in items}
+
+
+def escalation_ping(prefix: str, request_id: str, step: int) -> str:
+    """The RQ job behind an escalation: the reminder (and repost) `bot.slack.delivery` sends."""
+    return delivery.escalation_ping(store_for(prefix), request_id, step)

@@ -16,8 +16,8 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot import cards, views
-from bot.text import (
+from bot.slack.blocks import cards, views
+from bot.slack.blocks.text import (
     MASK,
     ZWJ,
     escape,
@@ -121,7 +121,7 @@ def assert_message_ok(blocks: list[dict]) -> None:
     for raw in blocks:
         Block.parse(raw).to_dict()  # slack_sdk's validators
     _check_limits(blocks)
-    checker = pytest.importorskip("bot.sandbox.blockcheck")
+    checker = pytest.importorskip("hitl_sandbox.blockcheck")
     assert checker.check_message_blocks(blocks) == []
 
 
@@ -136,7 +136,7 @@ def assert_view_ok(view: dict, kind: str) -> None:
         element = block.get("element", {})
         if "initial_value" in element:
             assert units(element["initial_value"]) <= element.get("max_length", 3000) <= 3000
-    checker = pytest.importorskip("bot.sandbox.blockcheck")
+    checker = pytest.importorskip("hitl_sandbox.blockcheck")
     assert checker.check_view(view, expected_type=kind) == []
 
 
@@ -902,7 +902,7 @@ def test_status_list_show_and_help_replies() -> None:
 
 
 def test_refusal_notes_escape_what_they_quote() -> None:
-    from bot.replies import refusal
+    from bot.slack.replies import refusal
     from hitl.errors import AlreadyDecided, TransitionRefused
 
     note = refusal(TransitionRefused("r1", "odd", "approver <!channel> <https://evil.example|x> said no"))
@@ -912,7 +912,7 @@ def test_refusal_notes_escape_what_they_quote() -> None:
 
 
 def test_reminder_mentions_only_well_formed_ids() -> None:
-    from bot.cards import reminder_text
+    from bot.slack.blocks.cards import reminder_text
 
     req = make(approvers=["U0BOB"], deadline=1_800_000_000.0)
     text = reminder_text(req, 1, ["U0BOB> <!channel> <https://evil.example|login", "S0LEADS", "W0ENT", "<!here>"])

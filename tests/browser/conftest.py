@@ -1,7 +1,7 @@
 """Browser tests: the sandbox page in headless Chromium against the whole product.
 
 Each test gets what ``hitl dev --no-demo`` runs, built from the same pieces
-(``bot.sandbox.dev.start_stack``): the Slack stand-in serving the page, the real Bolt app over
+(``hitl_sandbox.dev.start_stack``): the Slack stand-in serving the page, the real Bolt app over
 HTTP, a real ``hitl worker`` process, on the suite's Redis under the test's own prefix.
 The browser is started once per test module.
 """
@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+from hitl_sandbox.dev import DevStack, running_stack
 
-from bot.sandbox.dev import DevStack, running_stack
 from tests.browser.chromium import LAUNCH_ARGS, find_chromium, skip_reason
 
 if TYPE_CHECKING:

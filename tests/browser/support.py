@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.sandbox.dev import DevStack
-from bot.sandbox.workspace import Message
+from hitl_sandbox.dev import DevStack
+from hitl_sandbox.workspace import Message
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page

@@ -21,12 +21,12 @@ _REASON = skip_reason()
 if _REASON:
     pytest.skip(_REASON, allow_module_level=True)
 
+from hitl_sandbox.dev import DevStack  # noqa: E402
+from hitl_sandbox.workspace import TEAM_ID, Message  # noqa: E402
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 from bot import dashauth  # noqa: E402
 from bot.dashauth import TokenKind  # noqa: E402
-from bot.sandbox.dev import DevStack  # noqa: E402
-from bot.sandbox.workspace import TEAM_ID, Message  # noqa: E402
 from tests.browser.conftest import TIMEZONE  # noqa: E402
 from tests.browser.support import open_sandbox  # noqa: E402
 from tests.helpers import eventually  # noqa: E402

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from queue import Empty, Queue
 
 import pytest
+from hitl_sandbox.dev import child_env
 
-from bot.sandbox.dev import child_env
 from hitl import Approvals
 from tests.conftest import make_settings
 from tests.helpers import ROOT

@@ -15,10 +15,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from bot.sandbox import page as page_module
-from bot.sandbox.page import SandboxPage
-from bot.sandbox.server import SlackStandIn
+from hitl_sandbox import page as page_module
+from hitl_sandbox.page import SandboxPage
+from hitl_sandbox.server import SlackStandIn
 
 
 def _closed_port() -> int:

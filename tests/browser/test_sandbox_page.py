@@ -21,10 +21,10 @@ _REASON = skip_reason()
 if _REASON:
     pytest.skip(_REASON, allow_module_level=True)
 
+from hitl_sandbox import demo_agent  # noqa: E402
+from hitl_sandbox.dev import DevStack  # noqa: E402
 from playwright.sync_api import Page, expect  # noqa: E402
 
-from bot.sandbox import demo_agent  # noqa: E402
-from bot.sandbox.dev import DevStack  # noqa: E402
 from hitl.client import RequestHandle  # noqa: E402
 from hitl.models import Decision  # noqa: E402
 from tests.browser.support import card_locator, card_of, open_sandbox  # noqa: E402

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from bot.web import WebServer, build_web_app
+from bot.gateway.web import WebServer, build_web_app
 from hitl import Approvals
 from tests.conftest import make_settings
 

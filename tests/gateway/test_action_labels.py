@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.web import WebServer, build_web_app
+from bot.gateway.web import WebServer, build_web_app
 from hitl import Approvals
 from hitl.metrics import OTHER_ACTION, ActionLabels, admit_policy_actions
 from tests.conftest import make_settings

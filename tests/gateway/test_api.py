@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from bot.web import WebServer, build_web_app
+from bot.gateway.web import WebServer, build_web_app
 from hitl import Approvals, InvalidRequest
 from hitl.views import EXPIRED_COMMENT
 from tests.conftest import make_settings

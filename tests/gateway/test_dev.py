@@ -9,10 +9,10 @@ import shlex
 import subprocess
 
 import httpx2
+from hitl_sandbox.dev import banner, running_stack
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from bot.sandbox.dev import banner, running_stack
 from hitl.embedded import free_port
 from hitl.settings import Settings
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bot.web import build_web_app
+from bot.gateway.web import build_web_app
 from hitl import Approvals
 from hitl.pool import RedisBusy, async_client
 from tests.conftest import make_settings

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis
 
-from bot.web import WebServer, build_web_app
+from bot.gateway.web import WebServer, build_web_app
 from hitl import Approvals
 from hitl.apikeys import ApiKeyStore, Rate
 from tests.conftest import make_settings

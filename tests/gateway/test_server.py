@@ -15,12 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from hitl_sandbox.signing import signed_command, slash_command
 from slack_sdk import WebClient
 
-from bot import bodies, web
-from bot.app import build_app
-from bot.sandbox.signing import signed_command, slash_command
-from bot.web import WebServer, build_web_app
+from bot.gateway import bodies, web
+from bot.gateway.web import WebServer, build_web_app
+from bot.slack.app import build_app
 from hitl import Approvals
 from hitl.embedded import EmbeddedRedis, free_port
 from tests.conftest import make_settings
@@ -32,7 +32,7 @@ SIGNING = "test-signing-secret"
 @pytest.fixture
 def slack_server(redis_url: str, prefix: str) -> Iterator[WebServer]:
     """The web app with Slack's endpoint, its Web API calls answered by the stand-in."""
-    from bot.sandbox import SlackStandIn
+    from hitl_sandbox import SlackStandIn
 
     with SlackStandIn(bot_token="xoxb-t") as stand_in:
         settings = make_settings(redis_url, prefix, slack_signing_secret=SIGNING, slack_bot_token="xoxb-t",
@@ -235,7 +235,7 @@ def test_a_bad_or_unusable_hitl_host_is_one_line_naming_it(redis_url: str, prefi
 
 
 def test_socket_mode_still_serves_the_api_and_health(prefix: str, redis_url: str) -> None:
-    from bot.sandbox import SlackStandIn
+    from hitl_sandbox import SlackStandIn
 
     with SlackStandIn(bot_token="xoxb-t") as stand_in:
         port = free_port()
@@ -290,9 +290,8 @@ def test_extra_mounts_and_lifespans_plug_in(redis_url: str, prefix: str) -> None
 def test_a_slow_slack_listener_stalls_nothing_else(redis_url: str, prefix: str) -> None:
     """Bolt's dispatch is synchronous: run on the event loop, one slow listener would hold
     every long-poll and health check. It runs in a thread instead."""
+    from hitl_sandbox import SlackStandIn
     from slack_bolt import App
-
-    from bot.sandbox import SlackStandIn
 
     release = threading.Event()
     stand_in = SlackStandIn(bot_token="xoxb-t").start()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import redis
 
-from bot.web import WebServer, build_web_app
+from bot.gateway.web import WebServer, build_web_app
 from hitl import Approvals
 from hitl.keys import Keys
 from hitl.webhooks import HookTimers, WebhookLog

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import cards
+from bot.slack.blocks import cards
 from hitl.queries import pending
 from hitl.status import EventType, ExecutionState, Status
 from tests.helpers import ROOT, events, eventually, hitl_env

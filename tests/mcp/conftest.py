@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from bot.mcp import http_app
+from bot.gateway.mcp import http_app
 from hitl import Approvals, waiters
 from hitl.embedded import free_port
 from hitl.settings import Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from bot import cards, views
+from bot.slack.blocks import cards, views
 from tests.mcp.conftest import call, first_pending
 from tests.slack.conftest import Bot, bot, slack  # noqa: F401 - the Slack fixtures, reused here
 

@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hitl_sandbox import SlackStandIn
+from hitl_sandbox.signing import Interactions
 from slack_sdk import WebClient
 
-from bot.app import build_app
-from bot.sandbox import SlackStandIn
-from bot.sandbox.signing import Interactions
-from bot.web import WebServer, build_web_app
+from bot.gateway.web import WebServer, build_web_app
+from bot.slack.app import build_app
 from hitl import Approvals, waiters
 from tests.conftest import make_settings
 from tests.helpers import start_worker, stop

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import cards
+from bot.slack.blocks import cards
 from hitl.queries import pending
 from hitl.status import ExecutionState
 from tests.helpers import ROOT, eventually

@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from bot import cards, views
+from bot.slack.blocks import cards, views
 from tests.helpers import ROOT, eventually
 from tests.mcp.conftest import call
 from tests.remote.conftest import Stack, agent_env, stack  # noqa: F401 - the product, as a fixture

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.web import WebServer
+from bot.gateway.web import WebServer
 from hitl import AsyncApprovals, Status, TransitionRefused
 from hitl import remotebase as rb
 from hitl.embedded import free_port

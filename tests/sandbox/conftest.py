@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hitl_sandbox import SlackStandIn
 from slack_sdk import WebClient
-
-from bot.sandbox import SlackStandIn
 
 BOT_TOKEN = "xoxb-test"
 

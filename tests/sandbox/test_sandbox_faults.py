@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hitl_sandbox import SlackStandIn
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
-
-from bot.sandbox import SlackStandIn
 
 BOT_TOKEN = "xoxb-test"  # the token tests/sandbox/conftest.py starts the stand-in with
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hitl_sandbox import SlackStandIn
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-
-from bot.sandbox import SlackStandIn
 
 
 def test_finds_a_user_by_email_whatever_the_case(client: WebClient) -> None:

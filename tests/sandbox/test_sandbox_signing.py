@@ -7,12 +7,11 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
+from hitl_sandbox import SlackStandIn
+from hitl_sandbox.signing import Interactions, sign, signed_command, signed_event, signed_interaction
 from slack_bolt import Ack, App, BoltRequest, Respond
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
-
-from bot.sandbox import SlackStandIn
-from bot.sandbox.signing import Interactions, sign, signed_command, signed_event, signed_interaction
 
 SECRET = "sandbox-signing-secret"
 

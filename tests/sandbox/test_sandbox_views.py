@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hitl_sandbox import SlackStandIn
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-
-from bot.sandbox import SlackStandIn
 
 
 def reject_modal(title: str = "Reject request", **extra: Any) -> dict[str, Any]:

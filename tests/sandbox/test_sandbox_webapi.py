@@ -8,10 +8,9 @@ import urllib.request
 from typing import Any
 
 import pytest
+from hitl_sandbox import SlackStandIn
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-
-from bot.sandbox import SlackStandIn
 
 APPROVE_CARD: list[dict[str, Any]] = [
     {"type": "header", "text": {"type": "plain_text", "text": "Approval needed"}},

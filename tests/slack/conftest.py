@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hitl_sandbox import SlackStandIn
+from hitl_sandbox.signing import Interactions, SignedRequest, signed_command, signed_event, signed_interaction
+from hitl_sandbox.workspace import Message
 from slack_sdk import WebClient
 
-from bot.app import build_app
-from bot.sandbox import SlackStandIn
-from bot.sandbox.signing import Interactions, SignedRequest, signed_command, signed_event, signed_interaction
-from bot.sandbox.workspace import Message
-from bot.web import WebServer, build_web_app
+from bot.gateway.web import WebServer, build_web_app
+from bot.slack.app import build_app
 from hitl import Approvals
 from tests.conftest import make_settings
 from tests.helpers import start_worker, stop
@@ -107,7 +107,7 @@ def buttons(msg: Message) -> set[str]:
 
 def decidable(msg: Message) -> bool:
     """Whether the card still offers a decision."""
-    from bot import cards
+    from bot.slack.blocks import cards
 
     deciding = {cards.ACTION_APPROVE, cards.ACTION_REJECT, cards.ACTION_EDIT, cards.ACTION_VETO,
                 cards.ACTION_CONFIRM, cards.ACTION_WOULD_APPROVE, cards.ACTION_WOULD_REJECT}

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 
-from bot import cards
-from bot.sandbox.workspace import Message
+from hitl_sandbox.workspace import Message
+
+from bot.slack.blocks import cards
 from tests.helpers import publish_policy
 from tests.slack.conftest import Bot
 

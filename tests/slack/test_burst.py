@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot import cards
+from bot.slack.blocks import cards
 from tests.slack.conftest import CHANNEL, Bot
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot import cards, views
+from bot.slack.blocks import cards, views
 from hitl import Approvals
 from tests.helpers import events, publish_policy
 from tests.slack.conftest import CHANNEL, Bot, buttons, card_text, decidable

@@ -9,14 +9,14 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from hitl_sandbox import SlackStandIn
+from hitl_sandbox.workspace import TEAM_ID
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from bot import dashauth
 from bot.dashauth import TokenKind
-from bot.sandbox import SlackStandIn
-from bot.sandbox.workspace import TEAM_ID
-from bot.web import build_web_app
+from bot.gateway.web import build_web_app
 from hitl import Approvals
 from hitl.apikeys import ApiKeyStore, Rate
 from tests.conftest import make_settings

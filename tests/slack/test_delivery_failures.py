@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 
-from bot import cards
+from bot.slack.blocks import cards
 from tests.slack.conftest import CHANNEL, Bot, decidable
 
 

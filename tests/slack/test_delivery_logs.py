@@ -2,7 +2,7 @@
 
 The worker's own background loops (`workers.runner.background_loops`: the ticker and
 the delivery loop) run in this process against the Slack stand-in; a JSON handler on
-`workers.cards` records what an operator's log pipeline would receive
+`bot.slack.delivery` records what an operator's log pipeline would receive
 (HITL_LOG_FORMAT=json), formatted in the delivery thread that wrote it.
 """
 
@@ -14,9 +14,9 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from hitl_sandbox import SlackStandIn
 from opentelemetry.sdk.trace import TracerProvider
 
-from bot.sandbox import SlackStandIn
 from hitl import Approvals, tracing
 from hitl.logs import JsonFormatter
 from tests.conftest import make_settings
@@ -28,11 +28,11 @@ from workers.runner import background_loops, running
 
 @pytest.fixture
 def json_lines() -> Iterator[io.StringIO]:
-    """What `workers.cards` logs, one JSON object per line."""
+    """What `bot.slack.delivery` logs, one JSON object per line."""
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("workers.cards")
+    logger = logging.getLogger("bot.slack.delivery")
     logger.addHandler(handler)
     try:
         yield out

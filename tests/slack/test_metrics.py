@@ -14,18 +14,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from hitl_sandbox import SlackStandIn
+from hitl_sandbox.signing import Interactions
+from hitl_sandbox.workspace import Call, Message
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from bot.app import build_app
+from bot.gateway.metrics import metrics_routes
+from bot.gateway.web import WebServer, build_web_app
 from bot.main import learn_privacy
-from bot.metrics import metrics_routes
-from bot.sandbox import SlackStandIn
-from bot.sandbox.signing import Interactions
-from bot.sandbox.workspace import Call, Message
-from bot.slack import web_client
-from bot.web import WebServer, build_web_app
+from bot.slack.app import build_app
+from bot.slack.client import web_client
 from hitl import Approvals
 from tests.conftest import make_settings
 from tests.helpers import eventually, start_worker, stop

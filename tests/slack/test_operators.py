@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import cards
+from bot.slack.blocks import cards
 from tests.helpers import events
 from tests.slack.conftest import Bot, buttons
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot import cards, views
+from bot.slack.blocks import cards, views
 from tests.slack.conftest import Bot
 
 

@@ -10,10 +10,10 @@ import json
 from typing import Any
 
 import pytest
+from hitl_sandbox.workspace import Message
 from slack_sdk import WebClient
 
-from bot import cards
-from bot.sandbox.workspace import Message
+from bot.slack.blocks import cards
 from hitl import Approvals
 from tests.helpers import publish_policy
 from tests.slack.conftest import TOKEN, Bot

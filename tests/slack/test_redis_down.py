@@ -11,15 +11,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hitl_sandbox import SlackStandIn
+from hitl_sandbox.signing import Interactions
 from slack_sdk import WebClient
 
-from bot import cards
-from bot.app import build_app
-from bot.cards import build_card
-from bot.replies import DB_DOWN, NOT_RECORDED
-from bot.sandbox import SlackStandIn
-from bot.sandbox.signing import Interactions
-from bot.web import WebServer, build_web_app
+from bot.gateway.web import WebServer, build_web_app
+from bot.slack.app import build_app
+from bot.slack.blocks import cards
+from bot.slack.blocks.cards import build_card
+from bot.slack.replies import DB_DOWN, NOT_RECORDED
 from hitl import Approvals
 from hitl.embedded import EmbeddedRedis
 from tests.conftest import make_settings
@@ -84,7 +84,7 @@ def test_a_form_sent_while_the_database_is_down_shows_the_decision_was_not_recor
     bot = outage.bot
     status, _ = bot.interact(bot.interactions.click(CHANNEL, outage.card_ts, cards.ACTION_REJECT, user_id="U0BOB"))
     assert status == 200
-    from bot import views
+    from bot.slack.blocks import views
 
     view = bot.open_view("U0BOB", views.VIEW_REJECT)
     outage.redis.stop()

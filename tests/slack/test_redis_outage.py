@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from hitl_sandbox import SlackStandIn
 
-from bot.sandbox import SlackStandIn
 from hitl import Approvals
 from hitl.embedded import EmbeddedRedis
 from tests.conftest import make_settings

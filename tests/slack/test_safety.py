@@ -7,10 +7,10 @@ import time
 import urllib.request
 
 import pytest
+from hitl_sandbox.signing import sign, signed_command, signed_interaction
 
-from bot import cards
-from bot.sandbox.signing import sign, signed_command, signed_interaction
-from bot.views import VIEW_REJECT
+from bot.slack.blocks import cards
+from bot.slack.blocks.views import VIEW_REJECT
 from tests.helpers import events
 from tests.slack.conftest import SECRET, Bot, card_text, decidable
 

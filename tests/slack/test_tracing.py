@@ -16,16 +16,16 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from hitl_sandbox import SlackStandIn
+from hitl_sandbox.signing import Interactions
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from slack_sdk import WebClient
 
-from bot.app import build_app
-from bot.sandbox import SlackStandIn
-from bot.sandbox.signing import Interactions
-from bot.web import WebServer, build_web_app
+from bot.gateway.web import WebServer, build_web_app
+from bot.slack.app import build_app
 from hitl import Approvals, tracing
 from hitl.tracing import SpanName
 from tests.conftest import make_settings

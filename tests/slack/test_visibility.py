@@ -13,18 +13,18 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from hitl_sandbox import SlackStandIn
+from hitl_sandbox.signing import Interactions
+from hitl_sandbox.workspace import TEAM_ID
 from pydantic import SecretStr
 from slack_sdk import WebClient
 from starlette.testclient import TestClient
 
 from bot import dashauth
-from bot.app import build_app
 from bot.dashauth import SESSION_TTL, TokenKind
+from bot.gateway.web import WebServer, build_web_app
 from bot.main import learn_privacy
-from bot.sandbox import SlackStandIn
-from bot.sandbox.signing import Interactions
-from bot.sandbox.workspace import TEAM_ID
-from bot.web import WebServer, build_web_app
+from bot.slack.app import build_app
 from hitl import Approvals
 from hitl.membership import ChannelPrivacy
 from tests.conftest import make_settings
@@ -121,7 +121,7 @@ def test_metrics_need_the_token_when_one_is_set(redis_url: str, prefix: str) -> 
 
 def test_an_agent_key_sees_nothing_of_the_dashboard(redis_url: str, prefix: str) -> None:
     """An agent's API key has no Slack identity and reads only its own requests: the
-    dashboard, which shows everyone's, lets in admin keys only (bot.dashboard.Gate)."""
+    dashboard, which shows everyone's, lets in admin keys only (bot.gateway.dashboard.Gate)."""
     settings = make_settings(redis_url, prefix, api_keys={"agent": SecretStr("agent-key")})
     with Approvals(settings=settings) as approvals:
         ChannelPrivacy(approvals.redis, approvals.keys).put("C0OPS", private=False)  # Slack said public

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, events, views
+from bot.slack.listeners import actions, commands, events, views
 
 
 def register(app: App) -> None:

@@ -38,8 +38,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.auth import Authenticator, Refused
-from bot.web import Lifespan
+from bot.gateway.auth import Authenticator, Refused
+from bot.gateway.web import Lifespan
 from hitl.apikeys import ActionForbidden, Principal
 from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, HitlError, InvalidRequest, RequestNotFound, WaitTimeout
@@ -487,7 +487,7 @@ MCP_PATH = "/mcp"
 
 def web_parts(approvals: Approvals) -> tuple[list[BaseRoute], list[Lifespan]]:
     """What `hitl bot` serves of MCP: /mcp behind the same API keys as /v1, and the session
-    manager's lifespan (`bot.web.plugins` finds this)."""
+    manager's lifespan (`bot.main` and `hitl dev` mount it)."""
     # /mcp files into this process's Redis: an agent's HITL_API_URL in its environment is not for it.
     mcp = http_app(approvals.settings.model_copy(update={"api_url": None}))
     return [Route(MCP_PATH, endpoint=mcp.app)], [lambda app: mcp.lifespan()]

@@ -13,10 +13,11 @@ from typing import Any
 import redis
 from slack_bolt import Ack, App
 
-from bot import dashlink, views
-from bot.deps import Deps, deps_of
-from bot.replies import DB_DOWN
-from bot.text import escape, escape_cut, one_line, slack_date
+from bot.slack import dashlink
+from bot.slack.blocks import views
+from bot.slack.blocks.text import escape, escape_cut, one_line, slack_date
+from bot.slack.deps import Deps, deps_of
+from bot.slack.replies import DB_DOWN
 from hitl import queries, stats
 from hitl.errors import RequestNotFound
 from hitl.ids import is_request_id

@@ -30,7 +30,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.cards import (
+from bot.slack.blocks.cards import (
     SECTION_TEXT,
     actions_block_id,
     card_blocks,
@@ -41,7 +41,7 @@ from bot.cards import (
     request_line,
     status_line,
 )
-from bot.text import (
+from bot.slack.blocks.text import (
     MASK,
     MASK_MARGIN,
     channel_ref,

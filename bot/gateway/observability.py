@@ -7,9 +7,9 @@ import threading
 from slack_sdk import WebClient
 from starlette.routing import BaseRoute
 
-from bot.auth import Authenticator
-from bot.dashboard import dashboard_routes
-from bot.metrics import metrics_routes
+from bot.gateway.auth import Authenticator
+from bot.gateway.dashboard import dashboard_routes
+from bot.gateway.metrics import metrics_routes
 from hitl.client import Approvals
 from hitl.settings import Settings
 
@@ -28,14 +28,14 @@ class LazySlack:
             return None
         with self._lock:
             if self._client is None:
-                from bot.slack import web_client
+                from bot.slack.client import web_client
 
                 self._client = web_client(self.settings)
             return self._client
 
 
 def observability_routes(approvals: Approvals, keys: Authenticator) -> list[BaseRoute]:
-    """The routes `bot.web.build_web_app` mounts: Prometheus metrics (behind
+    """The routes `bot.gateway.web.build_web_app` mounts: Prometheus metrics (behind
     HITL_METRICS_TOKEN when set) and the dashboard (which lets in admin API keys besides
     the links `/hitl dashboard` hands out)."""
     slack = LazySlack(approvals.settings)

@@ -30,11 +30,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
-from bot.cards import DIGEST_CAPACITY, build_card, build_digest, build_plan, reminder_text
-from bot.slack import CALL_TIMEOUT, SERVER_ERROR_RETRIES, counter
+from bot.slack.blocks.cards import DIGEST_CAPACITY, build_card, build_digest, build_plan, reminder_text
+from bot.slack.client import CALL_TIMEOUT, SERVER_ERROR_RETRIES, counter
 from hitl import tracing
 from hitl.errors import RequestNotFound
-from hitl.keys import Keys
 from hitl.logs import log_context
 from hitl.models import Placed, Request
 from hitl.placement import Placement, PostClaim, Shown
@@ -42,7 +41,6 @@ from hitl.settings import Settings, load_settings
 from hitl.status import Mode, Status
 from hitl.store import Store, escalation_step, now_ms
 from hitl.tracing import SpanName
-from workers.context import store_for
 
 log = logging.getLogger(__name__)
 
@@ -486,14 +484,16 @@ def _paced_post(placement: Placement, client: WebClient, channel: str, **kwargs:
     raise RuntimeError(f"chat.postMessage to {channel} still rate-limited after {RATE_LIMIT_TRIES} tries")
 
 
-def escalation_ping(prefix: str, request_id: str, step: int) -> str:
-    """Remind the approvers in the card's thread; optionally repost the card elsewhere."""
-    store = store_for(prefix)
+def escalation_ping(store: Store, request_id: str, step: int) -> str:
+    """Remind the approvers in the card's thread; optionally repost the card elsewhere.
+
+    Run by the worker's `escalation_ping` job (`workers.timers`) once escalation step `step`
+    is recorded; a request decided meanwhile is left alone ("moot")."""
     clients = delivery_clients(_settings())
     if clients is None:
         return "slack not configured"
     general, poster = clients
-    placement = Placement(store.redis, Keys(prefix), store.retention)
+    placement = Placement(store.redis, store.keys, store.retention)
     try:
         placed = store.get_placed(request_id)
     except RequestNotFound:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.sandbox.blockcheck import (
+from hitl_sandbox.blockcheck import (
     MAX_VIEW_BYTES,
     BlocksFormatError,
     check_message_blocks,
@@ -35,7 +35,7 @@ from bot.sandbox.blockcheck import (
     parse_json_arg,
     view_size,
 )
-from bot.sandbox.workspace import Channel, Message, SlackError, Workspace
+from hitl_sandbox.workspace import Channel, Message, SlackError, Workspace
 
 MAX_TEXT = 40_000
 

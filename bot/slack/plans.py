@@ -7,8 +7,8 @@ engine's transition closes it when its last step turns final, however that step 
 
 from __future__ import annotations
 
-from bot.deps import Deps
-from bot.replies import refusal, stale_or_final
+from bot.slack.deps import Deps
+from bot.slack.replies import refusal, stale_or_final
 from hitl.errors import HitlError
 from hitl.status import Verb
 

@@ -4,13 +4,13 @@ A team evaluating approval tools gives up if trying one needs a Slack workspace,
 tokens and a Redis. ``hitl dev`` needs none of them:
 
 1. Redis: an embedded ``redis-server`` when ``REDIS_URL`` is unset, else that Redis;
-2. the Slack stand-in (``bot.sandbox.server``) serving Slack's Web API *and* the browser page
-   (``bot.sandbox.page``) on ``--port`` (8080);
+2. the Slack stand-in (``hitl_sandbox.server``) serving Slack's Web API *and* the browser page
+   (``hitl_sandbox.page``) on ``--port`` (8080);
 3. the bot: the real Bolt app behind ``hitl bot``'s HTTP server, in this process, pointed
    at the stand-in with ``SLACK_API_URL`` and verifying a signing secret generated now;
    it serves ``/v1`` and ``/mcp`` as ``hitl bot`` does, behind an API key made now;
 4. a worker: a real ``hitl worker`` process (cards, timers, escalation);
-5. the demo agent (``bot.sandbox.demo_agent``), unless ``--no-demo``: it files sample requests
+5. the demo agent (``hitl_sandbox.demo_agent``), unless ``--no-demo``: it files sample requests
    and prints each decision as it arrives.
 
 Ctrl-C (or SIGTERM) stops everything, children first. The pieces are also usable one by
@@ -40,15 +40,16 @@ from typing import Any, TextIO
 import redis
 from pydantic import SecretStr
 
-from bot.app import build_app
-from bot.mcp import MCP_PATH
-from bot.sandbox.page import SandboxPage
-from bot.sandbox.server import SlackStandIn
-from bot.web import WebServer, bind, build_web_app, plugins
+from bot.gateway import mcp
+from bot.gateway.mcp import MCP_PATH
+from bot.gateway.web import WebServer, bind, build_web_app
+from bot.slack.app import build_app
 from hitl.client import Approvals
 from hitl.embedded import EmbeddedRedis
 from hitl.errors import ConfigError, HitlError
 from hitl.settings import Settings, load_settings
+from hitl_sandbox.page import SandboxPage
+from hitl_sandbox.server import SlackStandIn
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,10 @@ class DevStack:
         }
 
     def start_demo(self, *, stdout: TextIO | int | None = None) -> subprocess.Popen[bytes]:
-        """Start the demo agent (``python -m bot.sandbox.demo_agent``) against this stack."""
+        """Start the demo agent (``python -m hitl_sandbox.demo_agent``) against this stack."""
         env = child_env(self.env())
         self.demo = subprocess.Popen(
-            [sys.executable, "-m", "bot.sandbox.demo_agent", "--page-url", self.page_url],
+            [sys.executable, "-m", "hitl_sandbox.demo_agent", "--page-url", self.page_url],
             env=env,
             stdout=stdout,
             stderr=stdout if stdout is not None else None,
@@ -327,7 +328,7 @@ def start_stack(
         undo.callback(approvals.close)
         app = build_app(bot_settings, approvals=approvals)
         # What `hitl bot` serves besides Slack and /v1: MCP at /mcp, behind the same key.
-        mounts, lifespans = plugins(approvals)
+        mounts, lifespans = mcp.web_parts(approvals)
         web = build_web_app(approvals, bolt=app, signing_secret=secret, mounts=mounts, lifespans=lifespans)
         bot = WebServer(web, host=host, port=bot_port).start()
         undo.callback(bot.stop)

@@ -10,7 +10,7 @@ Everything here is a pure function of a `Request`: no Redis, no Slack calls. Blo
 built with `slack_sdk.models.blocks`, which validate Block Kit's limits at `to_dict()`;
 the builders also cut every piece of agent text to those limits first, so any input, even
 a 100,000-character summary, yields a card Slack accepts. The full text is one click away
-in the Details modal (`bot.views.details_modal`) and is never cut in Redis.
+in the Details modal (`bot.slack.blocks.views.details_modal`) and is never cut in Redis.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.text import (
+from bot.slack.blocks.text import (
     MASK,
     approver_ref,
     code_inline,

@@ -25,8 +25,8 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot import bodies
-from bot.auth import Authenticator, Refused
+from bot.gateway import bodies
+from bot.gateway.auth import Authenticator, Refused
 from hitl.apikeys import ActionForbidden, Principal
 from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, ExecutionRefused, InvalidRequest, RequestNotFound, WaitTimeout

@@ -12,10 +12,10 @@ from typing import Any
 import redis
 from slack_bolt import Ack, App
 
-from bot import views
-from bot.deps import deps_of
-from bot.plans import decide_plan
-from bot.replies import NOT_RECORDED, refusal
+from bot.slack.blocks import views
+from bot.slack.deps import deps_of
+from bot.slack.plans import decide_plan
+from bot.slack.replies import NOT_RECORDED, refusal
 from hitl.errors import HitlError
 from hitl.status import Verb
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.text import escape, mask_text, one_line, people
+from bot.slack.blocks.text import escape, mask_text, one_line, people
 from hitl.errors import AlreadyDecided, HitlError, RequestNotFound, StaleVersion, TransitionRefused
 from hitl.models import Request
 

@@ -4,7 +4,7 @@ Someone evaluating hitl-router has no Slack workspace at hand, so ``hitl dev`` s
 product in a page that looks and behaves like Slack: the bot's cards rendered from their
 Block Kit, buttons, confirm dialogs, modals, threads, ephemeral messages, App Home and a
 message box for ``/hitl``. Nothing here imitates the bot: every click and submission is
-turned into the very payload Slack would send (``bot.sandbox.signing``), signed with the
+turned into the very payload Slack would send (``hitl_sandbox.signing``), signed with the
 app's signing secret and POSTed to the bot's ``/slack/events``; the bot's HTTP answer is
 then handled as Slack handles it (a slash command's ack body becomes an ephemeral reply,
 a view_submission's ack body closes, updates or annotates the modal). What the page shows
@@ -13,7 +13,7 @@ the Web API. So a bug seen here is a bug in the product, not in a demo double.
 
 Routes (all under ``/_sandbox/``):
 
-- ``GET /`` and ``GET /static/<file>``: the page (``bot/sandbox/static``, no build step);
+- ``GET /`` and ``GET /static/<file>``: the page (``sandbox/hitl_sandbox/static``, no build step);
 - ``GET /api/state?as=U…``: a JSON snapshot of what user ``U…`` sees;
 - ``GET /api/events?as=U…``: Server-Sent Events carrying that snapshot whenever it changes;
 - ``POST /api/click|submit|close|send|home``: the user's actions, relayed to the bot.
@@ -38,8 +38,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bot.sandbox.server import SANDBOX_PREFIX, SandboxRequest, SandboxResponse, SlackStandIn
-from bot.sandbox.signing import (
+from hitl_sandbox.server import SANDBOX_PREFIX, SandboxRequest, SandboxResponse, SlackStandIn
+from hitl_sandbox.signing import (
     Interactions,
     SignedRequest,
     block_actions,
@@ -48,7 +48,7 @@ from bot.sandbox.signing import (
     signed_event,
     signed_interaction,
 )
-from bot.sandbox.workspace import SlackError, Workspace
+from hitl_sandbox.workspace import SlackError, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class SandboxPage:
             return _json_response({"ok": False, "error": "internal error (see the terminal)"}, 500)
 
     def _static(self, name: str) -> SandboxResponse:
-        """A file of ``bot/sandbox/static`` by exact name (no paths, so no traversal)."""
+        """A file of ``sandbox/hitl_sandbox/static`` by exact name (no paths, so no traversal)."""
         allowed = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()} if STATIC_DIR.is_dir() else {}
         target = allowed.get(name)
         if target is None:

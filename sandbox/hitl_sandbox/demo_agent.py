@@ -4,7 +4,7 @@
 in the terminal: a reviewer approves the email in the sandbox page, and a few
 milliseconds later this process prints "approved by alice, sending". It uses nothing but
 the public client (``hitl.Approvals``) and the settings from the environment, so it runs
-just as well against a real deployment: ``python -m bot.sandbox.demo_agent``.
+just as well against a real deployment: ``python -m hitl_sandbox.demo_agent``.
 
 The requests cover the risk matrix: a gate for an irreversible email that Dave asked for
 (so Dave may not approve it), a production deploy needing two leads, a config change made

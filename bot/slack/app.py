@@ -10,13 +10,13 @@ import redis
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
-from bot import listeners
 from bot.access import Access
-from bot.actor import require_actor
-from bot.deps import Deps
 from bot.groups import GroupResolver
-from bot.slack import web_client
-from bot.verification import SafeRequestVerification
+from bot.slack import listeners
+from bot.slack.actor import require_actor
+from bot.slack.client import web_client
+from bot.slack.deps import Deps
+from bot.slack.verification import SafeRequestVerification
 from hitl.client import Approvals
 from hitl.errors import ConfigError
 from hitl.membership import ChannelMembers

@@ -16,11 +16,11 @@ from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot import cards, views
-from bot.deps import Deps, deps_of
-from bot.plans import decide_plan
-from bot.replies import NOT_RECORDED, refusal, stale_or_final, why_not
-from bot.slack import CALL_TIMEOUT
+from bot.slack.blocks import cards, views
+from bot.slack.client import CALL_TIMEOUT
+from bot.slack.deps import Deps, deps_of
+from bot.slack.plans import decide_plan
+from bot.slack.replies import NOT_RECORDED, refusal, stale_or_final, why_not
 from hitl import tracing
 from hitl.errors import HitlError, RequestNotFound
 from hitl.logs import log_context

@@ -13,7 +13,7 @@ write methods, form bodies for read methods, the token in ``Authorization: Beare
 and as curl or a browser might (GET with a query string, ``token`` as a parameter,
 multipart forms). Routes:
 
-- ``/api/<method>``: the Web API (``bot.sandbox.webapi``);
+- ``/api/<method>``: the Web API (``hitl_sandbox.webapi``);
 - ``/actions/<team>/<id>/<secret>``: response URLs handed out in interaction payloads;
 - ``/_sandbox/...``: reserved for the browser page, mounted with ``add_route``.
 
@@ -35,9 +35,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.sandbox.faults import Faults
-from bot.sandbox.webapi import RAW_BODY_KEY, ConnectionDropped, call
-from bot.sandbox.workspace import SlackError, Workspace
+from hitl_sandbox.faults import Faults
+from hitl_sandbox.webapi import RAW_BODY_KEY, ConnectionDropped, call
+from hitl_sandbox.workspace import SlackError, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -333,7 +333,7 @@ class SlackStandIn:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run a stand-in from the command line (``python -m bot.sandbox --port 8900``)."""
+    """Run a stand-in from the command line (``python -m hitl_sandbox --port 8900``)."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Local stand-in for Slack's Web API.")

@@ -9,8 +9,8 @@ import redis
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
-from bot import views
-from bot.deps import Deps, deps_of
+from bot.slack.blocks import views
+from bot.slack.deps import Deps, deps_of
 from hitl.queries import waiting_for
 
 log = logging.getLogger(__name__)

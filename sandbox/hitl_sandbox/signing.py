@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from bot.sandbox.workspace import APP_ID, TEAM_ID, Workspace
+from hitl_sandbox.workspace import APP_ID, TEAM_ID, Workspace
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"

@@ -3,7 +3,7 @@
 Everything Slack would remember between calls lives here: people, user groups,
 channels, messages and threads, ephemeral messages, modal stacks and App Home tabs,
 trigger ids, response URLs, and a log of every API call. The web API handlers
-(``bot.sandbox.webapi``), tests and the future browser page all read and change it through
+(``hitl_sandbox.webapi``), tests and the future browser page all read and change it through
 this one object.
 
 Thread safety: one re-entrant lock guards all state, wrapped in a ``threading.Condition``
@@ -25,8 +25,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.sandbox.blockcheck import check_view, normalize_blocks
-from bot.sandbox.faults import Faults
+from hitl_sandbox.blockcheck import check_view, normalize_blocks
+from hitl_sandbox.faults import Faults
 
 T = TypeVar("T")
 

@@ -24,10 +24,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bot import dashauth, panels
+from bot import dashauth
 from bot.access import Access
-from bot.auth import Authenticator, Refused
 from bot.dashauth import COOKIE, SESSION_TTL, Denied, TokenKind
+from bot.gateway import panels
+from bot.gateway.auth import Authenticator, Refused
 from bot.groups import GroupResolver
 from hitl.client import Approvals
 from hitl.errors import ConfigError
@@ -57,7 +58,7 @@ class Workspace:
             return self._team
 
     def _ask(self) -> str | None:
-        from bot.slack import web_client
+        from bot.slack.client import web_client
 
         try:
             return str(web_client(self.settings).auth_test()["team_id"])
@@ -157,7 +158,7 @@ class Sights:
 
     def of(self, who: str) -> panels.Sight:
         if who.startswith("key:") or who in self.approvals.settings.admins:
-            # Only admin keys get past the Gate (bot.auth): operators, who see everything.
+            # Only admin keys get past the Gate (bot.gateway.auth): operators, who see everything.
             return panels.Sight.everything()
         access = self.access()
         if access is None:  # no Slack to ask who is in which channel: public channels only

@@ -2,7 +2,7 @@
 
 It serves Slack's endpoint (`POST /slack/events`, through Bolt's Starlette adapter
 helpers), `GET /healthz`, the HTTP API under `/v1`, `/openapi.json` and `/docs`,
-`GET /metrics` and the dashboard at `/dashboard` (`bot.observability`); other
+`GET /metrics` and the dashboard at `/dashboard` (`bot.gateway.observability`); other
 parts (the MCP server) plug in with `mounts=` and `lifespans=`.
 
 Why these choices:
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import logging
 import socket
 import threading
@@ -39,9 +37,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot import api, bodies, openapi
-from bot.auth import Authenticator
-from bot.observability import observability_routes
+from bot.gateway import api, bodies, openapi
+from bot.gateway.auth import Authenticator
+from bot.gateway.observability import observability_routes
 from hitl.client import Approvals
 from hitl.pool import BUSY_RETRY_AFTER, RedisBusy
 
@@ -167,15 +165,6 @@ def build_web_app(
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
     return app
-
-
-def plugins(approvals: Approvals) -> tuple[list[BaseRoute], list[Lifespan]]:
-    """Extra parts of the web process: `bot.mcp.web_parts(approvals)` when that module
-    exists (the MCP server at /mcp), as (mounts, lifespans) for `build_web_app`."""
-    if importlib.util.find_spec("bot.mcp") is None:
-        return [], []
-    mounts, lifespans = importlib.import_module("bot.mcp").web_parts(approvals)
-    return list(mounts), list(lifespans)
 
 
 class _Server(uvicorn.Server):

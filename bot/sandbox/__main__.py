@@ -1,8 +1,0 @@
-"""``python -m bot.sandbox``: run the Slack Web API stand-in on its own (manual testing, demos)."""
-
-from __future__ import annotations
-
-from bot.sandbox.server import main
-
-if __name__ == "__main__":
-    main()
