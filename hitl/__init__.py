@@ -34,14 +34,13 @@ from hitl.errors import (
     InvalidRequest,
     NotAllowed,
     RateLimited,
-    Rejected,
     RequestNotFound,
     ReviewerOnly,
     StaleVersion,
     TransitionRefused,
     WaitTimeout,
 )
-from hitl.models import Decision, Request
+from hitl.models import Decision, Rejected, Request
 from hitl.remote import AsyncHttpApprovals, HttpApprovals
 from hitl.status import ExecutionState, Mode, Risk, Status, SystemVerb, Verb
 

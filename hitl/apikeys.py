@@ -21,7 +21,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import math
 import re
 import secrets
 import time
@@ -36,15 +35,12 @@ from hitl import scripts
 from hitl.errors import HitlError
 from hitl.keys import Keys
 from hitl.models import Request
+from hitl.rates import Rate
 
 # What every secret starts with, so one pasted in a chat or a log is recognisable.
 SECRET_PREFIX = "hitl_"
 # A key's name: it is `via` on requests, shown on cards and in logs.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# A rate: tokens per second, e.g. "20/s" or "0.5/s".
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*s\s*$")
-# The bucket holds this many seconds' worth of calls: short bursts pass, a flood does not.
-BURST_SECONDS = 2
 
 
 class KeyNameTaken(HitlError):
@@ -60,29 +56,6 @@ class ActionForbidden(HitlError):
         super().__init__(
             f"{field}: API key {principal.name!r} may not file {action!r}; its actions are {allowed}"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """A token bucket's refill (`per_second`) and size (`burst`)."""
-
-    per_second: float
-
-    @classmethod
-    def parse(cls, text: str) -> Rate:
-        """`N/s` (N > 0, decimals allowed); a ValueError says what is expected."""
-        match = _RATE.match(text or "")
-        if not match or float(match.group(1)) <= 0:
-            raise ValueError(f"{text!r} is not a rate: write calls per second, e.g. 20/s or 0.5/s")
-        return cls(float(match.group(1)))
-
-    @property
-    def burst(self) -> int:
-        return max(1, math.ceil(self.per_second * BURST_SECONDS))
-
-    def __str__(self) -> str:
-        # Fixed-point, never "1e+06": the text must parse back (it is stored and shown).
-        return f"{self.per_second:.6f}".rstrip("0").rstrip(".") + "/s"
 
 
 @dataclass(frozen=True, slots=True)

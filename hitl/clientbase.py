@@ -17,10 +17,10 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from hitl import waiters, webhookurl
-from hitl.errors import InvalidRequest, Rejected
+from hitl.errors import InvalidRequest
 from hitl.ids import new_id
 from hitl.keys import Keys
-from hitl.models import Decision, Request, RequestInput, check_comment, check_params
+from hitl.models import Decision, Rejected, Request, RequestInput, check_comment, check_params
 from hitl.people import Directory, default_directory, resolve_requester
 from hitl.policy import route
 from hitl.policystore import PolicyInForce

@@ -8,12 +8,8 @@ setting at fault and says what to do about it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from hitl.status import Status
-
-if TYPE_CHECKING:
-    from hitl.models import Decision
 
 
 class HitlError(Exception):
@@ -115,22 +111,6 @@ class WaitTimeout(HitlError, TimeoutError):
     def __init__(self, request_id: str, timeout: float) -> None:
         self.request_id = request_id
         super().__init__(f"request {request_id} still undecided after {timeout:g}s")
-
-
-class Rejected(HitlError):
-    """Raised by `require_approval` when a request is not approved.
-
-    Carries the reviewer's reason so an agent framework can hand it back to the model
-    ("the reviewer rejected this because ...") instead of failing blindly. Its message is
-    `Decision.explanation()`: an expired request says no one decided in time.
-    """
-
-    def __init__(self, decision: Decision) -> None:
-        self.decision = decision
-        self.reason = decision.comment
-        # Decision.explanation: "... was rejected by U01: wrong id. ..."; for an expired
-        # request, that no one decided in time (never "rejected").
-        super().__init__(decision.explanation())
 
 
 # -- the HTTP transport (hitl.remote): what the web process answered ---------------------------

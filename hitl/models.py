@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hitl.errors import InvalidRequest
+from hitl.errors import HitlError, InvalidRequest
 from hitl.slackids import check_mentionable, is_email, is_user
 from hitl.status import ApproverSource, ExecutionState, Mode, Risk, Status
 
@@ -362,3 +362,22 @@ class Decision(BaseModel):
             verdict=req.verdict,
             decided_at=req.decided_at,
         )
+
+
+class Rejected(HitlError):
+    """Raised by `require_approval` when a request is not approved.
+
+    It lives beside `Decision`, which it carries, rather than in `hitl.errors`, which every
+    module (this one included) imports and which therefore imports none of them.
+
+    Carries the reviewer's reason so an agent framework can hand it back to the model
+    ("the reviewer rejected this because ...") instead of failing blindly. Its message is
+    `Decision.explanation()`: an expired request says no one decided in time.
+    """
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        self.reason = decision.comment
+        # Decision.explanation: "... was rejected by U01: wrong id. ..."; for an expired
+        # request, that no one decided in time (never "rejected").
+        super().__init__(decision.explanation())

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hitl import webhookurl
 from hitl.errors import ConfigError
+from hitl.rates import Rate
 
 # Slack's own Web API; the sandbox and tests point SLACK_API_URL elsewhere.
 SLACK_API_DEFAULT = "https://slack.com/api/"
@@ -188,8 +189,6 @@ class Settings(BaseSettings):
     @field_validator("api_rate")
     @classmethod
     def _rate(cls, value: str) -> str:
-        from hitl.apikeys import Rate  # lazily: settings is imported by everything
-
         return str(Rate.parse(value))
 
     @field_validator("webhook_allowed", mode="before")
