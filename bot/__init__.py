@@ -1,1 +1,1 @@
-"""The Slack side of hitl-router: Block Kit cards, modals, listeners and the Slack gateway."""
+"""The web process around the core: `slack` (the Bolt app, Block Kit, card delivery) and `gateway` (HTTP API, MCP, metrics, dashboard)."""

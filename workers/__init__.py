@@ -1,1 +1,1 @@
-"""RQ workers: timers (timeouts, override windows, escalation) and Slack card delivery."""
+"""The worker process, scheduling only: the timer ticker, the card-delivery pool and its leases (calling bot.slack.delivery), webhooks, maintenance."""
