@@ -514,4 +514,22 @@ def escalation_ping(store: Store, request_id: str, step: int) -> str:
             unfurl_links=False, unfurl_media=False,
         )
         placement.add_mirror(request_id, resp["channel"], resp["ts"])
+        _catch_up(store, general, request_id, req.version, resp["channel"], resp["ts"])
     return f"pinged step {step}"
+
+
+def _catch_up(store: Store, client: WebClient, request_id: str, drawn: int, channel: str, ts: str) -> None:
+    """Redraw a copy posted outside the delivery loop if its request changed meanwhile.
+
+    The copy was drawn before the post; a decision made while the post was in flight updated
+    every message known then, and this one was not known yet. Once it is recorded
+    (`add_mirror`), later changes reach it through the usual sync; this closes the gap before.
+    """
+    fresh = store.get_placed(request_id).req
+    if fresh.version == drawn:
+        return
+    text, blocks = build_card(fresh)
+    try:
+        client.chat_update(channel=channel, ts=ts, text=f"Escalated: {text}", blocks=blocks)
+    except SlackApiError as exc:
+        log.warning("could not update the escalation copy %s in %s: %s", ts, channel, exc.response.get("error"))
