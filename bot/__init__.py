@@ -1,1 +1,5 @@
-"""The web process around the core: `slack` (the Bolt app, Block Kit, card delivery) and `gateway` (HTTP API, MCP, metrics, dashboard)."""
+"""The web process around the core.
+
+`slack`: the Bolt app, Block Kit and card delivery. `gateway`: the HTTP API, MCP, metrics and
+the dashboard.
+"""

@@ -532,4 +532,5 @@ def _catch_up(store: Store, client: WebClient, request_id: str, drawn: int, chan
     try:
         client.chat_update(channel=channel, ts=ts, text=f"Escalated: {text}", blocks=blocks)
     except SlackApiError as exc:
-        log.warning("could not update the escalation copy %s in %s: %s", ts, channel, exc.response.get("error"))
+        log.warning("could not update the escalation copy %s in %s: %s", ts, channel,
+                    exc.response.get("error"))
