@@ -24,7 +24,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import redis
 import redis.asyncio as aioredis
@@ -33,22 +33,23 @@ from hitl import pool, tracing, waiters
 from hitl.clientbase import (
     MAX_PLAN_ITEMS,
     BaseApprovals,
+    arguments,
     build_doc,
     build_plan,
     check_callback,
     check_decision,
-    given,
     seconds,
 )
 from hitl.errors import WaitTimeout
 from hitl.executions import AsyncExecutions, Executions
+from hitl.fields import GateFields, PlanFields, RequestFields, check_keywords
 from hitl.models import Decision, Request
 from hitl.people import Directory
 from hitl.policystore import AsyncPolicyStore, PolicyInForce, PolicyStore
 from hitl.remote import AsyncHttpApprovals, HttpApprovals
 from hitl.remotebase import use_http
 from hitl.settings import Settings
-from hitl.status import Mode, Risk, Status, SystemVerb, Verb
+from hitl.status import Mode, Status, SystemVerb, Verb
 from hitl.store import AsyncStore, Store
 from hitl.tracing import SpanName
 
@@ -229,27 +230,7 @@ class Approvals(BaseApprovals):
         self.policy = PolicyStore(self.redis, self.keys)
 
     def request(
-        self,
-        *,
-        action: str,
-        summary: str,
-        params: Mapping[str, Any] | None = None,
-        context: str | None = None,
-        agent: str | None = None,
-        run_id: str | None = None,
-        risk: Risk | str | None = None,
-        reversible: bool | None = None,
-        confidence: float | None = None,
-        mode: Mode | str | None = None,
-        channel: str | None = None,
-        approvers: Sequence[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: float | timedelta | None = None,
-        window: float | timedelta | None = None,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
-        via: str | None = None,
+        self, *, action: str, summary: str, via: str | None = None, **fields: Unpack[RequestFields]
     ) -> RequestHandle:
         """File a request for a human decision and return its handle at once.
 
@@ -305,7 +286,8 @@ class Approvals(BaseApprovals):
         Returns:
             A `RequestHandle`: its `mode` says whether the agent must wait.
         """
-        return self.request_from(given(locals(), drop=("via",)), via=via)
+        args = arguments("request", fields, RequestFields, action=action, summary=summary)
+        return self.request_from(args, via=via)
 
     def request_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> RequestHandle:
         """`request()` with its arguments in a mapping (a JSON body's keys): an unknown or
@@ -323,22 +305,8 @@ class Approvals(BaseApprovals):
         items: Sequence[Mapping[str, Any]],
         action: str = "plan",
         *,
-        context: str | None = None,
-        agent: str | None = None,
-        run_id: str | None = None,
-        risk: Risk | str | None = None,
-        reversible: bool | None = None,
-        confidence: float | None = None,
-        mode: Mode | str | None = None,
-        channel: str | None = None,
-        approvers: Sequence[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: float | timedelta | None = None,
-        window: float | timedelta | None = None,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
         via: str | None = None,
+        **fields: Unpack[PlanFields],
     ) -> BatchHandle:
         """File a whole plan for one review: one card, Approve all / Reject all, and a
         decision per item (`BatchHandle.items`, each waited on like any request).
@@ -359,7 +327,8 @@ class Approvals(BaseApprovals):
         The other arguments are `request()`'s and apply to the plan and every step. Every
         step waits with the plan's channel and deadline.
         """
-        return self.request_batch_from(given(locals(), drop=("via",)), via=via)
+        args = arguments("request_batch", fields, PlanFields, summary=summary, items=items, action=action)
+        return self.request_batch_from(args, via=via)
 
     def request_batch_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> BatchHandle:
         """`request_batch()` with its arguments in a mapping (a JSON body's keys)."""
@@ -471,22 +440,7 @@ class Approvals(BaseApprovals):
         self.executions.finish(request_id, ok=ok)
 
     def require_approval(
-        self,
-        action: str | None = None,
-        summary: str | None = None,
-        *,
-        context: str | None = None,
-        agent: str | None = None,
-        risk: Risk | str | None = None,
-        reversible: bool | None = None,
-        confidence: float | None = None,
-        mode: Mode | str | None = None,
-        channel: str | None = None,
-        approvers: Sequence[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: float | timedelta | None = None,
-        window: float | timedelta | None = None,
+        self, action: str | None = None, summary: str | None = None, **fields: Unpack[GateFields]
     ) -> Callable[[F], F]:
         """Gate a function behind a decision; raises `hitl.Rejected` with the reason.
 
@@ -496,7 +450,7 @@ class Approvals(BaseApprovals):
         any other mode the function runs at once. Works on coroutine functions too (they
         wait on an asyncio client); the other arguments are `request()`'s.
         """
-        fields = given(locals(), drop=("action", "summary"))
+        check_keywords("require_approval", fields, GateFields)
 
         def wrap(func: F) -> F:
             gate = self.gate(func, action, summary, fields)
@@ -631,30 +585,11 @@ class AsyncApprovals(BaseApprovals):
         self.policy = AsyncPolicyStore(self.redis, self.keys)
 
     async def request(
-        self,
-        *,
-        action: str,
-        summary: str,
-        params: Mapping[str, Any] | None = None,
-        context: str | None = None,
-        agent: str | None = None,
-        run_id: str | None = None,
-        risk: Risk | str | None = None,
-        reversible: bool | None = None,
-        confidence: float | None = None,
-        mode: Mode | str | None = None,
-        channel: str | None = None,
-        approvers: Sequence[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: float | timedelta | None = None,
-        window: float | timedelta | None = None,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
-        via: str | None = None,
+        self, *, action: str, summary: str, via: str | None = None, **fields: Unpack[RequestFields]
     ) -> AsyncRequestHandle:
         # Docstring: Approvals.request's, assigned below the class (the same arguments).
-        return await self.request_from(given(locals(), drop=("via",)), via=via)
+        args = arguments("request", fields, RequestFields, action=action, summary=summary)
+        return await self.request_from(args, via=via)
 
     async def request_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> AsyncRequestHandle:
         """`request()` with its arguments in a mapping (a JSON body's keys): an unknown or
@@ -677,25 +612,12 @@ class AsyncApprovals(BaseApprovals):
         items: Sequence[Mapping[str, Any]],
         action: str = "plan",
         *,
-        context: str | None = None,
-        agent: str | None = None,
-        run_id: str | None = None,
-        risk: Risk | str | None = None,
-        reversible: bool | None = None,
-        confidence: float | None = None,
-        mode: Mode | str | None = None,
-        channel: str | None = None,
-        approvers: Sequence[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: float | timedelta | None = None,
-        window: float | timedelta | None = None,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
         via: str | None = None,
+        **fields: Unpack[PlanFields],
     ) -> AsyncBatchHandle:
         # Docstring: Approvals.request_batch's, assigned below the class.
-        return await self.request_batch_from(given(locals(), drop=("via",)), via=via)
+        args = arguments("request_batch", fields, PlanFields, summary=summary, items=items, action=action)
+        return await self.request_batch_from(args, via=via)
 
     async def request_batch_from(
         self, fields: Mapping[str, Any], *, via: str | None = None
@@ -782,22 +704,7 @@ class AsyncApprovals(BaseApprovals):
         await self.executions.finish(request_id, ok=ok)
 
     def require_approval(
-        self,
-        action: str | None = None,
-        summary: str | None = None,
-        *,
-        context: str | None = None,
-        agent: str | None = None,
-        risk: Risk | str | None = None,
-        reversible: bool | None = None,
-        confidence: float | None = None,
-        mode: Mode | str | None = None,
-        channel: str | None = None,
-        approvers: Sequence[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: float | timedelta | None = None,
-        window: float | timedelta | None = None,
+        self, action: str | None = None, summary: str | None = None, **fields: Unpack[GateFields]
     ) -> Callable[[CF], CF]:
         """Gate a coroutine function behind a decision; raises `hitl.Rejected` with the reason.
 
@@ -805,7 +712,7 @@ class AsyncApprovals(BaseApprovals):
         same arguments and behaviour. A plain function is refused with a `TypeError` (it
         would block the event loop while a reviewer decides; gate it with `Approvals`).
         """
-        fields = given(locals(), drop=("action", "summary"))
+        check_keywords("require_approval", fields, GateFields)
 
         def wrap(func: CF) -> CF:
             if not inspect.iscoroutinefunction(func):

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from hitl import waiters, webhookurl
 from hitl.errors import InvalidRequest
+from hitl.fields import check_keywords
 from hitl.ids import new_id
 from hitl.keys import Keys
 from hitl.models import Decision, Rejected, Request, RequestInput, check_comment, check_params
@@ -164,13 +165,15 @@ def seconds(timeout: float | timedelta | None) -> float | None:
     return timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
 
 
-def given(arguments: Mapping[str, Any], *, drop: Sequence[str] = ()) -> dict[str, Any]:
-    """A typed method's arguments (its `locals()` on entry) as `request()` fields by name.
+def arguments(method: str, fields: Mapping[str, Any], declared: type, **named: Any) -> dict[str, Any]:
+    """A typed method's arguments as the mapping `build_doc` validates: its named ones, and
+    its ``**fields`` once every key is one `declared` (a `hitl.fields` TypedDict) names.
 
-    The public methods spell every argument out for type checkers and readers; this turns
-    them back into the mapping `build_doc` validates, without `self` and what is in `drop`.
+    The signatures take ``**fields: Unpack[...]`` so a type checker sees every field; at
+    run time an unknown keyword is still Python's TypeError naming it (`check_keywords`).
     """
-    return {k: v for k, v in arguments.items() if k != "self" and k not in drop}
+    check_keywords(method, fields, declared)
+    return {**named, **fields}
 
 
 def _jsonable(value: Any) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hitl.errors import HitlError, InvalidRequest
+from hitl.fields import FIELD_DOCS, REQUIRED, RequestFields, names
 from hitl.slackids import check_mentionable, is_email, is_user
 from hitl.status import ApproverSource, ExecutionState, Mode, Risk, Status
 
@@ -115,10 +116,22 @@ class EscalationStep(BaseModel):
     channel: str | None = Field(default=None, description="also repost the card in this channel")
 
 
-class RequestInput(BaseModel):
-    """The agent's side of a request, before policy fills the gaps."""
+def _describe(schema: dict[str, Any]) -> None:
+    """Each property's description, from its docstring in `hitl.fields` (MCP and OpenAPI)."""
+    for name, prop in schema.get("properties", {}).items():
+        if name in FIELD_DOCS:
+            prop["description"] = FIELD_DOCS[name]
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+class RequestInput(BaseModel):
+    """The agent's side of a request, before policy fills the gaps.
+
+    Its fields are `hitl.fields.RequestFields` (and `action`, `summary`) as they are once
+    checked: the bounds live here, the names and the callers' types there. The two are
+    compared when this module is imported, so neither can gain a field the other lacks.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=_describe)
 
     action: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:/-]+$")
     summary: str = Field(min_length=1, max_length=MAX_SUMMARY_CHARS)
@@ -203,6 +216,20 @@ class RequestInput(BaseModel):
             elif first["type"] == "extra_forbidden":
                 msg = "is not a known argument"
             raise InvalidRequest(field, msg) from None
+
+
+def _same_fields() -> None:
+    """Refuse to import when `RequestInput` and `hitl.fields.RequestFields` disagree: the
+    one declaration of the fields would no longer reach the clients (or the checks)."""
+    declared, checked = {*REQUIRED, *names(RequestFields)}, set(RequestInput.model_fields)
+    if declared != checked:
+        raise TypeError(
+            f"hitl.fields.RequestFields and hitl.models.RequestInput disagree: only declared "
+            f"{sorted(declared - checked)}, only checked {sorted(checked - declared)}"
+        )
+
+
+_same_fields()
 
 
 class Request(BaseModel):

@@ -17,12 +17,13 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, Unpack
 
 import httpx
 
-from hitl.clientbase import BaseApprovals, given, seconds
+from hitl.clientbase import BaseApprovals, arguments, seconds
 from hitl.errors import WaitTimeout
+from hitl.fields import GateFields, PlanFields, RequestFields, check_keywords
 from hitl.models import Decision, Request
 from hitl.remotebase import (
     BaseHttpApprovals,
@@ -39,7 +40,7 @@ from hitl.remotebase import (
     unreachable,
 )
 from hitl.settings import Settings
-from hitl.status import Mode, Risk, Status, Verb
+from hitl.status import Mode, Status, Verb
 
 F = TypeVar("F", bound=Callable[..., Any])
 CF = TypeVar("CF", bound=Callable[..., Awaitable[Any]])
@@ -133,30 +134,11 @@ class HttpApprovals(BaseHttpApprovals):
         raise already_decided(self._send(self.read_call(conflict.call.request_id or ""))) from None
 
     def request(
-        self,
-        *,
-        action: str,
-        summary: str,
-        params: Mapping[str, Any] | None = None,
-        context: str | None = None,
-        agent: str | None = None,
-        run_id: str | None = None,
-        risk: Risk | str | None = None,
-        reversible: bool | None = None,
-        confidence: float | None = None,
-        mode: Mode | str | None = None,
-        channel: str | None = None,
-        approvers: Sequence[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: float | timedelta | None = None,
-        window: float | timedelta | None = None,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
-        via: str | None = None,
+        self, *, action: str, summary: str, via: str | None = None, **fields: Unpack[RequestFields]
     ) -> HttpRequestHandle:
         # Docstring: Approvals.request's (hitl.client assigns it); `via` is the server's.
-        return self.request_from(given(locals(), drop=("via",)), via=via)
+        args = arguments("request", fields, RequestFields, action=action, summary=summary)
+        return self.request_from(args, via=via)
 
     def request_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> HttpRequestHandle:
         """`request()` with its arguments in a mapping: `POST /v1/requests`."""
@@ -169,25 +151,12 @@ class HttpApprovals(BaseHttpApprovals):
         items: Sequence[Mapping[str, Any]],
         action: str = "plan",
         *,
-        context: str | None = None,
-        agent: str | None = None,
-        run_id: str | None = None,
-        risk: Risk | str | None = None,
-        reversible: bool | None = None,
-        confidence: float | None = None,
-        mode: Mode | str | None = None,
-        channel: str | None = None,
-        approvers: Sequence[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: float | timedelta | None = None,
-        window: float | timedelta | None = None,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
         via: str | None = None,
+        **fields: Unpack[PlanFields],
     ) -> HttpBatchHandle:
         # Docstring: Approvals.request_batch's.
-        return self.request_batch_from(given(locals(), drop=("via",)), via=via)
+        args = arguments("request_batch", fields, PlanFields, summary=summary, items=items, action=action)
+        return self.request_batch_from(args, via=via)
 
     def request_batch_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> HttpBatchHandle:
         """`request_batch()` with its arguments in a mapping: `POST /v1/batches`."""
@@ -259,25 +228,10 @@ class HttpApprovals(BaseHttpApprovals):
             raise execution_refused(conflict) from None
 
     def require_approval(
-        self,
-        action: str | None = None,
-        summary: str | None = None,
-        *,
-        context: str | None = None,
-        agent: str | None = None,
-        risk: Risk | str | None = None,
-        reversible: bool | None = None,
-        confidence: float | None = None,
-        mode: Mode | str | None = None,
-        channel: str | None = None,
-        approvers: Sequence[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: float | timedelta | None = None,
-        window: float | timedelta | None = None,
+        self, action: str | None = None, summary: str | None = None, **fields: Unpack[GateFields]
     ) -> Callable[[F], F]:
         """`Approvals.require_approval` over HTTP: the same arguments and behaviour."""
-        fields = given(locals(), drop=("action", "summary"))
+        check_keywords("require_approval", fields, GateFields)
 
         def wrap(func: F) -> F:
             gate = BaseApprovals.gate(func, action, summary, fields)
@@ -397,30 +351,11 @@ class AsyncHttpApprovals(BaseHttpApprovals):
         raise already_decided(await self._send(self.read_call(conflict.call.request_id or ""))) from None
 
     async def request(
-        self,
-        *,
-        action: str,
-        summary: str,
-        params: Mapping[str, Any] | None = None,
-        context: str | None = None,
-        agent: str | None = None,
-        run_id: str | None = None,
-        risk: Risk | str | None = None,
-        reversible: bool | None = None,
-        confidence: float | None = None,
-        mode: Mode | str | None = None,
-        channel: str | None = None,
-        approvers: Sequence[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: float | timedelta | None = None,
-        window: float | timedelta | None = None,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
-        via: str | None = None,
+        self, *, action: str, summary: str, via: str | None = None, **fields: Unpack[RequestFields]
     ) -> AsyncHttpRequestHandle:
         # Docstring: Approvals.request's.
-        return await self.request_from(given(locals(), drop=("via",)), via=via)
+        args = arguments("request", fields, RequestFields, action=action, summary=summary)
+        return await self.request_from(args, via=via)
 
     async def request_from(
         self, fields: Mapping[str, Any], *, via: str | None = None
@@ -435,25 +370,12 @@ class AsyncHttpApprovals(BaseHttpApprovals):
         items: Sequence[Mapping[str, Any]],
         action: str = "plan",
         *,
-        context: str | None = None,
-        agent: str | None = None,
-        run_id: str | None = None,
-        risk: Risk | str | None = None,
-        reversible: bool | None = None,
-        confidence: float | None = None,
-        mode: Mode | str | None = None,
-        channel: str | None = None,
-        approvers: Sequence[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: float | timedelta | None = None,
-        window: float | timedelta | None = None,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
         via: str | None = None,
+        **fields: Unpack[PlanFields],
     ) -> AsyncHttpBatchHandle:
         # Docstring: Approvals.request_batch's.
-        return await self.request_batch_from(given(locals(), drop=("via",)), via=via)
+        args = arguments("request_batch", fields, PlanFields, summary=summary, items=items, action=action)
+        return await self.request_batch_from(args, via=via)
 
     async def request_batch_from(
         self, fields: Mapping[str, Any], *, via: str | None = None
@@ -521,25 +443,10 @@ class AsyncHttpApprovals(BaseHttpApprovals):
             raise execution_refused(conflict) from None
 
     def require_approval(
-        self,
-        action: str | None = None,
-        summary: str | None = None,
-        *,
-        context: str | None = None,
-        agent: str | None = None,
-        risk: Risk | str | None = None,
-        reversible: bool | None = None,
-        confidence: float | None = None,
-        mode: Mode | str | None = None,
-        channel: str | None = None,
-        approvers: Sequence[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: float | timedelta | None = None,
-        window: float | timedelta | None = None,
+        self, action: str | None = None, summary: str | None = None, **fields: Unpack[GateFields]
     ) -> Callable[[CF], CF]:
         """`AsyncApprovals.require_approval` over HTTP: coroutine functions only."""
-        fields = given(locals(), drop=("action", "summary"))
+        check_keywords("require_approval", fields, GateFields)
 
         def wrap(func: CF) -> CF:
             if not inspect.iscoroutinefunction(func):

@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import functools
+import inspect
 import json
+import operator
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, get_args
 
 import redis
 from mcp.server import MCPServer
@@ -33,7 +38,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, WithJsonSchema
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,7 +48,8 @@ from bot.gateway.web import Lifespan
 from hitl.apikeys import ActionForbidden, Principal
 from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, HitlError, InvalidRequest, RequestNotFound, WaitTimeout
-from hitl.models import Decision, Request
+from hitl.fields import REQUIRED
+from hitl.models import Decision, Request, RequestInput
 from hitl.pool import RedisBusy
 from hitl.settings import Settings, load_settings
 from hitl.status import Mode, Status
@@ -205,13 +211,15 @@ class Tools:
                 return await self.aio.wait_request(request_id, budget)
         return await self.aio.fetch(request_id)
 
-    async def request_approval(self, principal: Principal | None, wait_seconds: float, **kwargs: Any) -> str:
+    async def request_approval(self, principal: Principal | None, wait_seconds: float, **fields: Any) -> str:
+        """`request()` with the tool's arguments (`RequestInput`'s fields, None when not given)."""
         started = time.monotonic()
         _check_wait(wait_seconds)
         async with self.guard(wait_seconds):
             if principal is not None:
-                principal.check_action(kwargs.get("action"))
-            handle = await self.aio.request(**kwargs, via=_via(principal))
+                principal.check_action(fields.get("action"))
+            given = {k: v for k, v in fields.items() if v is not None}
+            handle = await self.aio.request_from(given, via=_via(principal))
             return _json(_view(await self.settle(handle.id, wait_seconds, started)))
 
     async def await_approval(self, principal: Principal | None, request_id: str, wait_seconds: float) -> str:
@@ -312,43 +320,64 @@ WaitSeconds = Annotated[
 RequestId = Annotated[str, Field(description="the request's id, from request_approval")]
 
 
+def _inline(schema: Any, defs: Mapping[str, Any]) -> Any:
+    """`schema` with its `$ref`s to `defs` replaced by what they name (a tool's schema is
+    one property at a time here, so it has no `$defs` of its own)."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            return _inline(defs[ref.rsplit("/", 1)[-1]], defs)
+        return {k: _inline(v, defs) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_inline(v, defs) for v in schema]
+    return schema
+
+
+def _wire(annotation: Any) -> Any:
+    """A `RequestInput` field's type as the tool receives it from JSON: an enum as its string
+    (so `RequestInput` reports a bad value, in its words), and null allowed."""
+    parts = get_args(annotation) if isinstance(annotation, UnionType) else (annotation,)
+    kinds = tuple(str if isinstance(p, type) and issubclass(p, enum.Enum) else p for p in parts)
+    return functools.reduce(operator.or_, {*kinds, type(None)})
+
+
+def _request_signature() -> inspect.Signature:
+    """`request_approval`'s signature, from `RequestInput`: each field typed as JSON sends it
+    and described by `RequestInput`'s own JSON schema (bounds, choices, descriptions), so the
+    tool takes what `request()` takes. `RequestInput` checks the values: a bad one is a tool
+    error in the same words as from the HTTP API and the client."""
+    schema = RequestInput.model_json_schema()
+    defs, props = schema.get("$defs", {}), schema["properties"]
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = []
+    for name, info in RequestInput.model_fields.items():
+        described = WithJsonSchema(_inline(props[name], defs))
+        if name in REQUIRED:
+            params.append(inspect.Parameter(name, keyword, annotation=Annotated[str, described]))
+        else:
+            wire: Any = Annotated[_wire(info.annotation), described]
+            params.append(inspect.Parameter(name, keyword, annotation=wire, default=None))
+    params.append(inspect.Parameter("wait_seconds", keyword, annotation=WaitSeconds, default=DEFAULT_WAIT))
+    params.append(inspect.Parameter("ctx", keyword, annotation=Context | None, default=None))
+    return inspect.Signature(params, return_annotation=str)
+
+
 def build_server(settings: Settings | None = None) -> tuple[MCPServer, Tools]:
     """The MCP server with hitl-router's tools, and their shared state (close it on exit)."""
     tools = Tools(settings or load_settings())
     server = MCPServer("hitl", instructions=INSTRUCTIONS)
 
-    @server.tool(structured_output=False)
     async def request_approval(
-        action: Annotated[str, Field(description="the tool or action to approve, e.g. send_email")],
-        summary: Annotated[str, Field(description="one line a reviewer reads: what, to whom, why")],
-        params: Annotated[dict[str, Any] | None, Field(description="the action's arguments")] = None,
-        context: Annotated[str | None, Field(description="markdown reasoning shown under Details")] = None,
-        agent: str | None = None,
-        run_id: str | None = None,
-        risk: Annotated[str | None, Field(description="low, medium, high or critical")] = None,
-        reversible: bool | None = None,
-        confidence: Annotated[float | None, Field(description="your confidence, 0 to 1")] = None,
-        mode: Annotated[str | None, Field(description="gate, override, notify, shadow or auto")] = None,
-        channel: str | None = None,
-        approvers: list[str] | None = None,
-        requested_by: str | None = None,
-        quorum: int | None = None,
-        timeout: Annotated[float | None, Field(description="seconds until the request expires")] = None,
-        window: float | None = None,
-        idempotency_key: Annotated[str | None, Field(description="same key, same request")] = None,
-        wait_seconds: WaitSeconds = DEFAULT_WAIT,
-        ctx: Context | None = None,
+        ctx: Context | None = None, wait_seconds: float = DEFAULT_WAIT, **fields: Any
     ) -> str:
         """Ask a human to approve an action before you take it. Returns the request view: a final
         status with the decision, or "pending" with an id to pass to await_approval."""
         assert ctx is not None  # injected by the SDK
-        return await tools.request_approval(
-            _principal(ctx), wait_seconds, action=action, summary=summary, params=params or {},
-            context=context, agent=agent, run_id=run_id, risk=risk, reversible=reversible,
-            confidence=confidence, mode=mode,
-            channel=channel, approvers=approvers, requested_by=requested_by, quorum=quorum,
-            timeout=timeout, window=window, idempotency_key=idempotency_key,
-        )
+        return await tools.request_approval(_principal(ctx), wait_seconds, **fields)
+
+    # Its arguments are `RequestInput`'s (hitl.fields declares them), plus wait_seconds.
+    request_approval.__signature__ = _request_signature()  # type: ignore[attr-defined]
+    server.tool(structured_output=False)(request_approval)
 
     @server.tool(structured_output=False)
     async def await_approval(id: RequestId, ctx: Context, wait_seconds: WaitSeconds = DEFAULT_WAIT) -> str:
