@@ -116,11 +116,12 @@ class EscalationStep(BaseModel):
     channel: str | None = Field(default=None, description="also repost the card in this channel")
 
 
-def _describe(schema: dict[str, Any]) -> None:
-    """Each property's description, from its docstring in `hitl.fields` (MCP and OpenAPI)."""
+def describe_fields(schema: dict[str, Any]) -> None:
+    """Each property's description, from its docstring in `hitl.fields` (MCP and OpenAPI):
+    a model's `json_schema_extra`."""
     for name, prop in schema.get("properties", {}).items():
         if name in FIELD_DOCS:
-            prop["description"] = FIELD_DOCS[name]
+            prop.setdefault("description", FIELD_DOCS[name])
 
 
 class RequestInput(BaseModel):
@@ -131,7 +132,7 @@ class RequestInput(BaseModel):
     compared when this module is imported, so neither can gain a field the other lacks.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=_describe)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=describe_fields)
 
     action: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:/-]+$")
     summary: str = Field(min_length=1, max_length=MAX_SUMMARY_CHARS)

@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from hitl.models import Request, RequestInput
+from hitl.fields import PlanFields, names
+from hitl.models import Request, RequestInput, describe_fields
 from hitl.status import ExecutionState, Mode, Status
 
 # What an expired decision says when the request carries no comment of its own.
@@ -100,18 +101,30 @@ class ExecutionInput(BaseModel):
     ok: bool = True
 
 
-class BatchInput(BaseModel):
-    """`POST /v1/batches`: a plan reviewed on one card; `items` are request bodies.
+class _BatchBase(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra=describe_fields)
 
-    Other fields (channel, approvers, requested_by, timeout, ...) apply to the plan and
+    summary: str = Field(description="What the plan does as a whole: the card's headline.")
+    items: list[dict[str, Any]] = Field(min_length=1, description="one request body per step")
+    action: str = Field(default="plan", description="The plan's own action name, for policy and stats.")
+
+
+# `POST /v1/batches`, for the OpenAPI document: the plan's own fields, and every
+# `hitl.fields.PlanFields` field as `RequestInput` describes it (the server checks each step).
+_PLAN_FIELDS: dict[str, Any] = {
+    name: (info.annotation, info)
+    for name, info in RequestInput.model_fields.items() if name in names(PlanFields)
+}
+BatchInput: type[_BatchBase] = create_model(
+    "BatchInput",
+    __base__=_BatchBase,
+    __doc__="""`POST /v1/batches`: a plan reviewed on one card; `items` are request bodies.
+
+    The other fields (channel, approvers, requested_by, timeout, ...) apply to the plan and
     every item, as `Approvals.request_batch(**common)` does.
-    """
-
-    model_config = {"extra": "allow"}
-
-    summary: str
-    items: list[dict[str, Any]] = Field(min_length=1)
-    action: str = "plan"
+    """,
+    **_PLAN_FIELDS,
+)
 
 
 class BatchView(BaseModel):
