@@ -1,16 +1,24 @@
 """The sync and asyncio clients are twins: the same methods with the same arguments, the
-same decorator, the same verbs and the same cancel, against a real Redis."""
+same decorator, the same verbs and the same cancel, against a real Redis. A request's fields
+are declared once (`hitl.fields`) and reach every client, the checks, MCP and OpenAPI."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import json
+import subprocess
+import sys
 import time
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+from bot.gateway import openapi
+from bot.gateway.mcp import build_server
 from hitl import (
     AlreadyDecided,
     Approvals,
@@ -25,9 +33,12 @@ from hitl import (
     Verb,
     waiters,
 )
+from hitl.fields import FIELD_DOCS, REQUIRED, GateFields, PlanFields, RequestFields, names
+from hitl.models import RequestInput
+from hitl.remote import AsyncHttpApprovals, HttpApprovals
 from hitl.settings import Settings
 from hitl.status import EventType
-from tests.helpers import events
+from tests.helpers import ROOT, events
 
 # Lifecycle methods that differ by design: closing, and hopping from sync to asyncio.
 _OWN = {Approvals: {"close", "asyncio"}, AsyncApprovals: {"aclose"}}
@@ -77,14 +88,133 @@ def test_both_clients_offer_the_whole_surface() -> None:
             assert inspect.iscoroutinefunction(func) is (name != "require_approval"), name
 
 
-def test_request_is_keyword_only_and_fully_typed() -> None:
-    for cls in (Approvals, AsyncApprovals):
-        params = list(inspect.signature(cls.request).parameters.values())[1:]
-        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params)
-        assert all(p.annotation is not inspect.Parameter.empty for p in params)
-        names = {p.name for p in params}
-        assert {"action", "summary", "params", "timeout", "window", "idempotency_key", "callback_url"} <= names
-        assert "Args:" in (cls.request.__doc__ or "")
+# -- one declaration of the request's fields (hitl.fields) -----------------------------------
+
+CLIENTS = (Approvals, AsyncApprovals, HttpApprovals, AsyncHttpApprovals)
+# The TypedDict each method takes as **fields.
+TAKES = {"request": RequestFields, "request_batch": PlanFields, "require_approval": GateFields}
+
+# One value for every declared field (a new field needs one here: the test below then shows
+# it reaches every surface).
+EVERY_FIELD: dict[str, Any] = {
+    "params": {"to": "ops@example.com"}, "context": "because", "agent": "bot", "run_id": "run-1",
+    "risk": "high", "reversible": False, "confidence": 0.9, "mode": "gate", "channel": "#ops",
+    "approvers": ["U0APPROVER", "U0SECOND"], "requested_by": "U0REQUESTER", "quorum": 2, "timeout": 600.0,
+    "window": 60.0, "idempotency_key": "every-field", "callback_url": "https://hooks.example/hitl",
+}
+ALL = {*REQUIRED, *names(RequestFields)}
+
+
+@pytest.mark.parametrize("cls", CLIENTS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("method", sorted(TAKES))
+def test_each_client_method_takes_its_fields_from_the_one_declaration(cls: type, method: str) -> None:
+    """Named arguments are keyword-only (or the positional few) and typed; the rest is
+    ``**fields: Unpack[<hitl.fields TypedDict>]``, so a type checker sees every field."""
+    func = getattr(cls, method)
+    params = list(inspect.signature(func).parameters.values())[1:]
+    *named, rest = params
+    assert rest.kind is inspect.Parameter.VAR_KEYWORD and rest.name == "fields"
+    assert typing.get_type_hints(func)["fields"] == typing.Unpack[TAKES[method]]
+    assert all(p.annotation is not inspect.Parameter.empty for p in named)
+    if method == "request":
+        assert [(p.name, p.kind) for p in named] == [
+            (n, inspect.Parameter.KEYWORD_ONLY) for n in ("action", "summary", "via")
+        ]
+
+
+def test_the_declarations_nest_and_the_docstring_names_every_field() -> None:
+    assert names(GateFields) < names(PlanFields) < names(RequestFields)
+    assert names(RequestFields) - names(PlanFields) == {"params"}  # a plan's params are its items
+    doc = Approvals.request.__doc__ or ""
+    assert "Args:" in doc
+    for name in ALL:
+        assert f"\n            {name}: " in doc, name  # request()'s Args section documents it
+        assert FIELD_DOCS.get(name), name  # and the schemas describe it
+
+
+def test_a_field_declared_once_reaches_every_surface(approvals: Approvals) -> None:
+    """The declaration's keys are RequestInput's fields, the MCP tool's arguments, the
+    OpenAPI request body's properties, and what each client files or sends."""
+    assert EVERY_FIELD.keys() == names(RequestFields)
+    assert set(RequestInput.model_fields) == ALL
+    server, _tools = build_server(approvals.settings)
+    (tool,) = [t for t in asyncio.run(server.list_tools()) if t.name == "request_approval"]
+    assert set(tool.input_schema["properties"]) == ALL | {"wait_seconds"}
+    assert set(tool.input_schema["required"]) == set(REQUIRED)
+    assert all(tool.input_schema["properties"][n].get("description") for n in ALL)
+    schemas = openapi.spec()["components"]["schemas"]
+    assert set(schemas["RequestInput"]["properties"]) == ALL
+    assert set(schemas["BatchInput"]["properties"]) == names(PlanFields) | {"summary", "items", "action"}
+
+    # The Redis clients file every field (RequestInput checks each one; unknown ones are refused).
+    allowed = approvals.settings.model_copy(update={"webhook_allowed": ["https://hooks.example/"]})
+    with Approvals(settings=allowed, client=approvals.redis) as sync:
+        stored = sync.request(action="a", summary="s", **EVERY_FIELD).fetch()
+    assert {n: getattr(stored, n) for n in ("params", "context", "agent", "run_id", "risk", "requested_by",
+                                            "idempotency_key", "callback_url")} == {
+        n: EVERY_FIELD[n] for n in ("params", "context", "agent", "run_id", "risk", "requested_by",
+                                    "idempotency_key", "callback_url")
+    }
+
+    async def filed_async() -> str:
+        async with AsyncApprovals(settings=allowed) as aio:
+            every = {**EVERY_FIELD, "idempotency_key": "every-field-async"}
+            return (await aio.request(action="a", summary="s", **every)).id
+
+    assert approvals.fetch(asyncio.run(filed_async())).run_id == "run-1"
+
+    # The HTTP clients send every field.
+    sent: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(201, json={"id": "r1", "mode": "gate"})
+
+    with HttpApprovals(api_url="http://hitl.example", api_key="k", transport=httpx.MockTransport(answer)) as h:
+        h.request(action="a", summary="s", **EVERY_FIELD)
+
+    async def sent_async() -> None:
+        async def answer_async(request: httpx.Request) -> httpx.Response:
+            return answer(request)
+
+        transport = httpx.MockTransport(answer_async)
+        async with AsyncHttpApprovals(api_url="http://hitl.example", api_key="k", transport=transport) as h:
+            await h.request(action="a", summary="s", **EVERY_FIELD)
+
+    asyncio.run(sent_async())
+    assert [set(body) for body in sent] == [ALL, ALL]
+
+
+@pytest.mark.parametrize("cls", CLIENTS, ids=lambda c: c.__name__)
+def test_an_unknown_keyword_is_pythons_type_error_naming_it(cls: type) -> None:
+    """``**fields`` accepts any name at run time: each method refuses one its declaration
+    lacks before doing anything, as a spelt-out signature would."""
+    client = object.__new__(cls)  # nothing is configured: the refusal comes first
+    calls = {
+        "request": lambda: client.request(action="a", summary="s", timeoutt=3),
+        "request_batch": lambda: client.request_batch("s", [{"action": "a", "summary": "s"}], params={}),
+        "require_approval": lambda: client.require_approval(idempotency_key="k"),
+    }
+    for method, call in calls.items():
+        with pytest.raises(TypeError, match=f"^{method}\\(\\) got an unexpected keyword argument"):
+            result = call()
+            if inspect.iscoroutine(result):
+                asyncio.run(result)
+
+
+def test_a_type_checker_flags_a_misspelt_or_mistyped_field() -> None:
+    """mypy on tests/typing/request_calls.py: an error on exactly the lines marked ``# error``
+    (a misspelt keyword, a wrong type, a field the method does not take), none elsewhere."""
+    case = ROOT / "tests" / "typing" / "request_calls.py"
+    run = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-error-summary", "--hide-error-context", str(case.relative_to(ROOT))],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    flagged = {
+        int(line.split(":")[1]) for line in run.stdout.splitlines() if ": error:" in line
+    }
+    marked = {n for n, line in enumerate(case.read_text().splitlines(), 1) if line.endswith("# error")}
+    assert marked and flagged == marked, run.stdout + run.stderr
 
 
 # -- the asyncio decorator ---------------------------------------------------------------
