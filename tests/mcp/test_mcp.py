@@ -140,6 +140,26 @@ def test_bad_input_is_a_tool_error_naming_the_field(mcp_http: McpHttpServer, too
     assert field in answer.text
 
 
+def test_request_approval_takes_every_request_argument_with_the_same_checks(
+    mcp_http: McpHttpServer, approvals: Approvals
+) -> None:
+    """The tool's arguments are `request()`'s (hitl.fields), callback_url included, and a bad
+    one is refused in `request()`'s words: here a webhook destination nobody allowed."""
+
+    async def scenario() -> tuple[Answer, Answer]:
+        async with mcp_http.client() as client:
+            refused = await call(client, "request_approval", action="a", summary="s",
+                                 callback_url="https://evil.example/x", wait_seconds=0)
+            filed = await call(client, "request_approval", action="a", summary="s", run_id="run-7",
+                               risk="low", approvers=["U0ALICE"], timeout="90", wait_seconds=0)
+            return refused, filed
+
+    refused, filed = asyncio.run(scenario())
+    assert refused.error and "callback_url: 'https://evil.example/x' is refused" in refused.text
+    stored = approvals.fetch(filed.json["id"])
+    assert (stored.run_id, stored.risk, stored.approvers, stored.timeout) == ("run-7", "low", ["U0ALICE"], 90)
+
+
 def test_ids_that_cannot_be_request_ids_are_not_found_like_unknown_ids(mcp_http: McpHttpServer) -> None:
     """`<id>:done` names the final request's done list in Redis: the tools answer it as they
     answer an unknown id, instead of failing on Redis's type error."""
