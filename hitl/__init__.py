@@ -40,6 +40,7 @@ from hitl.errors import (
     TransitionRefused,
     WaitTimeout,
 )
+from hitl.fields import GateFields, PlanFields, RequestFields
 from hitl.models import Decision, Rejected, Request
 from hitl.remote import AsyncHttpApprovals, HttpApprovals
 from hitl.status import ExecutionState, Mode, Risk, Status, SystemVerb, Verb
@@ -59,15 +60,18 @@ __all__ = [
     "Decision",
     "ExecutionRefused",
     "ExecutionState",
+    "GateFields",
     "HitlError",
     "HttpApprovals",
     "IdempotencyConflict",
     "InvalidRequest",
     "Mode",
     "NotAllowed",
+    "PlanFields",
     "RateLimited",
     "Rejected",
     "Request",
+    "RequestFields",
     "RequestHandle",
     "RequestNotFound",
     "ReviewerOnly",
