@@ -1,20 +1,24 @@
 """The one declaration of a request's optional fields, as an agent passes them.
 
-Every surface that takes a request reads its field names from here, so adding a field is
-an edit to this file (and its check in `hitl.models.RequestInput`, which refuses to import
-when the two disagree):
+Every surface that takes a request reads its field names from here:
 
 - the four clients' `request()` (`Approvals`, `AsyncApprovals`, `HttpApprovals`,
   `AsyncHttpApprovals`) take ``**fields: Unpack[RequestFields]`` (PEP 692): a type checker
   flags a misspelt keyword or a value of the wrong type; `request_batch()` takes
   `PlanFields` and `require_approval()` `GateFields`, the subsets that make sense there;
-- `RequestInput` validates them (with pydantic: the bounds and the error messages);
-- the MCP tool `request_approval` and the OpenAPI document describe `RequestInput`, and
-  their per-field descriptions are the docstrings below (`FIELD_DOCS`).
+- the MCP tool `request_approval`, the OpenAPI document (`RequestInput`, `BatchInput`) and
+  what the HTTP client sends follow `RequestInput`, whose fields must be these (it refuses
+  to import otherwise); their per-field descriptions are the docstrings below (`FIELD_DOCS`).
 
-The types here are what a caller may pass (`Risk` or its string, seconds or a `timedelta`,
-any sequence of ids); `RequestInput` holds what they are once checked. The required
-arguments, `action` and `summary`, are spelt out in each signature; `via` is the server's.
+Adding a field is a line here (name, the types a caller may pass, a docstring), its check
+in `RequestInput` (the type once validated and its bounds: pydantic reports bad values in
+the words every surface uses) and its entry in `Approvals.request`'s Args. The two types
+differ on purpose (`Risk` or its string, seconds or a `timedelta`, any sequence of ids
+here; `Risk`, seconds, a list there), so the code that routes a checked request keeps
+exact types. `tests/test_client_symmetry.py` shows a field reaches every surface.
+
+The required arguments, `action` and `summary`, are spelt out in each signature; `via`
+(the API key that filed it) is the server's.
 """
 
 from __future__ import annotations
