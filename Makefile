@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 BROWSER_STAMP := $(VENV)/.installed-browser
 
-.PHONY: venv test soak lint ruff mypy demo bench clean browser
+.PHONY: venv test soak lint ruff mypy demo bench docs clean browser
 
 # Test processes (pytest-xdist). Most tests wait on Redis, Slack's stand-in or a child
 # process rather than compute, so four share two cores well; each test has its own key prefix.
@@ -63,9 +63,14 @@ soak: venv browser
 demo: venv
 	$(BIN)/hitl dev
 
-# Every benchmark, each against a baseline measured in the same run; figures in README.
+# Every benchmark, each against a baseline measured in the same run; figures in docs/benchmarks.md.
 bench: venv
 	$(BIN)/python -m bench
 
+# The guides as a site (MkDocs, Material theme) in site/; strict, so a broken link or a page
+# missing from mkdocs.yml's nav fails. `make test` builds it too (tests/test_docs.py).
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info
