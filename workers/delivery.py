@@ -28,6 +28,8 @@ from hitl.placement import Placement
 from hitl.settings import Settings
 from hitl.store import Store, now_ms
 from workers.health import OUTAGE_ERRORS, RedisHealth
+from workers.leases import LeaseKeeper
+from workers.loop import Loop, ThreadSpec
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +42,17 @@ LEASE = 10.0
 UNKNOWN = ""
 
 
-class DeliveryLoop:
+class DeliveryLoop(Loop):
     """Holds claimed card syncs and runs them, channel by channel, on a thread pool."""
 
     name = "delivery"
+    join_timeout = 20.0  # a running sync finishes its Slack calls
 
     def __init__(
         self, connection: redis.Redis, settings: Settings, *, threads: int = THREADS, lease: float = LEASE,
         health: RedisHealth | None = None,
     ) -> None:
+        super().__init__()
         keys = Keys(settings.prefix)
         self.store = Store(connection, keys, settings.retention)
         self.placement = Placement(connection, keys, settings.retention)
@@ -58,15 +62,15 @@ class DeliveryLoop:
         self.lease_ms = int(lease * 1000)
         self.health = health or RedisHealth()
         self._cond = threading.Condition()
-        self._held: dict[str, int] = {}  # request id -> lease score it holds in the timers zset
+        # the `{id}|sync` members held, each by the lease score it holds in the timers zset
+        self.leases = LeaseKeeper(self.placement.extend, self.lease_ms, health=self.health,
+                                  what="card delivery leases")
         self._again: set[str] = set()  # re-armed while running: run once more afterwards
         self._running: set[str] = set()
         self._queued: set[str] = set()  # waiting in a lane
         self._lanes: dict[str, list[str]] = {}  # channel -> request ids waiting
         self._ready: deque[str] = deque()  # channels with waiting work and no thread on them
         self._busy: set[str] = set()
-        self._stop = threading.Event()
-        self._pool: list[threading.Thread] = []
 
     # -- intake (the ticker's thread) ------------------------------------------------------
 
@@ -77,7 +81,8 @@ class DeliveryLoop:
         fresh: list[str] = []
         with self._cond:
             for rid, lease in items:
-                self._held[rid] = until if timer_member(rid, "sync") in extended else lease
+                member = timer_member(rid, "sync")
+                self.leases.hold(member, until if member in extended else lease)
                 if rid in self._running:
                     self._again.add(rid)
                 elif rid not in self._queued:
@@ -110,8 +115,7 @@ class DeliveryLoop:
     @property
     def backlog(self) -> int:
         """Syncs held by this process, waiting or running."""
-        with self._cond:
-            return len(self._held)
+        return len(self.leases)
 
     # -- the pool --------------------------------------------------------------------------
 
@@ -162,12 +166,12 @@ class DeliveryLoop:
                     self._again.discard(rid)
                     again.append(rid)
                 elif result is None:  # failed: let the lease run out, another round takes it
-                    self._held.pop(rid, None)
+                    self.leases.pop(timer_member(rid, "sync"))
                 elif result.outcome is SyncOutcome.RETRY:
                     rearm.append((rid, result.retry_at_ms))
-                    self._held.pop(rid, None)
+                    self.leases.pop(timer_member(rid, "sync"))
                 else:
-                    acks.append((rid, self._held.pop(rid, 0)))
+                    acks.append((rid, self.leases.pop(timer_member(rid, "sync")) or 0))
             for rid in again:
                 if rid not in self._queued:
                     self._queued.add(rid)
@@ -185,41 +189,15 @@ class DeliveryLoop:
     # -- leases ----------------------------------------------------------------------------
 
     def _keep_leases(self) -> None:
-        while not self._stop.wait(self.lease_ms / 3000):
-            with self._cond:
-                held = {timer_member(rid, "sync"): score for rid, score in self._held.items()}
-            if not held:
-                continue
-            until = now_ms() + self.lease_ms
-            try:
-                extended = self.placement.extend(held, until)
-                self.health.ok()
-            except OUTAGE_ERRORS as exc:
-                self.health.failed(exc, "card delivery leases")
-                continue
-            with self._cond:
-                for member in extended:
-                    rid = member.rsplit("|", 1)[0]
-                    if rid in self._held:
-                        self._held[rid] = until
+        self.leases.run(self._stop)
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> DeliveryLoop:
-        self._pool = [
-            threading.Thread(target=self._work, name=f"hitl-delivery-{n}", daemon=True)
-            for n in range(self.threads)
-        ]
-        keeper = threading.Thread(target=self._keep_leases, name="hitl-delivery-leases", daemon=True)
-        self._pool.append(keeper)
-        for thread in self._pool:
-            thread.start()
-        return self
+    def _threads(self) -> list[ThreadSpec]:
+        pool: list[ThreadSpec] = [(f"hitl-delivery-{n}", self._work) for n in range(self.threads)]
+        return [*pool, ("hitl-delivery-leases", self._keep_leases)]
 
-    def stop(self) -> None:
+    def _wake(self) -> None:
         """Stop taking work; running syncs finish (their unsent work comes back by lease)."""
-        self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        for thread in self._pool:
-            thread.join(20)

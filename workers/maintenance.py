@@ -7,30 +7,29 @@ period (`HITL_MAINTENANCE_INTERVAL`) means one of them does the round per period
 from __future__ import annotations
 
 import logging
-import threading
 
 import redis
 
 from hitl.keys import Keys
 from hitl.retention import Retention, Round
 from hitl.settings import Settings
+from workers.loop import Loop, ThreadSpec
 
 log = logging.getLogger(__name__)
 
 
-class Maintenance:
+class Maintenance(Loop):
     """Trims the audit stream and cleans stale requests, about once per period."""
 
     name = "maintenance"
 
     def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+        super().__init__()
         self.retention = Retention(
             connection, Keys(settings.prefix), retention=settings.retention,
             audit_retention=settings.audit_retention,
         )
         self.interval = settings.maintenance_interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> Round | None:
         """One round if this worker takes the period's lock; None when another has it."""
@@ -61,12 +60,5 @@ class Maintenance:
                 log.exception("maintenance: round failed; retrying next period")
             self._stop.wait(self.interval)
 
-    def start(self) -> Maintenance:
-        self._thread = threading.Thread(target=self.run, name="hitl-maintenance", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(5)
+    def _threads(self) -> list[ThreadSpec]:
+        return [("hitl-maintenance", self.run)]

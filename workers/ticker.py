@@ -16,7 +16,6 @@ extend their leases while they work on them.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 import redis
@@ -24,6 +23,7 @@ import redis
 from hitl.keys import HOOK, Keys, parse_timer_member
 from hitl.store import Store
 from workers.health import OUTAGE_ERRORS, Backoff, RedisHealth
+from workers.loop import Loop, ThreadSpec
 from workers.timers import fire
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ SyncSink = Callable[[list[tuple[str, int]]], None]
 HookSink = Callable[[list[tuple[str, int]]], None]
 
 
-class Ticker:
+class Ticker(Loop):
     """Claims due timers, fires them, and passes card syncs on."""
 
     name = "ticker"
@@ -54,6 +54,7 @@ class Ticker:
         health: RedisHealth | None = None,
         metrics: bool = True,
     ) -> None:
+        super().__init__()
         # metrics: whether fired timers count into the Prometheus figures (HITL_METRICS)
         self.store = Store(connection, Keys(prefix), metrics=metrics)
         self.prefix = prefix
@@ -62,8 +63,6 @@ class Ticker:
         self.syncs = syncs
         self.hooks = hooks
         self.health = health or RedisHealth()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def tick(self) -> int:
         """One claim-and-fire round; returns how many timers were claimed."""
@@ -107,12 +106,5 @@ class Ticker:
                 delay = backoff.next()
             self._stop.wait(delay)
 
-    def start(self) -> Ticker:
-        self._thread = threading.Thread(target=self.run, name="hitl-ticker", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(5)
+    def _threads(self) -> list[ThreadSpec]:
+        return [("hitl-ticker", self.run)]

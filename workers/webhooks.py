@@ -24,7 +24,6 @@ import logging
 import os
 import queue
 import socket
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +44,8 @@ from hitl.views import RequestView, WebhookPayload, iso
 from hitl.webhooks import FinalFeed, HookTimers, WebhookLog, hook_member, parse_hook_member, webhook_id
 from workers.context import connection
 from workers.health import OUTAGE_ERRORS, Backoff, RedisHealth
+from workers.leases import LeaseKeeper
+from workers.loop import Loop, ThreadSpec
 
 log = logging.getLogger(__name__)
 
@@ -129,16 +130,18 @@ def send_attempt(store: Store, settings: Settings, request_id: str, attempt: int
     return record(WebhookOutcome.GAVE_UP, status_code=status_code, error=error)
 
 
-class WebhookSender:
+class WebhookSender(Loop):
     """Holds claimed hook timers and runs their attempts on a few threads, keeping their
     leases until each attempt is settled."""
 
     name = "webhook sender"
+    join_timeout = DELIVERY_TIMEOUT + 5  # a running attempt finishes
 
     def __init__(
         self, connection: redis.Redis, settings: Settings, *, lease: float, threads: int = THREADS,
         health: RedisHealth | None = None,
     ) -> None:
+        super().__init__()
         keys = Keys(settings.prefix)
         self.store = Store(connection, keys, settings.retention, settings.metrics)
         self.timers = HookTimers(connection, keys)
@@ -146,38 +149,30 @@ class WebhookSender:
         self.lease_ms = int(lease * 1000)
         self.threads = threads
         self.health = health or RedisHealth()
-        # Guards `_held` and every Redis call that uses a held score, so an extension and a
-        # settle never cross (a settle with a score the keeper just replaced would miss).
-        self._lock = threading.Lock()
-        self._held: dict[str, int] = {}  # member -> lease score it holds in the timers zset
+        # the hook members held, each by the lease score it holds in the timers zset
+        self.leases = LeaseKeeper(self.timers.extend, self.lease_ms, health=self.health,
+                                  what="webhook delivery leases")
         self._queue: queue.Queue[str | None] = queue.Queue()
-        self._stop = threading.Event()
-        self._pool: list[threading.Thread] = []
 
     # -- intake (the ticker's thread) ------------------------------------------------------
 
     def submit(self, items: list[tuple[str, int]]) -> None:
         """Take over claimed hook timers [(member, lease score)] and queue their attempts."""
-        with self._lock:
-            for member, lease in items:
-                fresh = member not in self._held  # else already here: it only lost its lease
-                self._held[member] = lease
-                if fresh:
-                    self._queue.put(member)
+        for member, lease in items:
+            if self.leases.hold(member, lease):  # else already here: it only lost its lease
+                self._queue.put(member)
 
     @property
     def backlog(self) -> int:
         """Attempts held by this process, waiting or running."""
-        with self._lock:
-            return len(self._held)
+        return len(self.leases)
 
     # -- the pool --------------------------------------------------------------------------
 
     def _work(self) -> None:
         while (member := self._queue.get()) is not None:
-            with self._lock:
-                if member not in self._held:  # its lease went to another worker meanwhile
-                    continue
+            if member not in self.leases:  # its lease went to another worker meanwhile
+                continue
             rid, attempt = parse_hook_member(member)
             try:
                 result = send_attempt(self.store, self.settings, rid, attempt)
@@ -192,15 +187,14 @@ class WebhookSender:
                 self._give_up(member, rid, attempt, exc)
 
     def _settle(self, member: str, rid: str, attempt: int, result: AttemptResult) -> None:
-        with self._lock:
-            held = self._held.pop(member, None)
-            if held is None:
-                return
-            if result.retry_in is None:
-                self.timers.settle(member, held)
-            else:
-                due = now_ms() + result.retry_in * 1000
-                self.timers.settle(member, held, next_member=hook_member(rid, attempt + 1), due_ms=due)
+        held = self.leases.pop(member)  # once popped, the keeper no longer moves its score
+        if held is None:
+            return
+        if result.retry_in is None:
+            self.timers.settle(member, held)
+        else:
+            due = now_ms() + result.retry_in * 1000
+            self.timers.settle(member, held, next_member=hook_member(rid, attempt + 1), due_ms=due)
 
     def _give_up(self, member: str, rid: str, attempt: int, exc: Exception) -> None:
         try:
@@ -214,46 +208,22 @@ class WebhookSender:
             self._drop(member)
 
     def _drop(self, member: str) -> None:
-        with self._lock:
-            self._held.pop(member, None)
+        self.leases.pop(member)
 
     # -- leases ----------------------------------------------------------------------------
 
     def _keep_leases(self) -> None:
-        while not self._stop.wait(self.lease_ms / 3000):
-            with self._lock:
-                if not self._held:
-                    continue
-                until = now_ms() + self.lease_ms
-                try:
-                    extended = self.timers.extend(self._held, until)
-                    self.health.ok()
-                except OUTAGE_ERRORS as exc:
-                    self.health.failed(exc, "webhook delivery leases")
-                    continue
-                for member in list(self._held):
-                    if member in extended:
-                        self._held[member] = until
-                    else:  # taken over by another worker: not ours to run or settle
-                        del self._held[member]
+        self.leases.run(self._stop)
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> WebhookSender:
-        self._pool = [
-            threading.Thread(target=self._work, name=f"hitl-webhooks-{n}", daemon=True)
-            for n in range(self.threads)
-        ]
-        keeper = threading.Thread(target=self._keep_leases, name="hitl-webhooks-leases", daemon=True)
-        self._pool.append(keeper)
-        for thread in self._pool:
-            thread.start()
-        return self
+    def _threads(self) -> list[ThreadSpec]:
+        pool: list[ThreadSpec] = [(f"hitl-webhooks-{n}", self._work) for n in range(self.threads)]
+        return [*pool, ("hitl-webhooks-leases", self._keep_leases)]
 
-    def stop(self) -> None:
+    def _wake(self) -> None:
         """Stop taking work: attempts not started go back to the timers zset, due now, for
         another worker; running ones finish (or, past the wait, come back by lease)."""
-        self._stop.set()
         waiting: list[str] = []
         while True:
             try:
@@ -262,33 +232,30 @@ class WebhookSender:
                 break
             if member is not None:
                 waiting.append(member)
-        with self._lock:
-            for member in waiting:
-                held = self._held.pop(member, None)
-                if held is not None:
-                    with contextlib.suppress(*OUTAGE_ERRORS):  # else its lease runs out instead
-                        self.timers.release(member, held, now_ms())
+        for member in waiting:
+            held = self.leases.pop(member)
+            if held is not None:
+                with contextlib.suppress(*OUTAGE_ERRORS):  # else its lease runs out instead
+                    self.timers.release(member, held, now_ms())
         for _ in range(self.threads):
             self._queue.put(None)
-        for thread in self._pool:
-            thread.join(DELIVERY_TIMEOUT + 5)
 
 
-class WebhookFeed:
+class WebhookFeed(Loop):
     """Arms the first delivery attempt for each request that turns final with a
     `callback_url`."""
 
     name = "webhooks"
+    join_timeout = BLOCK_MS / 1000 + 5  # a read blocks up to BLOCK_MS
 
     def __init__(self, connection: redis.Redis, prefix: str, *, health: RedisHealth | None = None) -> None:
+        super().__init__()
         keys = Keys(prefix)
         self.store = Store(connection, keys)
         self.hooks = HookTimers(connection, keys)
         consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.feed = FinalFeed(connection, keys, consumer)
         self.health = health or RedisHealth()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def poll(self, block_ms: int = BLOCK_MS) -> int:
         """One read-arm-acknowledge round; returns how many first attempts it armed."""
@@ -321,15 +288,8 @@ class WebhookFeed:
             grouped = False
             self._stop.wait(backoff.next())
 
-    def start(self) -> WebhookFeed:
-        self._thread = threading.Thread(target=self.run, name="hitl-webhooks", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(BLOCK_MS / 1000 + 5)
+    def _threads(self) -> list[ThreadSpec]:
+        return [("hitl-webhooks", self.run)]
 
 
 def deliver(prefix: str, request_id: str, msg_id: str) -> str:
