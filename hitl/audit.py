@@ -19,7 +19,7 @@ from typing import IO, Any, cast
 import redis
 
 from hitl.keys import Keys
-from hitl.store import _s
+from hitl.redisvalues import as_str
 from hitl.streams import Entry
 
 # Stream entries read per round trip.
@@ -34,9 +34,9 @@ def events(conn: redis.Redis, keys: Keys, since: float | None = None) -> Iterato
     while True:
         batch = cast(list[Entry], conn.xrange(keys.events, min=start, max="+", count=PAGE))
         for eid, fields in batch:
-            item: dict[str, Any] = {_s(k): _s(v) for k, v in fields.items()}
-            ms = int(_s(eid).split("-")[0])
-            item = {"event_id": _s(eid), "at": ms / 1000, **item}
+            item: dict[str, Any] = {as_str(k): as_str(v) for k, v in fields.items()}
+            ms = int(as_str(eid).split("-")[0])
+            item = {"event_id": as_str(eid), "at": ms / 1000, **item}
             for name in _JSON_FIELDS:
                 if item.get(name):
                     with contextlib.suppress(ValueError):
@@ -48,7 +48,7 @@ def events(conn: redis.Redis, keys: Keys, since: float | None = None) -> Iterato
             yield item
         if len(batch) < PAGE:
             return
-        start = "(" + _s(batch[-1][0])
+        start = "(" + as_str(batch[-1][0])
 
 
 def export(conn: redis.Redis, keys: Keys, out: IO[str], since: float | None = None) -> int:

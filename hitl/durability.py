@@ -18,6 +18,8 @@ from enum import StrEnum
 
 import redis
 
+from hitl.redisvalues import as_str
+
 log = logging.getLogger("hitl.durability")
 
 # The settings the check reads, with `CONFIG GET`.
@@ -83,7 +85,7 @@ def read_config(conn: redis.Redis) -> dict[str, str] | None:
             pipe.config_get(name)
         merged: dict[str, str] = {}
         for part in pipe.execute():
-            merged.update({_s(k): _s(v) for k, v in part.items()})
+            merged.update({as_str(k): as_str(v) for k, v in part.items()})
         return merged
     except redis.ResponseError:  # unknown command (renamed away), NOPERM, managed services
         return None
@@ -111,7 +113,3 @@ def check(conn: redis.Redis, who: str) -> list[Report]:
     for report in reports:
         log.log(report.level, "%s: %s", who, report.message)
     return reports
-
-
-def _s(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -22,13 +22,10 @@ from hitl import scripts
 from hitl.errors import ExecutionRefused, RequestNotFound
 from hitl.ids import known_shape
 from hitl.keys import Keys, timer_member
+from hitl.redisvalues import as_str
 from hitl.status import EventType, ExecutionState
 
 STARTED, FINISHED = "started", "finished"
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def execution_args(keys: Keys, request_id: str, state: str, ok: bool = True) -> tuple[list[str], list[str]]:
@@ -48,7 +45,7 @@ def execution_args(keys: Keys, request_id: str, state: str, ok: bool = True) -> 
 
 def parse_started(request_id: str, result: Sequence[Any]) -> bool:
     """EXECUTION's answer to a start: True when this caller may run the tool."""
-    kind = _s(result[0])
+    kind = as_str(result[0])
     if kind == "started":
         return True
     if kind == "already":
@@ -57,17 +54,17 @@ def parse_started(request_id: str, result: Sequence[Any]) -> bool:
         raise RequestNotFound(request_id)
     raise ExecutionRefused(
         request_id, "not_approved",
-        f"request {request_id} is {_s(result[1])}: its tool call may not run, so no execution starts",
+        f"request {request_id} is {as_str(result[1])}: its tool call may not run, so no execution starts",
     )
 
 
 def parse_finished(request_id: str, result: Sequence[Any]) -> None:
-    kind = _s(result[0])
+    kind = as_str(result[0])
     if kind == "finished":
         return
     if kind == "missing":
         raise RequestNotFound(request_id)
-    state = _s(result[1]) or "not started"
+    state = as_str(result[1]) or "not started"
     raise ExecutionRefused(
         request_id, "not_started",
         f"request {request_id}'s tool call is {state}: only a started execution can finish",

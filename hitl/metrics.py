@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 from hitl.keys import Keys
+from hitl.redisvalues import as_str
 from hitl.settings import METRICS_MAX_ACTIONS_DEFAULT
 from hitl.status import Mode, WebhookOutcome
 
@@ -122,15 +123,15 @@ class ActionLabels:
         pipe.execute()
 
     def listed(self) -> set[str]:
-        return {_s(a) for a in self.redis.smembers(self.keys.actions_policy)}
+        return {as_str(a) for a in self.redis.smembers(self.keys.actions_policy)}
 
     def admitted(self) -> set[str]:
         """Actions outside the policy that got a label of their own."""
-        return {_s(a) for a in self.redis.smembers(self.keys.actions_admitted)}
+        return {as_str(a) for a in self.redis.smembers(self.keys.actions_admitted)}
 
     def private(self) -> set[str]:
         """Labels some request in a private (or not known to be public) channel used."""
-        return {_s(a) for a in self.redis.smembers(self.keys.actions_private)}
+        return {as_str(a) for a in self.redis.smembers(self.keys.actions_private)}
 
 
 def admit_policy_actions(client: redis.Redis, keys: Keys, actions: Iterable[str], max_others: int) -> None:
@@ -246,14 +247,10 @@ return out
 """
 
 
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 def scanned_breakdown(client: redis.Redis, keys: Keys) -> dict[tuple[str, str], int]:
     """`pending_breakdown` by reading every waiting request's channel and mode (any Redis)."""
     raw = client.eval(_PENDING_BREAKDOWN, 1, keys.pending, keys.req("{}"))
-    return {(_s(raw[i]), _s(raw[i + 1])): int(raw[i + 2]) for i in range(0, len(raw), 3)}
+    return {(as_str(raw[i]), as_str(raw[i + 1])): int(raw[i + 2]) for i in range(0, len(raw), 3)}
 
 
 def pending_breakdown(client: redis.Redis, keys: Keys) -> dict[tuple[str, str], int]:
@@ -262,7 +259,7 @@ def pending_breakdown(client: redis.Redis, keys: Keys) -> dict[tuple[str, str], 
     ZINTERCARD of each channel's and each mode's index (Redis 7), in one pipeline; a
     request without a channel counts under "". Older Redis: one read-only script."""
     try:
-        channels = sorted(_s(c) for c in client.smembers(keys.channels))
+        channels = sorted(as_str(c) for c in client.smembers(keys.channels))
         modes = [m.value for m in Mode]
         pipe = client.pipeline(transaction=False)
         for mode in modes:
@@ -317,7 +314,7 @@ def read(client: redis.Redis, keys: Keys, now: float | None = None, *, public: b
     late = _histograms(raw[Family.LATENESS], LATENESS_BOUNDS, 0)
     if () in late:
         snap.lateness = late[()]
-    scopes = {_s(s) for s in paused}
+    scopes = {as_str(s) for s in paused}
     snap.paused = {"*": int("*" in scopes), **{s: 1 for s in scopes}}
     return snap
 

@@ -16,13 +16,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import cast
 
 import redis
 
 from hitl import scripts
 from hitl.keys import Keys, timer_member
 from hitl.models import Request
+from hitl.redisvalues import as_str as _s
 from hitl.status import ExecutionState
 
 
@@ -50,10 +51,6 @@ class Shown:
         outcome is unknown (`hitl.executions`); the scripts below rebuild it to compare."""
         unknown = ".unknown" if req.execution is ExecutionState.UNKNOWN else ""
         return cls(req.id, req.version, f"{req.version}.{req.escalated}{unknown}")
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # Shared by the scripts that settle syncs: what a request's card must draw now.
@@ -212,7 +209,6 @@ local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
 if nxt < until_ then redis.call('SET', KEYS[1], until_, 'PX', arg.ms + 60000) end
 return 1
 """
-
 
 
 # ACK_SYNCS: drop finished card syncs, unless re-armed meanwhile (a newer score).

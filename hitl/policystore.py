@@ -36,6 +36,7 @@ from hitl.errors import InvalidRequest
 from hitl.keys import Keys
 from hitl.metrics import DEFAULT_MAX_ACTIONS, admit_policy_actions
 from hitl.policy import RELOAD_CHECK_INTERVAL, ActionPolicy, Policy, PolicySource, Rule
+from hitl.redisvalues import as_str
 from hitl.status import EventType
 
 log = logging.getLogger(__name__)
@@ -166,16 +167,12 @@ def publish_args(
     return [keys.policy_table, keys.policy_seq, keys.events, keys.policy_error], [_compact(payload)]
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _parse_published(result: Sequence[Any]) -> Published:
-    return Published(int(result[1] or 0), _s(result[0]) == "applied")
+    return Published(int(result[1] or 0), as_str(result[0]) == "applied")
 
 
 def _parse_version(raw: Mapping[Any, Any]) -> PolicyVersion | None:
-    h = {_s(k): _s(v) for k, v in raw.items()}
+    h = {as_str(k): as_str(v) for k, v in raw.items()}
     if not h:
         return None
     return PolicyVersion(
@@ -186,7 +183,7 @@ def _parse_version(raw: Mapping[Any, Any]) -> PolicyVersion | None:
 
 
 def _parse_error(raw: Mapping[Any, Any]) -> PolicyError | None:
-    h = {_s(k): _s(v) for k, v in raw.items()}
+    h = {as_str(k): as_str(v) for k, v in raw.items()}
     if not h.get("message"):
         return None
     return PolicyError(h["message"], h.get("source", ""), float(h.get("at") or 0))

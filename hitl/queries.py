@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from hitl.models import Placed, Request
+from hitl.redisvalues import as_str
 from hitl.status import Mode
-from hitl.store import Store, _s
+from hitl.store import Store
 
 # Most pending requests examined when looking for the ones a given person may decide.
 SCAN_LIMIT = 2_000
@@ -40,7 +41,7 @@ def queue_status(store: Store, may_see_channel: Callable[[str], bool] | None = N
     if may_see_channel is not None:
         return _visible_status(store, may_see_channel)
     k = store.keys
-    channels = sorted(_s(c) for c in store.redis.smembers(k.channels))
+    channels = sorted(as_str(c) for c in store.redis.smembers(k.channels))
     pipe = store.redis.pipeline(transaction=False)
     for ch in channels:
         pipe.zcard(k.pending_channel(ch))
@@ -56,7 +57,7 @@ def queue_status(store: Store, may_see_channel: Callable[[str], bool] | None = N
     )
     oldest, nxt = res[-2], res[-1]
     if oldest:
-        found = store.get_many([_s(oldest[0])])
+        found = store.get_many([as_str(oldest[0])])
         status.oldest = found[0] if found else None
     if nxt:
         status.next_deadline = float(nxt[0][1])
@@ -70,7 +71,7 @@ _COUNT_BOTH = "return #redis.call('ZINTER', 2, KEYS[1], KEYS[2])"
 
 def _visible_status(store: Store, may_see_channel: Callable[[str], bool]) -> QueueStatus:
     k = store.keys
-    channels = sorted(_s(c) for c in store.redis.smembers(k.channels))
+    channels = sorted(as_str(c) for c in store.redis.smembers(k.channels))
     pipe = store.redis.pipeline(transaction=False)
     for ch in channels:
         pipe.zcard(k.pending_channel(ch))
@@ -98,7 +99,7 @@ def _visible_status(store: Store, may_see_channel: Callable[[str], bool]) -> Que
             status.by_mode[mode_name] = status.by_mode.get(mode_name, 0) + n
     firsts = [r[0] for r in res[len(modes) : len(modes) + len(seen)] if r]
     if firsts:
-        oldest_id = _s(min(firsts, key=lambda pair: pair[1])[0])
+        oldest_id = as_str(min(firsts, key=lambda pair: pair[1])[0])
         found = store.get_many([oldest_id])
         status.oldest = found[0] if found else None
     deadlines = [r[0] for r in res[len(modes) + len(seen) :] if r]
@@ -117,11 +118,11 @@ def pending(
     (it is given where each shows in Slack: whose card is in a private channel matters)."""
     key = store.keys.pending_channel(channel) if channel else store.keys.pending
     if visible is None:
-        return store.get_many([_s(i) for i in store.redis.zrange(key, 0, limit - 1)])
+        return store.get_many([as_str(i) for i in store.redis.zrange(key, 0, limit - 1)])
     out: list[Request] = []
     start, batch = 0, 200
     while len(out) < limit and start < SCAN_LIMIT:
-        ids = [_s(i) for i in store.redis.zrange(key, start, start + batch - 1)]
+        ids = [as_str(i) for i in store.redis.zrange(key, start, start + batch - 1)]
         if not ids:
             break
         start += batch
@@ -155,7 +156,7 @@ def waiting_for(
     start = 0
     batch = 200
     while len(out) < limit and start < SCAN_LIMIT:
-        ids = [_s(i) for i in store.redis.zrange(store.keys.deadlines, start, start + batch - 1)]
+        ids = [as_str(i) for i in store.redis.zrange(store.keys.deadlines, start, start + batch - 1)]
         if not ids:
             break
         start += batch
@@ -174,14 +175,14 @@ def events_of(store: Store, request_id: str) -> list[dict[str, str]]:
     raw = store.redis.hget(store.keys.req(request_id), "ev")
     if not raw:
         return []
-    ids = _s(raw).split(",")
+    ids = as_str(raw).split(",")
     pipe = store.redis.pipeline(transaction=False)
     for eid in ids:
         pipe.xrange(store.keys.events, eid, eid)
     out = []
     for entries in pipe.execute():
         for eid, fields in entries:
-            item = {_s(k): _s(v) for k, v in fields.items()}
-            item["event_id"] = _s(eid)
+            item = {as_str(k): as_str(v) for k, v in fields.items()}
+            item["event_id"] = as_str(eid)
             out.append(item)
     return out

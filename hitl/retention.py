@@ -30,6 +30,7 @@ import redis
 
 from hitl import scripts
 from hitl.keys import Keys
+from hitl.redisvalues import as_str
 from hitl.status import EventType
 from hitl.store import key_names
 from hitl.streams import Entry
@@ -141,7 +142,7 @@ class Retention:
                 list[Entry], self.redis.xrange(self.keys.events, min=start, max=f"({cutoff_ms}-0", count=PAGE)
             )
             created = [
-                (_s(eid), _s(fields[b"id"]))
+                (as_str(eid), as_str(fields[b"id"]))
                 for eid, fields in batch
                 if fields.get(b"type") == EventType.CREATED.value.encode() and b"id" in fields
             ]
@@ -155,7 +156,7 @@ class Retention:
                         break
             if len(batch) < PAGE:
                 break
-            start = "(" + _s(batch[-1][0])
+            start = "(" + as_str(batch[-1][0])
         trimmed = int(self._trim(keys=[self.keys.events], args=[min_id, EventType.TRIMMED.value]))
         return Trim(trimmed=trimmed, min_id=min_id, held_back_by=held)
 
@@ -167,10 +168,10 @@ class Retention:
         stale = self.redis.zrangebyscore(k.deadlines, "-inf", cutoff, start=0, num=limit)
         cleaned = []
         names = json.dumps(key_names(k))
-        for rid in map(_s, stale):
+        for rid in map(as_str, stale):
             keys_ = [k.req(rid), k.done(rid), k.timers, k.events, k.deadlines]
             args = [names, rid, repr(cutoff), EventType.CLEANED.value]
-            outcome = CleanOutcome(_s(self._clean(keys=keys_, args=args)))
+            outcome = CleanOutcome(as_str(self._clean(keys=keys_, args=args)))
             if outcome is CleanOutcome.CLEANED:
                 cleaned.append(rid)
         return cleaned
@@ -179,7 +180,3 @@ class Retention:
         """One round: clean stale requests first (so their documents can go), then trim."""
         cleaned = self.clean_stale(now)
         return Round(trim=self.trim_audit(now), cleaned=cleaned)
-
-
-def _s(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 
 from hitl.policy import AutonomyThresholds
+from hitl.redisvalues import as_str
 from hitl.status import Mode
-from hitl.store import Store, _s
+from hitl.store import Store
 
 # Each step up the autonomy ladder, from more oversight to less.
 LADDER = {Mode.GATE: Mode.OVERRIDE, Mode.OVERRIDE: Mode.AUTO}
@@ -188,7 +189,7 @@ def action_stats(store: Store, action: str) -> ActionStats:
     pipe.hgetall(store.keys.stats(action))
     pipe.lrange(f"{store.keys.prefix}:durations:{action}", 0, -1)
     raw, durations = pipe.execute()
-    counts = {_s(k): int(v) for k, v in raw.items() if _s(k) != "critical_rejected_ms"}
+    counts = {as_str(k): int(v) for k, v in raw.items() if as_str(k) != "critical_rejected_ms"}
     crit = raw.get(b"critical_rejected_ms")
     times = [int(d) / 1000 for d in durations]
     return ActionStats(
@@ -209,8 +210,8 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def all_actions(store: Store) -> list[str]:
-    return sorted(_s(a) for a in store.redis.smembers(store.keys.actions))
+    return sorted(as_str(a) for a in store.redis.smembers(store.keys.actions))
 
 
 def paused_scopes(store: Store) -> list[str]:
-    return sorted(_s(s) for s in store.redis.smembers(store.keys.paused))
+    return sorted(as_str(s) for s in store.redis.smembers(store.keys.paused))

@@ -32,6 +32,7 @@ from hitl.ids import known_shape
 from hitl.keys import TIMER_SEP, Keys, timer_member
 from hitl.metrics import Family
 from hitl.models import CardPlacement, EscalationStep, Placed, Request
+from hitl.redisvalues import as_str
 from hitl.status import Mode, Status, Transition
 
 # Fields of a request document that routing decides: never sent to CREATE, which routes
@@ -53,10 +54,6 @@ _REFUSALS = {
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @functools.cache
@@ -157,15 +154,18 @@ def parse_created(result: Sequence[Any]) -> list[Created] | str:
 
     Raises `IdempotencyConflict` when the key belongs to a request with other content, and
     `InvalidRequest` naming the field the policy in force refused."""
-    kind = _s(result[0])
+    kind = as_str(result[0])
     if kind == "existing":
-        return _s(result[1])
+        return as_str(result[1])
     if kind == "conflict":
-        raise IdempotencyConflict(caller_key(_s(result[1])), _s(result[2]), _s(result[3]))
+        raise IdempotencyConflict(caller_key(as_str(result[1])), as_str(result[2]), as_str(result[3]))
     if kind == "invalid":
-        raise InvalidRequest(_s(result[1]), _s(result[2]))
+        raise InvalidRequest(as_str(result[1]), as_str(result[2]))
     return [
-        (_s(result[i]), Mode(_s(result[i + 1])), Status(_s(result[i + 2])), json.loads(_s(result[i + 3])))
+        (
+            as_str(result[i]), Mode(as_str(result[i + 1])), Status(as_str(result[i + 2])),
+            json.loads(as_str(result[i + 3])),
+        )
         for i in range(1, len(result), 4)
     ]
 
@@ -178,7 +178,7 @@ def apply_routes(docs: Sequence[dict[str, Any]], created: Sequence[Created]) -> 
 
 def _fields(raw: Sequence[Any]) -> dict[str, str]:
     """`scripts.READ`'s flat [field, value, ...] answer as a dict."""
-    return {_s(raw[i]): _s(raw[i + 1]) for i in range(0, len(raw), 2)}
+    return {as_str(raw[i]): as_str(raw[i + 1]) for i in range(0, len(raw), 2)}
 
 
 def parse_request(raw: Sequence[Any]) -> Request:
@@ -247,27 +247,27 @@ def transition_args(
 
 def check_transition(request_id: str, verb: Transition, result: Sequence[Any]) -> Status:
     """Raise the right `TransitionRefused` for a refused transition; return the new status."""
-    kind = _s(result[0])
+    kind = as_str(result[0])
     if kind == "missing":
         raise RequestNotFound(request_id)
     if kind == "ok":
-        return Status(_s(result[1]))
+        return Status(as_str(result[1]))
     raise _refusal(request_id, verb, result)
 
 
 def check_traced(request_id: str, verb: Transition, result: Sequence[Any]) -> tuple[Status, dict[str, str]]:
     """`check_transition`, plus the request's stored trace context ({} when untraced)."""
     status = check_transition(request_id, verb, result)
-    raw = _s(result[5]) if len(result) > 5 else ""
+    raw = as_str(result[5]) if len(result) > 5 else ""
     return status, (json.loads(raw) if raw else {})
 
 
 def _refusal(request_id: str, verb: str, result: Sequence[Any]) -> TransitionRefused:
-    reason, status = _s(result[1]), _s(result[2])
+    reason, status = as_str(result[1]), as_str(result[2])
     if reason == "final":
-        return AlreadyDecided(request_id, status, json.loads(_s(result[4]) or "[]"))
+        return AlreadyDecided(request_id, status, json.loads(as_str(result[4]) or "[]"))
     if reason == "expired":
-        return DeadlinePassed(request_id, status, float(_s(result[5])))
+        return DeadlinePassed(request_id, status, float(as_str(result[5])))
     if reason == "stale":
         return StaleVersion(
             request_id, "stale", f"request {request_id} changed since this card was drawn; look again"
@@ -406,7 +406,7 @@ class Store(_Base):
         value = self.redis.hget(self.keys.req(known_shape(request_id)), "status")
         if value is None:
             raise RequestNotFound(request_id)
-        return Status(_s(value))
+        return Status(as_str(value))
 
     def transition(
         self,
@@ -448,12 +448,14 @@ class Store(_Base):
     def escalate(self, request_id: str, step: int) -> bool:
         keys_ = [self.keys.req(request_id), self.keys.timers, self.keys.events]
         res = self._escalate(keys=keys_, args=[request_id, step, now_ms()])
-        return _s(res[0]) == "ok"
+        return as_str(res[0]) == "ok"
 
     def claim_timers(self, lease: float, limit: int = 500) -> list[tuple[str, int, int]]:
         """Lease due timers: [(member, due_ms, lease_score)]."""
         res = self._claim(keys=[self.keys.timers], args=[now_ms(), int(lease * 1000), limit])
-        return [(_s(res[i]), int(float(res[i + 1])), int(float(res[i + 2]))) for i in range(0, len(res), 3)]
+        return [
+            (as_str(res[i]), int(float(res[i + 1])), int(float(res[i + 2]))) for i in range(0, len(res), 3)
+        ]
 
     def ack_timer(self, member: str, lease_score: int) -> bool:
         return bool(self._ack(keys=[self.keys.timers], args=[member, lease_score]))
@@ -503,7 +505,7 @@ class AsyncStore(_Base):
         value = await self.redis.hget(self.keys.req(known_shape(request_id)), "status")
         if value is None:
             raise RequestNotFound(request_id)
-        return Status(_s(value))
+        return Status(as_str(value))
 
     async def transition(
         self,

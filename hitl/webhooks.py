@@ -24,6 +24,7 @@ import redis
 
 from hitl import scripts
 from hitl.keys import HOOK, Keys, parse_timer_member, timer_member
+from hitl.redisvalues import as_str
 from hitl.status import FINAL_EVENTS, EventType, WebhookOutcome
 from hitl.streams import Entry, StreamReply
 
@@ -31,10 +32,6 @@ from hitl.streams import Entry, StreamReply
 GROUP = "webhooks"
 # An event pending this long with a consumer that never acknowledged it is taken over.
 CLAIM_IDLE_MS = 30_000
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class FinalFeed:
@@ -69,9 +66,9 @@ class FinalFeed:
             entries = [e for _stream, items in got or [] for e in items]
         out = []
         for eid, fields in entries:
-            f = {_s(k): _s(v) for k, v in (fields or {}).items()}
+            f = {as_str(k): as_str(v) for k, v in (fields or {}).items()}
             final = f.get("type") in {e.value for e in FINAL_EVENTS}
-            out.append((_s(eid), f.get("id") if final else None))
+            out.append((as_str(eid), f.get("id") if final else None))
         return out
 
     def ack(self, event_ids: Sequence[str]) -> None:
@@ -95,7 +92,6 @@ redis.call('ZREM', KEYS[1], arg.member)
 if arg.next ~= '' then redis.call('ZADD', KEYS[1], arg.due, arg.next) end
 return 1
 """
-
 
 
 def hook_member(request_id: str, attempt: int) -> str:
@@ -142,7 +138,7 @@ class HookTimers:
         if not held:
             return set()
         doc = {"held": dict(held), "until": until_ms}
-        return {_s(m) for m in self._extend(keys=[self.keys.timers], args=[json.dumps(doc)])}
+        return {as_str(m) for m in self._extend(keys=[self.keys.timers], args=[json.dumps(doc)])}
 
     def pending(self, request_id: str, attempts: int) -> dict[str, float]:
         """The hook timers armed for a request among attempts 1..`attempts` {member: score}
@@ -177,13 +173,13 @@ class WebhookLog:
             "status_code": "" if status_code is None else status_code, "error": error or "",
             "retry_in": "" if retry_in is None else retry_in,
         }
-        return _s(self.redis.xadd(self.keys.events, fields))  # type: ignore[arg-type]
+        return as_str(self.redis.xadd(self.keys.events, fields))  # type: ignore[arg-type]
 
     def attempts(self, request_id: str) -> list[dict[str, str]]:
         """Every attempt for a request, oldest first (reads the whole stream: tests, CLI)."""
         out = []
         for _eid, fields in cast(list[Entry], self.redis.xrange(self.keys.events)):
-            f = {_s(k): _s(v) for k, v in fields.items()}
+            f = {as_str(k): as_str(v) for k, v in fields.items()}
             if f.get("type") == EventType.WEBHOOK.value and f.get("id") == request_id:
                 out.append(f)
         return out
