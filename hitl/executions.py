@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from hitl import scripts
 from hitl.errors import ExecutionRefused, RequestNotFound
 from hitl.ids import known_shape
-from hitl.keys import Keys, timer_member
+from hitl.keys import Keys, sync_member
 from hitl.redisvalues import as_str
 from hitl.status import EventType, ExecutionState
 
@@ -33,7 +33,7 @@ def execution_args(keys: Keys, request_id: str, state: str, ok: bool = True) -> 
     request id (it would name another key of the request)."""
     known_shape(request_id)
     payload = {
-        "id": request_id, "sync": timer_member(request_id, "sync"), "state": state, "ok": ok,
+        "id": request_id, "sync": sync_member(request_id), "state": state, "ok": ok,
         "events": {
             "started": EventType.EXECUTION_STARTED.value,
             "finished": EventType.EXECUTION_FINISHED.value,

@@ -83,11 +83,22 @@ key                                    type    what it holds
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 # Separator inside timer members; request ids never contain it.
 TIMER_SEP = "|"
-# Timer kind of a decision-webhook delivery attempt: member ``{id}|hook|{attempt}``.
-HOOK = "hook"
+
+
+class TimerKind(StrEnum):
+    """What a member of the timers zset (``{id}|{kind}`` or ``{id}|{kind}|{n}``) is due for.
+    The Lua scripts in `hitl.scripts` and `hitl.placement` spell these as literals (Lua
+    cannot import them); tests/test_keys_timers.py checks each literal is one of these."""
+
+    TIMEOUT = "timeout"  # the gate's deadline: expire it
+    WINDOW = "window"  # the override window's end: finalize
+    ESC = "esc"  # escalation step ``n`` (``{id}|esc|{n}``)
+    SYNC = "sync"  # make the Slack card match Redis (the delivery loop)
+    HOOK = "hook"  # decision-webhook delivery attempt ``n`` (``{id}|hook|{n}``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,11 +262,22 @@ class Keys:
 
 
 def timer_member(request_id: str, kind: str, step: int | None = None) -> str:
+    """The member for `kind` (a `TimerKind`; typed str while hitl.placement still passes
+    its literal) and, for escalations and webhook attempts, `step`."""
     parts = [request_id, kind] if step is None else [request_id, kind, str(step)]
     return TIMER_SEP.join(parts)
 
 
-def parse_timer_member(member: str) -> tuple[str, str, int | None]:
+def sync_member(request_id: str) -> str:
+    """The card-sync member ``{id}|sync`` of a request."""
+    return timer_member(request_id, TimerKind.SYNC)
+
+
+def parse_timer_member(member: str) -> tuple[str, TimerKind, int | None]:
+    """(request id, kind, step) of a timer member; ValueError for a kind no `TimerKind`
+    names (a member written by some other version: the caller logs and drops it)."""
     parts = member.split(TIMER_SEP)
+    if len(parts) < 2:
+        raise ValueError(f"not a timer member: {member!r}")
     step = int(parts[2]) if len(parts) > 2 else None
-    return parts[0], parts[1], step
+    return parts[0], TimerKind(parts[1]), step

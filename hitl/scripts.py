@@ -15,6 +15,12 @@ Results are flat arrays because Lua tables cannot carry nil: see `hitl.store` fo
 parsing.
 """
 
+
+# Timer kinds: the scripts get most timer members from `key_names` (built from
+# `hitl.keys.TimerKind`), but a few spell one as a literal (`r.id .. '|sync'`, marked
+# `-- TimerKind.SYNC`): Lua cannot import the enum, and tests/test_timer_kinds.py checks
+# every such literal is a TimerKind value.
+
 from __future__ import annotations
 
 import json
@@ -602,7 +608,7 @@ local function finish(r, new, verb, decided_by, comment, params)
   if verdict ~= '' then redis.call('HSET', r.key, 'verdict', verdict) end
   unindex(names, r.id, r.channel, r.mode)
   for _, member in ipairs(r.timers) do redis.call('ZREM', TIMERS, member) end
-  redis.call('ZADD', TIMERS, now, r.id .. '|sync')
+  redis.call('ZADD', TIMERS, now, r.id .. '|sync')  -- TimerKind.SYNC
   audit(r, {'type', SYSTEM_EVENTS[new] or 'decided', 'id', r.id, 'action', r.action, 'status', new,
     'by', r.by_json, 'comment', comment, 'params', params, 'verdict', verb})
   local scope = scope_of(names, r.action, r.channel)
@@ -736,7 +742,7 @@ if verb == 'approve' and r.mode == 'gate' then
     r.version = r.version + 1
     local votes_json = list_json(r.votes)
     redis.call('HSET', r.key, 'version', r.version, 'votes', votes_json)
-    redis.call('ZADD', TIMERS, now, r.id .. '|sync')
+    redis.call('ZADD', TIMERS, now, r.id .. '|sync')  -- TimerKind.SYNC
     audit(r, {'type', 'voted', 'id', r.id, 'action', r.action, 'status', r.status, 'by', by,
       'votes', votes_json, 'quorum', r.quorum, 'params', params})
     return {'ok', r.status, r.version, votes_json, r.by_json, r.trace}
@@ -761,7 +767,7 @@ if h[1] ~= 'pending' then return {'skip', h[1]} end
 local step = tonumber(ARGV[2])
 if tonumber(h[2]) >= step then return {'skip', 'already'} end
 redis.call('HSET', KEYS[1], 'escalated', step)
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. '|sync')
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. '|sync')  -- TimerKind.SYNC
 local eid = redis.call('XADD', KEYS[3], '*', 'type', 'escalated', 'id', ARGV[1], 'action', h[3],
   'step', step)
 redis.call('HSET', KEYS[1], 'ev', h[4] .. ',' .. eid)

@@ -29,7 +29,7 @@ from hitl.errors import (
     TransitionRefused,
 )
 from hitl.ids import known_shape
-from hitl.keys import TIMER_SEP, Keys, timer_member
+from hitl.keys import TIMER_SEP, Keys, TimerKind, sync_member, timer_member
 from hitl.metrics import Family
 from hitl.models import CardPlacement, EscalationStep, Placed, Request
 from hitl.redisvalues import as_str
@@ -72,8 +72,9 @@ def key_names(keys: Keys) -> dict[str, str]:
         "actions_policy": keys.actions_policy, "actions_admitted": keys.actions_admitted,
         "actions_limit": keys.actions_limit, "actions_private": keys.actions_private,
         "chprivate": keys.channel_privacy(slot),
-        "t_timeout": timer_member(slot, "timeout"), "t_window": timer_member(slot, "window"),
-        "t_sync": timer_member(slot, "sync"), "t_esc": timer_member(slot, "esc") + TIMER_SEP + slot,
+        "t_timeout": timer_member(slot, TimerKind.TIMEOUT), "t_window": timer_member(slot, TimerKind.WINDOW),
+        "t_sync": sync_member(slot),
+        "t_esc": timer_member(slot, TimerKind.ESC) + TIMER_SEP + slot,
     }
 
 

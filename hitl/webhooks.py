@@ -23,7 +23,7 @@ from typing import Any, cast
 import redis
 
 from hitl import scripts
-from hitl.keys import HOOK, Keys, parse_timer_member, timer_member
+from hitl.keys import Keys, TimerKind, parse_timer_member, timer_member
 from hitl.redisvalues import as_str
 from hitl.status import FINAL_EVENTS, EventType, WebhookOutcome
 from hitl.streams import Entry, StreamReply
@@ -96,7 +96,7 @@ return 1
 
 def hook_member(request_id: str, attempt: int) -> str:
     """The timer member of delivery attempt `attempt` (1 = the first) for a request."""
-    return timer_member(request_id, HOOK, attempt)
+    return timer_member(request_id, TimerKind.HOOK, attempt)
 
 
 def parse_hook_member(member: str) -> tuple[str, int]:

@@ -22,7 +22,7 @@ from collections import deque
 import redis
 
 from bot.slack.delivery import CardSync, Result, SyncOutcome
-from hitl.keys import Keys, timer_member
+from hitl.keys import Keys, sync_member
 from hitl.logs import log_context
 from hitl.placement import Placement
 from hitl.settings import Settings
@@ -77,11 +77,11 @@ class DeliveryLoop(Loop):
     def submit(self, items: list[tuple[str, int]]) -> None:
         """Take over claimed syncs [(request id, lease score)]: extend, then queue them."""
         until = now_ms() + self.lease_ms
-        extended = self.placement.extend({timer_member(rid, "sync"): lease for rid, lease in items}, until)
+        extended = self.placement.extend({sync_member(rid): lease for rid, lease in items}, until)
         fresh: list[str] = []
         with self._cond:
             for rid, lease in items:
-                member = timer_member(rid, "sync")
+                member = sync_member(rid)
                 self.leases.hold(member, until if member in extended else lease)
                 if rid in self._running:
                     self._again.add(rid)
@@ -166,12 +166,12 @@ class DeliveryLoop(Loop):
                     self._again.discard(rid)
                     again.append(rid)
                 elif result is None:  # failed: let the lease run out, another round takes it
-                    self.leases.pop(timer_member(rid, "sync"))
+                    self.leases.pop(sync_member(rid))
                 elif result.outcome is SyncOutcome.RETRY:
                     rearm.append((rid, result.retry_at_ms))
-                    self.leases.pop(timer_member(rid, "sync"))
+                    self.leases.pop(sync_member(rid))
                 else:
-                    acks.append((rid, self.leases.pop(timer_member(rid, "sync")) or 0))
+                    acks.append((rid, self.leases.pop(sync_member(rid)) or 0))
             for rid in again:
                 if rid not in self._queued:
                     self._queued.add(rid)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import redis
 
-from hitl.keys import HOOK, Keys, parse_timer_member
+from hitl.keys import Keys, TimerKind, parse_timer_member
 from hitl.store import Store
 from workers.health import OUTAGE_ERRORS, Backoff, RedisHealth
 from workers.loop import Loop, ThreadSpec
@@ -70,10 +70,13 @@ class Ticker(Loop):
         syncs: list[tuple[str, int]] = []
         hooks: list[tuple[str, int]] = []
         for member, due_ms, lease in items:
-            rid, kind, _step = parse_timer_member(member)
-            if kind == "sync":
+            try:
+                rid, kind, _step = parse_timer_member(member)
+            except ValueError:
+                kind = None  # `fire` logs and drops it
+            if kind is TimerKind.SYNC:
                 syncs.append((rid, lease))
-            elif kind == HOOK:  # without a sender here, the lease runs out and another worker takes it
+            elif kind is TimerKind.HOOK:  # without a sender here, the lease runs out and another takes it
                 hooks.append((member, lease))
             else:
                 try:

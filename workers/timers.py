@@ -17,7 +17,7 @@ import time
 from bot.slack import delivery
 from hitl import tracing
 from hitl.errors import RequestNotFound, TransitionRefused
-from hitl.keys import parse_timer_member
+from hitl.keys import TimerKind, parse_timer_member
 from hitl.metrics import MetricsStore
 from hitl.status import SystemVerb
 from hitl.store import Store
@@ -28,12 +28,17 @@ from workers.context import store_for
 log = logging.getLogger(__name__)
 
 # The system verb each timer kind applies.
-_VERBS = {"timeout": SystemVerb.EXPIRE, "window": SystemVerb.FINALIZE}
+_VERBS = {TimerKind.TIMEOUT: SystemVerb.EXPIRE, TimerKind.WINDOW: SystemVerb.FINALIZE}
 
 
 def fire(store: Store, member: str, due_ms: int, lease: int) -> str:
     """Fire one claimed timer and acknowledge it; returns what it did."""
-    rid, kind, step = parse_timer_member(member)
+    try:
+        rid, kind, step = parse_timer_member(member)
+    except ValueError:  # written by some other version: drop it rather than retry it forever
+        log.error("unknown timer %s", member)
+        store.ack_timer(member, lease)
+        return "unknown timer kind"
     early = due_ms / 1000 - time.time()
     if early > 0:
         time.sleep(early)
@@ -46,7 +51,7 @@ def fire(store: Store, member: str, due_ms: int, lease: int) -> str:
             outcome = status.value
             attrs = {"hitl.request_id": rid, "hitl.verb": _VERBS[kind], "hitl.status": status.value}
             tracing.record(SpanName.TRANSITION, trace_ctx, started, attrs)
-        elif kind == "esc" and step is not None:
+        elif kind is TimerKind.ESC and step is not None:
             if store.escalate(rid, step):
                 outcome = f"escalated {step}"
                 queues.queue(store.redis, store.keys.prefix, queues.SLACK).enqueue(
