@@ -15,7 +15,9 @@ key                                    type    what it holds
                                                of its tool call, with ``exec_started_ms`` and
                                                ``exec_finished_ms``: see `hitl.executions`)
 ``{p}:req:{id}:done``                  list    the outcome (JSON) pushed when the request turns
-                                               final; waiters block on it (BLMOVE onto itself)
+                                               final; a waiter woken by the final audit event
+                                               reads it (LINDEX, see `hitl.waiters`) instead
+                                               of the whole request
 ``{p}:idem:{key}``                     string  idempotency key -> request id
 ``{p}:pending``                        zset    every undecided request (pending or open),
                                                scored by creation time (ms)
@@ -77,6 +79,9 @@ key                                    type    what it holds
                                                applied_at (ms), source (e.g. the file path)
 ``{p}:policy:error``                   hash    the last policy file that could not be
                                                published: ``message``, ``source``, ``at``
+``rq:queue:{p}-{kind}``                list    RQ's own keys for the queues `Keys.queue`
+                                               names (``timers``, ``slack``, ``webhooks``,
+                                               ``langgraph``); RQ adds ``rq:`` itself
 =====================================  ======  ================================================
 """
 
@@ -147,6 +152,11 @@ class Keys:
 
     def durations(self, action: str) -> str:
         return f"{self.prefix}:durations:{action}"
+
+    def queue(self, kind: str) -> str:
+        """The name of an RQ queue of this deployment (RQ keeps it as ``rq:queue:{name}``):
+        ``{p}-timers``, ``{p}-slack``, ``{p}-webhooks``, ``{p}-langgraph``."""
+        return f"{self.prefix}-{kind}"
 
     @property
     def actions(self) -> str:

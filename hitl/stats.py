@@ -187,7 +187,7 @@ def _duration(seconds: float) -> str:
 def action_stats(store: Store, action: str) -> ActionStats:
     pipe = store.redis.pipeline(transaction=False)
     pipe.hgetall(store.keys.stats(action))
-    pipe.lrange(f"{store.keys.prefix}:durations:{action}", 0, -1)
+    pipe.lrange(store.keys.durations(action), 0, -1)
     raw, durations = pipe.execute()
     counts = {as_str(k): int(v) for k, v in raw.items() if as_str(k) != "critical_rejected_ms"}
     crit = raw.get(b"critical_rejected_ms")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from redis import Redis
 from rq import Queue
 
+from hitl.keys import Keys
+
 # Timer firings: expiries, window ends, escalation steps. Short, latency-sensitive jobs.
 TIMERS = "timers"
 # Slack calls: posting and updating cards, escalation pings. Paced, retried.
@@ -14,7 +16,7 @@ WEBHOOKS = "webhooks"
 
 
 def queue_name(prefix: str, kind: str) -> str:
-    return f"{prefix}-{kind}"
+    return Keys(prefix).queue(kind)
 
 
 def queue(connection: Redis, prefix: str, kind: str) -> Queue:

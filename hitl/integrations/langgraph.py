@@ -715,7 +715,7 @@ def enqueue_server_resume(
     """
     from rq import Queue
 
-    queue = Queue(f"{approvals.keys.prefix}-langgraph", connection=approvals.redis)
+    queue = Queue(approvals.keys.queue("langgraph"), connection=approvals.redis)
     return queue.enqueue(
         resume_server_thread, thread_id, assistant_id, url, timeout, job_timeout=int(timeout) + 60
     )
