@@ -2,7 +2,8 @@
 
 Approvers, escalation `notify` lists and `requested_by` end up in mentions the bot posts,
 so anything else (`<!channel>`, links, markup) is refused when it enters the system rather
-than escaped on the way out. The patterns match bot/slack/blocks/text.py's, which `hitl` cannot import.
+than escaped on the way out. These are the only copies of the id patterns: the Block Kit
+helpers in bot/slack/blocks/text.py use them to decide what becomes a mention or a link.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import TypeGuard
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 GROUP_ID = re.compile(r"^S[A-Z0-9]{2,30}$")
+# Public, private (legacy G…) and direct-message channels.
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
 # Good enough to tell an email from an id; Slack itself decides whether it names someone.
 EMAIL = re.compile(r"^[^@\s<>|]{1,64}@[^@\s<>|]{1,255}\.[^@\s<>|.]{2,63}$")
 

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from itertools import islice, pairwise
 from typing import Any
 
+from hitl.slackids import CHANNEL_ID, GROUP_ID, USER_ID
+
 # What a masked secret looks like on a card and in the edit box.
 MASK = "••••••"
 # Marker appended to anything cut short.
@@ -40,10 +42,6 @@ ZWSP = "\u200b"
 # controls: invisible characters that can reorder what follows them ("Trojan Source").
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 _BROADCAST = re.compile(r"@(?=(?:here|channel|everyone)\b)", re.IGNORECASE)
-
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
-_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,30}$")
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
 
 # Keys whose values are secrets whatever they hold, matched by the key's TOKENS (split on
 # "_", "-", ".", spaces and camelCase), never by substring: "key" must not catch "monkey"
@@ -538,7 +536,7 @@ def restore_masked(edited: Any, original: Any, path: str = "") -> Any:
 
 
 def is_user_id(value: Any) -> bool:
-    return isinstance(value, str) and bool(_USER_ID.match(value))
+    return isinstance(value, str) and bool(USER_ID.match(value))
 
 
 def user_ref(user: Any) -> str:
@@ -550,14 +548,14 @@ def user_ref(user: Any) -> str:
 
 def approver_ref(who: Any) -> str:
     """A user (`<@U…>`) or user-group (`<!subteam^S…>`) mention, else the escaped text."""
-    if isinstance(who, str) and _GROUP_ID.match(who):
+    if isinstance(who, str) and GROUP_ID.match(who):
         return f"<!subteam^{who}>"
     return user_ref(who)
 
 
 def channel_ref(channel: Any) -> str:
     """A channel link for a channel id, else the escaped name ("#agent-approvals")."""
-    if isinstance(channel, str) and _CHANNEL_ID.match(channel):
+    if isinstance(channel, str) and CHANNEL_ID.match(channel):
         return f"<#{channel}>"
     return escape_cut(one_line(channel, 80), 80) if channel else "no channel"
 
