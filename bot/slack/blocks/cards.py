@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -415,68 +416,112 @@ def _when(ts: float | None) -> str:
     return f" · {slack_date(ts)}" if ts is not None else ""
 
 
+def _escalated(req: Request) -> str:
+    return f" · 📣 Escalated (step {req.escalated})" if req.escalated > 0 else ""
+
+
+def _votes(req: Request) -> str:
+    return f"{len(req.votes)} of {req.quorum} approvals: {people(req.votes)}"
+
+
+def _then(reason: str) -> str:
+    """A reason after the line, when there is one."""
+    return f": {reason}" if reason else ""
+
+
+def _pending_deadline(deadline: float | None, now: float) -> str:
+    if deadline is None:
+        return ""
+    if now >= deadline:
+        return f" · deadline passed {slack_date(deadline)}, closing"
+    soon = " (less than 15 min left)" if deadline - now <= SOON_SECONDS else ""
+    return f" · expires {slack_date(deadline)}{soon}"
+
+
+def _pending_line(req: Request, now: float) -> str:
+    if req.mode is Mode.SHADOW:
+        line = "⏳ Waiting for a verdict (trial run: the agent is not waiting)"
+    else:
+        line = "⏳ Waiting for approval"
+    if req.votes:
+        line += f" · {_votes(req)}"
+    return line + _escalated(req) + _pending_deadline(req.deadline, now)
+
+
+def _open_line(req: Request) -> str:
+    window = f" · veto window closes {slack_date(req.deadline)}" if req.deadline is not None else ""
+    return f"⏱️ Executed{window}{_escalated(req)}"
+
+
+def _approved_line(req: Request) -> str:
+    if req.by:
+        line = f"✅ Approved by {people(req.by)}{_when(req.decided_at)}"
+    else:
+        line = f"✅ Approved automatically ({req.mode.value} mode){_when(req.decided_at or req.created_at)}"
+    if _is_edited(req):
+        line += " · with edited parameters"
+    return line + _then(_reason(req.comment))
+
+
+def _given(reason: str) -> str:
+    """A reason that must be shown, or that none was given."""
+    return f": {reason or '(no reason given)'}"
+
+
+def _rejected_line(req: Request) -> str:
+    return f"❌ Rejected by {people(req.by)}{_when(req.decided_at)}{_given(_reason(req.comment))}"
+
+
+def _expired_line(req: Request) -> str:
+    what = "verdict" if req.mode is Mode.SHADOW else "decision"
+    votes = f" ({_votes(req)})" if req.votes else ""
+    return f"⌛ Expired with no {what}{_when(req.decided_at or req.deadline)}{votes}"
+
+
+def _cancelled_line(req: Request) -> str:
+    who = f"by {people(req.by)}" if req.by else "by the agent"
+    return f"🚫 Cancelled {who}{_when(req.decided_at)}{_then(_reason(req.comment))}"
+
+
+def _vetoed_line(req: Request) -> str:
+    return f"🛑 Vetoed by {people(req.by)}{_when(req.decided_at)}{_given(_reason(req.comment))}"
+
+
+def _finalized_line(req: Request) -> str:
+    if req.by:
+        return f"✅ Confirmed by {people(req.by)}{_when(req.decided_at)}"
+    return f"✅ Window closed without a veto{_when(req.decided_at or req.deadline)}"
+
+
+def _judged_line(req: Request) -> str:
+    verdict = req.verdict if req.verdict in ("approve", "reject") else "decide"
+    return f"🕶️ Shadow: {people(req.by)} would {verdict}{_when(req.decided_at)}{_then(_reason(req.comment))}"
+
+
+# The line for each final status (the undecided ones also read the clock).
+_FINAL_LINES: dict[Status, Callable[[Request], str]] = {
+    Status.APPROVED: _approved_line,
+    Status.REJECTED: _rejected_line,
+    Status.EXPIRED: _expired_line,
+    Status.CANCELLED: _cancelled_line,
+    Status.VETOED: _vetoed_line,
+    Status.FINALIZED: _finalized_line,
+    Status.JUDGED: _judged_line,
+}
+
+
 def status_line(req: Request, *, now: float | None = None) -> str:
     """The card's own status, in the last (context) block: who decided, when and why.
 
     Built only from the stored state; the one piece of free text, a reviewer's reason, is
     escaped, put on one line and in quotes so it cannot pose as another status line.
     """
-    now = _now(now)
-    by = people(req.by)
-    reason = _reason(req.comment)
-    status = req.status
-    if status is Status.PENDING:
-        if req.mode is Mode.SHADOW:
-            line = "⏳ Waiting for a verdict (trial run: the agent is not waiting)"
-        else:
-            line = "⏳ Waiting for approval"
-        if req.votes:
-            line += f" · {len(req.votes)} of {req.quorum} approvals: {people(req.votes)}"
-        if req.escalated > 0:
-            line += f" · 📣 Escalated (step {req.escalated})"
-        if req.deadline is not None:
-            if now >= req.deadline:
-                line += f" · deadline passed {slack_date(req.deadline)}, closing"
-            else:
-                line += f" · expires {slack_date(req.deadline)}"
-                if req.deadline - now <= SOON_SECONDS:
-                    line += " (less than 15 min left)"
-    elif status is Status.OPEN:
-        line = "⏱️ Executed"
-        if req.deadline is not None:
-            line += f" · veto window closes {slack_date(req.deadline)}"
-        if req.escalated > 0:
-            line += f" · 📣 Escalated (step {req.escalated})"
-    elif status is Status.APPROVED:
-        if req.by:
-            line = f"✅ Approved by {by}{_when(req.decided_at)}"
-        else:
-            when = _when(req.decided_at or req.created_at)
-            line = f"✅ Approved automatically ({req.mode.value} mode){when}"
-        if _is_edited(req):
-            line += " · with edited parameters"
-        if reason:
-            line += f": {reason}"
-    elif status is Status.REJECTED:
-        line = f"❌ Rejected by {by}{_when(req.decided_at)}: {reason or '(no reason given)'}"
-    elif status is Status.EXPIRED:
-        what = "verdict" if req.mode is Mode.SHADOW else "decision"
-        line = f"⌛ Expired with no {what}{_when(req.decided_at or req.deadline)}"
-        if req.votes:
-            line += f" ({len(req.votes)} of {req.quorum} approvals: {people(req.votes)})"
-    elif status is Status.CANCELLED:
-        who = f"by {by}" if req.by else "by the agent"
-        line = f"🚫 Cancelled {who}{_when(req.decided_at)}" + (f": {reason}" if reason else "")
-    elif status is Status.VETOED:
-        line = f"🛑 Vetoed by {by}{_when(req.decided_at)}: {reason or '(no reason given)'}"
-    elif status is Status.FINALIZED:
-        if req.by:
-            line = f"✅ Confirmed by {by}{_when(req.decided_at)}"
-        else:
-            line = f"✅ Window closed without a veto{_when(req.decided_at or req.deadline)}"
-    else:  # JUDGED
-        verdict = req.verdict if req.verdict in ("approve", "reject") else "decide"
-        line = f"🕶️ Shadow: {by} would {verdict}{_when(req.decided_at)}" + (f": {reason}" if reason else "")
+    if req.status is Status.PENDING:
+        line = _pending_line(req, _now(now))
+    elif req.status is Status.OPEN:
+        line = _open_line(req)
+    else:
+        line = _FINAL_LINES[req.status](req)
     return truncate(line, CONTEXT_TEXT)
 
 
