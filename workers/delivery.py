@@ -171,7 +171,7 @@ class DeliveryLoop(Loop):
                     rearm.append((rid, result.retry_at_ms))
                     self.leases.pop(sync_member(rid))
                 else:
-                    acks.append((rid, self.leases.pop(sync_member(rid)) or 0))
+                    acks.append((rid, self.leases.pop(sync_member(rid), 0)))
             for rid in again:
                 if rid not in self._queued:
                     self._queued.add(rid)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from typing import overload
 
 from hitl.store import now_ms
 from workers.health import OUTAGE_ERRORS, RedisHealth
@@ -42,10 +43,17 @@ class LeaseKeeper:
             self._held[member] = score
             return fresh
 
-    def pop(self, member: str) -> int | None:
-        """Stop holding `member`; the score it was held by (to settle it with), if held."""
+    @overload
+    def pop(self, member: str) -> int | None: ...
+
+    @overload
+    def pop(self, member: str, default: int) -> int: ...
+
+    def pop(self, member: str, default: int | None = None) -> int | None:
+        """Stop holding `member`; the score it was held by (to settle it with), else
+        `default`."""
         with self.lock:
-            return self._held.pop(member, None)
+            return self._held.pop(member, default)
 
     def __contains__(self, member: object) -> bool:
         with self.lock:

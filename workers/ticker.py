@@ -37,6 +37,16 @@ SyncSink = Callable[[list[tuple[str, int]]], None]
 HookSink = Callable[[list[tuple[str, int]]], None]
 
 
+def _kind(member: str) -> tuple[str, TimerKind | None]:
+    """(request id, kind) of a claimed member; kind None for one no `TimerKind` names
+    (`fire` logs and drops it)."""
+    try:
+        rid, kind, _step = parse_timer_member(member)
+    except ValueError:
+        return member, None
+    return rid, kind
+
+
 class Ticker(Loop):
     """Claims due timers, fires them, and passes card syncs on."""
 
@@ -70,10 +80,7 @@ class Ticker(Loop):
         syncs: list[tuple[str, int]] = []
         hooks: list[tuple[str, int]] = []
         for member, due_ms, lease in items:
-            try:
-                rid, kind, _step = parse_timer_member(member)
-            except ValueError:
-                kind = None  # `fire` logs and drops it
+            rid, kind = _kind(member)
             if kind is TimerKind.SYNC:
                 syncs.append((rid, lease))
             elif kind is TimerKind.HOOK:  # without a sender here, the lease runs out and another takes it
