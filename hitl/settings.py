@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     timer_lease: float = Field(default=10.0, gt=0, validation_alias=_env("HITL_TIMER_LEASE"))
     # How often each worker looks for due timers (seconds).
     timer_tick: float = Field(default=0.2, gt=0, validation_alias=_env("HITL_TIMER_TICK"))
+    # Milliseconds between two chat.update calls across every worker: Slack allows about 50
+    # a minute per workspace, so the default keeps under that with a margin; a workspace on
+    # a more generous tier (or a test's stand-in) may lower it.
+    slack_update_interval_ms: int = Field(
+        default=1300, ge=1, validation_alias=_env("HITL_SLACK_UPDATE_INTERVAL_MS")
+    )
     # HTTP API keys, `name:secret,...`; the name is recorded as `via` on what a key files.
     api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict, validation_alias=_env("HITL_API_KEYS")

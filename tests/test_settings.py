@@ -22,6 +22,7 @@ from tests.helpers import ROOT, hitl_env
         ({"HITL_TIMER_LEASE": "-1"}, "HITL_TIMER_LEASE"),
         ({"HITL_HOST": "http://0.0.0.0"}, "HITL_HOST"),
         ({"HITL_HOST": "every interface"}, "HITL_HOST"),
+        ({"HITL_SLACK_UPDATE_INTERVAL_MS": "fast"}, "HITL_SLACK_UPDATE_INTERVAL_MS"),
     ],
 )
 def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, env, name) -> None:
@@ -38,6 +39,13 @@ def test_hitl_host_defaults_to_every_interface_and_takes_addresses(monkeypatch: 
     for given, host in (("127.0.0.1", "127.0.0.1"), ("::", "::"), ("[::1]", "::1"), ("hitl.internal", "hitl.internal")):
         monkeypatch.setenv("HITL_HOST", given)
         assert load_settings(_env_file=None).host == host
+
+
+def test_update_interval_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """chat.update spacing is read with every other setting: 1300 ms unless the env says."""
+    assert load_settings(_env_file=None).slack_update_interval_ms == 1300
+    monkeypatch.setenv("HITL_SLACK_UPDATE_INTERVAL_MS", "200")
+    assert load_settings(_env_file=None).slack_update_interval_ms == 200
 
 
 def test_admins_are_read_as_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:

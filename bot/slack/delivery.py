@@ -58,9 +58,8 @@ DIGEST_MIN = 10
 # sustained backlog, digests take over sooner rather than later.
 DIGEST_SOON_MS = 3000
 DIGEST_SOON_MIN = 3
-# chat.update is a per-workspace tier (about 50 calls a minute): its calls are spaced this
-# far apart (ms) across every worker, with a small burst allowed.
-UPDATE_INTERVAL_MS = int(os.environ.get("HITL_SLACK_UPDATE_INTERVAL_MS", "1300"))
+# chat.update is a per-workspace tier (about 50 calls a minute): its calls are spaced
+# `Settings.slack_update_interval_ms` apart across every worker, with this burst allowed.
 UPDATE_BURST = 3
 # A posting claim older than this (ms) may hide a card whose answer was lost: longer than
 # one post can take, since posts are not retried inside the client.
@@ -253,7 +252,9 @@ class CardSync:
         for p in changed:
             messages.setdefault((p.card.channel or "", p.card.ts or ""), []).append(p.req)
         for (channel, ts), reqs in messages.items():
-            wait = self.placement.take_slot("chat.update", UPDATE_INTERVAL_MS, UPDATE_BURST)
+            wait = self.placement.take_slot(
+                "chat.update", self.settings.slack_update_interval_ms, UPDATE_BURST
+            )
             if wait:
                 results.update({r.id: _retry(wait) for r in reqs})
                 continue
