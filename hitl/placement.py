@@ -295,6 +295,25 @@ class Placement:
             pipe.hget(self.keys.req(rid), "shown")
         return {rid: _s(v) if v else "" for rid, v in zip(request_ids, pipe.execute(), strict=True)}
 
+    def channels(
+        self, request_ids: Sequence[str], *, pipeline: redis.client.Pipeline | None = None
+    ) -> dict[str, str | None]:
+        """The channel each request's card lives in (`card_channel`), or will (its `channel`);
+        None when it has neither, or is gone. One round trip: the reads are queued on
+        `pipeline` when given (and it is executed, with whatever was queued on it before,
+        whose replies are not returned), else on a pipeline of their own."""
+        if not request_ids:
+            return {}
+        pipe = pipeline if pipeline is not None else self.redis.pipeline(transaction=False)
+        for rid in request_ids:
+            pipe.hmget(self.keys.req(rid), "card_channel", "channel")
+        replies = pipe.execute()[-len(request_ids):]
+        out: dict[str, str | None] = {}
+        for rid, (card_channel, channel) in zip(request_ids, replies, strict=True):
+            value = card_channel or channel
+            out[rid] = _s(value) if value else None
+        return out
+
     def add_mirror(self, request_id: str, channel: str, ts: str) -> bool:
         doc = {"channel": channel, "ts": ts}
         return bool(self._add_mirror(keys=[self.keys.req(request_id)], args=[json.dumps(doc)]))

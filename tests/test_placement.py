@@ -62,3 +62,17 @@ def test_only_leases_still_held_are_extended(conn, prefix) -> None:
     conn.zadd(timers, {"b|sync": 5})  # re-armed by a transition meanwhile
     assert placement.extend({"a|sync": 100, "b|sync": 200}, 9_999) == {"a|sync"}
     assert conn.zscore(timers, "a|sync") == 9_999 and conn.zscore(timers, "b|sync") == 5
+
+
+def test_a_request_goes_to_its_cards_channel_else_its_own(approvals: Approvals, conn, prefix) -> None:
+    placement = Placement(conn, Keys(prefix))
+    carded = approvals.request(action="a", summary="s", channel="C1")
+    fresh = approvals.request(action="a", summary="s", channel="C2")
+    placement.record_card(carded.id, "C9", "1.0", Shown.of(carded.fetch()))
+    pipe = conn.pipeline(transaction=False)
+    pipe.ping()  # queued before: runs in the same round trip, its reply is not returned
+    assert placement.channels([carded.id, fresh.id, "gone"], pipeline=pipe) == {
+        carded.id: "C9", fresh.id: "C2", "gone": None,
+    }
+    assert placement.channels([fresh.id]) == {fresh.id: "C2"}
+    assert placement.channels([]) == {}

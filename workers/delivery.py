@@ -100,17 +100,9 @@ class DeliveryLoop(Loop):
             self._cond.notify_all()
 
     def _channels(self, ids: list[str]) -> dict[str, str]:
-        """The channel each request's card lives in, or will."""
-        if not ids:
-            return {}
-        pipe = self.store.redis.pipeline(transaction=False)
-        for rid in ids:
-            pipe.hmget(self.store.keys.req(rid), "card_channel", "channel")
-        out = {}
-        for rid, (card_channel, channel) in zip(ids, pipe.execute(), strict=True):
-            value = card_channel or channel
-            out[rid] = value.decode() if value else self.default_channel
-        return out
+        """The channel each request's card lives in, or will (the default channel, else
+        UNKNOWN, when it names none)."""
+        return {rid: channel or self.default_channel for rid, channel in self.placement.channels(ids).items()}
 
     @property
     def backlog(self) -> int:
