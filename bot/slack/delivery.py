@@ -113,6 +113,22 @@ def _retry(after_ms: int) -> Result:
     return Result(SyncOutcome.RETRY, now_ms() + max(after_ms, 50))
 
 
+def _wants_digest(candidates: list[Request]) -> bool:
+    """Whether a channel's waiting requests (oldest first) go out as one digest card."""
+    oldest_wait = now_ms() - int(candidates[0].created_at * 1000)
+    soon = len(candidates) >= DIGEST_SOON_MIN and oldest_wait >= DIGEST_SOON_MS
+    return len(candidates) >= DIGEST_MIN or soon
+
+
+def _posted_result(req: Request, shown: dict[str, SyncOutcome]) -> Result:
+    """How a new request's sync ends after its channel's post showed `shown`."""
+    if req.id not in shown:
+        return _retry(PACE_MS)  # the post went to older requests: next turn
+    if _mirror_channels(req):
+        return _retry(0)  # its copies in the mirror channels come next
+    return Result(shown[req.id])
+
+
 @lru_cache(maxsize=1)
 def _settings() -> Settings:
     return load_settings()
@@ -178,47 +194,68 @@ class CardSync:
 
     def sync_channel(self, request_ids: Sequence[str]) -> dict[str, Result]:
         """Sync a batch of requests whose cards live (or will) in one channel."""
-        results: dict[str, Result] = {}
-        found = {p.req.id: p for p in self.store.get_many_placed(list(request_ids))}
-        for rid in request_ids:
-            if rid not in found:
-                results[rid] = Result(SyncOutcome.GONE)
+        placed = self.store.get_many_placed(list(request_ids))
+        found = {p.req.id for p in placed}
+        results = {rid: Result(SyncOutcome.GONE) for rid in request_ids if rid not in found}
         live: list[Placed] = []
-        for placed in found.values():
-            req = placed.req
-            if req.batch:  # a plan's step: its plan's card shows it
-                self.placement.rearm_sync(req.batch, now_ms())
-                results[req.id] = Result(SyncOutcome.NO_CARD)
-            elif req.mode is Mode.AUTO or self.clients is None:
-                results[req.id] = Result(SyncOutcome.NO_CARD)
-            elif self.lane(placed) is None:
-                self.placement.undeliverable(
-                    req.id, req.action, "no channel: set channel=, a policy channel or HITL_DEFAULT_CHANNEL"
-                )
-                results[req.id] = Result(SyncOutcome.FAILED)
+        for p in placed:
+            settled = self._settled_without_slack(p)
+            if settled is None:
+                live.append(p)
             else:
-                live.append(placed)
-        if not live:
-            return results
-        shown = self.placement.shown([p.req.id for p in live if p.card.ts])
+                results[p.req.id] = settled
+        if live:
+            results.update(self._sync_live(live))
+        return results
+
+    def _settled_without_slack(self, placed: Placed) -> Result | None:
+        """How a request's sync ends when it has no card of its own to keep; None when it has."""
+        req = placed.req
+        if req.batch:  # a plan's step: its plan's card shows it
+            self.placement.rearm_sync(req.batch, now_ms())
+            return Result(SyncOutcome.NO_CARD)
+        if req.mode is Mode.AUTO or self.clients is None:
+            return Result(SyncOutcome.NO_CARD)
+        if self.lane(placed) is None:
+            self.placement.undeliverable(
+                req.id, req.action, "no channel: set channel=, a policy channel or HITL_DEFAULT_CHANNEL"
+            )
+            return Result(SyncOutcome.FAILED)
+        return None
+
+    def _sync_live(self, live: list[Placed]) -> dict[str, Result]:
+        """First cards, then updates of changed messages, then missing mirror copies.
+
+        First posts go before updates: a new request waiting for its first card matters
+        more than redrawing one already seen (an expired card can wait a moment), and the
+        updates' Slack calls would otherwise hold the channel's thread before its post."""
         new = [p for p in live if p.card.ts is None]
-        # a plan's card shows its steps, whose changes do not touch the plan's version
-        changed = [
-            p for p in live
-            if p.card.ts is not None and (p.req.items or shown.get(p.req.id) != Shown.of(p.req).drawn)
-        ]
-        changed_ids = {p.req.id for p in changed}
-        for p in live:
-            if p.card.ts is not None and p.req.id not in changed_ids:
-                results[p.req.id] = Result(SyncOutcome.SYNCED)
-        if changed:
-            results.update(self._guard(changed, self._update))
+        changed, current = self._changed([p for p in live if p.card.ts is not None])
+        results = {p.req.id: Result(SyncOutcome.SYNCED) for p in current}
         if new:
             results.update(self._guard(new, self._post_new))
-        mirrored = [
-            p for p in live if p.card.ts and set(_mirror_channels(p.req)) - {c for c, _ in p.card.mirrors}
-        ]
-        for p in mirrored:
+        if changed:
+            results.update(self._guard(changed, self._update))
+        results.update(self._sync_mirrors(live))
+        return results
+
+    def _changed(self, carded: list[Placed]) -> tuple[list[Placed], list[Placed]]:
+        """(requests whose message no longer shows them as they are, those it does)."""
+        shown = self.placement.shown([p.req.id for p in carded]) if carded else {}
+        changed: list[Placed] = []
+        current: list[Placed] = []
+        for p in carded:
+            # a plan's card shows its steps, whose changes do not touch the plan's version
+            stale = bool(p.req.items) or shown.get(p.req.id) != Shown.of(p.req).drawn
+            (changed if stale else current).append(p)
+        return changed, current
+
+    def _sync_mirrors(self, live: list[Placed]) -> dict[str, Result]:
+        """Post the copies still missing in mirror channels of requests already on a card."""
+        results: dict[str, Result] = {}
+        for p in live:
+            if not p.card.ts or not set(_mirror_channels(p.req)) - {c for c, _ in p.card.mirrors}:
+                continue
             mirror = self._guard([p], self._post_mirrors)[p.req.id]
             if not mirror.done:
                 results[p.req.id] = mirror
@@ -246,29 +283,40 @@ class CardSync:
     # -- updates ---------------------------------------------------------------------------
 
     def _update(self, changed: list[Placed]) -> dict[str, Result]:
-        """One chat.update per message (card or digest), showing the latest state."""
+        """One chat.update per message (card or digest), showing the latest state.
+
+        Requests on one message share its update (a digest whose members expired is
+        redrawn once). Once the workspace's chat.update budget is spent, the messages left
+        queue behind it one slot apart instead of all coming back at the same moment to find
+        it spent again: under expiry churn that stampede is most of the delivery loop's work."""
         results: dict[str, Result] = {}
         messages: dict[tuple[str, str], list[Request]] = {}
         for p in changed:
             messages.setdefault((p.card.channel or "", p.card.ts or ""), []).append(p.req)
+        interval = self.settings.slack_update_interval_ms
+        queued = 0
+        wait = 0
         for (channel, ts), reqs in messages.items():
-            wait = self.placement.take_slot(
-                "chat.update", self.settings.slack_update_interval_ms, UPDATE_BURST
-            )
+            if not wait:
+                wait = self.placement.take_slot("chat.update", interval, UPDATE_BURST)
             if wait:
-                results.update({r.id: _retry(wait) for r in reqs})
+                results.update({r.id: _retry(wait + queued * interval) for r in reqs})
+                queued += 1
                 continue
-            head = reqs[0]
-            fresh = self.store.get_placed(head.id)
-            drawn, text, blocks = self.render(fresh)
-            with nullcontext() if fresh.card.digest else _logging_for(fresh.req):  # a digest shows many
-                self._call_update(channel, ts, text, blocks)
-                for mirror_channel, mirror_ts in fresh.card.mirrors:
-                    self._call_update(mirror_channel, mirror_ts, text, blocks)
-            self.placement.mark_shown(drawn)
+            self._redraw(channel, ts, reqs[0].id)
             for req in reqs:  # a change made while we drew re-armed its sync: it runs again
                 results[req.id] = Result(SyncOutcome.SYNCED)
         return results
+
+    def _redraw(self, channel: str, ts: str, request_id: str) -> None:
+        """Update one message (and its mirror copies) to what its requests are now."""
+        fresh = self.store.get_placed(request_id)
+        drawn, text, blocks = self.render(fresh)
+        with nullcontext() if fresh.card.digest else _logging_for(fresh.req):  # a digest shows many
+            self._call_update(channel, ts, text, blocks)
+            for mirror_channel, mirror_ts in fresh.card.mirrors:
+                self._call_update(mirror_channel, mirror_ts, text, blocks)
+        self.placement.mark_shown(drawn)
 
     def _call_update(self, channel: str, ts: str, text: str, blocks: list[dict]) -> None:
         try:
@@ -287,11 +335,24 @@ class CardSync:
         """Post the first card of the oldest waiting request, or one digest for a backlog."""
         channel = self.lane(unposted[0]) or ""
         new = [p.req for p in unposted]
-        results: dict[str, Result] = {}
         wait = self.placement.take_pace(channel, PACE_MS)
         if wait:
-            self.placement.queue_unposted(channel, {r.id: int(r.created_at * 1000) for r in new})
+            self._queue_unposted(channel, new)
             return {r.id: _retry(wait) for r in new}
+        candidates = self._candidates(channel, new)
+        if _wants_digest(candidates):
+            shown = self._post_digest(channel, candidates[:DIGEST_CAPACITY])
+        else:
+            shown = self._post_card(channel, candidates[0])
+        self._queue_unposted(channel, [r for r in new if r.id not in shown])
+        return {r.id: _posted_result(r, shown) for r in new}
+
+    def _queue_unposted(self, channel: str, reqs: list[Request]) -> None:
+        """Put requests on the channel's backlog (oldest first), for the next post to take."""
+        self.placement.queue_unposted(channel, {r.id: int(r.created_at * 1000) for r in reqs})
+
+    def _candidates(self, channel: str, new: list[Request]) -> list[Request]:
+        """These requests and the channel's backlog still waiting for a card, oldest first."""
         backlog_ids = [rid for rid, _ in self.placement.unposted(channel, DIGEST_CAPACITY)]
         ours = {r.id for r in new}
         waiting = self.store.get_many_placed([i for i in backlog_ids if i not in ours])
@@ -300,25 +361,7 @@ class CardSync:
         others = [p.req for p in waiting if p.card.ts is None and not p.req.batch]
         gone = set(backlog_ids) - {r.id for r in others} - ours
         self.placement.drop_unposted(channel, list(gone))
-        candidates = sorted([*new, *others], key=lambda r: r.created_at)
-        oldest_wait = now_ms() - int(candidates[0].created_at * 1000)
-        digest = len(candidates) >= DIGEST_MIN or (
-            len(candidates) >= DIGEST_SOON_MIN and oldest_wait >= DIGEST_SOON_MS
-        )
-        if digest:
-            shown = self._post_digest(channel, candidates[:DIGEST_CAPACITY])
-        else:
-            shown = self._post_card(channel, candidates[0])
-        rest = [r for r in new if r.id not in shown and r.id not in results]
-        self.placement.queue_unposted(channel, {r.id: int(r.created_at * 1000) for r in rest})
-        for req in new:
-            if req.id in shown and _mirror_channels(req):
-                results[req.id] = _retry(0)  # its copies in the mirror channels come next
-            elif req.id in shown:
-                results[req.id] = Result(shown[req.id])
-            elif req.id not in results:
-                results[req.id] = _retry(PACE_MS)
-        return results
+        return sorted([*new, *others], key=lambda r: r.created_at)
 
     def _claim(self, reqs: list[Request], channel: str) -> tuple[list[Request], dict[str, SyncOutcome]]:
         """Claim the right to post these requests: (claimed, {id: outcome of those found})."""
