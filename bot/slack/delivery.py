@@ -341,7 +341,7 @@ class CardSync:
             return {r.id: _retry(wait) for r in new}
         candidates = self._candidates(channel, new)
         if _wants_digest(candidates):
-            shown = self._post_digest(channel, candidates[:DIGEST_CAPACITY])
+            shown = self._post_digest(channel, candidates)
         else:
             shown = self._post_card(channel, candidates[0])
         self._queue_unposted(channel, [r for r in new if r.id not in shown])
@@ -353,7 +353,8 @@ class CardSync:
 
     def _candidates(self, channel: str, new: list[Request]) -> list[Request]:
         """These requests and the channel's backlog still waiting for a card, oldest first."""
-        backlog_ids = [rid for rid, _ in self.placement.unposted(channel, DIGEST_CAPACITY)]
+        # twice a digest's worth: the oldest may be on another worker's post still in flight
+        backlog_ids = [rid for rid, _ in self.placement.unposted(channel, 2 * DIGEST_CAPACITY)]
         ours = {r.id for r in new}
         waiting = self.store.get_many_placed([i for i in backlog_ids if i not in ours])
         # a backlog entry already on a card (or a plan step, shown on its plan's) leaves the
@@ -363,11 +364,17 @@ class CardSync:
         self.placement.drop_unposted(channel, list(gone))
         return sorted([*new, *others], key=lambda r: r.created_at)
 
-    def _claim(self, reqs: list[Request], channel: str) -> tuple[list[Request], dict[str, SyncOutcome]]:
-        """Claim the right to post these requests: (claimed, {id: outcome of those found})."""
+    def _claim(
+        self, reqs: list[Request], channel: str, limit: int = 1
+    ) -> tuple[list[Request], dict[str, SyncOutcome]]:
+        """Claim the right to post these requests, oldest first, until `limit` are claimed:
+        (claimed, {id: outcome of those found}). Those another worker is posting are skipped,
+        so a digest is filled with the next ones instead of going out short or not at all."""
         claimed: list[Request] = []
         stale: list[Request] = []
         for req in reqs:
+            if len(claimed) + len(stale) >= limit:
+                break
             claim = self.placement.claim_post(
                 req.id, self.owner, now_ms(), stale_ms=STALE_CLAIM_MS, ttl=CLAIM_TTL
             )
@@ -433,7 +440,7 @@ class CardSync:
         return {req.id: SyncOutcome.POSTED}
 
     def _post_digest(self, channel: str, reqs: list[Request]) -> dict[str, SyncOutcome]:
-        claimed, found = self._claim(reqs, channel)
+        claimed, found = self._claim(reqs, channel, DIGEST_CAPACITY)
         if not claimed:
             return found
         fresh = self.store.get_many([r.id for r in claimed])

@@ -10,10 +10,11 @@ from __future__ import annotations
 from hitl_sandbox import SlackStandIn
 from slack_sdk import WebClient
 
+from bot.slack.blocks.cards import DIGEST_CAPACITY
 from bot.slack.delivery import CardSync, SyncOutcome
 from hitl import Approvals
 from hitl.keys import Keys
-from hitl.placement import Placement, Shown
+from hitl.placement import Placement, PostClaim, Shown
 from hitl.status import Status, SystemVerb
 from hitl.store import now_ms
 from tests.conftest import make_settings
@@ -74,5 +75,25 @@ def test_updates_past_the_budget_queue_one_slot_apart(redis_url: str, prefix: st
         assert len(waiting) == 2
         assert waiting[0] - started > 50_000  # after the spent budget's next slot...
         assert waiting[1] - waiting[0] >= 60_000  # ...and the second one slot after the first
+    finally:
+        approvals.close()
+
+
+def test_a_digest_skips_requests_another_worker_is_posting(redis_url: str, prefix: str, slack: SlackStandIn) -> None:
+    """The oldest 48 waiting requests are on another worker's digest still in flight: the
+    channel's next digest shows the two after them, instead of nothing at all."""
+    sync, approvals = _card_sync(redis_url, prefix, slack)
+    try:
+        reqs = [approvals.request(action="a", summary=f"waiting {n}", channel=CHANNEL) for n in range(50)]
+        busy, free = reqs[:DIGEST_CAPACITY], reqs[DIGEST_CAPACITY:]
+        for r in busy:
+            claim = sync.placement.claim_post(r.id, "other-worker", now_ms(), stale_ms=60_000, ttl=60)
+            assert claim is PostClaim.MINE
+        results = sync.sync_channel([r.id for r in reqs])
+        shown = slack.workspace.messages(CHANNEL, include_replies=False)
+        assert len(shown) == 1
+        assert set((shown[0].metadata or {})["event_payload"]["ids"]) == {r.id for r in free}
+        assert all(results[r.id].outcome is SyncOutcome.DIGESTED for r in free)
+        assert not any(results[r.id].done for r in busy)  # theirs: tried again, not dropped
     finally:
         approvals.close()
