@@ -167,14 +167,18 @@ def _first_shown(slack: SlackStandIn) -> dict[str, float]:
 
 def _lateness(approvals: Approvals, ids: list[str]) -> list[float]:
     """decided_at - deadline of these requests; one still pending past its deadline counts
-    as late by now - deadline."""
+    as late by now - deadline (and how many did is printed)."""
     now = time.time()
     out = []
+    pending = 0
     for r in approvals.store.get_many(ids):
         if r.deadline and r.decided_at:
             out.append(r.decided_at - r.deadline)
         elif r.deadline and not r.final and now > r.deadline:
             out.append(now - r.deadline)
+            pending += 1
+    late = sum(1 for x in out if x > TARGET_LATENESS)
+    print(f"expiries: {len(out):,} due; {late:,} later than {TARGET_LATENESS:g} s; {pending:,} still pending")
     return out
 
 
