@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     webhook_retry: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: list(WEBHOOK_RETRY_DEFAULT), validation_alias=_env("HITL_WEBHOOK_RETRY")
     )
+    # How long the worker's webhook feed blocks per read of the final-request stream (seconds):
+    # a stopping worker waits out the read in progress; tests shorten it.
+    webhook_feed_block: float = Field(
+        default=1.0, gt=0, le=60, validation_alias=_env("HITL_WEBHOOK_FEED_BLOCK")
+    )
 
     # -- the agent's side: the HTTP transport (hitl.remote) -------------------------------
     # The web process's base URL (no /v1). Set, `Approvals()` talks to it over HTTP with

@@ -58,7 +58,8 @@ def conn(redis_url: str) -> Iterator[redis.Redis]:
 
 def make_settings(redis_url: str, prefix: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "redis_url": redis_url, "prefix": prefix, "timer_lease": 2.0, "timer_tick": 0.05, **overrides
+        "redis_url": redis_url, "prefix": prefix, "timer_lease": 2.0, "timer_tick": 0.05,
+        "webhook_feed_block": 0.05, **overrides
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -52,7 +52,8 @@ def hitl_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
 
 def start_worker(redis_url: str, prefix: str, **extra: str) -> subprocess.Popen[bytes]:
     """A real `hitl worker` process for this prefix, returned once it listens."""
-    env = hitl_env(redis_url, prefix, HITL_TIMER_TICK="0.05", **extra)
+    # A short feed block: the worker stops in well under a second (it waits out the read in progress).
+    env = hitl_env(redis_url, prefix, HITL_TIMER_TICK="0.05", HITL_WEBHOOK_FEED_BLOCK="0.05", **extra)
     log = tempfile.NamedTemporaryFile(prefix="hitl-worker-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "hitl.cli", "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,

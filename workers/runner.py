@@ -91,7 +91,9 @@ def background_loops(
         syncs=delivery.submit, hooks=sender.submit, health=health, metrics=settings.metrics,
     )
     maintenance = Maintenance(connection, settings)
-    webhooks = WebhookFeed(connection, settings.prefix, health=health)
+    webhooks = WebhookFeed(
+        connection, settings.prefix, health=health, block_ms=round(settings.webhook_feed_block * 1000)
+    )
     loops: list[BackgroundLoop] = [delivery, sender, ticker, maintenance, webhooks]
     if settings.policy_file is not None:
         # Publishes HITL_POLICY_FILE at start and on change (a bad file stops the start).

@@ -248,18 +248,24 @@ class WebhookFeed(Loop):
     name = "webhooks"
     join_timeout = BLOCK_MS / 1000 + 5  # a read blocks up to BLOCK_MS
 
-    def __init__(self, connection: redis.Redis, prefix: str, *, health: RedisHealth | None = None) -> None:
+    def __init__(
+        self, connection: redis.Redis, prefix: str, *, health: RedisHealth | None = None,
+        block_ms: int = BLOCK_MS,
+    ) -> None:
         super().__init__()
         keys = Keys(prefix)
         self.store = Store(connection, keys)
         self.hooks = HookTimers(connection, keys)
         consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.feed = FinalFeed(connection, keys, consumer)
+        # Stopping waits out the read in progress: this bounds how long a worker takes to stop.
+        self.block_ms = block_ms
+        self.join_timeout = block_ms / 1000 + 5  # a read blocks up to block_ms
         self.health = health or RedisHealth()
 
-    def poll(self, block_ms: int = BLOCK_MS) -> int:
+    def poll(self, block_ms: int | None = None) -> int:
         """One read-arm-acknowledge round; returns how many first attempts it armed."""
-        entries = self.feed.read(block_ms)
+        entries = self.feed.read(self.block_ms if block_ms is None else block_ms)
         ids = [rid for _eid, rid in entries if rid]
         hooked = [req.id for req in self.store.get_many(ids) if req.callback_url]
         armed = self.hooks.arm_first(hooked, now_ms())

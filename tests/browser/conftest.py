@@ -51,7 +51,7 @@ def browser() -> Iterator[Browser]:
 def stack(redis_url: str, prefix: str) -> Iterator[DevStack]:
     """The product as ``hitl dev --no-demo`` runs it, on a free port, isolated by prefix."""
     with running_stack(
-        port=0, redis_url=redis_url, prefix=prefix, isolated=True, worker_env={"HITL_TIMER_TICK": "0.05"}
+        port=0, redis_url=redis_url, prefix=prefix, isolated=True, worker_env={"HITL_TIMER_TICK": "0.05", "HITL_WEBHOOK_FEED_BLOCK": "0.05"}
     ) as running:
         yield running
 
