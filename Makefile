@@ -12,6 +12,9 @@ BROWSER_STAMP := $(VENV)/.installed-browser
 # Test processes (pytest-xdist). Most tests wait on Redis, Slack's stand-in or a child
 # process rather than compute, so four share two cores well; each test has its own key prefix.
 JOBS ?= 4
+# How xdist hands out tests: `worksteal` splits the suite evenly, and an idle process takes half of
+# the busiest one's remaining tests, so the run does not end waiting on one process's long queue.
+DIST ?= worksteal
 # `make soak`: how many whole-suite runs, and extra arguments for them (e.g. SOAK_ARGS=--shuffle).
 RUNS ?= 5
 SOAK_ARGS ?=
@@ -54,7 +57,7 @@ browser: $(BROWSER_STAMP)
 # Lint (ruff and mypy) first, then the whole suite, browser tests included, in file order
 # (pytest-randomly off) over $(JOBS) processes; the 20 slowest tests are listed at the end.
 test: venv lint browser
-	$(BIN)/python -m pytest -rs -p no:randomly -n $(JOBS) --durations=20
+	$(BIN)/python -m pytest -rs -p no:randomly -n $(JOBS) --dist $(DIST) --durations=20
 
 # The whole suite $(RUNS) times; lists every test whose outcome differed between runs.
 soak: venv browser
