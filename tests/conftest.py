@@ -14,11 +14,23 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from hitl import Approvals
+from hitl import Approvals, waiters
 from hitl.embedded import EmbeddedRedis, redis_answers
 from hitl.settings import Settings
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/11"
+
+
+@pytest.fixture(autouse=True)
+def _own_dispatchers() -> Iterator[None]:
+    """Each test starts with no waiter dispatcher left by an earlier test in this process.
+
+    A dispatcher lives per (Redis URL, prefix) for the life of the process and every test has
+    its own prefix, so without this a test counting its dispatcher's connections (all named
+    `hitl-waiter-{pid}`) also counted those of whichever tests ran before it in the same xdist
+    process: the answer depended on the order the tests were handed out."""
+    yield
+    waiters.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,12 +17,6 @@ from hitl.models import Decision
 from hitl.status import Mode
 from tests.conftest import make_settings
 from tests.helpers import eventually, start_worker, stop
-
-
-@pytest.fixture(autouse=True)
-def _fresh_dispatchers() -> Iterator[None]:
-    yield
-    waiters.shutdown()
 
 
 def _registered(approvals: Approvals, request_id: str, n: int = 1) -> bool:
