@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+# Installs go through uv (itself from PyPI, into the venv): it resolves and installs the dev
+# environment in a fraction of pip's time, which is most of a fresh clone's `make test` setup.
+INSTALL := $(BIN)/python -m uv pip install --quiet --python $(BIN)/python
 BROWSER_STAMP := $(VENV)/.installed-browser
 
 .PHONY: venv test soak lint ruff mypy demo bench docs clean browser
@@ -22,8 +25,8 @@ SOAK_ARGS ?=
 $(STAMP): pyproject.toml sandbox/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hitl-router needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e sandbox
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv>=0.5'
+	$(INSTALL) -e '.[dev]' -e sandbox
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -41,7 +44,7 @@ mypy: venv
 # Browser tests: Playwright in .venv, and Debian's chromium when it is missing and apt-get can run
 # (browser downloads are impossible here). Without Chromium the browser tests skip and say why.
 $(BROWSER_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,browser]' -e sandbox
+	$(INSTALL) -e '.[dev,browser]' -e sandbox
 	@touch $(BROWSER_STAMP)
 
 browser: $(BROWSER_STAMP)
