@@ -167,7 +167,9 @@ def _publish_mode(
     return store.publish(changed, text, by=by, source=source)
 
 
-def promote(store: PolicyStore, action: str, admin: str, admins: list[str]) -> tuple[Outcome, Published | None]:
+def promote(
+    store: PolicyStore, action: str, admin: str, admins: list[str]
+) -> tuple[Outcome, Published | None]:
     """An admin pressed Promote. Admins only (never an API key: this is reached from Slack
     alone); at `autonomy.quorum` distinct admins the promotion is published."""
     if admin not in admins:
@@ -212,13 +214,17 @@ class Demotion:
                 f"(policy version {self.version}): {self.cause.value}")
 
 
-def demote(store: PolicyStore, action: str, cause: Cause, *, by: str = SYSTEM, detail: str = "") -> Demotion | None:
+def demote(
+    store: PolicyStore, action: str, cause: Cause, *, by: str = SYSTEM, detail: str = ""
+) -> Demotion | None:
     """Move `action` one step back at once (None when already at the bottom)."""
     current = mode_of(store.current().policy, action)
     lower = step_down(current)
     if lower is None:
         return None
-    source = f"demotion: {action} {current.value} -> {lower.value}, {cause.value}" + (f" by {by}" if by != SYSTEM else "")
+    source = f"demotion: {action} {current.value} -> {lower.value}, {cause.value}"
+    if by != SYSTEM:
+        source += f" by {by}"
     published = _publish_mode(store, action, lower, by=by, source=source,
                               snapshot={"action": action, "cause": cause.value, "detail": detail})
     store.close_proposal(action)
@@ -237,10 +243,12 @@ def after_decision(
         return demote(store, action, Cause.VETO, by=by)
     if critical:
         return demote(store, action, Cause.CRITICAL, by=by)
-    if rejected and limits.demote_after:
-        if store.count_rejection(action, now or time.time(), limits.demote_window) >= limits.demote_after:
-            return demote(store, action, Cause.REJECTIONS, by=by,
-                          detail=f"{limits.demote_after} rejections within {limits.demote_window:g} s")
+    at = now or time.time()
+    if rejected and limits.demote_after and (
+        store.count_rejection(action, at, limits.demote_window) >= limits.demote_after
+    ):
+        return demote(store, action, Cause.REJECTIONS, by=by,
+                      detail=f"{limits.demote_after} rejections within {limits.demote_window:g} s")
     return None
 
 

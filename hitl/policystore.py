@@ -268,7 +268,8 @@ class PolicyStore:
         (SET NX), so two checkers never post two cards."""
         if self.redis.exists(self.keys.autonomy_snooze(action)):
             return False
-        return bool(self.redis.set(self.keys.autonomy_proposal(action), record, nx=True, px=round(ttl * 1000)))
+        key = self.keys.autonomy_proposal(action)
+        return bool(self.redis.set(key, record, nx=True, px=round(ttl * 1000)))
 
     def proposal(self, action: str) -> str | None:
         raw = self.redis.get(self.keys.autonomy_proposal(action))
