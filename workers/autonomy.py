@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bot.slack.client import web_client
 from bot.slack.listeners.autonomy import check
 from hitl import Approvals
+from hitl.errors import ConfigError
 from hitl.settings import Settings
 from workers.loop import Loop, ThreadSpec
 
@@ -36,11 +37,15 @@ class AutonomyLoop(Loop):
         return [("hitl-autonomy", self._run)]
 
     def _run(self) -> None:
-        approvals = Approvals(settings=self.settings)
-        client = web_client(self.settings)
-        while not self._stop.is_set():
-            try:
-                check(approvals, client, self.settings)
-            except (redis.RedisError, SlackApiError) as exc:
-                log.warning("autonomy check skipped: %s", exc)
-            self._stop.wait(self.interval)
+        try:
+            client = web_client(self.settings)
+        except ConfigError as exc:  # no Slack token: nowhere to propose, nothing to do
+            log.warning("autonomy proposals off: %s", exc)
+            return
+        with Approvals(settings=self.settings) as approvals:
+            while not self._stop.is_set():
+                try:
+                    check(approvals, client, self.settings)
+                except (redis.RedisError, SlackApiError) as exc:
+                    log.warning("autonomy check skipped, retried next pass: %s", exc)
+                self._stop.wait(self.interval)
