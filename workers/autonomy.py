@@ -32,6 +32,7 @@ class AutonomyLoop(Loop):
         super().__init__()
         self.settings = settings
         self.interval = interval
+        self.passes = 0  # checks completed, for tests and health
 
     def _threads(self) -> list[ThreadSpec]:
         return [("hitl-autonomy", self._run)]
@@ -46,6 +47,7 @@ class AutonomyLoop(Loop):
             while not self._stop.is_set():
                 try:
                     check(approvals, client, self.settings)
+                    self.passes += 1
                 except (redis.RedisError, SlackApiError) as exc:
                     log.warning("autonomy check skipped, retried next pass: %s", exc)
                 self._stop.wait(self.interval)

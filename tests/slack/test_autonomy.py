@@ -161,3 +161,19 @@ def test_policy_history_command_says_why(bot: Bot) -> None:
     shown = json.dumps(bot.command("policy history"))
     assert "*v2*" in shown and "_promotion_" in shown and "send_email: gate -&gt; override" in shown  # as Slack renders it
     assert "*v1*" in shown and "_file_" in shown
+
+
+def test_the_workers_loop_posts_one_card_however_many_passes(bot: Bot) -> None:
+    from workers.autonomy import AutonomyLoop
+
+    publish_policy(bot.approvals, POLICY)
+    _earn(bot)
+    loops = [AutonomyLoop(bot.approvals.settings, interval=0.05).start() for _ in range(2)]
+    try:
+        _proposal(bot)
+        # Two loops, many passes: still one card (the proposal is claimed with SET NX).
+        bot.slack.workspace.wait_for(lambda: all(loop.passes >= 5 for loop in loops), 30, what="more passes")
+    finally:
+        for loop in loops:
+            loop.stop()
+    assert sum("Promote `send_email`" in m for m in _admin_messages(bot)) == 1
