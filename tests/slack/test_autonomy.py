@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from bot.slack.blocks import cards, views
 from bot.slack.listeners.autonomy import ACTION_NOT_YET, ACTION_PROMOTE, check
 from hitl.status import Mode
-from tests.helpers import publish_policy
+from tests.helpers import eventually, publish_policy
 from tests.slack.conftest import TOKEN, Bot
 
 ADMIN_CHANNEL = "C0ENGLEADS"
@@ -172,7 +172,7 @@ def test_the_workers_loop_posts_one_card_however_many_passes(bot: Bot) -> None:
     try:
         _proposal(bot)
         # Two loops, many passes: still one card (the proposal is claimed with SET NX).
-        bot.slack.workspace.wait_for(lambda: all(loop.passes >= 5 for loop in loops), 30, what="more passes")
+        eventually(lambda: all(loop.passes >= 5 for loop in loops), 60, what="five passes of each loop")
     finally:
         for loop in loops:
             loop.stop()
