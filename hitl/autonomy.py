@@ -295,10 +295,12 @@ def change_summary(before: Policy | None, after: Policy) -> str:
     d = diff(before, after)
     if not d:
         return "no change"
-    modes = [f"{name}: {c['mode']['from'] or '-'} -> {c['mode']['to'] or '-'}"
-             for name, c in (d.get("actions") or {}).items() if isinstance(c, dict) and "mode" in c
-             and isinstance(c["mode"], dict) and "from" in c["mode"]]
-    return "; ".join(modes) if modes else "changed: " + ", ".join(sorted(d))
+    # Each named action's effective mode before and after (an action first named by a
+    # promotion was routed by the defaults before).
+    modes = [f"{name}: {mode_of(before, name).value} -> {mode_of(after, name).value}"
+             for name in (d.get("actions") or {}) if mode_of(before, name) is not mode_of(after, name)]
+    rest = sorted(k for k in d if k != "actions" or not modes)
+    return "; ".join(modes + ([f"changed: {', '.join(rest)}"] if rest else []))
 
 
 def evidence_of(version: PolicyVersion) -> dict[str, Any] | None:

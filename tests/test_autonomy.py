@@ -137,3 +137,13 @@ def test_history_diff_and_export(approvals: Approvals, redis_url: str, prefix: s
     assert [e["reason"] for e in policy_events] == ["file", "promotion", "demotion"]
     assert policy_events[1]["evidence"]["decisions"] == 2
     assert policy_events[2]["evidence"]["cause"] == "veto"
+
+
+def test_an_action_routed_by_the_defaults_is_promoted_by_name(approvals: Approvals) -> None:
+    publish_policy(approvals, POLICY.replace("  send_email: {mode: gate, window: 10m}\n", "  other: {mode: gate}\n"))
+    _earn(approvals)
+    _propose(approvals)
+    assert a.promote(approvals.policy, "send_email", "U0ADMIN", ADMINS)[0] is a.Outcome.PROMOTED
+    v1, v2 = approvals.policy.history()
+    assert a.change_summary(v1.policy(), v2.policy()) == "send_email: gate -> override"
+    assert approvals.request(action="send_email", summary="s").fetch().mode is Mode.OVERRIDE
