@@ -120,7 +120,9 @@ def event_name(raw: bytes | str | dict[str, Any] | None) -> HookEvent:
     """The event's name when it can be read at all, else `PreToolUse` (for error answers)."""
     try:
         data = json.loads(raw) if isinstance(raw, bytes | str) else raw
-        return HookEvent(data.get("hook_event_name")) if isinstance(data, dict) else HookEvent.PRE_TOOL_USE
+        if isinstance(data, dict):
+            return HookEvent(str(data.get("hook_event_name")))
+        return HookEvent.PRE_TOOL_USE
     except (ValueError, UnicodeDecodeError, TypeError):
         return HookEvent.PRE_TOOL_USE
 
@@ -219,7 +221,18 @@ def deny_reason(decision: Decision) -> str:
 
 
 __all__ = [
-    "Answer", "call_key", "decide", "deny_reason",
-    "ACTION_PREFIX", "FAIL_CLOSED", "HookCall", "HookEvent", "Verdict", "event_name", "fail_closed",
-    "output", "parse_event", "still_pending",
+    "ACTION_PREFIX",
+    "FAIL_CLOSED",
+    "Answer",
+    "HookCall",
+    "HookEvent",
+    "Verdict",
+    "call_key",
+    "decide",
+    "deny_reason",
+    "event_name",
+    "fail_closed",
+    "output",
+    "parse_event",
+    "still_pending",
 ]

@@ -84,7 +84,8 @@ def relay(raw: bytes, wait: float, *, api_url: str | None, api_key: str | None) 
             "pending in Slack, and the same call made again re-attaches to it",
         )
     except httpx.HTTPError as exc:
-        return claude_code.fail_closed(event, f"could not reach hitl at {url} ({exc}); is `hitl bot` running?")
+        problem = f"could not reach hitl at {url} ({exc}); is `hitl bot` running?"
+        return claude_code.fail_closed(event, problem)
     try:
         body = response.json()
     except ValueError:

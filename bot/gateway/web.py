@@ -160,7 +160,8 @@ def build_web_app(
     routes: list[BaseRoute] = [Route(HEALTH_PATH, healthz, methods=["GET"])]
     if bolt is not None:
         routes.append(slack_route(bolt, signing_secret))
-    routes += api.routes(ctx) + hooks.routes(ctx) + openapi.routes() + observability_routes(approvals, gateway.keys)
+    routes += api.routes(ctx) + hooks.routes(ctx) + openapi.routes()
+    routes += observability_routes(approvals, gateway.keys)
     routes += list(mounts)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway

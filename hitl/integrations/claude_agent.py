@@ -119,7 +119,9 @@ def pre_tool_use_hook(
     """
     client = _Client(approvals)
 
-    async def callback(hook_input: HookInput, tool_use_id: str | None, context: HookContext) -> HookJSONOutput:
+    async def callback(
+        hook_input: HookInput, tool_use_id: str | None, context: HookContext
+    ) -> HookJSONOutput:
         event = HookEvent.PRE_TOOL_USE
         try:
             call = claude_code.parse_event(dict(cast(dict[str, Any], hook_input)))

@@ -14,7 +14,7 @@ import pytest
 
 from bot.slack.blocks import cards, views
 from hitl.claude_code import FAIL_CLOSED
-from tests.helpers import ROOT, eventually, events, publish_policy
+from tests.helpers import ROOT, events, eventually, publish_policy
 from tests.remote.conftest import AGENT_KEY, Stack, agent_env, stack  # noqa: F401 - the product, as a fixture
 from tests.slack.conftest import CHANNEL
 
