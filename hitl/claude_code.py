@@ -14,6 +14,7 @@ Claude Code sends the event as JSON (``session_id``, ``cwd``, ``hook_event_name`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -202,7 +203,8 @@ async def decide(aio: AsyncApprovals, call: HookCall, *, via: str | None, wait: 
         return Answer(Verdict.ASK, f"hitl-router is only watching {call.action} (shadow mode)", req.id)
     if not decision.approved:
         return Answer(Verdict.DENY, deny_reason(decision), req.id)
-    if await reattach.claim(aio, req) is reattach.Claim.SPENT:
+    # Shielded: a caller cancelled mid-claim must not leave a start without its finish.
+    if await asyncio.shield(reattach.claim(aio, req)) is reattach.Claim.SPENT:
         return Answer(
             Verdict.DENY,
             f"request {req.id} approved this call once and that approval was already used; make the call "

@@ -18,7 +18,11 @@ and goes on as if there were no hook.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+from collections.abc import Coroutine
+from typing import Any
 
 import redis
 from starlette.requests import ClientDisconnect
@@ -55,6 +59,36 @@ def _wait(request: HttpRequest) -> float:
     return wait
 
 
+async def _until_disconnect(request: HttpRequest) -> None:
+    """Return once the caller hangs up (the body is read: the next ASGI message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_gone(
+    ctx: ApiContext, request: HttpRequest, deciding: Coroutine[Any, Any, claude_code.Answer]
+) -> claude_code.Answer | None:
+    """The decision, or None when the caller hung up or the server began draining first.
+
+    A caller that gave up (Claude Code's hook timeout killed `hitl hook`) must not leave a
+    waiter behind that would take the approval when it comes: the repeat of the call is
+    the one that should get it. Its request stays pending either way."""
+    task = asyncio.ensure_future(deciding)
+    gone = asyncio.ensure_future(_until_disconnect(request))
+    draining = asyncio.ensure_future(ctx.draining())
+    try:
+        await asyncio.wait({task, gone, draining}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for other in (gone, draining):
+            other.cancel()
+        if not task.done():
+            task.cancel()
+        for each in (task, gone, draining):
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({each})
+    return task.result() if task.done() and not task.cancelled() else None
+
+
 def routes(ctx: ApiContext) -> list[Route]:
     """The Claude Code hook route, behind the same keys as the rest of /v1."""
 
@@ -73,7 +107,11 @@ def routes(ctx: ApiContext) -> list[Route]:
             event = claude_code.event_name(raw)
             call = claude_code.parse_event(raw)
             principal.check_action(call.action)
-            answer = await claude_code.decide(ctx.aio, call, via=principal.name, wait=_wait(request))
+            deciding = claude_code.decide(ctx.aio, call, via=principal.name, wait=_wait(request))
+            answer = await _unless_gone(ctx, request, deciding)
+            if answer is None:
+                problem = "hitl is shutting down or the caller went away; the request stays pending, ask again"
+                return JSONResponse(claude_code.fail_closed(event, problem))
             return JSONResponse(answer.output(call.hook_event_name))
         except bodies.BodyTooLarge:
             problem = f"the hook event is over {MAX_HOOK_BODY:,} bytes"

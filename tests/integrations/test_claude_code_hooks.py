@@ -188,3 +188,17 @@ def test_every_error_path_denies_with_a_message_a_person_can_act_on(
 def test_a_bad_argument_still_answers_deny(stack: Stack) -> None:  # noqa: F811
     verdict, reason = decision(run_hook(stack, event(), "--wait", "forever"))
     assert verdict == "deny" and "--wait" in reason
+
+
+def test_a_hook_killed_by_claude_codes_timeout_leaves_the_request_pending(stack: Stack) -> None:  # noqa: F811
+    hook = start_hook(stack, event(), "--wait", "50")
+    rid = first_pending(stack)
+    hook.kill()  # Claude Code's own hook timeout ends the process mid-wait
+    hook.wait(10)
+    assert stack.approvals.store.get(rid).status == "pending"
+    stack.bot.card(rid)
+    status, _ = stack.bot.click(rid, cards.ACTION_APPROVE, "U0ALICE")
+    assert status == 200
+    again = run_hook(stack, event(tool_use_id="toolu_09"), "--wait", "5")
+    assert again["hookSpecificOutput"]["permissionDecision"] == "allow"
+    assert created(stack) == [rid] and cards_posted(stack, rid) == 1
