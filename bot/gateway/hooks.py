@@ -110,7 +110,7 @@ def routes(ctx: ApiContext) -> list[Route]:
             deciding = claude_code.decide(ctx.aio, call, via=principal.name, wait=_wait(request))
             answer = await _unless_gone(ctx, request, deciding)
             if answer is None:
-                problem = "hitl is shutting down or the caller went away; the request stays pending, ask again"
+                problem = "hitl is shutting down or the caller went away; the request stays pending"
                 return JSONResponse(claude_code.fail_closed(event, problem))
             return JSONResponse(answer.output(call.hook_event_name))
         except bodies.BodyTooLarge:
