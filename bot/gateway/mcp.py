@@ -293,7 +293,8 @@ class Tools:
                 return _json({"behavior": "deny", "message": STILL_PENDING.format(id=req.id, tool=tool_name)})
             decision = req.decision()
             if decision.approved:
-                if await reattach.claim(self.aio, req) is reattach.Claim.SPENT:
+                # Shielded: a client that gives up mid-claim leaves no start without its finish.
+                if await asyncio.shield(reattach.claim(self.aio, req)) is reattach.Claim.SPENT:
                     return _json({"behavior": "deny", "message": SPENT.format(id=req.id, tool=tool_name)})
                 return _json({"behavior": "allow", "updatedInput": decision.params})
         return _json({"behavior": "deny", "message": _deny_message(decision)})

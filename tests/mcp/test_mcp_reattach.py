@@ -85,3 +85,24 @@ def test_a_client_that_gives_up_leaves_the_request_pending(stdio, bot: Bot) -> N
     bot.card(created["id"])  # still decidable in Slack
     status, _ = bot.click(created["id"], cards.ACTION_APPROVE, "U0ALICE")
     assert status == 200 and bot.approvals.store.get(created["id"]).status == "approved"
+
+
+def test_an_http_client_that_gives_up_leaves_the_approval_to_its_retry(mcp_http, approvals) -> None:
+    async def scenario() -> tuple[str, dict]:
+        async with mcp_http.client() as client:
+            waiting = asyncio.ensure_future(
+                call(client, "permission_prompt", tool_name="Bash", input=PUSH, wait_seconds=50)
+            )
+            rid = await asyncio.to_thread(first_pending, approvals)
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+        assert approvals.store.get(rid).status == "pending"
+        await asyncio.to_thread(approvals.decide, rid, "approve", by="U0ALICE")
+        async with mcp_http.client() as client:
+            again = await call(client, "permission_prompt", tool_name="Bash", input=PUSH, wait_seconds=5)
+        return rid, again.json
+
+    rid, again = asyncio.run(scenario())
+    assert again == {"behavior": "allow", "updatedInput": PUSH}
+    assert [e["id"] for e in events(approvals.redis, approvals.keys.prefix) if e["type"] == "created"] == [rid]
