@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from bot.slack.blocks import cards, views
+from hitl.apikeys import ApiKeyStore, Rate
 from hitl.claude_code import FAIL_CLOSED
 from tests.helpers import ROOT, events, eventually, publish_policy
 from tests.remote.conftest import AGENT_KEY, Stack, agent_env, stack  # noqa: F401 - the product, as a fixture
@@ -202,3 +203,18 @@ def test_a_hook_killed_by_claude_codes_timeout_leaves_the_request_pending(stack:
     again = run_hook(stack, event(tool_use_id="toolu_09"), "--wait", "5")
     assert again["hookSpecificOutput"]["permissionDecision"] == "allow"
     assert created(stack) == [rid] and cards_posted(stack, rid) == 1
+
+
+def test_a_shadow_mode_tool_leaves_the_choice_to_claude_codes_own_prompt(stack: Stack) -> None:  # noqa: F811
+    publish_policy(stack.approvals, "actions:\n  claude-code.Bash: {mode: shadow}\n")
+    verdict, reason = decision(run_hook(stack, event(), "--wait", "30"))
+    assert verdict == "ask" and "shadow" in reason
+
+
+def test_a_tool_outside_the_keys_actions_is_denied_and_nothing_is_filed(stack: Stack) -> None:  # noqa: F811
+    _, secret = ApiKeyStore(stack.approvals.redis, stack.approvals.keys).create(
+        "reader", rate=Rate(20), actions=["claude-code.Read"]
+    )
+    verdict, reason = decision(run_hook(stack, event(), HITL_API_KEY=secret))
+    assert verdict == "deny" and FAIL_CLOSED in reason and "claude-code.Bash" in reason
+    assert created(stack) == []
