@@ -98,7 +98,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         try:
             principal = await ctx.keys.authenticate(request.headers.get("authorization"))
         except Refused as exc:
-            body = claude_code.fail_closed(event, f"the hitl API refused the key ({exc.error})")
+            body = claude_code.fail_closed(event, f"the hitl API refused the call ({exc.error})")
             return JSONResponse({**body, "error": exc.error}, exc.status, headers=exc.headers())
         except (redis.ConnectionError, redis.TimeoutError):
             return JSONResponse(claude_code.fail_closed(event, "Redis is unreachable; try again shortly"))
