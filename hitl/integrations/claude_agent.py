@@ -38,6 +38,10 @@ from claude_agent_sdk import (
 from hitl import claude_code
 from hitl.claude_code import HookCall, HookEvent, Verdict
 from hitl.client import Approvals, AsyncApprovals
+from hitl.remote import AsyncHttpApprovals, HttpApprovals
+
+# What the callbacks accept: any client, Redis or HTTP, sync or asyncio.
+AnyApprovals = Approvals | HttpApprovals | AsyncApprovals | AsyncHttpApprovals
 
 __all__ = ["DEFAULT_WAIT", "can_use_tool", "pre_tool_use_hook"]
 
@@ -56,19 +60,19 @@ class _Client:
     """The asyncio client the callbacks use: given, or made from a sync `Approvals` on the
     loop the SDK runs them on (the first call), then kept."""
 
-    def __init__(self, approvals: Approvals | AsyncApprovals) -> None:
-        self._given = approvals
-        self._aio: AsyncApprovals | None = approvals if not isinstance(approvals, Approvals) else None
+    def __init__(self, approvals: AnyApprovals) -> None:
+        self._sync = approvals if isinstance(approvals, Approvals | HttpApprovals) else None
+        self._aio: AsyncApprovals | None = None if self._sync is not None else cast(AsyncApprovals, approvals)
 
     def get(self) -> AsyncApprovals:
         if self._aio is None:
-            assert isinstance(self._given, Approvals)
-            self._aio = self._given.asyncio()
+            assert self._sync is not None
+            self._aio = cast(AsyncApprovals, self._sync.asyncio())
         return self._aio
 
 
 def can_use_tool(
-    approvals: Approvals | AsyncApprovals, *, session: str | None = None, wait: float = DEFAULT_WAIT
+    approvals: AnyApprovals, *, session: str | None = None, wait: float = DEFAULT_WAIT
 ) -> PermissionCallback:
     """The SDK's ``can_use_tool`` callback: a reviewer in Slack allows, edits or denies each call.
 
@@ -102,7 +106,7 @@ def can_use_tool(
 
 
 def pre_tool_use_hook(
-    approvals: Approvals | AsyncApprovals,
+    approvals: AnyApprovals,
     *,
     matcher: str | None = None,
     wait: float = DEFAULT_WAIT,
