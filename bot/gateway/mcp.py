@@ -7,7 +7,9 @@ keys as the HTTP API).
 MCP clients kill tool calls after 5 to 60 s, so no tool here holds a call longer than its
 `wait_seconds` (at most `MAX_WAIT`): `request_approval` files the request and waits up to
 that long; if no one has decided by then it answers ``pending`` with the id and tells the
-model to call `await_approval`. Waits register with the process's waiter dispatcher
+model to call `await_approval`. A wait that runs out never withdraws a request:
+`permission_prompt` denies "still pending" and the same call asked again re-attaches to it
+(`hitl.reattach`). Waits register with the process's waiter dispatcher
 (`hitl.waiters`), so any number of concurrent tool calls share two Redis connections.
 
 Every tool answers JSON text: the request view (docs/contract.md, "HTTP API") plus ``message``, the
