@@ -120,7 +120,8 @@ def choices(req: Request) -> list[tuple[float, str]]:
 
 def pinnable(req: Request) -> dict[str, Any]:
     """The parameters a grant may pin: the scalar ones (text, numbers, true/false)."""
-    return {k: v for k, v in req.effective_params.items() if isinstance(v, str | int | float | bool) and v is not None}
+    scalar = str | int | float | bool
+    return {k: v for k, v in req.effective_params.items() if isinstance(v, scalar)}
 
 
 def check_choice(req: Request, seconds: float, uses: int, pins: Sequence[str]) -> dict[str, Any]:
@@ -168,7 +169,8 @@ class GrantStore:
         pinned = check_choice(req, seconds, uses, pins)
         grant_id = new_grant_id()
         payload = {
-            "id": grant_id, "request": req.id, "by": by, "seconds": seconds, "uses": uses, "pins": pinned or {},
+            "id": grant_id, "request": req.id, "by": by, "seconds": seconds, "uses": uses,
+            "pins": pinned or {},
             "covers": {
                 "action": req.action, "via": req.via or "", "requested_by": req.requested_by or "",
                 "channel": req.channel or "", "quorum": req.quorum,

@@ -1075,7 +1075,8 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local status = redis.call('HGET', REQ, 'status')
 if status ~= 'pending' and status ~= 'approved' then return {'refused', status or 'missing'} end
 local c = input.covers
-redis.call('HSET', VOTES, input.by, cjson.encode({seconds = input.seconds, uses = input.uses, pins = input.pins}))
+local choice = {seconds = input.seconds, uses = input.uses, pins = input.pins}
+redis.call('HSET', VOTES, input.by, cjson.encode(choice))
 redis.call('EXPIRE', VOTES, input.retention)
 local votes = redis.call('HGETALL', VOTES)
 local count = #votes / 2

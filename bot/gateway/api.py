@@ -33,8 +33,8 @@ from hitl.errors import AlreadyDecided, ExecutionRefused, InvalidRequest, Reques
 from hitl.models import MAX_PARAMS_DEPTH, Request, too_deep
 from hitl.policystore import PolicyInForce
 from hitl.pool import RedisBusy
-from hitl.views import BatchView, ExecutionInput, RequestView
 from hitl.status import Mode, Status
+from hitl.views import BatchView, ExecutionInput, RequestView
 
 # Longest long-poll a caller may ask for (docs/contract.md: 0 to 60 s).
 MAX_WAIT = 60.0

@@ -9,7 +9,7 @@ import pytest
 from hitl import Approvals
 from hitl.grants import GrantStore, NotGrantable, VoteOutcome
 from hitl.models import Request
-from tests.helpers import eventually, events, publish_policy
+from tests.helpers import events, eventually, publish_policy
 
 POLICY = """
 defaults:

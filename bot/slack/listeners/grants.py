@@ -59,7 +59,8 @@ def grant_modal(req: Request, *, channel: str | None, ts: str | None) -> dict[st
     limits = req.grantable
     assert limits is not None  # the button is only on grantable cards; `_open` checks again
     options = [
-        {"text": {"type": "plain_text", "text": label}, "value": f"{seconds:g}"} for seconds, label in choices(req)
+        {"text": {"type": "plain_text", "text": label}, "value": f"{seconds:g}"}
+        for seconds, label in choices(req)
     ]
     initial = next((o for o in options if o["value"] == f"{DEFAULT_SECONDS:g}"), options[-1])
     who = f"the agent key `{escape(req.via)}`" if req.via else "the same agent"
@@ -74,7 +75,8 @@ def grant_modal(req: Request, *, channel: str | None, ts: str | None) -> dict[st
                      "initial_option": initial}},
         {"type": "input", "block_id": INPUT_USES,
          "label": {"type": "plain_text", "text": f"At most this many requests (1 to {limits.max_uses})"},
-         "element": {"type": "plain_text_input", "action_id": INPUT_USES, "initial_value": str(limits.max_uses)}},
+         "element": {"type": "plain_text_input", "action_id": INPUT_USES,
+                     "initial_value": str(limits.max_uses)}},
     ]
     values = pinnable(req)
     if values:
@@ -130,7 +132,10 @@ def _announce(deps: Deps, req: Request, vote: Vote, user: str, channel: str | No
             f"`/hitl grants revoke {vote.grant_id}` ends it."
         )
     elif vote.outcome is VoteOutcome.VOTED:
-        text = f"🔓 {people([user])} chose to grant `{escape(req.action)}` ({vote.votes} of {vote.quorum} needed)."
+        text = (
+            f"🔓 {people([user])} chose to grant `{escape(req.action)}` "
+            f"({vote.votes} of {vote.quorum} needed)."
+        )
     else:
         return
     try:
