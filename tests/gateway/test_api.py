@@ -22,7 +22,7 @@ VIEW_FIELDS = {
     "id", "action", "summary", "mode", "status", "channel", "created_at", "deadline", "params", "decision", "execution",
     "policy_version",
 }
-DECISION_FIELDS = {"status", "approved", "by", "comment", "params", "decided_at"}
+DECISION_FIELDS = {"status", "approved", "by", "comment", "params", "decided_at", "grant"}
 
 # (method, path, body) of every authenticated endpoint; {id} is filled with a real id.
 ENDPOINTS = [
