@@ -7,8 +7,10 @@ import threading
 import pytest
 
 from hitl import Approvals
+from hitl.errors import ConfigError
 from hitl.grants import GrantStore, NotGrantable, VoteOutcome
 from hitl.models import Request
+from hitl.policy import Policy
 from tests.helpers import events, eventually, publish_policy
 
 POLICY = """
@@ -133,3 +135,14 @@ def test_a_quorum_request_grants_only_when_its_quorum_chose_to(approvals, grants
     assert approvals.request(action="send_email", summary="s", requested_by="U0DAVE", quorum=2).status() == "approved"
     # a request asking for a larger quorum than granted gets a card
     assert approvals.request(action="send_email", summary="s", requested_by="U0DAVE", quorum=3).status() == "pending"
+
+
+def test_a_policy_without_grants_stops_live_grants_and_defaults_cannot_allow_irreversible(
+    approvals, grants
+) -> None:
+    _granted(approvals, grants, uses=50)
+    assert approvals.request(action="send_email", summary="s", requested_by="U0DAVE").status() == "approved"
+    publish_policy(approvals, "actions:\n  send_email: {mode: gate}\n")
+    assert approvals.request(action="send_email", summary="s", requested_by="U0DAVE").status() == "pending"
+    with pytest.raises(ConfigError, match="irreversible"):
+        Policy.from_yaml("defaults:\n  grants: {irreversible: true}\n")
