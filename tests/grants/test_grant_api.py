@@ -7,7 +7,7 @@ import asyncio
 from hitl import Approvals
 from hitl.grants import GrantStore, VoteOutcome
 from hitl.settings import Settings
-from tests.gateway.conftest import running_gateway
+from tests.gateway.conftest import SECRET, running_gateway
 from tests.helpers import publish_policy
 from tests.mcp.conftest import API_KEY, call, serve
 
@@ -41,6 +41,9 @@ def test_the_http_api_says_which_grant_approved_a_request(redis_url: str, prefix
         # the human decision on the first request names no grant; a body cannot claim one
         assert gw.http.get(f"/v1/requests/{first['id']}").json()["decision"]["grant"] is None
         assert gw.http.post("/v1/requests", json={**body, "grantable": {"max": 60, "max_uses": 1}}).status_code == 422
+        with Approvals(api_url=gw.url, api_key=SECRET) as agent:  # the Python client over HTTP
+            decided = agent.request(action="deploy", summary="Deploy", mode="gate", requested_by="U0DAVE").wait()
+        assert decided.grant is not None and decided.grant.id == grant_id and decided.grant.uses_left == 3
         schemas = gw.http.get("/openapi.json").json()["components"]["schemas"]
         assert "grant" in schemas["DecisionView"]["properties"]
 
