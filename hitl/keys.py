@@ -79,6 +79,18 @@ key                                    type    what it holds
                                                applied_at (ms), source (e.g. the file path)
 ``{p}:policy:error``                   hash    the last policy file that could not be
                                                published: ``message``, ``source``, ``at``
+``{p}:grant:{id}``                     hash    a grant (`hitl.grants`): what it covers
+                                               (``action``, ``via``, ``requested_by``,
+                                               ``channel``, ``approvers``, ``quorum``,
+                                               ``pins``), ``by`` (JSON list of who granted),
+                                               ``until_ms``, ``uses``, ``uses_left``, the
+                                               granting ``request``; ``ended``/``ended_by``
+                                               once revoked or used up; kept for retention
+``{p}:grants``                         zset    live grants by their end (ms)
+``{p}:grants:a:{action}``              zset    the same, per action (what CREATE reads)
+``{p}:grantvotes:{id}``               hash    who chose "approve for a while" on a quorum
+                                               request, and their choice (JSON), until the
+                                               quorum grants it
 ``rq:queue:{p}-{kind}``                list    RQ's own keys for the queues `Keys.queue`
                                                names (``timers``, ``slack``, ``webhooks``,
                                                ``langgraph``); RQ adds ``rq:`` itself
@@ -265,6 +277,19 @@ class Keys:
 
     def policy_version(self, version: int | str) -> str:
         return f"{self.prefix}:policy:v:{version}"
+
+    def grant(self, grant_id: str) -> str:
+        return f"{self.prefix}:grant:{grant_id}"
+
+    @property
+    def grants(self) -> str:
+        return f"{self.prefix}:grants"
+
+    def grants_action(self, action: str) -> str:
+        return f"{self.prefix}:grants:a:{action}"
+
+    def grant_votes(self, request_id: str) -> str:
+        return f"{self.prefix}:grantvotes:{request_id}"
 
     @property
     def policy_error(self) -> str:

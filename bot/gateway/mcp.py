@@ -121,6 +121,7 @@ def _view(req: Request) -> dict[str, Any]:
             "comment": decision.comment,
             "params": decision.params,
             "decided_at": _iso(decision.decided_at),
+            "grant": None if decision.grant is None else decision.grant.model_dump(),
         },
         "policy_version": req.policy_version,
         "message": decision.explanation() if req.final else PENDING.format(id=req.id),
