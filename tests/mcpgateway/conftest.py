@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -27,6 +28,10 @@ actions:
   up.echo: {mode: auto}
   up.post_update: {mode: notify}
   up.delete_file: {mode: gate, timeout: 1h}
+  up.hang: {mode: gate, timeout: 1h}
+rules:  # for the rest: the upstream's annotations say read-only, so low risk and reversible
+  - when: {risk: low, reversible: true}
+    mode: auto
 """
 
 
@@ -54,6 +59,10 @@ class UpstreamLog:
             return []
         lines = [json.loads(line) for line in self.path.read_text().splitlines() if line]
         return [c["arguments"] for c in lines if tool is None or c["tool"] == tool]
+
+    def parent(self) -> int:
+        """The pid of the process that started the upstream (the gateway, over stdio)."""
+        return int(json.loads(self.path.read_text().splitlines()[-1])["parent"])
 
 
 @pytest.fixture(autouse=True)
@@ -84,8 +93,6 @@ def stdio_upstream(received: UpstreamLog) -> dict[str, Any]:
 @contextlib.contextmanager
 def http_upstream(received: UpstreamLog) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The test upstream as a streamable-HTTP server: its URL, once it answers."""
-    import httpx
-
     port = free_port()
     env = {**hitl_env("", ""), "UPSTREAM_LOG": str(received.path)}
     proc = subprocess.Popen(
@@ -97,11 +104,8 @@ def http_upstream(received: UpstreamLog) -> Iterator[tuple[str, subprocess.Popen
     def up() -> bool:
         if proc.poll() is not None:
             raise AssertionError("the HTTP upstream exited")
-        try:
-            httpx.get(url, timeout=1)
-        except httpx.TransportError:
-            return False
-        return True
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
 
     try:
         eventually(up, 20, "the HTTP upstream to listen")

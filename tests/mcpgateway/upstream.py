@@ -20,7 +20,8 @@ _lock = threading.Lock()
 
 def _received(tool: str, arguments: dict[str, Any]) -> None:
     with _lock, open(os.environ["UPSTREAM_LOG"], "a", encoding="utf-8") as log:
-        log.write(json.dumps({"tool": tool, "arguments": arguments}) + "\n")
+        # The parent is the gateway that started it (over stdio): a test may kill it by this pid.
+        log.write(json.dumps({"tool": tool, "arguments": arguments, "parent": os.getppid()}) + "\n")
 
 
 @server.tool(annotations=ToolAnnotations(read_only_hint=True), structured_output=False)

@@ -63,7 +63,6 @@ class Upstream:
         self.error: str | None = None
         self._client: Client | None = None
         self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
         self._suspect = False
@@ -77,37 +76,33 @@ class Upstream:
         stack.push_async_callback(http.aclose)
         return Client(streamable_http_client(self.spec.url, http_client=http), read_timeout_seconds=CALL_TIMEOUT)
 
-    async def _own(self) -> None:
-        """Open the connection, list the tools, hold it until told to stop or it breaks."""
+    async def _own(self, ready: asyncio.Event, stop: asyncio.Event) -> None:
+        """Open the connection, list the tools, hold it until told to stop or it breaks.
+        `ready` and `stop` are this attempt's own: a late end of an older attempt never
+        touches the connection a newer one opened."""
+        client: Client | None = None
         try:
             async with contextlib.AsyncExitStack() as stack:
                 client = await stack.enter_async_context(self._transport(stack))
-                tools: list[types.Tool] = []
-                cursor: str | None = None
-                while True:
-                    page = await client.list_tools(cursor=cursor)
-                    tools.extend(page.tools)
-                    cursor = page.next_cursor
-                    if not cursor:
-                        break
-                self.tools, self._client, self.error, self._suspect = tools, client, None, False
-                self._ready.set()
-                await self._stop.wait()
+                self.tools = await _list_all(client)
+                self._client, self.error, self._suspect = client, None, False
+                ready.set()
+                await stop.wait()
         except Exception as exc:  # any failure to reach it: said, and tried again on the next call
             self.error = _describe(exc)
             log.warning("MCP upstream %s: %s", self.name, self.error)
         finally:
-            self._client = None
-            self._ready.set()
+            if client is not None and self._client is client:
+                self._client = None
+            ready.set()
 
     async def connect(self) -> None:
         """(Re)open the connection; `UpstreamDown` when it does not come up."""
-        self._stop.clear()
-        self._ready.clear()
-        self._task = asyncio.create_task(self._own(), name=f"mcp-upstream-{self.name}")
+        ready, self._stop = asyncio.Event(), asyncio.Event()
+        self._task = asyncio.create_task(self._own(ready, self._stop), name=f"mcp-upstream-{self.name}")
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                await self._ready.wait()
+                await ready.wait()
         except TimeoutError:
             self.error = f"no answer within {CONNECT_TIMEOUT:g} s"
             await self.close()
@@ -115,13 +110,14 @@ class Upstream:
             raise UpstreamDown(f"MCP server {self.name!r} is unreachable: {self.error}")
 
     async def ready(self) -> Client:
-        """The live connection, checked: reopened if it was lost, pinged if a call failed on it
-        or it is remote (HTTP has no connection whose loss would tell). `UpstreamDown` else."""
+        """The live connection, checked: reopened if it was lost, asked for its tools if a call
+        failed on it or it is remote (HTTP has no connection whose loss would tell; MCP
+        2026-07-28 has no ping). `UpstreamDown` when it cannot be reached."""
         async with self._lock:
             if self._client is not None and (self._suspect or isinstance(self.spec, HttpUpstream)):
                 try:
                     async with asyncio.timeout(PING_TIMEOUT):
-                        await self._client.send_ping()
+                        await self._client.list_tools(cache_mode="bypass")
                 except Exception as exc:
                     self.error = _describe(exc)
                     await self.close()
@@ -152,6 +148,17 @@ class Upstream:
             if not task.done():
                 task.cancel()
         self._client = None
+
+
+async def _list_all(client: Client) -> list[types.Tool]:
+    tools: list[types.Tool] = []
+    cursor: str | None = None
+    while True:
+        page = await client.list_tools(cursor=cursor)
+        tools.extend(page.tools)
+        cursor = page.next_cursor
+        if not cursor:
+            return tools
 
 
 def _describe(exc: BaseException) -> str:
