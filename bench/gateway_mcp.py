@@ -25,7 +25,17 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from bench.common import (
-    ROOT, bench_prefix, exit_code, header, ms, parser, percentile, redis_url, run_main, settings_for, table,
+    ROOT,
+    bench_prefix,
+    exit_code,
+    header,
+    ms,
+    parser,
+    percentile,
+    redis_url,
+    run_main,
+    settings_for,
+    table,
     verdict,
 )
 from hitl import Approvals
@@ -102,7 +112,9 @@ async def _parked(env: dict[str, str], config: Path, conn: redis.Redis, approval
         await client.call_tool("echo", {"text": "pid"})
         pid = _gateway_pid(log)
         before = _rss_kib(pid)
-        calls = [asyncio.create_task(client.call_tool("delete_file", {"path": f"/p/{i}"})) for i in range(PARKED)]
+        calls = [
+            asyncio.create_task(client.call_tool("delete_file", {"path": f"/p/{i}"})) for i in range(PARKED)
+        ]
         t0 = time.monotonic()
         while conn.zcard(approvals.keys.pending) < PARKED:
             await asyncio.sleep(0.05)
@@ -136,7 +148,7 @@ async def _run(url: str, prefix: str, n: int) -> bool:
             through = await _times(client, n)
         rows: list[Sequence[Any]] = []
         for label, values in (("upstream directly", direct), ("through the gateway", through)):
-            rows.append([label, ms(percentile(values, 50)), ms(percentile(values, 95)), ms(percentile(values, 99))])
+            rows.append([label, *(ms(percentile(values, q)) for q in (50, 95, 99))])
         table([f"auto echo, {n} calls, stdio", "p50", "p95", "p99"], rows)
         added = percentile(through, 50) - percentile(direct, 50)
         before, parked, sockets, clients, filed, drained = await _parked(env, config, conn, approvals, log)

@@ -35,7 +35,9 @@ def mcp(commands: Subcommands) -> None:
     gateway = sub.add_parser(
         "gateway", help="an MCP server in front of other MCP servers: every tool call through the policy"
     )
-    gateway.add_argument("--config", required=True, metavar="FILE", help="the gateway's YAML file (upstreams)")
+    gateway.add_argument(
+        "--config", required=True, metavar="FILE", help="the gateway's YAML file (upstreams)"
+    )
     gateway.set_defaults(func=_run_gateway)
 
 

@@ -16,7 +16,7 @@ import redis
 
 from hitl import Approvals
 from hitl.status import ExecutionState, SystemVerb
-from tests.helpers import eventually, events
+from tests.helpers import events, eventually
 from tests.mcp.conftest import first_pending
 from tests.mcpgateway.conftest import UpstreamLog, call, http_upstream, stdio_upstream
 

@@ -33,7 +33,7 @@ from typing import Any
 import mcp_types as types
 import redis
 
-from bot.gateway.mcpgateway.upstreams import Route, Upstreams, UpstreamDown
+from bot.gateway.mcpgateway.upstreams import Route, UpstreamDown, Upstreams
 from hitl.apikeys import ActionForbidden, Principal
 from hitl.client import AsyncApprovals
 from hitl.errors import ExecutionRefused, HitlError, IdempotencyConflict, InvalidRequest
@@ -122,7 +122,9 @@ class Calls:
         self._generation: OrderedDict[str, int] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
 
-    async def call(self, name: str, arguments: dict[str, Any], principal: Principal | None) -> types.CallToolResult:
+    async def call(
+        self, name: str, arguments: dict[str, Any], principal: Principal | None
+    ) -> types.CallToolResult:
         """Answer one call: the upstream's result, or a tool error a model can act on."""
         route = self.upstreams.routes.get(name)
         if route is None:
@@ -133,7 +135,7 @@ class Calls:
             await route.upstream.ready()  # down: said before anything is filed
             return await self._decide(route, arguments, principal)
         except UpstreamDown as exc:
-            return _error(f"{exc}. Nothing was filed for review and the tool was not called; try again later.")
+            return _error(f"{exc}. Nothing was filed for review and the tool was not called; try again later")
         except (InvalidRequest, ActionForbidden, ExecutionRefused) as exc:
             return _error(f"hitl: {exc}")
         except RedisBusy as exc:
@@ -171,7 +173,9 @@ class Calls:
                 self._remember(base, generation)
                 return req
             generation += 1
-        raise InvalidRequest(f"this exact call was already made {MAX_GENERATIONS} times; vary it", "arguments")
+        raise InvalidRequest(
+            f"this exact call was already made {MAX_GENERATIONS} times; vary it", "arguments"
+        )
 
     def _remember(self, base: str, generation: int) -> None:
         self._generation[base] = generation
@@ -185,7 +189,9 @@ class Calls:
         base = call_key(who, route.action, arguments, 0)
         self._remember(base, self._generation.get(base, 0) + 1)
 
-    async def _decide(self, route: Route, arguments: dict[str, Any], principal: Principal | None) -> types.CallToolResult:
+    async def _decide(
+        self, route: Route, arguments: dict[str, Any], principal: Principal | None
+    ) -> types.CallToolResult:
         req = await self._file(route, arguments, principal)
         if req.mode is Mode.GATE:
             return await self._gated(route, req, arguments, principal)
@@ -231,7 +237,8 @@ class Calls:
             log.warning("MCP upstream %s failed on %s: %s", route.upstream.name, route.tool.name, exc)
             self._record(req.id, started=recorded, ok=False)
             return _error(
-                f"MCP server {route.upstream.name!r} failed on {route.tool.name} ({exc or type(exc).__name__}); "
+                f"MCP server {route.upstream.name!r} failed on {route.tool.name} "
+                f"({exc or type(exc).__name__}); "
                 f"it may or may not have acted. Recorded on request {req.id} as failed; it is not retried."
             )
         if recorded:  # gate: the end is on record before the agent hears of it

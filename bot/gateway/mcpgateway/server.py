@@ -67,11 +67,14 @@ def build_server(calls: Calls) -> Server[Any]:
     ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=calls.upstreams.listing())
 
-    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         try:
             principal = _principal(ctx)
         except PermissionError as exc:
-            return types.CallToolResult(content=[types.TextContent(type="text", text=str(exc))], is_error=True)
+            text = types.TextContent(type="text", text=str(exc))
+            return types.CallToolResult(content=[text], is_error=True)
         return await calls.call(params.name, dict(params.arguments or {}), principal)
 
     return Server("hitl-gateway", instructions=INSTRUCTIONS, on_list_tools=list_tools, on_call_tool=call_tool)

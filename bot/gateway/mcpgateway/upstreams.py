@@ -70,11 +70,14 @@ class Upstream:
     def _transport(self, stack: contextlib.AsyncExitStack) -> Client:
         if isinstance(self.spec, StdioUpstream):
             argv = self.spec.command
-            params = StdioServerParameters(command=argv[0], args=argv[1:], env=self.spec.env or None, cwd=self.spec.cwd)
+            params = StdioServerParameters(
+                command=argv[0], args=argv[1:], env=self.spec.env or None, cwd=self.spec.cwd
+            )
             return Client(params, read_timeout_seconds=CALL_TIMEOUT)
         http = httpx2.AsyncClient(headers=self.spec.headers, timeout=httpx2.Timeout(30, read=CALL_TIMEOUT))
         stack.push_async_callback(http.aclose)
-        return Client(streamable_http_client(self.spec.url, http_client=http), read_timeout_seconds=CALL_TIMEOUT)
+        transport = streamable_http_client(self.spec.url, http_client=http)
+        return Client(transport, read_timeout_seconds=CALL_TIMEOUT)
 
     async def _own(self, ready: asyncio.Event, stop: asyncio.Event) -> None:
         """Open the connection, list the tools, hold it until told to stop or it breaks.
