@@ -287,6 +287,8 @@ export interface components {
              * @description ISO 8601 UTC
              */
             decided_at: string | null;
+            /** @description the grant that approved this request at once (who granted it, until when, uses left); null when a reviewer decided it on its own card */
+            grant: components["schemas"]["GrantRef"] | null;
         };
         /**
          * ErrorBody
@@ -328,6 +330,32 @@ export interface components {
          * @enum {string}
          */
         ExecutionState: "started" | "finished" | "failed" | "unknown";
+        /**
+         * GrantRef
+         * @description The grant that approved a request: which one, and who granted it.
+         */
+        GrantRef: {
+            /**
+             * Id
+             * @description the grant's id (`/hitl grants`)
+             */
+            id: string;
+            /**
+             * By
+             * @description Slack user ids who granted it
+             */
+            by: string[];
+            /**
+             * Until
+             * @description epoch seconds: when the grant ends
+             */
+            until: number;
+            /**
+             * Uses Left
+             * @description requests the grant may still approve
+             */
+            uses_left: number;
+        };
         /**
          * Mode
          * @description Where the human sits (the contract's risk matrix, `docs/contract.md`).
