@@ -65,3 +65,21 @@ def scripted_model(calls: Sequence[tuple[str, dict[str, Any]]]) -> Any:
             raise NotImplementedError("the tests do not stream")
 
     return ScriptedModel()
+
+
+def pydantic_ai_model(calls: Sequence[tuple[str, dict[str, Any]]]) -> Any:
+    """A pydantic-ai `FunctionModel`: the first turn calls `calls`; once tool results (or
+    denials) are back, it answers ``final: <what the tools returned>``."""
+    from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    def respond(messages: list[Any], info: AgentInfo) -> ModelResponse:
+        last = messages[-1]
+        returns = [p for p in last.parts if isinstance(p, ToolReturnPart)] if isinstance(last, ModelRequest) else []
+        if returns:
+            return ModelResponse(parts=[TextPart("final: " + " | ".join(str(p.content) for p in returns))])
+        return ModelResponse(parts=[
+            ToolCallPart(name, dict(args), tool_call_id=f"call_{n}") for n, (name, args) in enumerate(calls)
+        ])
+
+    return FunctionModel(respond)
