@@ -75,7 +75,8 @@ def pydantic_ai_model(calls: Sequence[tuple[str, dict[str, Any]]]) -> Any:
 
     def respond(messages: list[Any], info: AgentInfo) -> ModelResponse:
         last = messages[-1]
-        returns = [p for p in last.parts if isinstance(p, ToolReturnPart)] if isinstance(last, ModelRequest) else []
+        parts = last.parts if isinstance(last, ModelRequest) else []
+        returns = [p for p in parts if isinstance(p, ToolReturnPart)]
         if returns:
             return ModelResponse(parts=[TextPart("final: " + " | ".join(str(p.content) for p in returns))])
         return ModelResponse(parts=[

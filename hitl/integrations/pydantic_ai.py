@@ -152,8 +152,8 @@ class SlackApprovals(AbstractCapability[Any]):
         for call in requests.approvals:
             outcome = await self.decide(run_id, messages, call)
             if outcome.runs:
-                edited = outcome.kind is OutcomeKind.EDITED
-                answers[call.tool_call_id] = ToolApproved(override_args=dict(outcome.args) if edited else None)
+                edited = dict(outcome.args) if outcome.kind is OutcomeKind.EDITED else None
+                answers[call.tool_call_id] = ToolApproved(override_args=edited)
             else:
                 answers[call.tool_call_id] = ToolDenied(outcome.message)
             if outcome.by:
@@ -215,7 +215,8 @@ def _encode(messages: list[ModelMessage], requests: DeferredToolRequests) -> byt
 
 def _decode(data: bytes) -> tuple[list[ModelMessage], DeferredToolRequests]:
     doc = json.loads(data)
-    return ModelMessagesTypeAdapter.validate_python(doc["messages"]), _REQUESTS.validate_python(doc["requests"])
+    messages = ModelMessagesTypeAdapter.validate_python(doc["messages"])
+    return messages, _REQUESTS.validate_python(doc["requests"])
 
 
 async def run_with_approvals(
