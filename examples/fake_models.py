@@ -84,3 +84,28 @@ def pydantic_ai_model(calls: Sequence[tuple[str, dict[str, Any]]]) -> Any:
         ])
 
     return FunctionModel(respond)
+
+
+def adk_model(calls: Sequence[tuple[str, dict[str, Any]]]) -> Any:
+    """A Google ADK model, ADK's own `MockModel` (google.adk.cli.agent_test_runner) scripted:
+    the first turn calls `calls`; once tool responses are back, it answers
+    ``final: <what the tools returned>``."""
+    from google.adk.cli.agent_test_runner import MockModel
+    from google.adk.models.llm_response import LlmResponse
+    from google.genai import types
+
+    class ScriptedAdkModel(MockModel):
+        async def generate_content_async(self, llm_request: Any, stream: bool = False) -> AsyncIterator[Any]:
+            last = llm_request.contents[-1] if llm_request.contents else None
+            answers = [p.function_response for p in (last.parts or []) if p.function_response] if last else []
+            if answers:
+                text = " | ".join(str(a.response.get("result", a.response.get("error"))) for a in answers)
+                yield LlmResponse(content=types.Content(role="model", parts=[types.Part(text=f"final: {text}")]))
+                return
+            parts = [
+                types.Part(function_call=types.FunctionCall(name=name, args=dict(args), id=f"call_{n}"))
+                for n, (name, args) in enumerate(calls)
+            ]
+            yield LlmResponse(content=types.Content(role="model", parts=parts))
+
+    return ScriptedAdkModel()
