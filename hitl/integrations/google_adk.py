@@ -124,13 +124,29 @@ class SlackConfirmation(BasePlugin):
 
 
 def pending_confirmations(events: Iterable[Event]) -> list[types.FunctionCall]:
-    """The ``adk_request_confirmation`` calls of a session that no response answered yet."""
+    """The ``adk_request_confirmation`` calls of a session whose tool call has not ended.
+
+    As ADK counts them: a confirmation is consumed once the agent answered the original
+    call after the user's confirmation. One answered but never consumed (the process died
+    while the confirmed tool ran) is pending again, so a re-run answers it again and the
+    plugin finds its execution started: the tool is not run twice.
+    """
     events = list(events)
-    answered = {r.id for e in events for r in e.get_function_responses() if r.id}
-    return [
-        c for e in events for c in e.get_function_calls()
-        if c.name == CONFIRMATION_CALL and c.id and c.id not in answered
-    ]
+    asks = {c.id: c for e in events for c in e.get_function_calls() if c.name == CONFIRMATION_CALL and c.id}
+    by_original = {
+        str(original["id"]): ask_id for ask_id, c in asks.items()
+        if isinstance(original := (c.args or {}).get("originalFunctionCall"), dict) and original.get("id")
+    }
+    answered: set[str] = set()
+    consumed: set[str] = set()
+    for event in events:
+        for response in event.get_function_responses():
+            if event.author == "user":
+                if response.id in asks:
+                    answered.add(response.id)
+            elif (ask_id := by_original.get(response.id or "")) in answered:
+                consumed.add(str(ask_id))
+    return [c for ask_id, c in asks.items() if ask_id not in consumed]
 
 
 async def _answer(
@@ -168,7 +184,7 @@ async def run_with_confirmations(
 
     Returns the events of the last run. When the session already waits on confirmations
     (this is a re-run after the process died), they are answered and `message` is not
-    sent again. The runner must carry `SlackConfirmation` (with the same
+    sent again; `message` None only resumes (nothing waiting: returns ``[]``). The runner must carry `SlackConfirmation` (with the same
     `request_kwargs`); without it a confirmation is refused here, before anything is filed.
     """
     if not any(isinstance(p, SlackConfirmation) for p in runner.plugin_manager.plugins):
@@ -181,7 +197,9 @@ async def run_with_confirmations(
     waiting = pending_confirmations(session.events)
     events: list[Event] = []
     if not waiting:
-        text = types.Content(role="user", parts=[types.Part(text=message or "")])
+        if message is None:  # resume only, and nothing waits
+            return []
+        text = types.Content(role="user", parts=[types.Part(text=message)])
         events = [e async for e in runner.run_async(user_id=user_id, session_id=session_id, new_message=text)]
         waiting = pending_confirmations(events)
     while waiting:

@@ -2,7 +2,8 @@
 
 The same contract as `tests.integrations.agent_process` (whose kinds it also runs), for
 the adapters added since: ``pai`` (pydantic-ai, `run_with_approvals`, a
-``requires_approval`` tool). PHASE ``start`` runs until the agent waits on Slack (the
+``requires_approval`` tool) and ``adk`` (Google ADK, `run_with_confirmations`, a
+``require_confirmation`` tool, the session in ADK's `SqliteSessionService` in DIR). PHASE ``start`` runs until the agent waits on Slack (the
 test SIGKILLs it), ``resume`` is the new process that finishes the run; every tool run
 appends to DIR/tool.log; the result is printed as JSON.
 """
@@ -37,7 +38,34 @@ def pydantic_ai_agent(phase: str, folder: Path, approvals: Approvals) -> dict[st
     return {"result": result.output}
 
 
-ALL_KINDS = {**KINDS, "pai": pydantic_ai_agent}
+def adk_agent(phase: str, folder: Path, approvals: Approvals) -> dict[str, Any]:
+    from google.adk.agents import LlmAgent
+    from google.adk.apps import App
+    from google.adk.runners import Runner
+    from google.adk.sessions.sqlite_session_service import SqliteSessionService
+    from google.adk.tools import FunctionTool
+
+    from hitl.integrations.google_adk import SlackConfirmation, run_with_confirmations
+    from tests.integrations.fakes import adk_model
+
+    def send_email(to: str, subject: str) -> str:
+        """Send an email."""
+        return record(folder, {"to": to, "subject": subject})
+
+    tool = FunctionTool(send_email, require_confirmation=True)
+    agent = LlmAgent(name="mailer", model=adk_model([("send_email", ARGS)]), tools=[tool])
+    app = App(name="mail", root_agent=agent, plugins=[SlackConfirmation(approvals)])
+    # The paused session lives in ADK's own SQLite session store in DIR, as it would in production.
+    runner = Runner(app=app, session_service=SqliteSessionService(str(folder / "sessions.db")))
+    events = asyncio.run(run_with_confirmations(
+        runner, user_id="u", session_id=THREAD, approvals=approvals,
+        message="email bob the invoice" if phase == "start" else None,  # the new process only resumes
+    ))
+    texts = [p.text for e in events if e.content for p in (e.content.parts or []) if p.text]
+    return {"result": " ".join(texts)}
+
+
+ALL_KINDS = {**KINDS, "pai": pydantic_ai_agent, "adk": adk_agent}
 
 
 def main() -> None:

@@ -318,7 +318,7 @@ def test_an_expiry_is_told_as_no_one_decided(adapter: Adapter, approvals: Approv
 
 
 # -- restarts: real agent processes, a real worker and the Slack stand-in ------------------
-RESTARTABLE = ["pai"]
+RESTARTABLE = ["pai", "adk"]
 
 
 def agent(kind: str, phase: str, folder: Path, redis_url: str, prefix: str, **extra: str) -> subprocess.Popen[bytes]:
