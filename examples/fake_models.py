@@ -100,7 +100,8 @@ def adk_model(calls: Sequence[tuple[str, dict[str, Any]]]) -> Any:
             answers = [p.function_response for p in (last.parts or []) if p.function_response] if last else []
             if answers:
                 text = " | ".join(str(a.response.get("result", a.response.get("error"))) for a in answers)
-                yield LlmResponse(content=types.Content(role="model", parts=[types.Part(text=f"final: {text}")]))
+                reply = types.Content(role="model", parts=[types.Part(text=f"final: {text}")])
+                yield LlmResponse(content=reply)
                 return
             parts = [
                 types.Part(function_call=types.FunctionCall(name=name, args=dict(args), id=f"call_{n}"))

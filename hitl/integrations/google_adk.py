@@ -72,7 +72,10 @@ def _args(name: str, args: Any) -> dict[str, Any]:
     return args
 
 
-def file_request(approvals: Approvals, session_id: str, name: str, call_id: str, args: dict[str, Any], **kw: Any) -> Any:
+def file_request(
+    approvals: Approvals, session_id: str, name: str, call_id: str, args: dict[str, Any], **kw: Any
+) -> Any:
+    """File (or re-attach to) the request of tool call `call_id` in session `session_id`."""
     return approvals.request(
         action=name, summary=f"Run {name}", params=args, idempotency_key=call_key(session_id, call_id),
         run_id=session_id, **kw,
@@ -99,8 +102,9 @@ class SlackConfirmation(BasePlugin):
         if confirmation is None or not call_id:
             return None  # no answer yet: ADK asks for one (or the tool needs none)
         asked = _args(tool.name, dict(tool_args))
+        session_id = tool_context.session.id
         handle = await asyncio.to_thread(
-            file_request, self.approvals, tool_context.session.id, tool.name, call_id, asked, **self.request_kwargs
+            file_request, self.approvals, session_id, tool.name, call_id, asked, **self.request_kwargs
         )
         outcome = Outcome.from_decision(await asyncio.to_thread(handle.decision), asked)
         if not outcome.runs:  # whatever the confirmation says, the store says no (or not yet)
@@ -167,7 +171,8 @@ async def _answer(
         "confirmed": outcome.runs,
         "payload": {REQUEST_ID: outcome.request_id, ARGS_SHA256: args_hash(outcome.args)},
     }
-    return types.Part(function_response=types.FunctionResponse(name=CONFIRMATION_CALL, id=call.id, response=response))
+    answer = types.FunctionResponse(name=CONFIRMATION_CALL, id=call.id, response=response)
+    return types.Part(function_response=answer)
 
 
 async def run_with_confirmations(
@@ -184,14 +189,18 @@ async def run_with_confirmations(
 
     Returns the events of the last run. When the session already waits on confirmations
     (this is a re-run after the process died), they are answered and `message` is not
-    sent again; `message` None only resumes (nothing waiting: returns ``[]``). The runner must carry `SlackConfirmation` (with the same
-    `request_kwargs`); without it a confirmation is refused here, before anything is filed.
+    sent again; `message` None only resumes (nothing waiting: returns ``[]``). The runner
+    must carry `SlackConfirmation` (with the same `request_kwargs`); without it nothing
+    would enforce the decision, so the run is refused before anything is filed.
     """
     if not any(isinstance(p, SlackConfirmation) for p in runner.plugin_manager.plugins):
-        raise InvalidRequest("runner.plugins", "must include SlackConfirmation(approvals), which enforces the decision")
-    session = await runner.session_service.get_session(app_name=runner.app_name, user_id=user_id, session_id=session_id)
+        raise InvalidRequest(
+            "runner.plugins", "must include SlackConfirmation(approvals), which enforces the decision"
+        )
+    sessions = runner.session_service
+    session = await sessions.get_session(app_name=runner.app_name, user_id=user_id, session_id=session_id)
     if session is None:
-        session = await runner.session_service.create_session(
+        session = await sessions.create_session(
             app_name=runner.app_name, user_id=user_id, session_id=session_id
         )
     waiting = pending_confirmations(session.events)
@@ -205,6 +214,7 @@ async def run_with_confirmations(
     while waiting:
         parts = [await _answer(approvals, session_id, c, wait_timeout, **request_kwargs) for c in waiting]
         answer = types.Content(role="user", parts=parts)
-        events = [e async for e in runner.run_async(user_id=user_id, session_id=session_id, new_message=answer)]
+        run = runner.run_async(user_id=user_id, session_id=session_id, new_message=answer)
+        events = [e async for e in run]
         waiting = pending_confirmations(events)
     return events

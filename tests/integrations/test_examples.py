@@ -23,6 +23,10 @@ EXAMPLES = {
         "--self-approve",
         ["[slack] card: refund", "[tool] refund(order='A-17', amount=300)", "[model] final: refunded 300 on A-17"],
     ),
+    "examples.google_adk_agent": (
+        "--self-approve",
+        ["[slack] card: transfer", "[tool] transfer(account='ACME-1', amount=100)", "[model] final: transferred 100 to ACME-1"],
+    ),
 }
 
 
