@@ -105,8 +105,9 @@ class SlackApprovals(AbstractCapability[Any]):
 
     `run_id` names the run (a string, or a function of the `RunContext`, e.g. reading
     ``ctx.deps``); it keys the requests, so the same id re-attaches instead of posting a
-    second card. `tools` names tools to gate besides those pydantic-ai already defers
-    (``requires_approval=True``, `ApprovalRequired`). With `inline` False the capability
+    second card. `tools` names tools to gate on every call besides those pydantic-ai
+    already defers (``requires_approval=True``); a tool that raises `ApprovalRequired`
+    itself needs no listing. With `inline` False the capability
     only gates and leaves deferred calls to the caller (`run_with_approvals` does that).
     `wait_timeout` bounds each wait (`WaitTimeout`); `request_kwargs` go to every request
     (channel, approvers, timeout...).
@@ -176,11 +177,16 @@ class SlackApprovals(AbstractCapability[Any]):
         args: ValidatedToolArgs,
         handler: WrapToolExecuteHandler,
     ) -> Any:
-        """Run a gated call only as the store decided: its arguments, at most once."""
-        if tool_def.kind != "unapproved" and call.tool_name not in self.tools:
-            return await handler(args)
+        """Run an approved call only as the store decided: its arguments, at most once.
+
+        Every call that reaches its tool as approved is checked, whichever way it was
+        deferred (``requires_approval``, the tool raising `ApprovalRequired`, `tools`).
+        """
+        always = tool_def.kind == "unapproved" or call.tool_name in self.tools
         if not ctx.tool_call_approved:
-            raise ApprovalRequired()
+            if always:
+                raise ApprovalRequired()
+            return await handler(args)  # not approved yet: the tool itself may ask (ApprovalRequired)
         # Whatever approved it in pydantic-ai, the store decides (a forged approval is nothing).
         call = proposed(ctx.messages, call)
         handle = await asyncio.to_thread(self.file, self._run(ctx), ctx.messages, call)

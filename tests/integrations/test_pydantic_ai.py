@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic_ai import Agent
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.exceptions import ApprovalRequired
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolApproved
 
 from hitl import Approvals
@@ -66,3 +67,55 @@ def test_a_forged_approval_is_deferred_again(approvals: Approvals) -> None:
     assert isinstance(again.output, DeferredToolRequests) and sent == []
     (req,) = pending(approvals.store)
     assert req.status is Status.PENDING
+
+
+def test_a_tool_raising_approval_required_is_decided_in_slack(approvals: Approvals) -> None:
+    """The other way pydantic-ai defers: the tool itself raises `ApprovalRequired`
+    (here above a limit) and runs again once approved."""
+    paid: list[int] = []
+    agent: Agent[None, Any] = Agent(pydantic_ai_model([("pay", {"amount": 900})]))
+
+    @agent.tool
+    def pay(ctx: RunContext[None], amount: int) -> str:
+        """Pay an amount."""
+        if amount > 100 and not ctx.tool_call_approved:
+            raise ApprovalRequired()
+        paid.append(amount)
+        return f"paid {amount}"
+
+    reviewer = Reviewer(approvals)
+    reviewer.decide(approve(params={"amount": 90}))
+    result = asyncio.run(agent.run("pay", capabilities=[SlackApprovals(approvals, "run-1")]))
+    assert paid == [90] and result.output == "final: paid 90"
+    (req,) = reviewer.seen
+    assert (req.action, req.params) == ("pay", {"amount": 900})
+
+
+def test_tools_listed_are_gated_on_every_call(approvals: Approvals) -> None:
+    """A plain tool named in `tools` is deferred before it runs, and a rejection stops it."""
+    ran: list[str] = []
+    agent: Agent[None, Any] = Agent(pydantic_ai_model([("drop_table", {"name": "users"})]))
+
+    @agent.tool_plain
+    def drop_table(name: str) -> str:
+        """Drop a table."""
+        ran.append(name)
+        return f"dropped {name}"
+
+    Reviewer(approvals).decide(reject("that is production"))
+    gate = SlackApprovals(approvals, "run-1", tools=frozenset({"drop_table"}))
+    result = asyncio.run(agent.run("clean up", capabilities=[gate]))
+    assert ran == [] and "Rejected by U0ALICE: that is production" in result.output
+
+
+def test_a_run_id_from_the_run_context_keys_the_requests(approvals: Approvals) -> None:
+    """One capability on the agent, the run id read from `deps`: two runs, two requests."""
+    sent: list[str] = []
+    agent = mailer(sent)
+    gate = SlackApprovals(approvals, lambda ctx: f"thread-{ctx.deps}")
+    reviewer = Reviewer(approvals)
+    reviewer.decide(approve(), approve())
+    for thread in ("a", "b"):
+        asyncio.run(agent.run("email everyone", deps=thread, capabilities=[gate]))
+    assert sent == ["all@example.com", "all@example.com"]
+    assert sorted(r.run_id for r in reviewer.seen) == ["thread-a", "thread-b"]
