@@ -5,6 +5,7 @@ most 15 messages a call). The stand-in enforces them; CardSync runs in the test'
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import time
@@ -164,7 +165,7 @@ def test_a_worker_killed_while_posting_is_recovered_by_a_paced_read(redis_url: s
         assert len(shown) == 1
         assert not buttons(shown[0]) & {cards.ACTION_APPROVE, cards.ACTION_REJECT}
         reads = [c.at for c in _reads(limited)]
-        assert reads and all(b - a >= 60 for a, b in zip(reads, reads[1:], strict=False))
+        assert reads and all(b - a >= 60 for a, b in itertools.pairwise(reads))
         assert all(c.ok for c in _reads(limited))
     finally:
         held.release()
