@@ -59,6 +59,10 @@ key                                    type    what it holds
 ``{p}:digest:{channel}:{ts}``          list    the request ids a digest card shows
 ``{p}:slack:next:{method}``            string  earliest time (ms) the next call of a
                                                workspace-limited Slack method may go out
+``{p}:slack:read:{channel}``           string  set while a channel's next history read
+                                               (card recovery) must wait: one a minute
+``{p}:recovery:{channel}``             string  a card-recovery history scan in progress
+                                               (JSON: window, cursor, ids sought, found)
 ``{p}:agents:runstate:{run_id}``       string  the serialized OpenAI Agents `RunState` (JSON)
                                                of a paused run (`hitl.runstates`); expires
                                                after the retention period
@@ -204,6 +208,12 @@ class Keys:
 
     def slack_next(self, method: str) -> str:
         return f"{self.prefix}:slack:next:{method}"
+
+    def history_read(self, channel: str) -> str:
+        return f"{self.prefix}:slack:read:{channel}"
+
+    def recovery(self, channel: str) -> str:
+        return f"{self.prefix}:recovery:{channel}"
 
     def metrics(self, family: str) -> str:
         return f"{self.prefix}:metrics:{family}"
