@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-dev
 INSTALL := $(BIN)/python -m uv pip install --quiet --python $(BIN)/python
 BROWSER_STAMP := $(VENV)/.installed-browser
 
-.PHONY: venv test soak lint ruff mypy demo bench docs clean browser
+.PHONY: venv test soak lint ruff mypy demo bench docs clean browser node
 
 # Test processes (pytest-xdist). Most tests wait on Redis, Slack's stand-in or a child
 # process rather than compute, so four share two cores well; each test has its own key prefix.
@@ -56,10 +56,21 @@ browser: $(BROWSER_STAMP)
 	      || echo "make: could not install chromium; the browser tests will skip"; \
 	  else echo "make: no chromium, and no apt-get (or sudo) to install it; the browser tests will skip"; fi; }
 
+# The TypeScript client's tests (tests/typescript/) need Node 20+ and npm: Debian's nodejs and npm
+# when missing and apt-get can run. Without them that test skips and says why.
+node:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  if command -v apt-get >/dev/null 2>&1 && { [ -z "$$SUDO" ] || sudo -n true 2>/dev/null; }; then \
+	    echo "make: installing nodejs and npm with apt-get for the TypeScript client's tests"; \
+	    $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null \
+	      || echo "make: could not install nodejs/npm; the TypeScript client's test will skip"; \
+	  else echo "make: no node, and no apt-get (or sudo) to install it; the TypeScript client's test will skip"; fi; }
+
 # Uses the Redis on 127.0.0.1:6379 when it answers (database 11), else an embedded one.
 # Lint (ruff and mypy) first, then the whole suite, browser tests included, in file order
 # (pytest-randomly off) over $(JOBS) processes; the 20 slowest tests are listed at the end.
-test: venv lint browser
+test: venv lint browser node
 	$(BIN)/python -m pytest -rs -p no:randomly -n $(JOBS) --dist $(DIST) --durations=20
 
 # The whole suite $(RUNS) times; lists every test whose outcome differed between runs.

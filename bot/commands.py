@@ -26,11 +26,19 @@ def bot(commands: Subcommands) -> None:
 
 
 def mcp(commands: Subcommands) -> None:
-    """`hitl mcp`: the MCP server on stdio."""
+    """`hitl mcp`: the MCP server on stdio; `hitl mcp gateway --config FILE`: the gateway."""
     parser = commands.add_parser(
         "mcp", help="the MCP server on stdio (for Claude Code, Claude Desktop, Cursor)"
     )
     parser.set_defaults(func=_run_mcp)
+    sub = parser.add_subparsers(dest="mcp_command", metavar="{gateway}")
+    gateway = sub.add_parser(
+        "gateway", help="an MCP server in front of other MCP servers: every tool call through the policy"
+    )
+    gateway.add_argument(
+        "--config", required=True, metavar="FILE", help="the gateway's YAML file (upstreams)"
+    )
+    gateway.set_defaults(func=_run_gateway)
 
 
 def _run_bot(args: argparse.Namespace) -> int:
@@ -47,4 +55,11 @@ def _run_mcp(args: argparse.Namespace) -> int:
     from bot.gateway.mcp import run_stdio
 
     run_stdio(load_settings())
+    return 0
+
+
+def _run_gateway(args: argparse.Namespace) -> int:
+    from bot.gateway.mcpgateway.server import run_stdio
+
+    run_stdio(args.config, load_settings())
     return 0

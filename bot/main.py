@@ -14,6 +14,7 @@ import time
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.gateway import mcp
+from bot.gateway.mcpgateway import server as mcpgateway
 from bot.gateway.web import WebServer, build_web_app
 from bot.slack.app import build_app
 from hitl.client import Approvals
@@ -87,6 +88,8 @@ def run(settings: Settings) -> None:
     app_token = settings.secret("slack_app_token")
     socket_mode = None
     mounts, lifespans = mcp.web_parts(approvals)
+    gateway_mounts, gateway_lifespans = mcpgateway.web_parts(approvals)  # /mcp/gateway, when configured
+    mounts, lifespans = [*mounts, *gateway_mounts], [*lifespans, *gateway_lifespans]
     if app_token:
         bolt = build_app(settings, approvals=approvals, socket_mode=True)
         socket_mode = SocketModeHandler(bolt, app_token)

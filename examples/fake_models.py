@@ -65,3 +65,48 @@ def scripted_model(calls: Sequence[tuple[str, dict[str, Any]]]) -> Any:
             raise NotImplementedError("the tests do not stream")
 
     return ScriptedModel()
+
+
+def pydantic_ai_model(calls: Sequence[tuple[str, dict[str, Any]]]) -> Any:
+    """A pydantic-ai `FunctionModel`: the first turn calls `calls`; once tool results (or
+    denials) are back, it answers ``final: <what the tools returned>``."""
+    from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    def respond(messages: list[Any], info: AgentInfo) -> ModelResponse:
+        last = messages[-1]
+        parts = last.parts if isinstance(last, ModelRequest) else []
+        returns = [p for p in parts if isinstance(p, ToolReturnPart)]
+        if returns:
+            return ModelResponse(parts=[TextPart("final: " + " | ".join(str(p.content) for p in returns))])
+        return ModelResponse(parts=[
+            ToolCallPart(name, dict(args), tool_call_id=f"call_{n}") for n, (name, args) in enumerate(calls)
+        ])
+
+    return FunctionModel(respond)
+
+
+def adk_model(calls: Sequence[tuple[str, dict[str, Any]]]) -> Any:
+    """A Google ADK model, ADK's own `MockModel` (google.adk.cli.agent_test_runner) scripted:
+    the first turn calls `calls`; once tool responses are back, it answers
+    ``final: <what the tools returned>``."""
+    from google.adk.cli.agent_test_runner import MockModel
+    from google.adk.models.llm_response import LlmResponse
+    from google.genai import types
+
+    class ScriptedAdkModel(MockModel):
+        async def generate_content_async(self, llm_request: Any, stream: bool = False) -> AsyncIterator[Any]:
+            last = llm_request.contents[-1] if llm_request.contents else None
+            answers = [p.function_response for p in (last.parts or []) if p.function_response] if last else []
+            if answers:
+                text = " | ".join(str(a.response.get("result", a.response.get("error"))) for a in answers)
+                reply = types.Content(role="model", parts=[types.Part(text=f"final: {text}")])
+                yield LlmResponse(content=reply)
+                return
+            parts = [
+                types.Part(function_call=types.FunctionCall(name=name, args=dict(args), id=f"call_{n}"))
+                for n, (name, args) in enumerate(calls)
+            ]
+            yield LlmResponse(content=types.Content(role="model", parts=parts))
+
+    return ScriptedAdkModel()

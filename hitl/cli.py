@@ -426,7 +426,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.add_argument("-o", "--output", help="file to write (default: standard output)")
     exp.set_defaults(func=_audit_export)
+
+    hook = sub.add_parser("hook", help="answer an agent's tool-call hooks with decisions from Slack")
+    hook_sub = hook.add_subparsers(dest="hook_kind", required=True, parser_class=_Parser)
+    claude = hook_sub.add_parser(
+        "claude-code",
+        help="Claude Code's PreToolUse / PermissionRequest command hook (event on stdin, answer on stdout)",
+        description="Posts the hook event to HITL_API_URL's /v1/hooks/claude-code with HITL_API_KEY and "
+        "prints the decision; every failure is printed as a deny (docs/mcp.md, \"Claude Code hooks\").",
+    )
+    claude.add_argument(
+        "--wait", default="55", metavar="SECONDS",
+        help="longest wait for a reviewer (0 to 60, default 55); then deny \"no decision yet\"",
+    )
+    claude.set_defaults(func=_hook_claude_code)
     return parser
+
+
+def _hook_claude_code(args: argparse.Namespace) -> int:
+    from hitl import hookcli
+
+    return hookcli.main(["--wait", args.wait])
 
 
 def plugin_commands() -> list[EntryPoint]:
@@ -456,6 +476,12 @@ def _unavailable(name: str, reason: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:2] == ["hook", "claude-code"] and not {"-h", "--help"} & set(given):
+        # Not through argparse: a usage error must still answer Claude Code with a deny.
+        from hitl import hookcli
+
+        return hookcli.main(given[2:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.configure(_log_format(), logging.DEBUG if args.verbose else logging.INFO)

@@ -59,6 +59,10 @@ key                                    type    what it holds
 ``{p}:digest:{channel}:{ts}``          list    the request ids a digest card shows
 ``{p}:slack:next:{method}``            string  earliest time (ms) the next call of a
                                                workspace-limited Slack method may go out
+``{p}:slack:read:{channel}``           string  set while a channel's next history read
+                                               (card recovery) must wait: one a minute
+``{p}:recovery:{channel}``             string  a card-recovery history scan in progress
+                                               (JSON: window, cursor, ids sought, found)
 ``{p}:agents:runstate:{run_id}``       string  the serialized OpenAI Agents `RunState` (JSON)
                                                of a paused run (`hitl.runstates`); expires
                                                after the retention period
@@ -79,6 +83,18 @@ key                                    type    what it holds
                                                applied_at (ms), source (e.g. the file path)
 ``{p}:policy:error``                   hash    the last policy file that could not be
                                                published: ``message``, ``source``, ``at``
+``{p}:grant:{id}``                     hash    a grant (`hitl.grants`): what it covers
+                                               (``action``, ``via``, ``requested_by``,
+                                               ``channel``, ``approvers``, ``quorum``,
+                                               ``pins``), ``by`` (JSON list of who granted),
+                                               ``until_ms``, ``uses``, ``uses_left``, the
+                                               granting ``request``; ``ended``/``ended_by``
+                                               once revoked or used up; kept for retention
+``{p}:grants``                         zset    live grants by their end (ms)
+``{p}:grants:a:{action}``              zset    the same, per action (what CREATE reads)
+``{p}:grantvotes:{id}``               hash    who chose "approve for a while" on a quorum
+                                               request, and their choice (JSON), until the
+                                               quorum grants it
 ``{p}:autonomy:proposal:{action}``     string  the open promotion proposal (JSON), one per
                                                action, set NX (see `hitl.autonomy`)
 ``{p}:autonomy:votes:{action}``        set     admins who pressed Promote on it
@@ -199,6 +215,12 @@ class Keys:
     def slack_next(self, method: str) -> str:
         return f"{self.prefix}:slack:next:{method}"
 
+    def history_read(self, channel: str) -> str:
+        return f"{self.prefix}:slack:read:{channel}"
+
+    def recovery(self, channel: str) -> str:
+        return f"{self.prefix}:recovery:{channel}"
+
     def metrics(self, family: str) -> str:
         return f"{self.prefix}:metrics:{family}"
 
@@ -271,6 +293,19 @@ class Keys:
 
     def policy_version(self, version: int | str) -> str:
         return f"{self.prefix}:policy:v:{version}"
+
+    def grant(self, grant_id: str) -> str:
+        return f"{self.prefix}:grant:{grant_id}"
+
+    @property
+    def grants(self) -> str:
+        return f"{self.prefix}:grants"
+
+    def grants_action(self, action: str) -> str:
+        return f"{self.prefix}:grants:a:{action}"
+
+    def grant_votes(self, request_id: str) -> str:
+        return f"{self.prefix}:grantvotes:{request_id}"
 
     @property
     def policy_error(self) -> str:

@@ -233,6 +233,22 @@ def _same_fields() -> None:
 _same_fields()
 
 
+class GrantLimits(BaseModel):
+    """What the policy in force let a grant on this request be at most (`grants:`)."""
+
+    max: float = Field(description="seconds a grant may last at most")
+    max_uses: int = Field(description="requests a grant may approve at most")
+
+
+class GrantRef(BaseModel):
+    """The grant that approved a request: which one, and who granted it."""
+
+    id: str = Field(description="the grant's id (`/hitl grants`)")
+    by: list[str] = Field(description="Slack user ids who granted it")
+    until: float = Field(description="epoch seconds: when the grant ends")
+    uses_left: int = Field(description="requests the grant may still approve")
+
+
 class Request(BaseModel):
     """A stored request: what the agent asked, how policy routed it, and where it stands."""
 
@@ -273,6 +289,9 @@ class Request(BaseModel):
     paused: bool = False  # raised to gate by the kill switch
     # The published policy version CREATE routed it under (0: no policy published).
     policy_version: int = 0
+    # Whether (and how far) a reviewer may grant "this and the next ones like it", as the
+    # policy in force said when it was routed; None: not grantable (see hitl.grants).
+    grantable: GrantLimits | None = None
     # live state
     status: Status
     version: int = 1
@@ -288,6 +307,8 @@ class Request(BaseModel):
     # The W3C trace context (traceparent, tracestate) of the `hitl.request` span, so every
     # later step's span joins the agent's trace (see hitl.tracing); empty when not traced.
     trace: dict[str, str] = Field(default_factory=dict)
+    # The grant that approved it at once, when one did.
+    grant: GrantRef | None = None
 
     @property
     def final(self) -> bool:
@@ -337,6 +358,7 @@ class Decision(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     verdict: str | None = None  # shadow mode: "approve" or "reject", what the reviewer would do
     decided_at: float | None = None
+    grant: GrantRef | None = None  # approved by this grant, not by a click on its own card
 
     def explanation(self) -> str:
         """The outcome in words a model can act on: who decided, why, and what to do now.
@@ -349,6 +371,11 @@ class Decision(BaseModel):
         why = f": {self.comment}" if self.comment else ""
         action = self.action
         match self.status:
+            case Status.APPROVED if self.grant is not None:
+                return (
+                    f"{action} was approved by grant {self.grant.id} from {', '.join(self.grant.by)}. "
+                    "Go ahead, with the parameters in params."
+                )
             case Status.APPROVED:
                 return f"{action} was approved{who}{why}. Go ahead, with the parameters in params."
             case Status.REJECTED:
@@ -389,6 +416,7 @@ class Decision(BaseModel):
             params=req.effective_params,
             verdict=req.verdict,
             decided_at=req.decided_at,
+            grant=req.grant,
         )
 
 

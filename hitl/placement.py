@@ -163,6 +163,20 @@ redis.call('HSET', KEYS[1], 'mirrors', cjson.encode(mirrors))
 return 1
 """
 
+# RELEASE_LOST: a history read proved these uncertain posts made no card: their claims go,
+# so the next claim is MINE. A claim someone re-took meanwhile (not "lost|...") is kept.
+# KEYS the posting claims.  Returns how many were released.
+_RELEASE_LOST = r"""
+local released = 0
+for _, key in ipairs(KEYS) do
+  local current = redis.call('GET', key)
+  if current and string.sub(current, 1, 5) == 'lost|' then
+    released = released + redis.call('DEL', key)
+  end
+end
+return released
+"""
+
 # TAKE_PACE: the right to post in a channel now, one post per `ms`.
 # KEYS[1] the channel's pace key   ARGV[1] JSON {"ms": pacing interval}
 # Returns 0 when taken, else the milliseconds until the channel frees up.
@@ -239,6 +253,7 @@ class Placement:
         self._record_digest = client.register_script(_RECORD_DIGEST)
         self._mark_shown = client.register_script(_MARK_SHOWN)
         self._add_mirror = client.register_script(_ADD_MIRROR)
+        self._release_lost = client.register_script(_RELEASE_LOST)
         self._take_pace = client.register_script(_TAKE_PACE)
         self._hold_pace = client.register_script(_HOLD_PACE)
         self._take_slot = client.register_script(_TAKE_SLOT)
@@ -263,6 +278,12 @@ class Placement:
         """Slack refused the post: no message was made, so the claims go."""
         if request_ids:
             self.redis.delete(*[self.keys.posting(r) for r in request_ids])
+
+    def release_lost(self, request_ids: Sequence[str]) -> int:
+        """A history read proved these uncertain posts made no card: free their claims."""
+        if not request_ids:
+            return 0
+        return int(self._release_lost(keys=[self.keys.posting(r) for r in request_ids], args=[]))
 
     # -- where requests show ---------------------------------------------------------------
 
@@ -329,6 +350,29 @@ class Placement:
 
     def hold_pace(self, channel: str, ms: int) -> None:
         self._hold_pace(keys=[self.keys.pace(channel)], args=[json.dumps({"ms": max(ms, 1)})])
+
+    # -- a channel's history reads (card recovery) -------------------------------------------
+
+    def take_read(self, channel: str, interval_ms: int) -> int:
+        """0 when this caller may read `channel`'s history now (one read per `interval_ms`
+        across every process), else milliseconds to wait."""
+        doc = json.dumps({"ms": interval_ms})
+        return int(self._take_pace(keys=[self.keys.history_read(channel)], args=[doc]))
+
+    def hold_read(self, channel: str, ms: int) -> None:
+        """Slack answered a history read 429: no read of `channel` before `ms` from now."""
+        self._hold_pace(keys=[self.keys.history_read(channel)], args=[json.dumps({"ms": max(ms, 1)})])
+
+    def recovery_scan(self, channel: str) -> dict | None:
+        """The history scan in progress in `channel` (written only by the read slot's holder)."""
+        raw = self.redis.get(self.keys.recovery(channel))
+        return json.loads(_s(raw)) if raw else None
+
+    def save_recovery_scan(self, channel: str, scan: dict | None, ttl: int) -> None:
+        if scan is None:
+            self.redis.delete(self.keys.recovery(channel))
+        else:
+            self.redis.set(self.keys.recovery(channel), json.dumps(scan), ex=ttl)
 
     def queue_unposted(self, channel: str, created_ms: Mapping[str, int]) -> None:
         if created_ms:

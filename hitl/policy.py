@@ -86,6 +86,25 @@ class PolicyStep(BaseModel):
     channel: str | None = None
 
 
+# What `grants:` allows when it leaves a limit out.
+DEFAULT_GRANT_MAX = 8 * 3600.0
+DEFAULT_GRANT_USES = 50
+MAX_GRANT_USES = 1000
+
+
+class GrantPolicy(BaseModel):
+    """`grants:` for an action (or in defaults): whether reviewers may approve "this and the
+    next ones like it for a while", and for how long and how many uses at most (see
+    `hitl.grants`). Without a `grants:` entry nothing is grantable. An irreversible or
+    `critical` request is grantable only when the action's own entry says `irreversible:
+    true`: defaults and rules cannot say it for every action at once."""
+
+    model_config = ConfigDict(extra="forbid")
+    max: Duration = DEFAULT_GRANT_MAX
+    max_uses: int = Field(default=DEFAULT_GRANT_USES, ge=1, le=MAX_GRANT_USES)
+    irreversible: StrictBool = False
+
+
 class ActionPolicy(BaseModel):
     """What the policy says for one action (or for a rule's matches)."""
 
@@ -99,6 +118,7 @@ class ActionPolicy(BaseModel):
     escalation: list[PolicyStep] | None = None
     # False: a request may not name approvers at all (not even a subset of the policy's).
     agent_approvers: StrictBool | None = None
+    grants: GrantPolicy | None = None
 
     @model_validator(mode="after")
     def _quorum_reachable(self) -> ActionPolicy:
@@ -135,8 +155,21 @@ class RuleMatch(BaseModel):
         return True
 
 
+def _no_blanket_irreversible(entry: ActionPolicy, where: str) -> None:
+    if entry.grants is not None and entry.grants.irreversible:
+        raise ValueError(
+            f"{where}: grants.irreversible may only be set for one action (under actions:), "
+            "never for every action at once"
+        )
+
+
 class Rule(ActionPolicy):
     when: RuleMatch
+
+    @model_validator(mode="after")
+    def _grants_per_action(self) -> Rule:
+        _no_blanket_irreversible(self, "a rule")
+        return self
 
 
 class ConfidencePolicy(BaseModel):
@@ -146,7 +179,10 @@ class ConfidencePolicy(BaseModel):
 
 
 class Defaults(ActionPolicy):
-    pass
+    @model_validator(mode="after")
+    def _grants_per_action(self) -> Defaults:
+        _no_blanket_irreversible(self, "defaults")
+        return self
 
 
 class AutonomyThresholds(BaseModel):

@@ -128,6 +128,8 @@ def _entry(entry: ActionPolicy) -> dict[str, Any]:
         ]
     if entry.agent_approvers is not None:
         out["agent_approvers"] = entry.agent_approvers
+    if entry.grants is not None:  # read by CREATE: what a grant may cover (hitl.grants)
+        out["grants"] = entry.grants.model_dump()
     return out
 
 

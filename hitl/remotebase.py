@@ -183,6 +183,7 @@ def request_of(view: Mapping[str, Any]) -> Request:
         by=list(decision.get("by") or []), comment=comment,
         decided_params=decision.get("params") if decision else None,
         decided_at=parse_time(decision.get("decided_at")), execution=view.get("execution"),
+        grant=decision.get("grant"),
     )
 
 

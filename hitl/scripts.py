@@ -293,6 +293,13 @@ local function route(policy, doc, default_channel)
   local floor = entry.window or d.window
   local window = asked_window or DEFAULT_WINDOW
   if floor ~= nil then window = math.max(asked_window or 0, floor) end
+  -- What a grant may cover (hitl.grants): the entry's `grants`, else the defaults'; an
+  -- irreversible or critical request only with its action's own `irreversible: true`.
+  local grants = entry.grants or d.grants
+  if grants ~= nil and (val(doc.reversible) == false or val(doc.risk) == 'critical') then
+    local own = policy.entries[doc.action]
+    if not (own and own == entry and entry.grants and entry.grants.irreversible) then grants = nil end
+  end
   local ladder = entry.escalation
   if ladder == nil then ladder = d.escalation end
   if ladder == nil then ladder = {{after = timeout / 2, notify = approvers}} end
@@ -303,7 +310,7 @@ local function route(policy, doc, default_channel)
   return {
     mode = mode, urgent = urgent, low_confidence = low, channel = channel or '', mirrors = mirrors,
     approvers = approvers, approvers_from = approvers_from, quorum = quorum, timeout = timeout,
-    window = window, escalation = escalation,
+    window = window, escalation = escalation, grants = grants,
   }
 end
 
@@ -327,6 +334,10 @@ local function timers_for(names, id, mode, r, now)
   return timers, deadline
 end
 
+local function grantable_json(g)
+  if g == nil then return 'null' end
+  return '{"max":' .. cjson.encode(g.max) .. ',"max_uses":' .. g.max_uses .. '}'
+end
 local function seconds_text(ms) return string.format('%.3f', ms / 1000) end
 local function text_or_null(s) if s == nil or s == '' then return 'null' end return cjson.encode(s) end
 
@@ -346,7 +357,54 @@ local function route_json(r, created_ms, deadline_ms, batch, items, version)
     .. ',"escalation":[' .. table.concat(steps, ',') .. '],"created_at":' .. seconds_text(created_ms)
     .. ',"deadline":' .. (deadline_ms and seconds_text(deadline_ms) or 'null')
     .. ',"batch":' .. text_or_null(batch) .. ',"items":' .. list_json(items)
-    .. ',"policy_version":' .. version .. '}'
+    .. ',"policy_version":' .. version .. ',"grantable":' .. grantable_json(r.grants) .. '}'
+end
+"""
+
+# Grants (hitl.grants) as CREATE spends them: a live grant approves a matching request at
+# once, one use per request, inside the same script call that files it, so concurrent
+# requests never spend more uses than the grant has. `names.grant`, `names.grants` and
+# `names.grants_action` are the key templates (see hitl.keys).
+_GRANTS = r"""
+-- The first live grant (by id) that covers this request: the same action, API key (via),
+-- requested_by, channel, approvers (so a grant never widens who decides), a quorum no
+-- larger than the one that granted it, and every pinned parameter equal. Spends one use;
+-- a grant used up leaves the live indexes. Returns {id, by_json, until_ms, uses_left} or nil.
+local function spend_grant(names, doc, r, now)
+  local index = named(names.grants_action, doc.action)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', names.grants, '-inf', now)
+  local ids = redis.call('ZRANGEBYSCORE', index, '(' .. now, '+inf')
+  table.sort(ids)
+  local params = val(doc.params) or {}
+  local approvers = list_json(r.approvers)
+  for _, gid in ipairs(ids) do
+    local key = named(names.grant, gid)
+    local g = redis.call('HMGET', key, 'via', 'requested_by', 'channel', 'approvers', 'quorum', 'pins',
+      'uses_left', 'until_ms', 'by')
+    local ok = g[1] ~= false and g[1] == (val(doc.via) or '') and g[2] == (val(doc.requested_by) or '')
+      and g[3] == (r.channel or '') and g[4] == approvers and r.quorum <= tonumber(g[5] or 0)
+      and tonumber(g[7] or 0) > 0 and tonumber(g[8] or 0) > now
+    if ok then
+      for name, want in pairs(cjson.decode(g[6] or '{}')) do
+        if type(params) ~= 'table' or params[name] ~= want then ok = false end
+      end
+    end
+    if ok then
+      local left = redis.call('HINCRBY', key, 'uses_left', -1)
+      if left <= 0 then
+        redis.call('ZREM', index, gid)
+        redis.call('ZREM', names.grants, gid)
+        redis.call('HSET', key, 'ended', 'used_up', 'ended_ms', now)
+      end
+      return {id = gid, by_json = g[9] or '[]', until_ms = tonumber(g[8]), uses_left = left}
+    end
+  end
+  return nil
+end
+local function grant_json(g)
+  return '{"id":' .. cjson.encode(g.id) .. ',"by":' .. g.by_json .. ',"until":' .. seconds_text(g.until_ms)
+    .. ',"uses_left":' .. g.uses_left .. '}'
 end
 """
 
@@ -358,6 +416,8 @@ end
 # its steps: each step waits at a gate with the plan's channel and deadline.
 # Routing and timers are decided here from the documents' `asked` fields and the policy
 # table (KEYS[4]); the callers' own routing is never read. The creation time is Redis's.
+# A single gate request that a live grant covers (see _GRANTS: its `via`, `requested_by`
+# and `params` are read from the document) is approved at once, by the grant.
 # KEYS[1] timers zset   KEYS[2] events stream   KEYS[3] paused set (kill switch scopes)
 # KEYS[4] policy table hash (see hitl.keys; absent = version 0, the empty policy)
 # ARGV[1] JSON input:
@@ -375,7 +435,7 @@ end
 # Returns {"created", id, mode, status, routed fields JSON, ...one per request} |
 # {"existing", head id} | {"conflict", key, holder id, holder action} |
 # {"invalid", field, message}.
-CREATE = _COMMON + _ROUTING + r"""
+CREATE = _COMMON + _ROUTING + _GRANTS + r"""
 local TIMERS, EVENTS, PAUSED, POLICY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local input = cjson.decode(ARGV[1])
 local names, retention = input.names, input.retention
@@ -433,6 +493,7 @@ if #docs > 1 then
     r.timeout, r.escalation = plan.timeout, {}
     table.insert(step_ids, docs[n].id)
   end
+  for n = 1, #docs do routes[n].grants = nil end  -- a plan is never granted
 end
 
 local all_paused = redis.call('SISMEMBER', PAUSED, '*') == 1
@@ -447,11 +508,23 @@ for n, spec in ipairs(requests) do
   if mode ~= 'gate' and (all_paused or redis.call('SISMEMBER', PAUSED, action) == 1) then
     mode, paused = 'gate', 1
   end
-  local timers, deadline_ms = timers_for(names, id, mode, r, now)
+  -- A live grant approves a gate request at once (spend_grant), never while the kill
+  -- switch holds its action or everything, nor a low-confidence request: a grant suspends.
+  local granted = nil
+  if #docs == 1 and mode == 'gate' and r.grants ~= nil and not r.low_confidence and not all_paused
+    and redis.call('SISMEMBER', PAUSED, action) == 0 then
+    granted = spend_grant(names, doc, r, now)
+  end
+  local timers, deadline_ms
+  if granted then
+    timers = {[named(names.t_sync, id)] = now}
+  else
+    timers, deadline_ms = timers_for(names, id, mode, r, now)
+  end
   local batch, items = '', {}
   if n == 1 then items = step_ids else batch = plan_id end
   local status = 'pending'
-  if mode == 'auto' or mode == 'notify' then status = 'approved'
+  if granted or mode == 'auto' or mode == 'notify' then status = 'approved'
   elseif mode == 'override' then status = 'open' end
   local members = {}
   for member, due in pairs(timers) do
@@ -472,9 +545,19 @@ for n, spec in ipairs(requests) do
   if status == 'approved' then
     local comment = 'automatic (' .. mode .. ')'
     local done_key = named(names.done, id)
+    local by_json, done = '[]', nil
+    if granted then
+      comment, by_json = 'approved by grant ' .. granted.id, granted.by_json
+      redis.call('HSET', req_key, 'by', by_json, 'grant', grant_json(granted))
+      bump(names, scope, 'granted', 1, retention)
+      done = outcome(status, by_json, comment, '', '', now)
+      done = string.sub(done, 1, -2) .. ',"grant":' .. grant_json(granted) .. '}'
+    else
+      bump(names, scope, 'auto', 1, retention)
+      done = outcome(status, by_json, comment, '', '', now)
+    end
     redis.call('HSET', req_key, 'comment', comment, 'decided_ms', now)
-    bump(names, scope, 'auto', 1, retention)
-    redis.call('RPUSH', done_key, outcome(status, '[]', comment, '', '', now))
+    redis.call('RPUSH', done_key, done)
     redis.call('EXPIRE', done_key, retention)
     redis.call('EXPIRE', req_key, retention)
   else
@@ -492,6 +575,11 @@ for n, spec in ipairs(requests) do
   local stored = string.sub(text, 1, -2) .. ',' .. string.sub(routed, 2)
   local eid = redis.call('XADD', EVENTS, '*', 'type', 'created', 'id', id, 'action', action, 'mode', mode,
     'status', status, 'by', requested_by, 'policy_version', policy.version, 'doc', stored)
+  if granted then  -- the audit names the grant and who granted it: GrantEvent.USED
+    local used = redis.call('XADD', EVENTS, '*', 'type', 'grant_used', 'id', id, 'action', action,
+      'grant', granted.id, 'by', granted.by_json, 'uses_left', granted.uses_left)
+    eid = eid .. ',' .. used
+  end
   redis.call('HSET', req_key, 'ev', eid)
   table.insert(result, id); table.insert(result, mode); table.insert(result, status)
   table.insert(result, routed)
@@ -960,4 +1048,97 @@ tokens = tokens - 1
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'ms', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / rate) + 1000)
 return {1, 0}
+"""
+
+# -- Grants (hitl.grants) ---------------------------------------------------------------
+
+# GRANT_VOTE: a reviewer who approved a request chose "approve, and the next ones like it
+# for a while". Their choice is recorded; once as many people as the request's quorum
+# chose so and the request is approved, the grant goes live with the shortest time, the
+# fewest uses and every parameter pinned among the choices, audited (GrantEvent.CREATED).
+# Only hitl's own processes call it (the bot, after the approval succeeded): an agent
+# cannot grant.
+# KEYS[1] the request's grant votes hash   KEYS[2] the request hash   KEYS[3] live grants zset
+# KEYS[4] the action's live grants zset   KEYS[5] the new grant's hash   KEYS[6] events stream
+# ARGV[1] JSON input:
+#   id        the new grant's id;  request  the granting request's id;  by  who chose it
+#   seconds   how long;  uses  how many requests at most;  pins  {param: value} to keep equal
+#   covers    {action, via, requested_by, channel, approvers (JSON text), quorum}: what a
+#             matching request must have (read by the bot from the stored request)
+#   retention seconds the ended grant is kept;  events  {voted, created} audit event types
+# Returns {"created", until_ms, uses} | {"voted", votes, quorum} | {"refused", status}.
+GRANT_VOTE = r"""
+local VOTES, REQ, LIVE, LIVE_ACTION, GRANT, EVENTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local input = cjson.decode(ARGV[1])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local status = redis.call('HGET', REQ, 'status')
+if status ~= 'pending' and status ~= 'approved' then return {'refused', status or 'missing'} end
+local c = input.covers
+local choice = {seconds = input.seconds, uses = input.uses, pins = input.pins}
+redis.call('HSET', VOTES, input.by, cjson.encode(choice))
+redis.call('EXPIRE', VOTES, input.retention)
+local votes = redis.call('HGETALL', VOTES)
+local count = #votes / 2
+if count < c.quorum or status ~= 'approved' then
+  redis.call('XADD', EVENTS, '*', 'type', input.events.voted, 'id', input.request, 'action', c.action,
+    'by', input.by, 'votes', count, 'quorum', c.quorum)
+  return {'voted', count, c.quorum}
+end
+local seconds, uses, pins, by = nil, nil, {}, {}
+for i = 1, #votes, 2 do
+  local choice = cjson.decode(votes[i + 1])
+  table.insert(by, votes[i])
+  if seconds == nil or choice.seconds < seconds then seconds = choice.seconds end
+  if uses == nil or choice.uses < uses then uses = choice.uses end
+  for name, value in pairs(choice.pins) do pins[name] = value end
+end
+table.sort(by)
+local until_ms = now + math.floor(seconds * 1000)
+local pins_json = next(pins) == nil and '{}' or cjson.encode(pins)
+local by_json = cjson.encode(by)
+redis.call('HSET', GRANT, 'id', input.id, 'action', c.action, 'via', c.via, 'requested_by', c.requested_by,
+  'channel', c.channel, 'approvers', c.approvers, 'quorum', c.quorum, 'pins', pins_json, 'by', by_json,
+  'created_ms', now, 'until_ms', until_ms, 'uses', uses, 'uses_left', uses, 'request', input.request)
+redis.call('PEXPIREAT', GRANT, until_ms + input.retention * 1000)
+redis.call('ZADD', LIVE, until_ms, input.id)
+redis.call('ZADD', LIVE_ACTION, until_ms, input.id)
+redis.call('DEL', VOTES)
+redis.call('XADD', EVENTS, '*', 'type', input.events.created, 'id', input.request, 'action', c.action,
+  'grant', input.id, 'by', by_json, 'until_ms', until_ms, 'uses', uses, 'pins', pins_json,
+  'via', c.via, 'requested_by', c.requested_by)
+return {'created', until_ms, uses}
+"""
+
+# GRANT_REVOKE: end live grants at once: the listed ids, or every grant on one action.
+# The very next matching request gets a card. Audited (GrantEvent.REVOKED), one event each.
+# KEYS[1] live grants zset   KEYS[2] events stream
+# ARGV[1] JSON {"names": {grant, grants_action} templates, "ids": [...] or "action": name,
+#   "by": who, "event": the audit event type}
+# Returns the ids revoked (live ones only; an unknown or ended id is left out).
+GRANT_REVOKE = r"""
+local LIVE, EVENTS = KEYS[1], KEYS[2]
+local input = cjson.decode(ARGV[1])
+local names = input.names
+local function named(template, value)
+  local s, e = string.find(template, '{}', 1, true)
+  return string.sub(template, 1, s - 1) .. value .. string.sub(template, e + 1)
+end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local ids = input.ids
+if input.action then ids = redis.call('ZRANGE', named(names.grants_action, input.action), 0, -1) end
+local out = {}
+for _, gid in ipairs(ids) do
+  if redis.call('ZSCORE', LIVE, gid) then
+    local key = named(names.grant, gid)
+    local action = redis.call('HGET', key, 'action') or ''
+    redis.call('ZREM', LIVE, gid)
+    redis.call('ZREM', named(names.grants_action, action), gid)
+    redis.call('HSET', key, 'ended', 'revoked', 'ended_by', input.by, 'ended_ms', now)
+    redis.call('XADD', EVENTS, '*', 'type', input.event, 'grant', gid, 'action', action, 'by', input.by)
+    table.insert(out, gid)
+  end
+end
+return out
 """

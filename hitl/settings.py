@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     slack_update_interval_ms: int = Field(
         default=1300, ge=1, validation_alias=_env("HITL_SLACK_UPDATE_INTERVAL_MS")
     )
+    # Milliseconds between two conversations.history reads of one channel across every
+    # worker (card recovery): Slack allows apps outside the Marketplace one a minute.
+    slack_history_interval_ms: int = Field(
+        default=61_000, ge=1, validation_alias=_env("HITL_SLACK_HISTORY_INTERVAL_MS")
+    )
     # HTTP API keys, `name:secret,...`; the name is recorded as `via` on what a key files.
     api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict, validation_alias=_env("HITL_API_KEYS")

@@ -40,7 +40,7 @@ from hitl.status import Mode, Status, Transition
 ROUTED_FIELDS = (
     "mode", "urgent", "low_confidence", "channel", "mirror_channels", "approvers", "approvers_from",
     "quorum", "timeout", "window", "escalation", "created_at", "deadline", "batch", "items",
-    "policy_version",
+    "policy_version", "grantable",
 )
 
 _REFUSALS = {
@@ -72,6 +72,7 @@ def key_names(keys: Keys) -> dict[str, str]:
         "actions_policy": keys.actions_policy, "actions_admitted": keys.actions_admitted,
         "actions_limit": keys.actions_limit, "actions_private": keys.actions_private,
         "chprivate": keys.channel_privacy(slot),
+        "grant": keys.grant(slot), "grants": keys.grants, "grants_action": keys.grants_action(slot),
         "t_timeout": timer_member(slot, TimerKind.TIMEOUT), "t_window": timer_member(slot, TimerKind.WINDOW),
         "t_sync": sync_member(slot),
         "t_esc": timer_member(slot, TimerKind.ESC) + TIMER_SEP + slot,
@@ -198,6 +199,7 @@ def parse_request(raw: Sequence[Any]) -> Request:
     doc["escalated"] = int(h.get("escalated") or 0)
     doc["paused"] = h.get("paused") == "1"
     doc["execution"] = h.get("execution") or None
+    doc["grant"] = json.loads(h["grant"]) if h.get("grant") else None
     if h.get("deadline"):
         doc["deadline"] = float(h["deadline"])
     return Request.model_validate(doc)
@@ -292,6 +294,7 @@ def apply_outcome(req: Request, outcome: dict[str, Any]) -> Request:
             "decided_params": outcome["params"],
             "verdict": outcome["verdict"] or None,
             "decided_at": outcome["decided_ms"] / 1000,
+            "grant": outcome.get("grant"),
         }
     )
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from hitl.fields import PlanFields, names
-from hitl.models import Request, RequestInput, describe_fields
+from hitl.models import GrantRef, Request, RequestInput, describe_fields
 from hitl.status import ExecutionState, Mode, Status
 
 # What an expired decision says when the request carries no comment of its own.
@@ -43,6 +43,11 @@ class DecisionView(BaseModel):
     comment: str | None = Field(description="the reviewer's reason; `expired`: that no one decided in time")
     params: dict[str, Any] = Field(description="the parameters as approved (possibly edited by the reviewer)")
     decided_at: str | None = Field(description="ISO 8601 UTC")
+    grant: GrantRef | None = Field(
+        default=None,
+        description="the grant that approved this request at once (who granted it, until when, uses "
+        "left); null when a reviewer decided it on its own card",
+    )
 
 
 class RequestView(BaseModel):
@@ -77,7 +82,7 @@ class RequestView(BaseModel):
                 comment = EXPIRED_COMMENT
             decision = DecisionView(
                 status=d.status, approved=d.approved, by=d.by, comment=comment, params=d.params,
-                decided_at=iso(d.decided_at),
+                decided_at=iso(d.decided_at), grant=d.grant,
             )
         return cls(
             id=req.id, action=req.action, summary=req.summary, mode=req.mode, status=req.status,

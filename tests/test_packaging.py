@@ -181,12 +181,32 @@ def test_python_m_hitl_sandbox_runs_the_stand_in() -> None:
 # -- imports run one way: hitl <- bot <- workers --------------------------------------------
 
 
+def _parse(path: Path) -> ast.Module:
+    """`ast.parse`, tried again when CPython 3.11 trips over another thread's compile.
+
+    On 3.11 the AST converter's recursion counter is shared by the threads of a process, so a
+    parse that runs while a test's server thread compiles code can fail with "SystemError: AST
+    constructor recursion depth mismatch" (python/cpython#106905); it did here once under load.
+    The failure is transient and says nothing about the file, so a second try answers."""
+    text = path.read_text(encoding="utf-8")
+    for _ in range(AST_TRIES - 1):
+        try:
+            return ast.parse(text, filename=str(path))
+        except SystemError:
+            continue
+    return ast.parse(text, filename=str(path))
+
+
+# Tries of `_parse` before a SystemError is let through.
+AST_TRIES = 3
+
+
 def imported_names(path: Path, module: str, *, spelled: bool = True) -> Iterator[tuple[int, str]]:
     """Every module `path` imports, with its line: import statements anywhere (lazy ones in
     functions too, relative ones resolved), the argument of importlib's import functions, and
     (`spelled`) any string that spells a dotted module path (entry points, RQ job names)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    for node in ast.walk(_parse(path)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name

@@ -46,7 +46,7 @@ def _resolve(file: str) -> Path | None:
 
 
 # A function definition at any indent. Read with a pattern, not `ast.parse`: on CPython 3.11
-# before 3.11.9 an `ast.parse` that runs while another thread of the process compiles code
+# an `ast.parse` that runs while another thread of the process compiles code
 # (a test's server thread importing a module) can fail with "SystemError: AST constructor
 # recursion depth mismatch" (python/cpython#106905); it did here once under load.
 DEF = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)[ \t]*\(", re.MULTILINE)

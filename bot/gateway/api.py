@@ -33,6 +33,7 @@ from hitl.errors import AlreadyDecided, ExecutionRefused, InvalidRequest, Reques
 from hitl.models import MAX_PARAMS_DEPTH, Request, too_deep
 from hitl.policystore import PolicyInForce
 from hitl.pool import RedisBusy
+from hitl.status import Mode, Status
 from hitl.views import BatchView, ExecutionInput, RequestView
 
 # Longest long-poll a caller may ask for (docs/contract.md: 0 to 60 s).
@@ -189,7 +190,10 @@ def routes(ctx: ApiContext) -> list[Route]:
         doc = await ctx.aio.policy.routed(build)
         created, rid, mode, status = await ctx.aio.store.create(doc)
         ctx.aio.policy.saw(doc["policy_version"])
-        if created and mode.value == doc["mode"]:
+        # A gate request approved at once was approved by a grant (hitl.grants): read it
+        # back, so the answer names the grant (decision.grant).
+        granted = mode is Mode.GATE and status is Status.APPROVED
+        if created and mode.value == doc["mode"] and not granted:
             # The stored request is the document as filed: answer without reading it back.
             return _view(Request.model_validate({**doc, "mode": mode, "status": status}), 201)
         return _view(await ctx.aio.store.get(rid), 201 if created else 200)

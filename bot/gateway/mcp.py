@@ -7,7 +7,9 @@ keys as the HTTP API).
 MCP clients kill tool calls after 5 to 60 s, so no tool here holds a call longer than its
 `wait_seconds` (at most `MAX_WAIT`): `request_approval` files the request and waits up to
 that long; if no one has decided by then it answers ``pending`` with the id and tells the
-model to call `await_approval`. Waits register with the process's waiter dispatcher
+model to call `await_approval`. A wait that runs out never withdraws a request:
+`permission_prompt` denies "still pending" and the same call asked again re-attaches to it
+(`hitl.reattach`). Waits register with the process's waiter dispatcher
 (`hitl.waiters`), so any number of concurrent tool calls share two Redis connections.
 
 Every tool answers JSON text: the request view (docs/contract.md, "HTTP API") plus ``message``, the
@@ -45,6 +47,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.gateway.auth import Authenticator, Refused
 from bot.gateway.web import Lifespan
+from hitl import reattach
 from hitl.apikeys import ActionForbidden, Principal
 from hitl.client import Approvals, AsyncApprovals
 from hitl.errors import AlreadyDecided, HitlError, InvalidRequest, RequestNotFound, WaitTimeout
@@ -69,6 +72,17 @@ Call request_approval before the action. If the answer's status is "pending", no
 decided yet: call await_approval with its id (as often as needed) until the status is final.
 Act only when decision.approved is true, and then with decision.params (a reviewer may have
 edited them). "expired" means no one decided in time; it is not a rejection and not an approval."""
+
+# permission_prompt's answer when its wait runs out: the request stays pending, never withdrawn.
+STILL_PENDING = (
+    "No decision yet: request {id} is still pending in Slack, so {tool} was not run (this is not a "
+    "rejection). To keep waiting, call await_approval with id {id!r}; once it is approved, make the "
+    "same {tool} call again: it re-attaches to request {id}, no second request is filed."
+)
+SPENT = (
+    "Request {id} approved this {tool} call once and that approval was already used; "
+    "it was not run again. Make the call again to ask for a new approval."
+)
 
 PENDING = (
     "No decision yet: a reviewer has been asked in Slack. Call await_approval with id {id!r} "
@@ -107,6 +121,7 @@ def _view(req: Request) -> dict[str, Any]:
             "comment": decision.comment,
             "params": decision.params,
             "decided_at": _iso(decision.decided_at),
+            "grant": None if decision.grant is None else decision.grant.model_dump(),
         },
         "policy_version": req.policy_version,
         "message": decision.explanation() if req.final else PENDING.format(id=req.id),
@@ -253,42 +268,38 @@ class Tools:
         tool_use_id: str | None,
         wait_seconds: float,
     ) -> str:
-        """Claude Code's --permission-prompt-tool: a gate request per tool call, allow or deny."""
+        """Claude Code's --permission-prompt-tool: a gate request per tool call, allow or deny.
+
+        The request is keyed by the call itself (tool and input, scoped to the calling key:
+        `hitl.reattach`), so asking again, with the same tool_use_id or a new one after a
+        "no decision yet", re-attaches to it. A wait that runs out withdraws nothing."""
         started = time.monotonic()
         _check_wait(wait_seconds)
         if not tool_name.strip():
             raise ToolError("tool_name: must name the tool Claude Code wants to use")
+        action = _action_name(tool_name)
         async with self.guard(wait_seconds):
             if principal is not None:
-                principal.check_action(_action_name(tool_name))
-            handle = await self.aio.request(
-                via=_via(principal),
-                action=_action_name(tool_name),
-                summary=f"Claude Code wants to use {tool_name}: {_gist(tool_input)}",
-                params=tool_input,
-                mode=Mode.GATE,
-                agent="claude-code",
-                # The same tool call asked again attaches to the same request.
-                idempotency_key=f"permission:{tool_use_id}" if tool_use_id else None,
-            )
-            req = await self.settle(handle.id, wait_seconds, started)
-            if not req.final:
-                try:  # withdraw it, so no one approves a call that is no longer waiting
-                    await self.aio.cancel(req.id)
-                except AlreadyDecided:  # decided at the last moment: that decision stands
-                    req = await self.aio.fetch(req.id)
-                else:
-                    return _json({
-                        "behavior": "deny",
-                        "message": (
-                            f"No one decided on {tool_name} in time: no reviewer answered within "
-                            f"{wait_seconds:g} seconds, so the request was withdrawn and the tool was not "
-                            "run. This is not a rejection; ask the user, or try again later."
-                        ),
-                    })
-        decision = req.decision()
-        if decision.approved:
-            return _json({"behavior": "allow", "updatedInput": decision.params})
+                principal.check_action(action)
+            fields = {
+                "action": action,
+                "summary": f"Claude Code wants to use {tool_name}: {_gist(tool_input)}",
+                "params": tool_input,
+                "mode": Mode.GATE,
+                "agent": "claude-code",
+            }
+            key = reattach.derived_key("permission", action, tool_input)
+            req = await reattach.attach(self.aio, fields, key, via=_via(principal))
+            if not reattach.answerable(req):
+                req = await self.settle(req.id, wait_seconds, started)
+            if not reattach.answerable(req):
+                return _json({"behavior": "deny", "message": STILL_PENDING.format(id=req.id, tool=tool_name)})
+            decision = req.decision()
+            if decision.approved:
+                # Shielded: a client that gives up mid-claim leaves no start without its finish.
+                if await asyncio.shield(reattach.claim(self.aio, req)) is reattach.Claim.SPENT:
+                    return _json({"behavior": "deny", "message": SPENT.format(id=req.id, tool=tool_name)})
+                return _json({"behavior": "allow", "updatedInput": decision.params})
         return _json({"behavior": "deny", "message": _deny_message(decision)})
 
 

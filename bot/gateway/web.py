@@ -37,7 +37,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.gateway import api, bodies, openapi
+from bot.gateway import api, bodies, hooks, openapi
 from bot.gateway.auth import Authenticator
 from bot.gateway.observability import observability_routes
 from hitl.client import Approvals
@@ -160,7 +160,8 @@ def build_web_app(
     routes: list[BaseRoute] = [Route(HEALTH_PATH, healthz, methods=["GET"])]
     if bolt is not None:
         routes.append(slack_route(bolt, signing_secret))
-    routes += api.routes(ctx) + openapi.routes() + observability_routes(approvals, gateway.keys)
+    routes += api.routes(ctx) + hooks.routes(ctx) + openapi.routes()
+    routes += observability_routes(approvals, gateway.keys)
     routes += list(mounts)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway

@@ -11,6 +11,11 @@ No request gets two cards: a posting claim is written in Redis BEFORE the post. 
 answer is lost (the connection dropped, or the worker was killed while Slack held the
 call), the claim stays; once stale, the next attempt looks for the card in the channel's
 history by its message metadata before it posts again. Any copy found is kept in step.
+Slack allows apps outside the Marketplace one `conversations.history` call a minute per
+channel, of at most 15 messages: those reads are paced through Redis across every worker
+(`Placement.take_read`), and a window holding more is paged with its cursor, a page a
+minute (`{prefix}:recovery:{channel}`). Until a read has covered the whole window the
+request stays claimed as uncertain: it is retried at the read's pace, never posted.
 """
 
 from __future__ import annotations
@@ -70,8 +75,12 @@ CLAIM_TTL = 3600
 RETRY_SOON_MS = 2000
 # Tries of a reminder post that Slack answers 429.
 RATE_LIMIT_TRIES = 5
-# History pages (of 200 messages) searched for a card whose post answer was lost.
-HISTORY_PAGES = 5
+# Messages per conversations.history call: Slack's cap for apps outside the Marketplace.
+HISTORY_LIMIT = 15
+# Seconds before a request's creation that its card's ts may show (clock skew with Slack).
+CLOCK_MARGIN_S = 5
+# Seconds a history scan in progress is kept between its pages.
+SCAN_TTL = 3600
 # Slack errors that no retry will fix: the card is given up and the reason audited.
 PERMANENT_ERRORS = frozenset(
     {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_blocks_format",
@@ -341,11 +350,11 @@ class CardSync:
             return {r.id: _retry(wait) for r in new}
         candidates = self._candidates(channel, new)
         if _wants_digest(candidates):
-            shown = self._post_digest(channel, candidates)
+            shown, waiting = self._post_digest(channel, candidates)
         else:
-            shown = self._post_card(channel, candidates[0])
+            shown, waiting = self._post_card(channel, candidates)
         self._queue_unposted(channel, [r for r in new if r.id not in shown])
-        return {r.id: _posted_result(r, shown) for r in new}
+        return {r.id: _retry(waiting[r.id]) if r.id in waiting else _posted_result(r, shown) for r in new}
 
     def _queue_unposted(self, channel: str, reqs: list[Request]) -> None:
         """Put requests on the channel's backlog (oldest first), for the next post to take."""
@@ -366,14 +375,16 @@ class CardSync:
 
     def _claim(
         self, reqs: list[Request], channel: str, limit: int = 1
-    ) -> tuple[list[Request], dict[str, SyncOutcome]]:
+    ) -> tuple[list[Request], dict[str, SyncOutcome], dict[str, int]]:
         """Claim the right to post these requests, oldest first, until `limit` are claimed:
-        (claimed, {id: outcome of those found}). Those another worker is posting are skipped,
-        so a digest is filled with the next ones instead of going out short or not at all."""
+        (claimed, {id: outcome of those found}, {id: ms to wait for those still uncertain}).
+        Those another worker is posting are skipped, and so are those whose earlier post is
+        uncertain and not yet settled by a history read, so a digest is filled with the next
+        ones instead of going out short or not at all, and a card is not held up by them."""
         claimed: list[Request] = []
         stale: list[Request] = []
         for req in reqs:
-            if len(claimed) + len(stale) >= limit:
+            if len(claimed) >= limit:
                 break
             claim = self.placement.claim_post(
                 req.id, self.owner, now_ms(), stale_ms=STALE_CLAIM_MS, ttl=CLAIM_TTL
@@ -383,28 +394,87 @@ class CardSync:
             elif claim is PostClaim.STALE:
                 stale.append(req)
         found: dict[str, SyncOutcome] = {}
-        if stale:
-            posted = self.find_posted(channel, min(r.created_at for r in stale), [r.id for r in stale])
-            for req in stale:
-                places = posted.get(req.id)
-                if not places:
-                    claimed.append(req)  # never made: ours to post
-                    continue
-                self._record_found(req, channel, places)
+        waiting: dict[str, int] = {}
+        if not stale:
+            return claimed, found, waiting
+        try:
+            posted, wait = self._recover(channel, stale)
+        except BaseException:
+            self.placement.mark_uncertain([r.id for r in stale], CLAIM_TTL)
+            raise
+        for req in stale:
+            places = posted.get(req.id)
+            if places is None:  # not settled yet: stays uncertain, tried again at the read's pace
+                self.placement.mark_uncertain([req.id], CLAIM_TTL)
+                waiting[req.id] = wait
+            elif places:
                 found[req.id] = SyncOutcome.FOUND
-        return claimed, found
+            elif len(claimed) < limit:
+                claimed.append(req)  # proved never made: ours to post (our claim holds)
+            else:
+                self.placement.release_posts([req.id])  # proved never made: the next post takes it
+        return claimed, found, waiting
 
-    def _record_found(self, req: Request, channel: str, places: list[tuple[str, bool]]) -> None:
+    def _recover(self, channel: str, stale: list[Request]) -> tuple[dict[str, list[tuple[str, bool]]], int]:
+        """Read one page of the channel's history, if its read slot is free, for cards that
+        uncertain posts may have made: ({id: places, [] when proved absent} for the requests
+        settled, ms until the next read). A scan in progress (another worker's, or ours
+        from a minute ago) is continued first; requests it does not cover wait for the next
+        one. When a scan ends, every request it covered is settled here: found cards are
+        recorded, and claims proved empty are released."""
+        wait = self.placement.take_read(channel, self.settings.slack_history_interval_ms)
+        if wait:
+            return {}, wait
+        interval = self.settings.slack_history_interval_ms
+        scan = self.placement.recovery_scan(channel)
+        if scan is None:
+            oldest = min(r.created_at for r in stale) - CLOCK_MARGIN_S
+            scan = {"ids": [r.id for r in stale], "oldest": f"{oldest:.6f}",
+                    "latest": f"{time.time() + CLOCK_MARGIN_S:.6f}", "cursor": "", "found": {}}
+        wanted = set(scan["ids"])
+        try:
+            resp = self.clients[0].conversations_history(  # type: ignore[index]
+                channel=channel, oldest=scan["oldest"], latest=scan["latest"], inclusive=True,
+                include_all_metadata=True, limit=HISTORY_LIMIT, cursor=scan["cursor"] or None,
+            )
+        except SlackApiError as exc:
+            if exc.response.status_code == 429:
+                after = max(_retry_after_ms(exc), interval)
+                self.placement.hold_read(channel, after)
+                self.placement.save_recovery_scan(channel, scan, SCAN_TTL)
+                return {}, after
+            raise
+        for rid, places in cards_in(resp.get("messages", []), wanted).items():
+            scan["found"].setdefault(rid, []).extend([list(p) for p in places])
+        cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+        if cursor:  # more of the window to read: the next page a minute from now
+            scan["cursor"] = cursor
+            self.placement.save_recovery_scan(channel, scan, SCAN_TTL)
+            return {}, interval
+        self.placement.save_recovery_scan(channel, None, SCAN_TTL)
+        ours = {r.id for r in stale}
+        settled: dict[str, list[tuple[str, bool]]] = {}
+        for rid in scan["ids"]:
+            seen = ((str(ts), bool(d)) for ts, d in scan["found"].get(rid, []))
+            places = sorted(seen, key=lambda p: float(p[0]))
+            if places:
+                self._record_found(rid, channel, places)
+            elif rid not in ours:
+                self.placement.release_lost([rid])
+            settled[rid] = places
+        return {rid: places for rid, places in settled.items() if rid in ours}, 0
+
+    def _record_found(self, request_id: str, channel: str, places: list[tuple[str, bool]]) -> None:
         """A card whose answer was lost exists: record it (shown as of version 0, so it is
         redrawn), and keep any second copy in step as a mirror."""
         (ts, is_digest), *extra = places
         if is_digest:
-            self.placement.record_digest(channel, ts, [Shown(req.id, 0, "")])
+            self.placement.record_digest(channel, ts, [Shown(request_id, 0, "")])
         else:
-            self.placement.record_card(req.id, channel, ts, Shown(req.id, 0, ""))
+            self.placement.record_card(request_id, channel, ts, Shown(request_id, 0, ""))
         for extra_ts, _ in extra:
-            self.placement.add_mirror(req.id, channel, extra_ts)
-        self.placement.rearm_sync(req.id, now_ms())
+            self.placement.add_mirror(request_id, channel, extra_ts)
+        self.placement.rearm_sync(request_id, now_ms())
 
     def _send(
         self, claimed: list[Request], channel: str, metadata: dict, text: str, blocks: list[dict]
@@ -426,10 +496,15 @@ class CardSync:
             raise
         return resp.data if isinstance(resp.data, dict) else {}
 
-    def _post_card(self, channel: str, req: Request) -> dict[str, SyncOutcome]:
-        claimed, found = self._claim([req], channel)
+    def _post_card(
+        self, channel: str, candidates: list[Request]
+    ) -> tuple[dict[str, SyncOutcome], dict[str, int]]:
+        """The first card of the oldest candidate that may be posted (one whose earlier post
+        is uncertain waits for its history read instead)."""
+        claimed, found, waiting = self._claim(candidates, channel)
         if not claimed:
-            return found
+            return found, waiting
+        req = claimed[0]
         fresh = self.store.get_placed(req.id)
         drawn, text, blocks = self.render(fresh)
         meta = {"event_type": METADATA_TYPE, "event_payload": {"id": req.id}}
@@ -437,18 +512,20 @@ class CardSync:
         with tracing.span(SpanName.CARD_POST, fresh.req.trace, attrs), _logging_for(fresh.req):
             resp = self._send(claimed, channel, meta, text, blocks)
         self.placement.record_card(req.id, resp["channel"], resp["ts"], drawn[0])
-        return {req.id: SyncOutcome.POSTED}
+        return {**found, req.id: SyncOutcome.POSTED}, waiting
 
-    def _post_digest(self, channel: str, reqs: list[Request]) -> dict[str, SyncOutcome]:
-        claimed, found = self._claim(reqs, channel, DIGEST_CAPACITY)
+    def _post_digest(
+        self, channel: str, reqs: list[Request]
+    ) -> tuple[dict[str, SyncOutcome], dict[str, int]]:
+        claimed, found, waiting = self._claim(reqs, channel, DIGEST_CAPACITY)
         if not claimed:
-            return found
+            return found, waiting
         fresh = self.store.get_many([r.id for r in claimed])
         text, blocks = build_digest(fresh)
         meta = {"event_type": DIGEST_TYPE, "event_payload": {"ids": [r.id for r in fresh]}}
         resp = self._send(claimed, channel, meta, text, blocks)
         self.placement.record_digest(resp["channel"], resp["ts"], [Shown.of(r) for r in fresh])
-        return {**found, **{r.id: SyncOutcome.DIGESTED for r in fresh}}
+        return {**found, **{r.id: SyncOutcome.DIGESTED for r in fresh}}, waiting
 
     def _post_mirrors(self, placed: list[Placed]) -> dict[str, Result]:
         """Copies of the card in the request's mirror channels, kept in step like escalations."""
@@ -473,33 +550,6 @@ class CardSync:
             self.placement.add_mirror(req.id, resp["channel"], resp["ts"])
         return {req.id: Result(SyncOutcome.SYNCED)}
 
-    # -- reading Slack -----------------------------------------------------------------------
-
-    def find_posted(
-        self, channel: str, since: float, ids: Sequence[str]
-    ) -> dict[str, list[tuple[str, bool]]]:
-        """Cards showing these requests that lost posts did create: {id: [(ts, is digest)]},
-        oldest first."""
-        wanted = set(ids)
-        found: dict[str, list[tuple[str, bool]]] = {}
-        cursor = None
-        for _ in range(HISTORY_PAGES):
-            resp = self.clients[0].conversations_history(  # type: ignore[index]
-                channel=channel, oldest=str(since - 1), include_all_metadata=True, limit=200, cursor=cursor,
-            )
-            for msg in resp.get("messages", []):
-                meta = msg.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if meta.get("event_type") == METADATA_TYPE and payload.get("id") in wanted:
-                    found.setdefault(payload["id"], []).append((msg["ts"], False))
-                elif meta.get("event_type") == DIGEST_TYPE:
-                    for rid in wanted.intersection(payload.get("ids") or []):
-                        found.setdefault(rid, []).append((msg["ts"], True))
-            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
-        return {rid: sorted(places, key=lambda p: float(p[0])) for rid, places in found.items()}
-
     # -- drawing -----------------------------------------------------------------------------
 
     def render(self, placed: Placed) -> tuple[list[Shown], str, list[dict]]:
@@ -515,6 +565,20 @@ class CardSync:
             return [Shown.of(req)], text, blocks
         text, blocks = build_card(req)
         return [Shown.of(req)], text, blocks
+
+
+def cards_in(messages: Sequence[dict], wanted: set[str]) -> dict[str, list[tuple[str, bool]]]:
+    """Cards among these messages showing the wanted requests: {id: [(ts, is digest)]}."""
+    found: dict[str, list[tuple[str, bool]]] = {}
+    for msg in messages:
+        meta = msg.get("metadata") or {}
+        payload = meta.get("event_payload") or {}
+        if meta.get("event_type") == METADATA_TYPE and payload.get("id") in wanted:
+            found.setdefault(payload["id"], []).append((msg["ts"], False))
+        elif meta.get("event_type") == DIGEST_TYPE:
+            for rid in wanted.intersection(payload.get("ids") or []):
+                found.setdefault(rid, []).append((msg["ts"], True))
+    return found
 
 
 def _paced_post(placement: Placement, client: WebClient, channel: str, **kwargs: Any) -> dict:

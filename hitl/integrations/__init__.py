@@ -6,9 +6,14 @@
   LangGraph Server thread (extra ``hitl-router[langgraph]``).
 - `hitl.integrations.openai_agents`: `run_with_approvals` for the OpenAI Agents SDK
   (extra ``hitl-router[openai-agents]``).
+- `hitl.integrations.pydantic_ai`: `SlackApprovals`, a capability answering deferred tool
+  calls inline and gating where the tool runs, and `run_with_approvals` for pauses that
+  outlive the process (extra ``hitl-router[pydantic-ai]``).
+- `hitl.integrations.google_adk`: `SlackConfirmation` for ``require_confirmation`` tools,
+  the approved arguments bound to the call by their hash (extra ``hitl-router[google-adk]``).
 
-Both keep the pending decision outside the agent's process, so a pause survives that
-process dying; both build their idempotency keys here so a re-run re-attaches to the
+All keep the pending decision outside the agent's process, so a pause survives that
+process dying; all build their idempotency keys here so a re-run re-attaches to the
 request it filed before instead of posting a second card.
 
 The trust rules they share: a resume value is at most a pointer to the tool call's own

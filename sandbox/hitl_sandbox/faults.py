@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ANY_METHOD = "*"
+# Read methods Slack limits hardest for apps outside the Marketplace.
+HISTORY_METHODS = ("conversations.history", "conversations.replies")
+NON_MARKETPLACE_CAP = 15
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class Faults:
         self._limits: dict[str, RateLimit] = {}
         self._holds: dict[str, list[Hold]] = {}
         self._latency: dict[str, float] = {}
+        # Most objects a history read answers (None: as asked, up to Slack's usual 999).
+        self.history_cap: int | None = None
 
     # -- queued faults ---------------------------------------------------------------------
 
@@ -173,6 +178,17 @@ class Faults:
         with self._lock:
             self._limits[method] = RateLimit(limit, per, per_channel)
 
+    def non_marketplace_limits(self, *, per: float = 60.0, cap: int = NON_MARKETPLACE_CAP) -> None:
+        """Slack's limits since 2026-03-03 for apps outside the Marketplace:
+        conversations.history and conversations.replies allow one call per ``per`` seconds
+        (a minute) per channel, over it 429 with Retry-After, and answer at most ``cap``
+        (15) objects per call whatever ``limit`` asks. ``per`` may be shortened for a test
+        that must page through several windows."""
+        for name in HISTORY_METHODS:
+            self.set_rate_limit(name, limit=1, per=per, per_channel=True)
+        with self._lock:
+            self.history_cap = cap
+
     def clear_rate_limit(self, method: str) -> None:
         """Remove the limit on ``method``."""
         with self._lock:
@@ -203,6 +219,7 @@ class Faults:
             self._queued.clear()
             self._limits.clear()
             self._latency.clear()
+            self.history_cap = None
             for queue in self._holds.values():
                 for held in queue:
                     held.release()

@@ -237,12 +237,17 @@ class SlackStandIn:
         host: str = "127.0.0.1",
         port: int = 0,
         workspace: Workspace | None = None,
+        non_marketplace: bool = False,
     ) -> None:
+        """``non_marketplace`` applies Slack's limits for apps outside the Marketplace to
+        conversations.history and conversations.replies (``Faults.non_marketplace_limits``)."""
         self.bot_token = bot_token
         self.host = host
         self._port = port
         self.workspace = workspace or Workspace()
         self.workspace.add_token(bot_token, self.workspace.bot_user_id)
+        if non_marketplace:
+            self.workspace.faults.non_marketplace_limits()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._routes: list[tuple[str, Route]] = []

@@ -630,9 +630,12 @@ def conversations_open(ctx: Context, args: Args) -> dict[str, Any]:
     return {"no_op": True, "already_open": True, "channel": {"id": channel.id}}
 
 
-def _page(items: list[dict[str, Any]], args: Args) -> tuple[list[dict[str, Any]], str]:
-    """Cursor pagination as Slack does it (opaque base64 cursors, next_cursor)."""
-    limit = max(1, min(args.number("limit", 100), 999))
+def _page(
+    items: list[dict[str, Any]], args: Args, cap: int | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """Cursor pagination as Slack does it (opaque base64 cursors, next_cursor); ``cap``
+    bounds a page whatever ``limit`` asks (the non-Marketplace limits)."""
+    limit = max(1, min(args.number("limit", 100), 999, cap or 999))
     start = 0
     cursor = args.string("cursor")
     if cursor:
@@ -651,6 +654,7 @@ def conversations_history(ctx: Context, args: Args) -> dict[str, Any]:
     """Top-level messages, newest first (thread replies only when broadcast)."""
     ws = ctx.workspace
     channel = _visible_channel(ctx, args)
+    _rate_check(ctx, "conversations.history", channel.id)
     messages = ws.messages(channel.id, include_replies=False)
     oldest = args.string("oldest")
     latest = args.string("latest")
@@ -664,7 +668,7 @@ def conversations_history(ctx: Context, args: Args) -> dict[str, Any]:
         return not (latest is not None and (ts > float(latest) or (ts == float(latest) and not inclusive)))
 
     items = [_message_json(ctx, m) for m in reversed(messages) if within(m)]
-    page, next_cursor = _page(items, args)
+    page, next_cursor = _page(items, args, ws.faults.history_cap)
     body: dict[str, Any] = {
         "messages": page,
         "has_more": bool(next_cursor),
@@ -682,11 +686,12 @@ def conversations_replies(ctx: Context, args: Args) -> dict[str, Any]:
     """A thread: its parent first, then replies oldest first."""
     ws = ctx.workspace
     channel = _visible_channel(ctx, args)
+    _rate_check(ctx, "conversations.replies", channel.id)
     ts = args.string("ts")
     thread = ws.replies(channel.id, ts) if ts else []
     if not thread:
         raise SlackError("thread_not_found")
-    page, next_cursor = _page([_message_json(ctx, m) for m in thread], args)
+    page, next_cursor = _page([_message_json(ctx, m) for m in thread], args, ws.faults.history_cap)
     body: dict[str, Any] = {"messages": page, "has_more": bool(next_cursor)}
     if next_cursor:
         body["response_metadata"] = {"next_cursor": next_cursor}

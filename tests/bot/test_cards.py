@@ -893,6 +893,7 @@ def test_status_list_show_and_help_replies() -> None:
         "/hitl list [#channel|mine]",
         "/hitl show <id>",
         "/hitl stats [action]",
+        "/hitl grants",
         "/hitl pause [action]",
         "/hitl resume [action]",
         "/hitl policy",

@@ -22,7 +22,7 @@ VIEW_FIELDS = {
     "id", "action", "summary", "mode", "status", "channel", "created_at", "deadline", "params", "decision", "execution",
     "policy_version",
 }
-DECISION_FIELDS = {"status", "approved", "by", "comment", "params", "decided_at"}
+DECISION_FIELDS = {"status", "approved", "by", "comment", "params", "decided_at", "grant"}
 
 # (method, path, body) of every authenticated endpoint; {id} is filled with a real id.
 ENDPOINTS = [
@@ -234,7 +234,7 @@ def test_long_poll_answers_the_moment_the_request_is_decided(gateway: Gateway) -
     assert set(view["decision"]) == DECISION_FIELDS
     assert view["decision"] == {
         "status": "approved", "approved": True, "by": ["U0ALICE"], "comment": "ship it", "params": {"n": 2},
-        "decided_at": view["decision"]["decided_at"],
+        "decided_at": view["decision"]["decided_at"], "grant": None,
     }
     assert view["decision"]["decided_at"].endswith("Z")
 

@@ -19,6 +19,14 @@ EXAMPLES = {
         "--self-reject",
         ["[slack] card: delete_record", "[model] final: Rejected by U0ALICE: that customer has an open invoice"],
     ),
+    "examples.pydantic_ai_agent": (
+        "--self-approve",
+        ["[slack] card: refund", "[tool] refund(order='A-17', amount=300)", "[model] final: refunded 300 on A-17"],
+    ),
+    "examples.google_adk_agent": (
+        "--self-approve",
+        ["[slack] card: transfer", "[tool] transfer(account='ACME-1', amount=100)", "[model] final: transferred 100 to ACME-1"],
+    ),
 }
 
 

@@ -65,6 +65,9 @@ ACTION_EDIT = "hitl_edit"
 ACTION_VETO = "hitl_veto"
 ACTION_CONFIRM = "hitl_confirm"
 ACTION_WOULD_APPROVE = "hitl_would_approve"
+# "Approve for 1 hour": approve and grant the next ones like it (hitl.grants); opens a
+# modal to choose the time (up to the policy's cap), the uses and the pinned parameters.
+ACTION_GRANT = "hitl_grant"
 ACTION_WOULD_REJECT = "hitl_would_reject"
 ACTION_DETAILS = "hitl_details"
 
@@ -382,6 +385,16 @@ def _veto_confirm(req: Request) -> ConfirmObject:
     )
 
 
+def offers_grant(req: Request) -> bool:
+    """Whether the card offers "Approve for 1 hour": the policy in force made the request
+    grantable (`Request.grantable`), and nothing keeps a grant from covering the next ones
+    (the kill switch, low confidence, a plan)."""
+    return (
+        req.grantable is not None and req.mode is Mode.GATE and req.status is Status.PENDING
+        and not req.paused and not req.low_confidence and not req.batch and not req.items
+    )
+
+
 def decision_buttons(req: Request, *, compact: bool = False, item: int | None = None) -> list[ButtonElement]:
     """The buttons for the request's mode and state; only Details once it is final.
 
@@ -397,6 +410,8 @@ def decision_buttons(req: Request, *, compact: bool = False, item: int | None = 
             buttons.append(_button("Reject", ACTION_REJECT, req, item, style="danger"))
             if not compact:
                 buttons.append(_button("Edit", ACTION_EDIT, req, item))
+                if offers_grant(req):
+                    buttons.append(_button("Approve for 1 hour…", ACTION_GRANT, req, item))
         elif req.mode is Mode.OVERRIDE and req.status is Status.OPEN:
             buttons.append(
                 _button("Veto", ACTION_VETO, req, item, style="danger", confirm=_veto_confirm(req))
@@ -454,6 +469,12 @@ def _open_line(req: Request) -> str:
 
 
 def _approved_line(req: Request) -> str:
+    if req.grant is not None:
+        grant = req.grant
+        return (
+            f"✅ Approved by grant `{grant.id}` from {people(grant.by)}{_when(req.decided_at)}"
+            f" · {grant.uses_left} uses left, until {slack_date(grant.until)}"
+        )
     if req.by:
         line = f"✅ Approved by {people(req.by)}{_when(req.decided_at)}"
     else:

@@ -730,6 +730,7 @@ _HELP = [
     ("/hitl list [#channel|mine]", "Waiting requests: all, one channel's, or the ones you can decide."),
     ("/hitl show <id>", "One request: its card, its buttons and its history."),
     ("/hitl stats [action]", "Decisions, approval rate and time to decide, per action."),
+    ("/hitl grants", "Live grants (approve-for-a-while) with Revoke; `/hitl grants revoke <id|action>`."),
     ("/hitl pause [action]", "Kill switch (admins): new requests, or one action's, wait for an approval."),
     ("/hitl resume [action]", "Lift a pause (admins)."),
     ("/hitl policy", "The policy in force: modes per action, risk and reversibility."),

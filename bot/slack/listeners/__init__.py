@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.slack.listeners import actions, autonomy, commands, events, views
+from bot.slack.listeners import actions, autonomy, commands, events, grants, views
 
 
 def register(app: App) -> None:
@@ -13,3 +13,4 @@ def register(app: App) -> None:
     views.register(app)
     commands.register(app)
     events.register(app)
+    grants.register(app)

@@ -17,6 +17,7 @@ from bot.slack import dashlink
 from bot.slack.blocks import views
 from bot.slack.blocks.text import escape, escape_cut, one_line, slack_date
 from bot.slack.deps import Deps, deps_of
+from bot.slack.listeners import grants
 from bot.slack.replies import DB_DOWN
 from hitl import queries, stats
 from hitl.errors import RequestNotFound
@@ -86,6 +87,8 @@ def answer(deps: Deps, user: str, text: str, team: str = "") -> tuple[str, list[
         return dashlink.reply(deps.settings, team, user)
     if sub == "policy":
         return _policy_history(deps) if rest.lower() == "history" else _policy(deps)
+    if sub == "grants":
+        return grants.command(deps, user, rest)
     return "hitl commands", views.help_blocks()
 
 

@@ -1,0 +1,278 @@
+"""What the gateway does with one `tools/call`: file it through the policy, then forward,
+wait, or refuse.
+
+Every call is filed as a request (action ``NAME.tool``, params the arguments) where the
+policy is evaluated: in this process's Redis store, or by the hitl server behind
+HITL_API_URL, never by the agent. The mode it comes back with decides:
+
+- `auto`, `shadow`: forward at once;
+- `notify`, `override`: forward at once; the card is posted, and the result says that a veto
+  cannot un-call the tool (a veto arrives as an audit event and on the card);
+- `gate`: wait for the decision, then forward exactly the approved arguments (a reviewer's
+  edit included), at most once: `start_execution` is recorded before forwarding, and a
+  retry that finds it started without an end marks the outcome unknown rather than run the
+  tool again. A rejection is a tool error with the reviewer's words; an expiry says no one
+  decided in time.
+
+A retried call re-attaches to its request through the request's idempotency key, derived
+from who calls, the action and the arguments (`call_key`), so a client or gateway restart
+neither files a second card nor loses an approval. Once a request's call has run (or was
+refused), the same call again is a new request: the key carries a generation, and the
+gateway steps past spent ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+from typing import Any
+
+import mcp_types as types
+import redis
+
+from bot.gateway.mcpgateway.upstreams import Route, UpstreamDown, Upstreams
+from hitl.apikeys import ActionForbidden, Principal
+from hitl.client import AsyncApprovals
+from hitl.errors import ExecutionRefused, HitlError, IdempotencyConflict, InvalidRequest
+from hitl.models import Request
+from hitl.pool import RedisBusy
+from hitl.status import ExecutionState, Mode, Risk, Status
+
+log = logging.getLogger("hitl.mcpgateway")
+
+# Who the card says filed it.
+AGENT = "mcp-gateway"
+# Generations tried for one call before giving up (each a spent request of the same call).
+MAX_GENERATIONS = 200
+# Calls whose next generation this process remembers (so a repeated call costs no probing).
+REMEMBERED = 10_000
+# Longest summary line made from a call's arguments.
+GIST_CHARS = 300
+
+NO_UNDO = (
+    "hitl: this call ran at once and was recorded as request {id} ({mode}); a reviewer sees it "
+    "in Slack. A veto cannot un-call a tool: it arrives as an audit event and on the card."
+)
+UNKNOWN = (
+    "hitl: request {id}'s approved call to {action} was started before and never recorded as "
+    "finished (the gateway stopped mid-call?). It was NOT forwarded again: its outcome is "
+    "unknown, so check whether it took effect before asking again."
+)
+RAN = (
+    "hitl: request {id}'s approved call to {action} already ran ({state}); it is not forwarded twice."
+)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def call_key(who: str, action: str, arguments: dict[str, Any], generation: int) -> str:
+    """The idempotency key of a call: the same caller, action and arguments give the same key."""
+    digest = hashlib.sha256(_canonical([who, action, arguments]).encode()).hexdigest()[:40]
+    return f"mcpgw:{digest}:{generation}"
+
+
+def risk_hints(tool: types.Tool) -> dict[str, Any]:
+    """Risk and reversibility from the upstream's tool annotations (only what they say):
+    the policy's rule for the action, if any, still decides the mode."""
+    notes = tool.annotations
+    if notes is None:
+        return {}
+    if notes.read_only_hint:
+        return {"risk": Risk.LOW.value, "reversible": True}
+    if notes.destructive_hint is True:
+        return {"risk": Risk.HIGH.value, "reversible": False}
+    if notes.destructive_hint is False:
+        return {"risk": Risk.MEDIUM.value, "reversible": True}
+    return {}
+
+
+def _gist(arguments: dict[str, Any]) -> str:
+    text = _canonical(arguments) if arguments else "(no arguments)"
+    return text if len(text) <= GIST_CHARS else text[: GIST_CHARS - 1] + "…"
+
+
+def _error(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+
+
+def _noted(result: types.CallToolResult, note: str) -> types.CallToolResult:
+    return result.model_copy(update={"content": [*result.content, types.TextContent(type="text", text=note)]})
+
+
+def _spent(req: Request) -> bool:
+    """Whether `req` is done with: its call ran (or was left unknown), or it was refused."""
+    if req.status in (Status.PENDING, Status.OPEN):
+        return False
+    if not req.decision().approved:
+        return True
+    return req.execution not in (None, ExecutionState.STARTED)
+
+
+class Calls:
+    """The `tools/call` handler shared by the stdio gateway and /mcp/gateway."""
+
+    def __init__(self, upstreams: Upstreams, aio: AsyncApprovals) -> None:
+        self.upstreams = upstreams
+        self.aio = aio
+        self._generation: OrderedDict[str, int] = OrderedDict()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def call(
+        self, name: str, arguments: dict[str, Any], principal: Principal | None
+    ) -> types.CallToolResult:
+        """Answer one call: the upstream's result, or a tool error a model can act on."""
+        route = self.upstreams.routes.get(name)
+        if route is None:
+            return _error(f"unknown tool {name!r}: the gateway lists {sorted(self.upstreams.routes)}")
+        try:
+            if principal is not None:
+                principal.check_action(route.action)
+            await route.upstream.ready()  # down: said before anything is filed
+            return await self._decide(route, arguments, principal)
+        except UpstreamDown as exc:
+            return _error(f"{exc}. Nothing was filed for review and the tool was not called; try again later")
+        except (InvalidRequest, ActionForbidden, ExecutionRefused) as exc:
+            return _error(f"hitl: {exc}")
+        except RedisBusy as exc:
+            return _error(f"hitl: the approval service is {exc}; the tool was not called. Try again shortly.")
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            return _error(f"hitl: Redis did not answer ({exc or 'timed out'}); the tool was not called.")
+        except HitlError as exc:  # the HTTP transport's: the server refused the key, or did not answer
+            return _error(f"hitl: {exc}; the tool was not called.")
+
+    async def _file(self, route: Route, arguments: dict[str, Any], principal: Principal | None) -> Request:
+        """The request this call stands for: the pending or approved one it re-attaches to,
+        or a new one after the spent generations."""
+        who = "" if principal is None else principal.name
+        base = call_key(who, route.action, arguments, 0)
+        generation = self._generation.get(base, 0)
+        fields = {
+            "action": route.action,
+            "summary": f"{route.action}: {_gist(arguments)}",
+            "params": arguments,
+            "agent": AGENT,
+            "context": _context(route),
+            **risk_hints(route.tool),
+        }
+        for _ in range(MAX_GENERATIONS):
+            key = call_key(who, route.action, arguments, generation)
+            try:
+                handle = await self.aio.request_from(
+                    {**fields, "idempotency_key": key}, via=None if principal is None else principal.name
+                )
+            except IdempotencyConflict:  # a key of ours used with other content: step past it
+                generation += 1
+                continue
+            req = await self.aio.fetch(handle.id)
+            if not _spent(req):
+                self._remember(base, generation)
+                return req
+            generation += 1
+        raise InvalidRequest(
+            f"this exact call was already made {MAX_GENERATIONS} times; vary it", "arguments"
+        )
+
+    def _remember(self, base: str, generation: int) -> None:
+        self._generation[base] = generation
+        self._generation.move_to_end(base)
+        while len(self._generation) > REMEMBERED:
+            self._generation.popitem(last=False)
+
+    def _spend(self, route: Route, arguments: dict[str, Any], principal: Principal | None) -> None:
+        """This call's request is used: the same call next time is a new request."""
+        who = "" if principal is None else principal.name
+        base = call_key(who, route.action, arguments, 0)
+        self._remember(base, self._generation.get(base, 0) + 1)
+
+    async def _decide(
+        self, route: Route, arguments: dict[str, Any], principal: Principal | None
+    ) -> types.CallToolResult:
+        req = await self._file(route, arguments, principal)
+        if req.mode is Mode.GATE:
+            return await self._gated(route, req, arguments, principal)
+        self._spend(route, arguments, principal)
+        if req.mode in (Mode.AUTO, Mode.SHADOW):
+            return await self._forward(route, req, arguments, recorded=False)
+        result = await self._forward(route, req, arguments, recorded=False)
+        return _noted(result, NO_UNDO.format(id=req.id, mode=req.mode.value))
+
+    async def _gated(
+        self, route: Route, req: Request, arguments: dict[str, Any], principal: Principal | None
+    ) -> types.CallToolResult:
+        if not req.final:
+            req = await self.aio.wait_request(req.id)
+        decision = req.decision()
+        if not decision.approved:
+            self._spend(route, arguments, principal)
+            if req.status is Status.REJECTED:
+                who = ", ".join(decision.by) or "a reviewer"
+                words = decision.comment or "no reason given"
+                return _error(f"Rejected by {who}: {words}. The tool was not called (request {req.id}).")
+            return _error(f"{decision.explanation()} The tool was not called (request {req.id}).")
+        if not await self.aio.start_execution(req.id):
+            self._spend(route, arguments, principal)
+            current = await self.aio.fetch(req.id)
+            if current.execution is ExecutionState.UNKNOWN:
+                return _error(UNKNOWN.format(id=req.id, action=route.action))
+            state = current.execution.value if current.execution else "started"
+            return _error(RAN.format(id=req.id, action=route.action, state=state))
+        self._spend(route, arguments, principal)
+        # Exactly what was approved: the reviewer's edit, if any, replaces the proposal.
+        approved = dict(decision.params or {})
+        return await self._forward(route, req, approved, recorded=True)
+
+    async def _forward(
+        self, route: Route, req: Request, arguments: dict[str, Any], *, recorded: bool
+    ) -> types.CallToolResult:
+        """Call the upstream. `recorded`: its start is already in the request (gate); otherwise
+        start and end are recorded after answering, off the call's path."""
+        try:
+            result = await route.upstream.call(route.tool.name, arguments)
+        except Exception as exc:
+            log.warning("MCP upstream %s failed on %s: %s", route.upstream.name, route.tool.name, exc)
+            self._record(req.id, started=recorded, ok=False)
+            return _error(
+                f"MCP server {route.upstream.name!r} failed on {route.tool.name} "
+                f"({exc or type(exc).__name__}); "
+                f"it may or may not have acted. Recorded on request {req.id} as failed; it is not retried."
+            )
+        if recorded:  # gate: the end is on record before the agent hears of it
+            await self.aio.finish_execution(req.id, ok=not result.is_error)
+        else:
+            self._record(req.id, started=False, ok=not result.is_error)
+        return result
+
+    def _record(self, request_id: str, *, started: bool, ok: bool) -> None:
+        async def record() -> None:
+            try:
+                if not started and not await self.aio.start_execution(request_id):
+                    return
+                await self.aio.finish_execution(request_id, ok=ok)
+            except Exception as exc:  # the call ran; only its record is missing: say so in the log
+                log.warning("hitl: could not record the end of request %s's call: %s", request_id, exc)
+
+        task = asyncio.create_task(record())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for the records still being written (on shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _context(route: Route) -> str:
+    tool = route.tool
+    lines = [f"MCP tool `{tool.name}` of upstream `{route.upstream.name}`, called through the hitl gateway."]
+    if tool.description:
+        lines.append("\n" + tool.description.strip()[:2000])
+    if tool.annotations is not None:
+        hints = tool.annotations.model_dump(exclude_none=True, by_alias=True)
+        if hints:
+            lines.append(f"\nAnnotations: {_canonical(hints)}")
+    return "\n".join(lines)

@@ -1,0 +1,193 @@
+"""The gateway in front of a real MCP server: what reaches the upstream, and when."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from hitl import Approvals
+from hitl.status import ExecutionState, SystemVerb
+from tests.helpers import events, eventually
+from tests.mcp.conftest import first_pending
+from tests.mcpgateway.conftest import UpstreamLog, call, http_upstream, stdio_upstream
+
+pytestmark = pytest.mark.usefixtures("policy")
+
+
+def test_an_auto_call_is_forwarded_at_once_and_recorded(
+    gateway: Callable[..., Any], received: UpstreamLog, conn: redis.Redis, prefix: str
+) -> None:
+    async def scenario() -> tuple[set[str], Any]:
+        async with gateway({"up": stdio_upstream(received)}) as client:
+            listed = {t.name for t in (await client.list_tools()).tools}
+            return listed, await call(client, "echo", text="hi")
+
+    listed, answer = asyncio.run(scenario())
+    assert {"echo", "delete_file", "post_update", "hang"} <= listed
+    assert not answer.error and answer.text == "echo: hi"
+    assert received.calls("echo") == [{"text": "hi"}]
+    created = [e for e in events(conn, prefix) if e["type"] == "created"]
+    assert len(created) == 1 and created[0]["action"] == "up.echo"
+
+
+def test_a_gated_call_forwards_the_reviewers_edit_exactly_once(
+    gateway: Callable[..., Any], received: UpstreamLog, approvals: Approvals
+) -> None:
+    async def scenario() -> Any:
+        async with gateway({"up": stdio_upstream(received)}) as client:
+            pending = asyncio.create_task(call(client, "delete_file", path="/srv/all"))
+            rid = await asyncio.to_thread(first_pending, approvals)
+            assert received.calls() == []  # nothing reaches the upstream before a decision
+            approvals.decide(rid, "approve", by="U01", params={"path": "/srv/one.txt"})
+            return await pending
+
+    answer = asyncio.run(scenario())
+    assert not answer.error and answer.text == "deleted /srv/one.txt"
+    assert received.calls("delete_file") == [{"path": "/srv/one.txt"}]
+
+
+def test_a_rejection_is_a_tool_error_with_the_reviewers_words(
+    gateway: Callable[..., Any], received: UpstreamLog, approvals: Approvals
+) -> None:
+    async def scenario() -> Any:
+        async with gateway({"up": stdio_upstream(received)}) as client:
+            pending = asyncio.create_task(call(client, "delete_file", path="/srv/all"))
+            rid = await asyncio.to_thread(first_pending, approvals)
+            approvals.decide(rid, "reject", by="U01", comment="not the whole disk, please")
+            return await pending
+
+    answer = asyncio.run(scenario())
+    assert answer.error and "not the whole disk, please" in answer.text and "U01" in answer.text
+    assert received.calls() == []
+
+
+def test_an_expired_gate_says_no_one_decided_in_time(
+    gateway: Callable[..., Any], received: UpstreamLog, approvals: Approvals
+) -> None:
+    async def scenario() -> Any:
+        async with gateway({"up": stdio_upstream(received)}) as client:
+            pending = asyncio.create_task(call(client, "delete_file", path="/srv/x"))
+            rid = await asyncio.to_thread(first_pending, approvals)
+            approvals.store.transition(rid, SystemVerb.EXPIRE)  # what the worker's timer does
+            return await pending
+
+    answer = asyncio.run(scenario())
+    assert answer.error and "No one decided on up.delete_file in time" in answer.text
+    assert received.calls() == []
+
+
+def test_a_notify_call_runs_at_once_and_says_a_veto_cannot_uncall_it(
+    gateway: Callable[..., Any], received: UpstreamLog
+) -> None:
+    async def scenario() -> Any:
+        async with gateway({"up": stdio_upstream(received)}) as client:
+            return await call(client, "post_update", text="deploy done")
+
+    answer = asyncio.run(scenario())
+    assert not answer.error and answer.text.startswith("posted: deploy done")
+    assert "A veto cannot un-call a tool" in answer.text
+    assert received.calls("post_update") == [{"text": "deploy done"}]
+
+
+def test_a_gateway_killed_after_approval_forwards_at_most_once_and_says_unknown(
+    gateway: Callable[..., Any], received: UpstreamLog, approvals: Approvals, conn: redis.Redis, prefix: str
+) -> None:
+    """kill -9 of the gateway while the approved call is in flight: the restarted gateway's
+    retry of the same call re-attaches to the request and does not forward it again."""
+
+    async def first() -> None:
+        with contextlib.suppress(Exception):
+            async with gateway({"up": stdio_upstream(received)}) as client:
+                pending = asyncio.create_task(call(client, "hang", tag="t1"))
+                rid = await asyncio.to_thread(first_pending, approvals)
+                approvals.decide(rid, "approve", by="U01")
+                await asyncio.to_thread(eventually, lambda: received.calls("hang"), 20, "the call to arrive")
+                os.kill(received.parent(), signal.SIGKILL)
+                await pending
+
+    async def retry() -> Any:
+        async with gateway({"up": stdio_upstream(received)}) as client:
+            return await call(client, "hang", tag="t1")
+
+    asyncio.run(first())
+    answer = asyncio.run(retry())
+    assert answer.error and "outcome is unknown" in answer.text
+    assert received.calls("hang") == [{"tag": "t1"}]
+    [created] = [e for e in events(conn, prefix) if e["type"] == "created"]
+    rid = created["id"]
+    assert approvals.fetch(rid).execution is ExecutionState.UNKNOWN
+    assert [e["type"] for e in events(conn, prefix, rid)].count("outcome_unknown") == 1
+
+
+def test_an_http_upstream_gets_the_edited_arguments_once(
+    gateway: Callable[..., Any], received: UpstreamLog, approvals: Approvals
+) -> None:
+    async def scenario(url: str) -> Any:
+        async with gateway({"up": {"url": url, "headers": {"X-Test": "1"}}}) as client:
+            pending = asyncio.create_task(call(client, "delete_file", path="/a"))
+            rid = await asyncio.to_thread(first_pending, approvals)
+            approvals.decide(rid, "approve", by="U01", params={"path": "/b"})
+            return await pending
+
+    with http_upstream(received) as (url, _proc):
+        answer = asyncio.run(scenario(url))
+    assert not answer.error and answer.text == "deleted /b"
+    assert received.calls() == [{"path": "/b"}]
+
+
+def test_an_upstream_that_went_down_is_a_clear_error_and_nothing_is_filed(
+    gateway: Callable[..., Any], received: UpstreamLog, conn: redis.Redis, prefix: str
+) -> None:
+    async def scenario(url: str, proc: subprocess.Popen[bytes]) -> list[Any]:
+        async with gateway({"up": {"url": url}}) as client:
+            assert not (await call(client, "echo", text="before")).error
+            proc.kill()
+            proc.wait(10)
+            return [await call(client, "delete_file", path="/x"), await call(client, "delete_file", path="/x")]
+
+    with http_upstream(received) as (url, proc):
+        answers = asyncio.run(scenario(url, proc))
+    for answer in answers:
+        assert answer.error and "MCP server 'up' is unreachable" in answer.text
+        assert "Nothing was filed for review and the tool was not called" in answer.text
+    created = [e["action"] for e in events(conn, prefix) if e["type"] == "created"]
+    assert created == ["up.echo"]
+
+
+def test_an_upstream_that_never_starts_is_left_out_and_the_others_serve(
+    gateway: Callable[..., Any], received: UpstreamLog
+) -> None:
+    broken = {"command": [sys.executable, "-c", "raise SystemExit('no such server')"]}
+
+    async def scenario() -> tuple[set[str], Any]:
+        async with gateway({"up": stdio_upstream(received), "gone": broken}) as client:
+            listed = {t.name for t in (await client.list_tools()).tools}
+            return listed, await call(client, "echo", text="still here")
+
+    listed, answer = asyncio.run(scenario())
+    assert "echo" in listed and not answer.error
+
+
+def test_tools_two_upstreams_share_are_prefixed_and_routed_to_their_own(
+    gateway: Callable[..., Any], received: UpstreamLog, conn: redis.Redis, prefix: str
+) -> None:
+    async def scenario(url: str) -> tuple[set[str], Any]:
+        async with gateway({"up": stdio_upstream(received), "web": {"url": url}}) as client:
+            listed = {t.name for t in (await client.list_tools()).tools}
+            return listed, await call(client, "web__echo", text="via http")
+
+    with http_upstream(received) as (url, _proc):
+        listed, answer = asyncio.run(scenario(url))
+    assert {"up__echo", "web__echo", "up__delete_file"} <= listed and "echo" not in listed
+    assert not answer.error and answer.text == "echo: via http"
+    [created] = [e for e in events(conn, prefix) if e["type"] == "created"]
+    assert created["action"] == "web.echo"  # no rule names it: its readOnlyHint made it low risk, auto
