@@ -20,6 +20,7 @@ import redis
 
 from hitl.keys import Keys
 from hitl.redisvalues import as_str
+from hitl.status import EventType
 from hitl.streams import Entry
 
 # Stream entries read per round trip.
@@ -45,10 +46,24 @@ def events(conn: redis.Redis, keys: Keys, since: float | None = None) -> Iterato
                     item[name] = None
             if "doc" in item:  # the request as filed: original params live here
                 item["request"] = item.pop("doc")
+            if item.get("type") == EventType.POLICY_APPLIED.value:
+                _policy_event(conn, keys, item)
             yield item
         if len(batch) < PAGE:
             return
         start = "(" + as_str(batch[-1][0])
+
+
+def _policy_event(conn: redis.Redis, keys: Keys, item: dict[str, Any]) -> None:
+    """A published version says why it exists (file, promotion, demotion; any other kind a
+    source names) and, for the autonomy loop's, the evidence it was decided on."""
+    from hitl.autonomy import evidence_of
+    from hitl.policystore import _parse_version
+
+    version = _parse_version(conn.hgetall(keys.policy_version(item.get("version") or 0)))
+    item["reason"] = version.reason if version else str(item.get("source", "")).split(":", 1)[0] or "file"
+    if version is not None:
+        item["evidence"] = evidence_of(version)
 
 
 def export(conn: redis.Redis, keys: Keys, out: IO[str], since: float | None = None) -> int:

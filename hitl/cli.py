@@ -220,10 +220,33 @@ def _policy_history(args: argparse.Namespace) -> int:
     if not versions:
         print("no policy published yet: version 0 in force")
         return 0
-    print(f"{'VERSION':<8} {'APPLIED AT':<25} {'APPLIED BY':<20} {'SHA256':<12}  SOURCE")
+    from hitl.autonomy import change_summary
+
+    print(f"{'VERSION':<8} {'APPLIED AT':<25} {'APPLIED BY':<20} {'WHY':<10} {'CHANGE':<36}  SOURCE")
+    before = None
     for v in versions:
-        print(f"{v.version:<8} {iso(v.applied_at) or '':<25} {v.applied_by[:20]:<20} {v.sha256[:12]:<12}  "
-              f"{v.source or '-'}")
+        policy = v.policy()
+        print(f"{v.version:<8} {iso(v.applied_at) or '':<25} {v.applied_by[:20]:<20} {v.reason:<10} "
+              f"{change_summary(before, policy):<36}  {v.source or '-'}")
+        before = policy
+    return 0
+
+
+def _policy_diff(args: argparse.Namespace) -> int:
+    import yaml
+
+    from hitl.autonomy import diff
+
+    store = _policy_store()
+    found = {n: store.version(n) for n in (args.a, args.b)}
+    missing = [str(n) for n, v in found.items() if v is None]
+    if missing:
+        print(f"no policy version {', '.join(missing)} (hitl policy history lists them)", file=sys.stderr)
+        return 2
+    a, b = found[args.a], found[args.b]
+    assert a is not None and b is not None
+    change = diff(a.policy(), b.policy())
+    print(yaml.safe_dump(change, sort_keys=False).rstrip("\n") if change else "# no change")
     return 0
 
 
@@ -359,8 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
         "show", help="the version in force: who applied it, when, from where, and the policy"
     )
     show.set_defaults(func=_policy_show)
-    history = pol_sub.add_parser("history", help="every published version: when, who, sha256, source")
+    history = pol_sub.add_parser(
+        "history", help="every published version: when, who, why (file, promotion, demotion), what changed"
+    )
     history.set_defaults(func=_policy_history)
+    pdiff = pol_sub.add_parser("diff", help="what changed from version A to version B, as YAML")
+    pdiff.add_argument("a", type=int)
+    pdiff.add_argument("b", type=int)
+    pdiff.set_defaults(func=_policy_diff)
 
     keys = sub.add_parser("keys", help="API keys for agents (stored hashed in Redis)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)

@@ -95,6 +95,12 @@ key                                    type    what it holds
 ``{p}:grantvotes:{id}``               hash    who chose "approve for a while" on a quorum
                                                request, and their choice (JSON), until the
                                                quorum grants it
+``{p}:autonomy:proposal:{action}``     string  the open promotion proposal (JSON), one per
+                                               action, set NX (see `hitl.autonomy`)
+``{p}:autonomy:votes:{action}``        set     admins who pressed Promote on it
+``{p}:autonomy:snooze:{action}``       string  Not yet: no proposal until it expires
+``{p}:autonomy:rejections:{action}``   zset    recent rejections (ms), for demote_after
+``{p}:autonomy:reported:{n}``          string  the promotions file version n undid were told
 ``rq:queue:{p}-{kind}``                list    RQ's own keys for the queues `Keys.queue`
                                                names (``timers``, ``slack``, ``webhooks``,
                                                ``langgraph``); RQ adds ``rq:`` itself
@@ -304,6 +310,27 @@ class Keys:
     @property
     def policy_error(self) -> str:
         return f"{self.prefix}:policy:error"
+
+    # -- the promotion loop (hitl.autonomy) ---------------------------------------------------
+    def autonomy_proposal(self, action: str) -> str:
+        """The open promotion proposal for `action` (one at a time: SET NX)."""
+        return f"{self.prefix}:autonomy:proposal:{action}"
+
+    def autonomy_votes(self, action: str) -> str:
+        """Admins who pressed Promote on the open proposal (toward `autonomy.quorum`)."""
+        return f"{self.prefix}:autonomy:votes:{action}"
+
+    def autonomy_snooze(self, action: str) -> str:
+        """Not yet: no proposal for `action` until this key expires."""
+        return f"{self.prefix}:autonomy:snooze:{action}"
+
+    def autonomy_rejections(self, action: str) -> str:
+        """Recent rejections of `action` (epoch ms), for `autonomy.demote_after`."""
+        return f"{self.prefix}:autonomy:rejections:{action}"
+
+    def autonomy_reported(self, version: int | str) -> str:
+        """Set once the promotions a file version undid have been reported."""
+        return f"{self.prefix}:autonomy:reported:{version}"
 
 
 def timer_member(request_id: str, kind: str, step: int | None = None) -> str:

@@ -197,6 +197,17 @@ class AutonomyThresholds(BaseModel):
     min_approved_unedited: float = Field(default=0.95, ge=0, le=1)
     no_critical_rejection_days: float = Field(default=14, ge=0)
     max_override_rate: float = Field(default=0.05, ge=0, le=1)
+    # The promotion loop (`hitl.autonomy`): where proposals go (else the admins by DM), how
+    # many admins must press Promote, how long Not yet lasts, the highest mode a promotion
+    # may reach (per action in `ceilings`), and how many rejections in `demote_window`
+    # step an action back without waiting for anyone.
+    channel: str | None = None
+    quorum: int = Field(default=1, ge=1, le=10)
+    snooze: Duration = 14 * 86400.0
+    ceiling: Mode = Mode.OVERRIDE
+    ceilings: dict[str, Mode] = Field(default_factory=dict)
+    demote_after: int | None = Field(default=None, ge=1)
+    demote_window: Duration = 86400.0
 
 
 class Policy(BaseModel):

@@ -59,6 +59,13 @@ class PolicyVersion:
     def policy(self) -> Policy:
         return Policy.from_data(json.loads(self.canonical), f"policy version {self.version}")
 
+    @property
+    def reason(self) -> str:
+        """Why this version exists: ``promotion`` or ``demotion`` (published by
+        `hitl.autonomy`, whose sources start so), else ``file``."""
+        head = self.source.split(":", 1)[0]
+        return head if head in ("promotion", "demotion") else "file"
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyInForce:
@@ -256,6 +263,53 @@ class PolicyStore:
 
     def last_error(self) -> PolicyError | None:
         return _parse_error(self.redis.hgetall(self.keys.policy_error))
+
+    # -- the promotion loop's state (hitl.autonomy) -------------------------------------------
+    def open_proposal(self, action: str, record: str, *, ttl: float) -> bool:
+        """Open a proposal for `action` unless one is open or Not yet snoozed it; atomic
+        (SET NX), so two checkers never post two cards."""
+        if self.redis.exists(self.keys.autonomy_snooze(action)):
+            return False
+        key = self.keys.autonomy_proposal(action)
+        return bool(self.redis.set(key, record, nx=True, px=round(ttl * 1000)))
+
+    def proposal(self, action: str) -> str | None:
+        raw = self.redis.get(self.keys.autonomy_proposal(action))
+        return as_str(raw) if raw is not None else None
+
+    def vote(self, action: str, admin: str) -> int:
+        """Count `admin`'s Promote; how many distinct admins have pressed it."""
+        pipe = self.redis.pipeline()
+        pipe.sadd(self.keys.autonomy_votes(action), admin)
+        pipe.scard(self.keys.autonomy_votes(action))
+        return int(pipe.execute()[1])
+
+    def close_proposal(self, action: str, *, snooze: float | None = None) -> bool:
+        """End the open proposal (True if this call ended it: a second click finds none);
+        with `snooze`, no new one for that many seconds."""
+        pipe = self.redis.pipeline()
+        pipe.delete(self.keys.autonomy_proposal(action))
+        pipe.delete(self.keys.autonomy_votes(action))
+        if snooze:
+            pipe.set(self.keys.autonomy_snooze(action), "1", px=round(snooze * 1000))
+        return bool(pipe.execute()[0])
+
+    def count_rejection(self, action: str, at: float, window: float) -> int:
+        """Record a rejection of `action`; how many fell within the last `window` seconds."""
+        key, now = self.keys.autonomy_rejections(action), round(at * 1000)
+        pipe = self.redis.pipeline()
+        pipe.zadd(key, {f"{now}-{time.monotonic_ns()}": now})
+        pipe.zremrangebyscore(key, "-inf", now - round(window * 1000))
+        pipe.zcard(key)
+        pipe.pexpire(key, round(window * 1000))
+        return int(pipe.execute()[2])
+
+    def clear_rejections(self, action: str) -> None:
+        self.redis.delete(self.keys.autonomy_rejections(action))
+
+    def claim_report(self, version: int) -> bool:
+        """True once per version: the first caller reports what that file version undid."""
+        return bool(self.redis.set(self.keys.autonomy_reported(version), "1", nx=True))
 
 
 class AsyncPolicyStore:

@@ -210,8 +210,12 @@ def test_apply_show_and_history(redis_url: str, prefix: str, policy_file: Path, 
     assert shown[0].endswith(f"from {policy_file}")
     assert "defaults: {timeout: 2h}" in shown
     history = run("history").stdout.splitlines()
-    assert history[0].split() == ["VERSION", "APPLIED", "AT", "APPLIED", "BY", "SHA256", "SOURCE"]
-    assert [row.split()[0::2] for row in history[1:]] == [["1", "alice", str(policy_file)], ["2", "bob", str(policy_file)]]
+    assert history[0].split() == ["VERSION", "APPLIED", "AT", "APPLIED", "BY", "WHY", "CHANGE", "SOURCE"]
+    rows = [row.split() for row in history[1:]]
+    assert [(r[0], r[2], r[3], r[-1]) for r in rows] == [
+        ("1", "alice", "file", str(policy_file)), ("2", "bob", "file", str(policy_file))
+    ]
+    assert "first version" in history[1] and "changed: defaults" in history[2]
     # A bad file: the same one-line error and exit code as `hitl policy check`; nothing changes.
     policy_file.write_text("actions: {purge_table: {mode: yolo}}\n")
     bad, check = run("apply", str(policy_file)), run("check", str(policy_file))

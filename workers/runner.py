@@ -41,6 +41,7 @@ from hitl.metrics import admit_policy_actions
 from hitl.policystore import PolicyPublisher, PolicyStore
 from hitl.settings import Settings
 from workers import queues
+from workers.autonomy import AutonomyLoop
 from workers.delivery import DeliveryLoop
 from workers.health import OUTAGE_ERRORS, Backoff, RedisHealth
 from workers.maintenance import Maintenance
@@ -94,7 +95,9 @@ def background_loops(
     webhooks = WebhookFeed(
         connection, settings.prefix, health=health, block_ms=round(settings.webhook_feed_block * 1000)
     )
-    loops: list[BackgroundLoop] = [delivery, sender, ticker, maintenance, webhooks]
+    # Proposes promotions the evidence supports and reports what a file undid.
+    autonomy = AutonomyLoop(settings)
+    loops: list[BackgroundLoop] = [delivery, sender, ticker, maintenance, webhooks, autonomy]
     if settings.policy_file is not None:
         # Publishes HITL_POLICY_FILE at start and on change (a bad file stops the start).
         store = PolicyStore(connection, Keys(settings.prefix))

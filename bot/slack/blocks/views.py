@@ -20,10 +20,12 @@ from typing import Any
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
+    CheckboxesElement,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
     InputBlock,
+    Option,
     PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
@@ -167,6 +169,24 @@ def _reason_input(*, placeholder: str, hint: str, optional: bool) -> InputBlock:
     )
 
 
+# The reject modal's Critical checkbox: ticked, the action steps back down the autonomy
+# ladder at once (`hitl.autonomy.after_decision`).
+INPUT_CRITICAL = "critical"
+
+
+def _critical_input() -> InputBlock:
+    return InputBlock(
+        block_id=INPUT_CRITICAL,
+        label=PlainTextObject(text="Severity"),
+        element=CheckboxesElement(
+            action_id=INPUT_CRITICAL,
+            options=[Option(value=INPUT_CRITICAL, label="Critical: this must not happen unreviewed")],
+        ),
+        hint=PlainTextObject(text="Critical moves this action back one step of autonomy at once."),
+        optional=True,
+    )
+
+
 def reject_modal(req: Request, *, channel: str | None, ts: str | None) -> dict:
     """Ask why before rejecting (the agent gets the reason); shadow asks what you would do."""
     blocks: list[Block]
@@ -190,6 +210,7 @@ def reject_modal(req: Request, *, channel: str | None, ts: str | None) -> dict:
                 hint="The agent receives this reason and can try again differently.",
                 optional=False,
             ),
+            _critical_input(),
         ]
     return View(
         type="modal",
@@ -731,6 +752,7 @@ def help_blocks() -> list[dict]:
 
 __all__ = [
     "INPUT_COMMENT",
+    "INPUT_CRITICAL",
     "INPUT_PARAMS",
     "INPUT_REASON",
     "VIEW_DETAILS",

@@ -86,7 +86,7 @@ def answer(deps: Deps, user: str, text: str, team: str = "") -> tuple[str, list[
     if sub == "dashboard":
         return dashlink.reply(deps.settings, team, user)
     if sub == "policy":
-        return _policy(deps)
+        return _policy_history(deps) if rest.lower() == "history" else _policy(deps)
     if sub == "grants":
         return grants.command(deps, user, rest)
     return "hitl commands", views.help_blocks()
@@ -177,6 +177,31 @@ def _policy(deps: Deps) -> tuple[str, list[dict]]:
             f"{escape(error.message)}"
         )
     return f"Policy version {in_force.version} in force", _section("\n".join(lines))
+
+
+# Versions `/hitl policy history` shows, newest first (`hitl policy history` prints all).
+HISTORY_SHOWN = 20
+
+
+def _policy_history(deps: Deps) -> tuple[str, list[dict]]:
+    """Every version, newest first: who, when, why (file, promotion, demotion), what changed."""
+    from hitl.autonomy import change_summary
+
+    versions = deps.approvals.policy.history()
+    if not versions:
+        return "No policy published yet", _section("No policy published yet: version 0 in force")
+    lines, before = [], None
+    for v in versions:
+        policy = v.policy()
+        lines.append(
+            f"*v{v.version}* {slack_date(v.applied_at)} by {escape(v.applied_by)} · _{v.reason}_ · "
+            f"{escape(change_summary(before, policy))}"
+        )
+        before = policy
+    shown = lines[::-1][:HISTORY_SHOWN]
+    if len(lines) > HISTORY_SHOWN:
+        shown.append(f"… {len(lines) - HISTORY_SHOWN} older versions: `hitl policy history` lists them all")
+    return f"{len(versions)} policy versions", _section("\n".join(shown))
 
 
 def register(app: App) -> None:

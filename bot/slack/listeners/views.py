@@ -14,6 +14,7 @@ from slack_bolt import Ack, App
 
 from bot.slack.blocks import views
 from bot.slack.deps import deps_of
+from bot.slack.listeners import autonomy
 from bot.slack.plans import decide_plan
 from bot.slack.replies import NOT_RECORDED, refusal
 from hitl.errors import HitlError
@@ -30,6 +31,12 @@ def _value(view: dict[str, Any], block: str) -> str | None:
     value = (state.get(block) or {}).get(block) or {}
     text = value.get("value")
     return text.strip() if isinstance(text, str) and text.strip() else None
+
+
+def _ticked(view: dict[str, Any], block: str) -> set[str]:
+    state = view.get("state", {}).get("values", {})
+    chosen = ((state.get(block) or {}).get(block) or {}).get("selected_options") or []
+    return {str(o.get("value")) for o in chosen if isinstance(o, dict)}
 
 
 def _submit(
@@ -76,6 +83,12 @@ def _submit(
         ack(response_action="errors", errors={field: NOT_RECORDED})
         return
     ack()
+    if verb in (Verb.REJECT, Verb.VETO):  # recorded: a veto or critical rejection demotes now
+        critical = views.INPUT_CRITICAL in _ticked(view, views.INPUT_CRITICAL)
+        try:
+            autonomy.after_decision(deps, req.action, req.mode, verb, user, critical)
+        except redis.RedisError as exc:
+            log.error("demotion of %s after %s not published, Redis unreachable: %s", req.action, verb, exc)
 
 
 def register(app: App) -> None:
