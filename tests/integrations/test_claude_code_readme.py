@@ -1,4 +1,5 @@
-"""The README's Claude Code `settings.json` snippets parse and name the real command and route."""
+"""The Claude Code `settings.json` snippets (the command hook in the README, the http hook in
+docs/mcp.md) parse and name the real command and route."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ from hitl import cli, hookcli
 from tests.helpers import ROOT
 
 
-def _snippets() -> list[dict]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n## Claude Code\n", 1)[1].split("\n## ", 1)[0]
+def _snippets_in(path: str, heading: str) -> list[dict]:
+    text = (ROOT / path).read_text()
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
     return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.S)]
+
+
+def _snippets() -> list[dict]:
+    """[the README's command hook, docs/mcp.md's http hook]."""
+    return [*_snippets_in("README.md", "Claude Code"), *_snippets_in("docs/mcp.md", "Claude Code hooks")]
 
 
 def _hooks(snippet: dict) -> list[dict]:
