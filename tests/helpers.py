@@ -61,9 +61,13 @@ def start_worker(redis_url: str, prefix: str, **extra: str) -> subprocess.Popen[
     )
     proc.log_path = log.name  # type: ignore[attr-defined]
     conn = redis.Redis.from_url(redis_url)
+    registry = f"rq:workers:{prefix}-timers"
+    # this process's registration: the prefix's other workers (a second one started just
+    # before) must not count, or a test acts while this one is still starting
+    before = conn.smembers(registry)
     try:
         eventually(
-            lambda: proc.poll() is not None or conn.scard(f"rq:workers:{prefix}-timers") > 0,
+            lambda: proc.poll() is not None or bool(conn.smembers(registry) - before),
             20, "the worker to register",
         )
     finally:

@@ -206,6 +206,27 @@ def _wait_for_redis(connection: redis.Redis, health: RedisHealth, stop: threadin
             stop.wait(backoff.next())
 
 
+def _admit_policy_labels(
+    connection: redis.Redis, settings: Settings, health: RedisHealth, stop: threading.Event
+) -> bool:
+    """Let the policy in force keep its action names' metric labels (the publisher, with
+    HITL_POLICY_FILE, admits them again on each publication); False if stopped first.
+
+    A worker started while Redis is away (a restart during an outage, or Redis coming up
+    after the worker) waits for it here as the running worker does, rather than exiting:
+    nothing in it can be lost, and a supervisor's restart loop would only add noise."""
+    keys = Keys(settings.prefix)
+    while not stop.is_set():
+        try:
+            in_force = PolicyStore(connection, keys).current().policy
+            admit_policy_actions(connection, keys, in_force.actions, settings.metrics_max_actions)
+            return True
+        except OUTAGE_ERRORS as exc:
+            health.failed(exc, "the worker's start")
+            _wait_for_redis(connection, health, stop)
+    return False
+
+
 def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
     """Run until stopped (SIGINT/SIGTERM finish the current job first).
 
@@ -219,19 +240,17 @@ def run(settings: Settings, *, burst: bool = False, fork: bool = False) -> None:
         settings.redis, socket_timeout=WORKER_TTL + 15, socket_connect_timeout=5, health_check_interval=30
     )
     check_durability(connection, "hitl worker")
-    # The policy in force keeps its action names' metric labels; the publisher (with
-    # HITL_POLICY_FILE) admits them again on each publication.
-    in_force = PolicyStore(connection, Keys(settings.prefix)).current().policy
-    admit_policy_actions(connection, Keys(settings.prefix), in_force.actions, settings.metrics_max_actions)
+    health = RedisHealth()
+    stop = _StopFlag()
+    stop.install()
+    if not _admit_policy_labels(connection, settings, health, stop.event):
+        return
     # The loops get their own pool with short timeouts: a stalled Redis must not hang them.
     loops_connection = redis.Redis.from_url(
         settings.redis, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
     )
     for name in ("rq.worker", "rq.job", "rq.queue"):
         logging.getLogger(name).addFilter(_QuietOutages())
-    health = RedisHealth()
-    stop = _StopFlag()
-    stop.install()
     with running(background_loops(loops_connection, settings, health)):
         while not stop.event.is_set():
             _wait_for_redis(connection, health, stop.event)

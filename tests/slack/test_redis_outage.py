@@ -9,6 +9,9 @@ same processes, and each logged the outage once as it began and once as it ended
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +24,7 @@ from hitl_sandbox import SlackStandIn
 from hitl import Approvals
 from hitl.embedded import EmbeddedRedis
 from tests.conftest import make_settings
-from tests.helpers import eventually, start_worker, stop
+from tests.helpers import ROOT, eventually, hitl_env, start_worker, stop
 from tests.slack.conftest import CHANNEL, TOKEN
 
 # Deadline of the short requests: many fall inside the outage.
@@ -139,3 +142,30 @@ def test_workers_ride_out_a_15_second_outage_under_load(private_redis: EmbeddedR
 
 def test_workers_ride_out_a_60_second_outage_under_load(private_redis: EmbeddedRedis) -> None:
     _outage(private_redis, 60)
+
+
+def test_a_worker_started_while_redis_is_down_waits_for_it_and_serves(private_redis: EmbeddedRedis) -> None:
+    """A worker (re)started during an outage used to exit with "Redis ... failed" while reading
+    the policy in force; it waits for Redis like a running worker, then delivers cards."""
+    prefix = f"late{int(time.time())}"
+    with SlackStandIn(bot_token=TOKEN) as slack:
+        private_redis.stop()
+        env = hitl_env(private_redis.url, prefix, SLACK_BOT_TOKEN=TOKEN, SLACK_API_URL=slack.url,
+                       HITL_DEFAULT_CHANNEL=CHANNEL, HITL_TIMER_TICK="0.05", HITL_WEBHOOK_FEED_BLOCK="0.05")
+        log = tempfile.NamedTemporaryFile(prefix="hitl-worker-", suffix=".log", delete=False)  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "hitl.cli", "worker"], env=env, cwd=ROOT,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc.log_path = log.name  # type: ignore[attr-defined]
+        try:
+            eventually(lambda: proc.poll() is not None or "Redis unreachable" in Path(log.name).read_text(),
+                       30, "the worker to report Redis unreachable")
+            assert proc.poll() is None, Path(log.name).read_text()[-3000:]
+            private_redis.start()
+            approvals = Approvals(settings=make_settings(private_redis.url, prefix))
+            req = approvals.request(action="restart_service", summary="After the outage", timeout=600)
+            eventually(lambda: req.id in _shown(slack), 30, "the card of a request filed after Redis came back")
+            assert proc.poll() is None
+            assert "Redis reachable again" in Path(log.name).read_text()
+            approvals.close()
+        finally:
+            stop(proc)
