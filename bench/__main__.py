@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from bench.common import EXIT_MISS, ROOT, table
 
 BENCHMARKS = (
-    "enqueue", "wake", "waiters", "timers", "memory", "slack", "burst", "gateway", "load", "observability",
-    "labels",
+    "enqueue", "wake", "waiters", "timers", "memory", "slack", "burst", "gateway", "gateway_mcp", "load",
+    "observability", "labels",
 )
 # Hard stop per benchmark (seconds): each is bounded on its own, this is a backstop.
 TIMEOUT = 180
