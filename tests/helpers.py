@@ -67,8 +67,10 @@ def start_worker(redis_url: str, prefix: str, **extra: str) -> subprocess.Popen[
     before = conn.smembers(registry)
     try:
         eventually(
+            # returns as soon as it registers (under a second on a quiet machine); the bound is
+            # for a loaded one, where importing and connecting took more than 20 s
             lambda: proc.poll() is not None or bool(conn.smembers(registry) - before),
-            20, "the worker to register",
+            60, "the worker to register",
         )
     finally:
         conn.close()

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 
 from bot.slack.blocks import cards
-from tests.helpers import events
+from tests.helpers import events, eventually
 from tests.mcp.conftest import call, first_pending
 from tests.slack.conftest import CHANNEL, Bot, bot, slack  # noqa: F401 - the Slack fixtures, reused here
 
@@ -84,7 +84,9 @@ def test_a_client_that_gives_up_leaves_the_request_pending(stdio, bot: Bot) -> N
     assert bot.approvals.store.get(created["id"]).status == "pending"
     bot.card(created["id"])  # still decidable in Slack
     status, _ = bot.click(created["id"], cards.ACTION_APPROVE, "U0ALICE")
-    assert status == 200 and bot.approvals.store.get(created["id"]).status == "approved"
+    assert status == 200
+    # the click is acknowledged before it is applied (Slack wants an answer within 3 s)
+    eventually(lambda: bot.approvals.store.get(created["id"]).status == "approved", 15, "the approval")
 
 
 def test_an_http_client_that_gives_up_leaves_the_approval_to_its_retry(mcp_http, approvals) -> None:
