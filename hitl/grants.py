@@ -64,7 +64,7 @@ class NotGrantable(HitlError):
 class VoteOutcome(StrEnum):
     CREATED = "created"
     VOTED = "voted"  # waiting for the rest of the quorum
-    REFUSED = "refused"  # the request was not approved (rejected, expired meanwhile)
+    REFUSED = "refused"  # not approved (rejected, expired meanwhile), or not by this person
 
 
 @dataclass(frozen=True, slots=True)

@@ -1066,7 +1066,8 @@ return {1, 0}
 #   covers    {action, via, requested_by, channel, approvers (JSON text), quorum}: what a
 #             matching request must have (read by the bot from the stored request)
 #   retention seconds the ended grant is kept;  events  {voted, created} audit event types
-# Returns {"created", until_ms, uses} | {"voted", votes, quorum} | {"refused", status}.
+# Returns {"created", until_ms, uses} | {"voted", votes, quorum} | {"refused", status}; refused
+# too when `by` is not among the approvals the request records (its `votes` or `by`).
 GRANT_VOTE = r"""
 local VOTES, REQ, LIVE, LIVE_ACTION, GRANT, EVENTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local input = cjson.decode(ARGV[1])
@@ -1074,6 +1075,15 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local status = redis.call('HGET', REQ, 'status')
 if status ~= 'pending' and status ~= 'approved' then return {'refused', status or 'missing'} end
+-- only someone whose approval the request records may grant (read here, not from the caller)
+local deciders = {}
+for _, field in ipairs({'votes', 'by'}) do
+  local raw = redis.call('HGET', REQ, field)
+  if raw and raw ~= '' then
+    for _, who in ipairs(cjson.decode(raw)) do deciders[who] = true end
+  end
+end
+if not deciders[input.by] then return {'refused', 'not_an_approver'} end
 local c = input.covers
 local choice = {seconds = input.seconds, uses = input.uses, pins = input.pins}
 redis.call('HSET', VOTES, input.by, cjson.encode(choice))

@@ -146,3 +146,15 @@ def test_a_policy_without_grants_stops_live_grants_and_defaults_cannot_allow_irr
     assert approvals.request(action="send_email", summary="s", requested_by="U0DAVE").status() == "pending"
     with pytest.raises(ConfigError, match="irreversible"):
         Policy.from_yaml("defaults:\n  grants: {irreversible: true}\n")
+
+
+def test_only_someone_whose_approval_the_request_records_may_grant(approvals, grants) -> None:
+    """The grant script reads who approved from the request itself: a vote from anyone else (a
+    bystander, or a call made before or without the approval) creates nothing."""
+    handle = approvals.request(action="send_email", summary="s", requested_by="U0DAVE")
+    early = grants.vote(approvals.fetch(handle.id), "U0ALICE", seconds=3600, uses=5)
+    assert early.outcome is VoteOutcome.REFUSED and grants.live() == []
+    approvals.decide(handle.id, "approve", by="U0ALICE")
+    bystander = grants.vote(approvals.fetch(handle.id), "U0MALLORY", seconds=3600, uses=5)
+    assert bystander.outcome is VoteOutcome.REFUSED and grants.live() == []
+    assert grants.vote(approvals.fetch(handle.id), "U0ALICE", seconds=3600, uses=5).outcome is VoteOutcome.CREATED
