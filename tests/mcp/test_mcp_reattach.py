@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 
 from bot.slack.blocks import cards
+from hitl import waiters
 from tests.helpers import events, eventually
 from tests.mcp.conftest import call, first_pending
 from tests.slack.conftest import CHANNEL, Bot, bot, slack  # noqa: F401 - the Slack fixtures, reused here
@@ -89,16 +90,22 @@ def test_a_client_that_gives_up_leaves_the_request_pending(stdio, bot: Bot) -> N
     eventually(lambda: bot.approvals.store.get(created["id"]).status == "approved", 15, "the approval")
 
 
-def test_an_http_client_that_gives_up_leaves_the_approval_to_its_retry(mcp_http, approvals) -> None:
+def test_an_http_client_that_gives_up_leaves_the_approval_to_its_retry(mcp_http, approvals, settings) -> None:
     async def scenario() -> tuple[str, dict]:
         async with mcp_http.client() as client:
             waiting = asyncio.ensure_future(
                 call(client, "permission_prompt", tool_name="Bash", input=PUSH, wait_seconds=50)
             )
             rid = await asyncio.to_thread(first_pending, approvals)
+            # The server runs in this process: its wait is visible on the dispatcher. Cancel once
+            # it waits, and decide only once it stopped: a decision that lands while the server is
+            # still waiting is handed to the call that gave up (the retry then rightly files anew).
+            hub = waiters.dispatcher(settings.redis, settings.prefix)
+            await asyncio.to_thread(eventually, lambda: rid in hub.registered(), 10, "the server's wait")
             waiting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await waiting
+            await asyncio.to_thread(eventually, lambda: rid not in hub.registered(), 30, "the wait to end")
         assert approvals.store.get(rid).status == "pending"
         await asyncio.to_thread(approvals.decide, rid, "approve", by="U0ALICE")
         async with mcp_http.client() as client:
