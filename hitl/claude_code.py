@@ -21,15 +21,17 @@ import re
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hitl import reattach
-from hitl.client import AsyncApprovals
 from hitl.errors import InvalidRequest, WaitTimeout
 from hitl.models import Decision
 from hitl.status import Mode, Status
+
+if TYPE_CHECKING:
+    from hitl.client import AsyncApprovals  # only annotations: `hitl hook` never loads the Redis client
 
 # Actions are `claude-code.<tool name>`, so the policy names each tool (Bash, Edit, mcp__x__y).
 ACTION_PREFIX = "claude-code."

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
-import redis
-
 from hitl import logs
 from hitl.errors import ConfigError, HitlError
 from hitl.settings import load_settings
@@ -153,6 +151,8 @@ def _policy_check(args: argparse.Namespace) -> int:
 
 
 def _policy_store() -> PolicyStore:
+    import redis
+
     from hitl.keys import Keys
     from hitl.policystore import PolicyStore
 
@@ -276,6 +276,8 @@ def _audit_export(args: argparse.Namespace) -> int:
 
 
 def _key_store() -> tuple[ApiKeyStore, Settings]:
+    import redis
+
     from hitl.apikeys import ApiKeyStore
     from hitl.keys import Keys
 
@@ -482,6 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hitl import hookcli
 
         return hookcli.main(given[2:])
+    # Not at the top: the hook above relays over HTTP and must not pay for the Redis client.
+    import redis
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.configure(_log_format(), logging.DEBUG if args.verbose else logging.INFO)

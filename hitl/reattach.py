@@ -21,12 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hitl.client import AsyncApprovals
 from hitl.errors import InvalidRequest
 from hitl.models import Decision, Request
 from hitl.status import Status
+
+if TYPE_CHECKING:
+    from hitl.client import AsyncApprovals  # only annotations: `hitl hook` never loads the Redis client
 
 # How many spent generations of one derived key `attach` walks past before refusing.
 MAX_GENERATIONS = 64

@@ -50,21 +50,32 @@ def hitl_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_worker(redis_url: str, prefix: str, **extra: str) -> subprocess.Popen[bytes]:
-    """A real `hitl worker` process for this prefix, returned once it listens."""
+def start_worker(redis_url: str, prefix: str, *, fresh: bool = False, **extra: str) -> Any:
+    """A real `hitl worker` process for this prefix, returned once it listens.
+
+    Forked from the test process's zygote (tests/zygote.py), which has the worker's imports done
+    already; `fresh=True` runs the console script in a new interpreter instead, for tests about
+    the process starting up. Either way the result answers as a `subprocess.Popen` does."""
     # A short feed block: the worker stops in well under a second (it waits out the read in progress).
     env = hitl_env(redis_url, prefix, HITL_TIMER_TICK="0.05", HITL_WEBHOOK_FEED_BLOCK="0.05", **extra)
     log = tempfile.NamedTemporaryFile(prefix="hitl-worker-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hitl.cli", "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: RQ's scheduler runs in a child process
-    )
-    proc.log_path = log.name  # type: ignore[attr-defined]
     conn = redis.Redis.from_url(redis_url)
     registry = f"rq:workers:{prefix}-timers"
     # this process's registration: the prefix's other workers (a second one started just
-    # before) must not count, or a test acts while this one is still starting
+    # before) must not count, or a test acts while this one is still starting; read before the
+    # start, as a forked worker can register within milliseconds
     before = conn.smembers(registry)
+    proc: Any
+    if fresh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hitl.cli", "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: RQ's scheduler runs in a child process
+        )
+        proc.log_path = log.name
+    else:
+        from tests.zygote import spawn_worker
+
+        proc = spawn_worker(["worker"], env=env, log=log)
     try:
         eventually(
             # returns as soon as it registers (under a second on a quiet machine); the bound is
