@@ -71,6 +71,24 @@ def runnable_blocks() -> list[list[Command]]:
 
 
 BLOCKS = runnable_blocks()
+# A block that only runs one of examples/: tests/integrations/test_examples.py runs each example
+# once and checks both its own claims and the guide's shown output (`shown_output` below), as
+# each run costs seconds of CPU importing an agent framework.
+EXAMPLE_RUN = re.compile(r"python -m (examples\.\w+) (--[\w-]+)")
+
+
+def example_run(block: list[Command]) -> tuple[str, str] | None:
+    """The (module, flag) of a block that is exactly one example's run, else None."""
+    match = EXAMPLE_RUN.fullmatch(block[0].text) if len(block) == 1 else None
+    return (match[1], match[2]) if match else None
+
+
+def shown_output(module: str, flag: str) -> list[Command]:
+    """The guides' runnable commands that run `module` with `flag`, each with its shown output."""
+    return [block[0] for block in BLOCKS if example_run(block) == (module, flag)]
+
+
+SHELL_BLOCKS = [block for block in BLOCKS if example_run(block) is None]
 
 
 def test_guides_mark_their_commands_runnable() -> None:
@@ -79,7 +97,15 @@ def test_guides_mark_their_commands_runnable() -> None:
     assert {"README.md", "policy.md", "http-api.md", "operations.md", "frameworks.md"} <= {c.page for c in commands}
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=lambda block: f"{block[0].page}:{block[0].line}")
+def test_every_example_a_guide_runs_is_run_by_the_examples_test() -> None:
+    from tests.integrations.test_examples import EXAMPLES
+
+    shown = {run for block in BLOCKS if (run := example_run(block))}
+    assert shown, "the frameworks guide shows its examples' runs"
+    assert shown <= {(module, flag) for module, (flag, _) in EXAMPLES.items()}, shown
+
+
+@pytest.mark.parametrize("block", SHELL_BLOCKS, ids=lambda block: f"{block[0].page}:{block[0].line}")
 def test_runnable_block(block: list[Command], redis_url: str, prefix: str, tmp_path: Path) -> None:
     for name in ("docs", "examples", "manifest.yml"):
         (tmp_path / name).symlink_to(ROOT / name)

@@ -1,4 +1,5 @@
-"""Every example in examples/ runs against the scripted models and says what it should."""
+"""Every example in examples/ runs against the scripted models and says what it should,
+including the output the guides show for it (tests/test_docs.py leaves those runs to this file)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from hitl import Approvals
 from tests.helpers import ROOT, events, hitl_env
+from tests.test_docs import shown_output
 
 EXAMPLES = {
     "examples.langgraph_agent": (
@@ -46,6 +48,9 @@ def test_example_runs(module: str, redis_url: str, prefix: str, approvals: Appro
     assert done.returncode == 0, done.stderr
     for line in expected:
         assert line in done.stdout, done.stdout
+    for command in shown_output(module, flag):  # what docs/frameworks.md says this run prints
+        for line in command.expected:
+            assert line in done.stdout, f"{command}: expected {line!r} in:\n{done.stdout}"
     assert "[tool] delete_record" not in done.stdout
     assert theirs.status() == "pending" and theirs.id not in done.stdout
     # It says where it files, so nobody points it at a Redis they did not mean to.
