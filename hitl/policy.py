@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from hitl import patterns
 from hitl.errors import ConfigError, InvalidRequest
 from hitl.models import MAX_DURATION, EscalationStep, RequestInput
 from hitl.slackids import check_mentionable, is_group
@@ -135,11 +136,29 @@ def _reachable(approvers: list[str], quorum: int) -> bool:
     return any(is_group(a) for a in approvers) or len(approvers) >= quorum
 
 
+def _patterns(value: list[str] | str) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ValueError("list at least one pattern")
+    return [patterns.check(v) for v in values]
+
+
+Patterns = Annotated[list[str] | str, AfterValidator(_patterns)]
+
+
 class RuleMatch(BaseModel):
+    """What a request must be for a rule to apply: every condition given must hold.
+
+    `action` and `params` are glob patterns (`hitl.patterns`): the action name, and per named
+    parameter its value, must match one of them; a parameter value that is not plain (it
+    chains commands, climbs a directory, is not a string) never matches."""
+
     model_config = ConfigDict(extra="forbid")
     reversible: bool | None = None
     risk: list[Risk] | Risk | None = None
     agent: list[str] | str | None = None
+    action: Patterns | None = None
+    params: dict[Annotated[str, Field(min_length=1)], Patterns] | None = Field(default=None, min_length=1)
 
     def matches(self, req: RequestInput) -> bool:
         if self.reversible is not None and req.reversible is not self.reversible:
@@ -151,6 +170,12 @@ class RuleMatch(BaseModel):
         if self.agent is not None:
             agents = self.agent if isinstance(self.agent, list) else [self.agent]
             if req.agent not in agents:
+                return False
+        if self.action is not None and not patterns.matches(list(self.action), req.action):
+            return False
+        for name, wanted in (self.params or {}).items():
+            value = req.params.get(name)
+            if not patterns.plain(value) or not patterns.matches(list(wanted), value):
                 return False
         return True
 

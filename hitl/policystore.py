@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio as aioredis
 
-from hitl import scripts
+from hitl import patterns, scripts
 from hitl.errors import InvalidRequest
 from hitl.keys import Keys
 from hitl.metrics import DEFAULT_MAX_ACTIONS, admit_policy_actions
@@ -147,6 +147,11 @@ def _rule(rule: Rule) -> dict[str, Any]:
         values = _as_list(getattr(rule.when, name))
         if values is not None:
             when[name] = values
+    # glob patterns, compiled here once to the anchored Lua patterns CREATE matches with
+    if rule.when.action is not None:
+        when["action"] = [patterns.lua(p) for p in rule.when.action]
+    if rule.when.params is not None:
+        when["params"] = {name: [patterns.lua(p) for p in pats] for name, pats in rule.when.params.items()}
     return {**_entry(rule), "when": when}
 
 

@@ -193,10 +193,33 @@ local function policy_in_force(key)
   }
 end
 
+-- A rule's glob patterns arrive compiled to anchored Lua patterns (hitl.patterns.lua); a
+-- parameter value matches only when plain (hitl.patterns.plain: a string of at most 4096
+-- bytes with no control character, none of ;&|<>$`(){} and no `..` path segment).
+local function any_pattern(pats, value)
+  for _, p in ipairs(pats) do if string.find(value, p) then return true end end
+  return false
+end
+local function plain(value)
+  if type(value) ~= 'string' or #value > 4096 or string.find(value, '[%c;&|<>$`(){}]') then
+    return false
+  end
+  return string.find('/' .. value .. '/', '/../', 1, true) == nil
+end
+
 local function rule_matches(when, doc)
   if when.reversible ~= nil and val(doc.reversible) ~= when.reversible then return false end
   if when.risk ~= nil and not contains(when.risk, val(doc.risk)) then return false end
   if when.agent ~= nil and not contains(when.agent, val(doc.agent)) then return false end
+  if when.action ~= nil and not any_pattern(when.action, doc.action) then return false end
+  if when.params ~= nil then
+    local params = val(doc.params)
+    if type(params) ~= 'table' then return false end
+    for name, pats in pairs(when.params) do
+      local value = val(params[name])
+      if not plain(value) or not any_pattern(pats, value) then return false end
+    end
+  end
   return true
 end
 
