@@ -20,10 +20,11 @@ from typing import Any
 
 import yaml
 
+from hitl.models import Request
 from hitl.policy import DEFAULT_WINDOW, ActionPolicy, Policy
 from hitl.policystore import PolicyStore, PolicyVersion, Published
 from hitl.stats import ActionStats
-from hitl.status import Mode
+from hitl.status import Mode, Verb
 
 # The ladder, from most oversight to least: a promotion is one step right, a demotion one left.
 LADDER: tuple[Mode, ...] = (Mode.SHADOW, Mode.GATE, Mode.OVERRIDE, Mode.NOTIFY, Mode.AUTO)
@@ -208,16 +209,33 @@ class Demotion:
     now: Mode
     cause: Cause
     version: int
+    by: str = SYSTEM
 
     def text(self) -> str:
+        why = {
+            Cause.VETO: f"<@{self.by}> vetoed it",
+            Cause.CRITICAL: f"<@{self.by}> marked a rejection critical",
+            Cause.REJECTIONS: "too many rejections in the window",
+        }[self.cause]
         return (f"⬇️ `{self.action}` moved back from {self.was.value} to {self.now.value} "
-                f"(policy version {self.version}): {self.cause.value}")
+                f"(policy version {self.version}): {self.cause.value} ({why})")
+
+    def record(self) -> str:
+        return json.dumps({**asdict(self), "was": self.was.value, "now": self.now.value,
+                           "cause": self.cause.value})
+
+    @classmethod
+    def parse(cls, record: str) -> Demotion:
+        raw = json.loads(record)
+        return cls(raw["action"], Mode(raw["was"]), Mode(raw["now"]), Cause(raw["cause"]),
+                   int(raw["version"]), raw.get("by") or SYSTEM)
 
 
 def demote(
     store: PolicyStore, action: str, cause: Cause, *, by: str = SYSTEM, detail: str = ""
 ) -> Demotion | None:
-    """Move `action` one step back at once (None when already at the bottom)."""
+    """Move `action` one step back at once (None when already at the bottom), and keep the
+    news for the admins (`take_demotions`): whichever process demoted, somebody tells them."""
     current = mode_of(store.current().policy, action)
     lower = step_down(current)
     if lower is None:
@@ -229,7 +247,14 @@ def demote(
                               snapshot={"action": action, "cause": cause.value, "detail": detail})
     store.close_proposal(action)
     store.clear_rejections(action)
-    return Demotion(action, current, lower, cause, published.version)
+    demotion = Demotion(action, current, lower, cause, published.version, by)
+    store.push_demotion(demotion.record())
+    return demotion
+
+
+def take_demotions(store: PolicyStore) -> list[Demotion]:
+    """The demotions no one has told the admins about yet, each handed to one caller only."""
+    return [Demotion.parse(r) for r in store.take_demotions()]
 
 
 def after_decision(
@@ -250,6 +275,24 @@ def after_decision(
         return demote(store, action, Cause.REJECTIONS, by=by,
                       detail=f"{limits.demote_after} rejections within {limits.demote_window:g} s")
     return None
+
+
+def may_demote(req: Request, verb: Verb) -> bool:
+    """Whether a decision can move the ladder at all (a rejection or veto, not in shadow)."""
+    return req.mode is not Mode.SHADOW and verb in (Verb.REJECT, Verb.VETO)
+
+
+def after_request_decided(store: PolicyStore, req: Request, verb: Verb, *, by: str,
+                          critical: bool = False) -> Demotion | None:
+    """What a person's decision does to the autonomy ladder, whatever surface it came from
+    (a Slack modal, a plan's Reject all, Python, LangGraph's Agent Inbox): a veto of an
+    override, a rejection marked critical, or one rejection too many demotes `req.action`
+    at once. A shadow request's verdict is evidence, never a demotion."""
+    if not may_demote(req, verb):
+        return None
+    rejected = verb is Verb.REJECT
+    return after_decision(store, req.action, vetoed=verb is Verb.VETO and req.mode is Mode.OVERRIDE,
+                          rejected=rejected, critical=critical and rejected, by=by)
 
 
 def undone_by_file(store: PolicyStore, history: list[PolicyVersion] | None = None) -> list[Undone]:

@@ -29,7 +29,7 @@ from typing import Any, TypeVar, Unpack
 import redis
 import redis.asyncio as aioredis
 
-from hitl import pool, tracing, waiters
+from hitl import autonomy, pool, tracing, waiters
 from hitl.clientbase import (
     MAX_PLAN_ITEMS,
     BaseApprovals,
@@ -381,13 +381,19 @@ class Approvals(BaseApprovals):
         *,
         version: int | None = None,
         groups: Sequence[str] = (),
+        critical: bool = False,
     ) -> Request:
         """Record a person's decision and return the request as it now stands.
 
         `verb` is a `Verb` (or its string). `groups` are the user groups `by` belongs to
         (the bot resolves them); `version` refuses the decision if the request changed
-        since the reviewer saw it. Raises `InvalidRequest` naming the bad argument,
-        `AlreadyDecided`, `NotAllowed` or `StaleVersion`; nothing changes then.
+        since the reviewer saw it; `critical` marks a rejection as critical. Raises
+        `InvalidRequest` naming the bad argument, `AlreadyDecided`, `NotAllowed` or
+        `StaleVersion`; nothing changes then.
+
+        A veto of an override, a critical rejection, or the policy's `autonomy.demote_after`-th
+        rejection moves the action one step back down the autonomy ladder here, at once,
+        whichever surface the decision came from (`hitl.autonomy.after_request_decided`).
         """
         v, edited = self.decision_args(verb, params, comment)
         started = time.time_ns()
@@ -395,7 +401,9 @@ class Approvals(BaseApprovals):
             request_id, v, by=by, groups=groups, comment=comment, params=edited, version=version
         )
         _transitioned(request_id, v, by, status, trace_ctx, started)
-        return self.store.get(request_id)
+        req = self.store.get(request_id)
+        autonomy.after_request_decided(self.policy, req, v, by=by, critical=critical)
+        return req
 
     def cancel(self, request_id: str, *, by: str | None = None) -> Status:
         """Withdraw a pending request (`by` names who, for the audit log); raises
@@ -672,15 +680,28 @@ class AsyncApprovals(BaseApprovals):
         *,
         version: int | None = None,
         groups: Sequence[str] = (),
+        critical: bool = False,
     ) -> Request:
-        """`Approvals.decide` for asyncio: the same checks, then one transition."""
+        """`Approvals.decide` for asyncio: the same checks, then one transition, then the same
+        demotion (run in a thread on a synchronous connection: it is rare, and
+        `hitl.autonomy` is one implementation for both clients)."""
         v, edited = self.decision_args(verb, params, comment)
         started = time.time_ns()
         status, trace_ctx = await self.store.transition_traced(
             request_id, v, by=by, groups=groups, comment=comment, params=edited, version=version
         )
         _transitioned(request_id, v, by, status, trace_ctx, started)
-        return await self.store.get(request_id)
+        req = await self.store.get(request_id)
+        if autonomy.may_demote(req, v):
+            await asyncio.to_thread(self._demote_after, req, v, by, critical)
+        return req
+
+    def _demote_after(self, req: Request, verb: Verb, by: str, critical: bool) -> None:
+        conn = redis.Redis.from_url(self.url, **_connect_kwargs())
+        try:
+            autonomy.after_request_decided(PolicyStore(conn, self.keys), req, verb, by=by, critical=critical)
+        finally:
+            conn.close()
 
     async def cancel(self, request_id: str, *, by: str | None = None) -> Status:
         """`Approvals.cancel` for asyncio."""

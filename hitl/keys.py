@@ -328,6 +328,11 @@ class Keys:
         """Recent rejections of `action` (epoch ms), for `autonomy.demote_after`."""
         return f"{self.prefix}:autonomy:rejections:{action}"
 
+    @property
+    def autonomy_demotions(self) -> str:
+        """Demotions not yet told to the admins (JSON records, oldest first)."""
+        return f"{self.prefix}:autonomy:demotions"
+
     def autonomy_reported(self, version: int | str) -> str:
         """Set once the promotions a file version undid have been reported."""
         return f"{self.prefix}:autonomy:reported:{version}"

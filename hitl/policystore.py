@@ -312,6 +312,19 @@ class PolicyStore:
     def clear_rejections(self, action: str) -> None:
         self.redis.delete(self.keys.autonomy_rejections(action))
 
+    def push_demotion(self, record: str) -> None:
+        """Keep a demotion for the admins, whoever tells them (the listener or the workers)."""
+        self.redis.rpush(self.keys.autonomy_demotions, record)
+
+    def take_demotions(self, limit: int = 20) -> list[str]:
+        """The oldest untold demotions, removed: each is told by one process only."""
+        raw = self.redis.lpop(self.keys.autonomy_demotions, limit)
+        return [as_str(r) for r in raw or []]
+
+    def return_demotion(self, record: str) -> None:
+        """Put back one that could not be told, first in line for the next try."""
+        self.redis.lpush(self.keys.autonomy_demotions, record)
+
     def claim_report(self, version: int) -> bool:
         """True once per version: the first caller reports what that file version undid."""
         return bool(self.redis.set(self.keys.autonomy_reported(version), "1", nx=True))

@@ -195,6 +195,7 @@ class HttpApprovals(BaseHttpApprovals):
         *,
         version: int | None = None,
         groups: Sequence[str] = (),
+        critical: bool = False,
     ) -> NoReturn:
         """Refused: agents do not decide (`ReviewerOnly`); reviewers do, in Slack."""
         raise self.refuse_decide()
@@ -415,6 +416,7 @@ class AsyncHttpApprovals(BaseHttpApprovals):
         *,
         version: int | None = None,
         groups: Sequence[str] = (),
+        critical: bool = False,
     ) -> NoReturn:
         """Refused: agents do not decide (`ReviewerOnly`); reviewers do, in Slack."""
         raise self.refuse_decide()

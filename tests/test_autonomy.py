@@ -93,6 +93,57 @@ def test_veto_critical_and_repeated_rejections_demote(approvals: Approvals) -> N
     assert approvals.request(action="send_email", summary="s").fetch().mode is Mode.SHADOW
 
 
+def test_decide_itself_demotes_whatever_surface_called_it(approvals: Approvals) -> None:
+    """A decision recorded outside Slack (Python, a plan, LangGraph's Agent Inbox) moves the
+    ladder exactly as the Slack modals do: the demotion lives in `decide`, not in a listener."""
+    publish_policy(approvals, POLICY.replace("{mode: gate, window: 10m}", "{mode: override}"))
+    vetoed = approvals.request(action="send_email", summary="mail the list")
+    approvals.decide(vetoed.id, Verb.VETO, by="U0ALICE", comment="wrong list")
+    assert approvals.request(action="send_email", summary="s").fetch().mode is Mode.GATE
+    critical = approvals.request(action="send_email", summary="mail everyone")
+    approvals.decide(critical.id, Verb.REJECT, by="U0BOB", comment="never", critical=True)
+    assert approvals.request(action="send_email", summary="s").fetch().mode is Mode.SHADOW
+    # each demotion is kept for the admins, once, with who and why
+    told = a.take_demotions(approvals.policy)
+    assert [(d.was, d.now, d.cause, d.by) for d in told] == [
+        (Mode.OVERRIDE, Mode.GATE, a.Cause.VETO, "U0ALICE"), (Mode.GATE, Mode.SHADOW, a.Cause.CRITICAL, "U0BOB"),
+    ]
+    assert "<@U0ALICE> vetoed it" in told[0].text()
+    assert a.take_demotions(approvals.policy) == []
+
+
+def test_approvals_never_demote_and_rejections_count_to_demote_after(approvals: Approvals) -> None:
+    publish_policy(approvals, POLICY.replace("demote_after: 2", "demote_after: 2\n  demote_window: 1h"))
+    for _ in range(3):
+        approved = approvals.request(action="send_email", summary="mail it")
+        approvals.decide(approved.id, Verb.APPROVE, by="U0ALICE")
+    first = approvals.request(action="send_email", summary="mail it again")
+    approvals.decide(first.id, Verb.REJECT, by="U0ALICE", comment="no")
+    assert approvals.request(action="send_email", summary="s").fetch().mode is Mode.GATE  # 1 of 2
+    assert a.take_demotions(approvals.policy) == []
+    second = approvals.request(action="send_email", summary="and again")
+    approvals.decide(second.id, Verb.REJECT, by="U0BOB", comment="still no")
+    assert approvals.request(action="send_email", summary="s").fetch().mode is Mode.SHADOW
+    assert [d.cause for d in a.take_demotions(approvals.policy)] == [a.Cause.REJECTIONS]
+
+
+def test_the_async_client_demotes_too(approvals: Approvals, settings) -> None:
+    import asyncio
+
+    from hitl import AsyncApprovals
+
+    publish_policy(approvals, POLICY.replace("{mode: gate, window: 10m}", "{mode: override}"))
+
+    async def veto() -> None:
+        async with AsyncApprovals(settings=settings) as aio:
+            req = await aio.request(action="send_email", summary="mail the list")
+            await aio.decide(req.id, Verb.VETO, by="U0ALICE", comment="wrong list")
+
+    asyncio.run(veto())
+    assert approvals.request(action="send_email", summary="s").fetch().mode is Mode.GATE
+    assert [d.cause for d in a.take_demotions(approvals.policy)] == [a.Cause.VETO]
+
+
 def test_a_file_applied_later_wins_and_is_reported(approvals: Approvals) -> None:
     publish_policy(approvals, POLICY)
     _earn(approvals)

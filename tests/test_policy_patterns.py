@@ -114,6 +114,6 @@ rules:
     ],
 )
 def test_a_bad_pattern_is_refused_naming_the_rule(when: str, words: str) -> None:
-    with pytest.raises(ConfigError, match="rules.0.when") as info:
+    with pytest.raises(ConfigError, match=r"rules\.0\.when") as info:
         Policy.from_yaml(f"rules:\n  - when: {when}\n    mode: auto\n")
     assert words in str(info.value)

@@ -13,8 +13,11 @@ from hitl.errors import HitlError
 from hitl.status import Verb
 
 
-def decide_plan(deps: Deps, plan_id: str, verb: Verb, user: str, comment: str | None = None) -> str | None:
-    """Apply `verb` to every step still waiting; a refusal's text, or None."""
+def decide_plan(
+    deps: Deps, plan_id: str, verb: Verb, user: str, comment: str | None = None, *, critical: bool = False
+) -> str | None:
+    """Apply `verb` to every step still waiting; a refusal's text, or None. Each step's
+    rejection counts toward its own action's demotion (`Approvals.decide`)."""
     plan = deps.store.get(plan_id)
     if plan.final:
         return refusal(stale_or_final(plan))
@@ -24,7 +27,7 @@ def decide_plan(deps: Deps, plan_id: str, verb: Verb, user: str, comment: str | 
         if item.final:
             continue
         try:
-            deps.approvals.decide(item.id, verb, by=user, comment=comment, groups=groups)
+            deps.approvals.decide(item.id, verb, by=user, comment=comment, groups=groups, critical=critical)
         except HitlError as exc:
             refused.append(exc)
     if refused:

@@ -122,6 +122,17 @@ def test_a_critical_rejection_demotes(bot: Bot) -> None:
     assert bot.approvals.request(action="send_email", summary="s").fetch().mode is Mode.SHADOW
 
 
+def test_a_demotion_decided_outside_slack_is_told_by_the_workers_loop_once(bot: Bot) -> None:
+    publish_policy(bot.approvals, POLICY.replace("mode: gate", "mode: override"))
+    req = bot.approvals.request(action="send_email", summary="Mail the list")
+    bot.approvals.decide(req.id, "veto", by="U0BOB", comment="wrong list")  # Python, not a modal
+    assert bot.approvals.request(action="send_email", summary="s").fetch().mode is Mode.GATE
+    _check(bot)
+    _check(bot)
+    told = [m for m in _admin_messages(bot) if "moved back from override to gate" in m]
+    assert len(told) == 1 and "<@U0BOB> vetoed it" in told[0]
+
+
 def test_a_plain_rejection_does_not_demote(bot: Bot) -> None:
     publish_policy(bot.approvals, POLICY)
     req = bot.approvals.request(action="send_email", summary="Mail everyone")

@@ -3,8 +3,8 @@
 `check` is what the workers' loop runs (`workers.autonomy`): it opens proposals the data
 supports (`hitl.autonomy.propose`, at most one per action) and posts one card each to
 `autonomy.channel`, else to each of ``HITL_ADMINS`` by DM; it also tells them which
-promotions a file version took back. `after_decision` is called by the reject and veto
-modals: a veto, a critical rejection or too many rejections demote at once.
+promotions a file version took back, and of demotions (`tell_demotions`): a veto, a critical
+rejection or too many rejections demote at once where the decision is recorded.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from hitl import autonomy as auto
 from hitl.policy import Policy
 from hitl.settings import Settings
 from hitl.stats import action_stats, all_actions
-from hitl.status import Mode, Verb
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +75,16 @@ def _targets(settings: Settings, policy: Policy) -> list[str]:
 
 
 def tell_admins(client: WebClient, settings: Settings, policy: Policy, text: str,
-                blocks: list[dict[str, Any]] | None = None) -> None:
+                blocks: list[dict[str, Any]] | None = None) -> bool:
+    """Post `text` to the admins; True when at least one of them got it."""
+    told = False
     for target in _targets(settings, policy):
         try:
             client.chat_postMessage(channel=target, text=text, blocks=blocks)
+            told = True
         except SlackApiError as exc:
             log.warning("could not tell %s: %s", target, exc.response.get("error"))
+    return told
 
 
 def check(approvals: Approvals, client: WebClient, settings: Settings) -> list[auto.Proposal]:
@@ -93,28 +96,29 @@ def check(approvals: Approvals, client: WebClient, settings: Settings) -> list[a
             f"↩️ Policy version {undone.version}, applied from a file, undid the promotion of "
             f"`{undone.action}` to {undone.promoted_to.value}: it is {undone.now.value} again."
         ))
+    tell_demotions(approvals, client, settings)
     opened = auto.propose(store, [action_stats(approvals.store, a) for a in all_actions(approvals.store)])
     for p in opened:
         tell_admins(client, settings, policy, p.question(policy), proposal_blocks(p, policy, None))
     return opened
 
 
-def after_decision(deps: Deps, action: str, mode: Mode, verb: Verb, user: str, critical: bool) -> None:
-    """A veto in override mode, a critical rejection, or one rejection too many: demote now."""
-    if mode is Mode.SHADOW:
-        return  # a trial verdict is evidence, never a demotion
-    vetoed = verb is Verb.VETO and mode is Mode.OVERRIDE
-    rejected = verb is Verb.REJECT
-    demoted = auto.after_decision(deps.approvals.policy, action, vetoed=vetoed, rejected=rejected,
-                                  critical=critical and rejected, by=user)
-    if demoted is not None:
-        why = {
-            auto.Cause.VETO: f"<@{user}> vetoed it",
-            auto.Cause.CRITICAL: f"<@{user}> marked a rejection critical",
-            auto.Cause.REJECTIONS: "too many rejections in the window",
-        }[demoted.cause]
-        policy = deps.approvals.policy.current().policy
-        tell_admins(deps.client, deps.settings, policy, f"{demoted.text()} ({why})")
+def tell_demotions(approvals: Approvals, client: WebClient, settings: Settings) -> int:
+    """Tell the admins each demotion no one has told them of yet; how many were told.
+
+    The demotion itself happened where the decision was recorded (`Approvals.decide`); the
+    reject and veto modals call this right after, and the workers' loop on every pass, for
+    decisions made elsewhere (Python, a plan, LangGraph's Agent Inbox). A notice no admin
+    could be sent goes back in line for the next pass."""
+    told = 0
+    store = approvals.policy
+    for demotion in auto.take_demotions(store):
+        if tell_admins(client, settings, store.current().policy, demotion.text()):
+            told += 1
+        else:
+            store.return_demotion(demotion.record())
+            break
+    return told
 
 
 def _answer(deps: Deps, body: dict[str, Any], text: str, *, replace: bool) -> None:

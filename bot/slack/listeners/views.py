@@ -67,8 +67,11 @@ def _submit(
                 ack(response_action="errors", errors={"reason": NEED_REASON})
                 return
             kwargs["comment"] = reason
+            if verb is Verb.REJECT:  # the reject modal's Critical box: demotes the action at once
+                kwargs["critical"] = views.INPUT_CRITICAL in _ticked(view, views.INPUT_CRITICAL)
         if req.items and verb is Verb.REJECT:  # "Reject all" on a plan: every waiting step, same reason
-            problem = decide_plan(deps, req.id, Verb.REJECT, user, kwargs["comment"])
+            problem = decide_plan(deps, req.id, Verb.REJECT, user, kwargs["comment"],
+                                  critical=kwargs["critical"])
             if problem:
                 ack(response_action="errors", errors={field: problem})
                 return
@@ -83,12 +86,11 @@ def _submit(
         ack(response_action="errors", errors={field: NOT_RECORDED})
         return
     ack()
-    if verb in (Verb.REJECT, Verb.VETO):  # recorded: a veto or critical rejection demotes now
-        critical = views.INPUT_CRITICAL in _ticked(view, views.INPUT_CRITICAL)
+    if verb in (Verb.REJECT, Verb.VETO):  # a veto or critical rejection demoted: tell the admins now
         try:
-            autonomy.after_decision(deps, req.action, req.mode, verb, user, critical)
-        except redis.RedisError as exc:
-            log.error("demotion of %s after %s not published, Redis unreachable: %s", req.action, verb, exc)
+            autonomy.tell_demotions(deps.approvals, deps.client, deps.settings)
+        except redis.RedisError as exc:  # kept in Redis: the workers' next pass tells them
+            log.warning("demotions not told yet, Redis unreachable: %s", exc)
 
 
 def register(app: App) -> None:
