@@ -99,8 +99,16 @@ def mode_of(policy: Policy, action: str) -> Mode:
     return (entry.mode if entry else None) or policy.defaults.mode or Mode.GATE
 
 
-def ceiling_of(policy: Policy, action: str) -> Mode:
-    return policy.autonomy.ceilings.get(action, policy.autonomy.ceiling)
+def ceiling_of(policy: Policy, action: str, *, irreversible: bool = False) -> Mode:
+    """The highest mode a promotion may take `action` to: its own entry in `ceilings`, else
+    `ceiling`, except that an action some of whose requests were irreversible or critical
+    stops at gate unless `ceilings` names it: nothing un-does such a call, so an override
+    window (a veto after the fact) is no oversight for it."""
+    if action in policy.autonomy.ceilings:
+        return policy.autonomy.ceilings[action]
+    if irreversible and LADDER.index(policy.autonomy.ceiling) > LADDER.index(Mode.GATE):
+        return Mode.GATE
+    return policy.autonomy.ceiling
 
 
 def step_up(mode: Mode, ceiling: Mode) -> Mode | None:
@@ -133,7 +141,7 @@ def candidate(policy: Policy, version: int, stats: ActionStats, now: float | Non
     next step within the ceiling."""
     now = now or time.time()
     current = mode_of(policy, stats.action)
-    target = step_up(current, ceiling_of(policy, stats.action))
+    target = step_up(current, ceiling_of(policy, stats.action, irreversible=stats.irreversible > 0))
     if target is None:
         return None
     ready = stats.readiness(current, policy.autonomy, now)

@@ -564,6 +564,10 @@ for n, spec in ipairs(requests) do
   if spec.trace ~= '' then redis.call('HSET', req_key, 'trace', spec.trace) end
   local scope = scope_of(names, action, channel)
   bump(names, scope, 'created', 1, retention)
+  -- an irreversible or critical request: the action's promotions stop at gate (hitl.autonomy)
+  if val(doc.reversible) == false or risk == 'critical' then
+    bump(names, scope, 'irreversible', 1, retention)
+  end
   if input.metrics then observe_created(names, scope, mode, status) end
   if status == 'approved' then
     local comment = 'automatic (' .. mode .. ')'

@@ -41,6 +41,11 @@ class ActionStats:
         return sum(c.get(k, 0) for k in ("approved", "rejected", "vetoed", "finalized"))
 
     @property
+    def irreversible(self) -> int:
+        """Requests of the action filed as irreversible (`reversible=False`) or `critical`."""
+        return self.counts.get("irreversible", 0)
+
+    @property
     def approved_unedited_rate(self) -> float | None:
         gate = self.counts.get("approved", 0) + self.counts.get("rejected", 0)
         return self.counts.get("approved_unedited", 0) / gate if gate else None

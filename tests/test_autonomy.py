@@ -62,6 +62,28 @@ def test_a_proposal_opens_once_and_promotion_changes_the_next_request(approvals:
     assert _propose(approvals) == []
 
 
+def test_an_irreversible_action_stops_at_gate_unless_the_policy_names_its_ceiling(approvals: Approvals) -> None:
+    """Nothing un-does an irreversible call, so a veto window is no oversight for it: the
+    data never proposes leaving gate for an action that was ever filed irreversible or
+    critical, until `autonomy.ceilings` says so for that action."""
+    publish_policy(approvals, POLICY)
+    wire = approvals.request(action="send_email", summary="mail the whole list", reversible=False)
+    approvals.decide(wire.id, Verb.APPROVE, by="U0ALICE")
+    _earn(approvals, 3)
+    assert action_stats(approvals.store, "send_email").irreversible == 1
+    assert _propose(approvals) == []
+    publish_policy(approvals, POLICY + "  ceilings: {send_email: override}\n")
+    assert [(p.current, p.target) for p in _propose(approvals)] == [(Mode.GATE, Mode.OVERRIDE)]
+
+
+def test_a_critical_request_counts_as_irreversible(approvals: Approvals) -> None:
+    publish_policy(approvals, POLICY)
+    approvals.decide(approvals.request(action="send_email", summary="s", risk="critical").id, Verb.APPROVE,
+                     by="U0ALICE")
+    _earn(approvals, 3)
+    assert _propose(approvals) == []
+
+
 def test_not_yet_snoozes(approvals: Approvals) -> None:
     publish_policy(approvals, POLICY)
     _earn(approvals)
