@@ -99,6 +99,31 @@ def mode_of(policy: Policy, action: str) -> Mode:
     return (entry.mode if entry else None) or policy.defaults.mode or Mode.GATE
 
 
+@dataclass(frozen=True)
+class ModeChange:
+    """One version at which an action's mode changed (the first one shown sets the start)."""
+
+    version: int
+    at: float
+    mode: Mode
+    reason: str  # file, promotion or demotion (`PolicyVersion.reason`)
+    by: str
+
+
+def mode_history(versions: list[PolicyVersion], actions: list[str]) -> dict[str, list[ModeChange]]:
+    """Per action, the versions (oldest first) at which its mode changed: the dashboard's
+    mode over time, read from the published history rather than kept twice. Each version is
+    parsed once, whatever the number of actions."""
+    changes: dict[str, list[ModeChange]] = {a: [] for a in actions}
+    for v in versions:
+        policy = v.policy()
+        for action, seen in changes.items():
+            mode = mode_of(policy, action)
+            if not seen or seen[-1].mode is not mode:
+                seen.append(ModeChange(v.version, v.applied_at, mode, v.reason, v.applied_by))
+    return changes
+
+
 def ceiling_of(policy: Policy, action: str, *, irreversible: bool = False) -> Mode:
     """The highest mode a promotion may take `action` to: its own entry in `ceilings`, else
     `ceiling`, except that an action some of whose requests were irreversible or critical

@@ -253,11 +253,13 @@ class PolicyStore:
     def version(self, version: int) -> PolicyVersion | None:
         return _parse_version(self.redis.hgetall(self.keys.policy_version(version)))
 
-    def history(self) -> list[PolicyVersion]:
-        """Every published version, oldest first."""
-        last = int(self.redis.get(self.keys.policy_seq) or 0)
+    def history(self, last: int | None = None) -> list[PolicyVersion]:
+        """Every published version, oldest first; with `last`, only the latest that many
+        (the dashboard refreshes every few seconds and needs no version from last year)."""
+        newest = int(self.redis.get(self.keys.policy_seq) or 0)
+        first = 1 if last is None else max(newest - last + 1, 1)
         pipe = self.redis.pipeline(transaction=False)
-        for n in range(1, last + 1):
+        for n in range(first, newest + 1):
             pipe.hgetall(self.keys.policy_version(n))
         return [v for v in (_parse_version(raw) for raw in pipe.execute()) if v is not None]
 

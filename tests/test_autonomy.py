@@ -166,6 +166,27 @@ def test_the_async_client_demotes_too(approvals: Approvals, settings) -> None:
     assert [d.cause for d in a.take_demotions(approvals.policy)] == [a.Cause.VETO]
 
 
+def test_the_dashboard_shows_each_actions_mode_over_time(approvals: Approvals) -> None:
+    from bot.gateway import panels
+
+    publish_policy(approvals, POLICY)
+    _earn(approvals)
+    _propose(approvals)
+    a.promote(approvals.policy, "send_email", "U0ADMIN", ADMINS)
+    vetoed = approvals.request(action="send_email", summary="mail the list")
+    approvals.decide(vetoed.id, Verb.VETO, by="U0ALICE", comment="wrong list")  # v3: demoted
+    publish_policy(approvals, POLICY.replace("autonomy:", "confidence: {gate_below: 0.7}\nautonomy:"))  # same mode
+    history = a.mode_history(approvals.policy.history(), ["send_email"])["send_email"]
+    assert [(c.version, c.mode, c.reason, c.by) for c in history] == [
+        (1, Mode.GATE, "file", "tests"), (2, Mode.OVERRIDE, "promotion", "U0ADMIN"),
+        (3, Mode.GATE, "demotion", "U0ALICE"),
+    ]
+    html = panels.render(panels.collect(approvals))["readiness"]
+    assert "Mode over time: " in html and html.count("→") >= 2
+    assert "<b>override</b> <span class='muted'>v2 promotion" in html
+    assert a.mode_history(approvals.policy.history(last=1), ["send_email"])["send_email"][0].version == 4
+
+
 def test_a_file_applied_later_wins_and_is_reported(approvals: Approvals) -> None:
     publish_policy(approvals, POLICY)
     _earn(approvals)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 
@@ -21,7 +21,7 @@ import pygal
 from pygal.style import Style
 
 from bot.access import Viewer
-from hitl import metrics, queries, stats
+from hitl import autonomy, metrics, queries, stats
 from hitl.client import Approvals
 from hitl.models import Placed, Request
 from hitl.stats import ActionStats, Readiness
@@ -33,6 +33,9 @@ QUEUE_ROWS = 15
 HOURS = 24
 # Actions shown in the readiness panel (most requests first).
 MAX_ACTIONS = 20
+# Policy versions read for each action's mode over time (the latest; older ones are in
+# `hitl policy history`).
+MODE_VERSIONS = 50
 
 _STYLE = Style(
     background="transparent", plot_background="transparent", foreground="#1d1c1d",
@@ -89,6 +92,8 @@ class Board:
     hours: list[metrics.Hour]
     waiting: list[Request]
     readiness: list[tuple[ActionStats, Readiness]]
+    # per action shown, the versions at which its mode changed (the latest MODE_VERSIONS only)
+    modes: dict[str, list[autonomy.ModeChange]] = field(default_factory=dict)
 
 
 def collect(approvals: Approvals, sight: Sight | None = None, now: float | None = None) -> Board:
@@ -123,6 +128,9 @@ def collect(approvals: Approvals, sight: Sight | None = None, now: float | None 
         hours=metrics.read_hours(approvals.redis, approvals.keys, HOURS, now, public=public),
         waiting=waiting,
         readiness=rows,
+        modes=autonomy.mode_history(
+            approvals.policy.history(last=MODE_VERSIONS), [r[0].action for r in rows]
+        ),
     )
 
 
@@ -280,9 +288,23 @@ def readiness(board: Board) -> str:
             )
         cards.append(
             f"<div class='action' data-testid='{_tid('readiness', s.action)}'>"
-            f"<h3>{escape(s.action)} <span class='muted'>{escape(step)}</span></h3>{bars}{verdict}</div>"
+            f"<h3>{escape(s.action)} <span class='muted'>{escape(step)}</span></h3>{bars}{verdict}"
+            f"{_mode_over_time(s.action, board.modes.get(s.action, []))}</div>"
         )
     return f"<h2>Autonomy readiness</h2><div class='actions'>{''.join(cards)}</div>"
+
+
+def _mode_over_time(action: str, changes: list[autonomy.ModeChange]) -> str:
+    """The action's modes, oldest first: each with its version, when, and why (a file, a
+    promotion someone approved, a demotion nobody waited for)."""
+    if not changes:
+        return ""
+    steps = " → ".join(
+        f"<span title='{escape(c.by)}'><b>{escape(c.mode.value)}</b> "
+        f"<span class='muted'>v{c.version} {escape(c.reason)} {_clock(c.at)}</span></span>"
+        for c in changes
+    )
+    return f"<p class='modes' data-testid='{_tid('modes', action)}'>Mode over time: {steps}</p>"
 
 
 def outcomes(board: Board) -> str:
