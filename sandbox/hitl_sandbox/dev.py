@@ -11,7 +11,9 @@ tokens and a Redis. ``hitl dev`` needs none of them:
    it serves ``/v1`` and ``/mcp`` as ``hitl bot`` does, behind an API key made now;
 4. a worker: a real ``hitl worker`` process (cards, timers, escalation);
 5. the demo agent (``hitl_sandbox.demo_agent``), unless ``--no-demo``: it files sample requests
-   and prints each decision as it arrives.
+   and prints each decision as it arrives; before it, ``hitl_sandbox.seed`` publishes the
+   sandbox's policy and a short decided history, so a promotion proposal and a card that
+   offers a grant are there from the first minute.
 
 Ctrl-C (or SIGTERM) stops everything, children first. The pieces are also usable one by
 one (``start_stack``), which is how the browser tests get the very same stack.
@@ -39,6 +41,7 @@ from typing import Any, TextIO
 
 import redis
 from pydantic import SecretStr
+from slack_sdk import WebClient
 
 from bot.gateway import mcp
 from bot.gateway.mcp import MCP_PATH
@@ -49,6 +52,7 @@ from hitl.embedded import EmbeddedRedis
 from hitl.errors import ConfigError, HitlError
 from hitl.settings import Settings, load_settings
 from hitl_sandbox.page import SandboxPage
+from hitl_sandbox.seed import seed
 from hitl_sandbox.server import SlackStandIn
 
 log = logging.getLogger(__name__)
@@ -433,6 +437,9 @@ def run(*, port: int = DEFAULT_PORT, demo: bool = True, bot_port: int = 0, verbo
     try:
         print(banner(stack, demo=demo), flush=True)
         if demo:
+            client = WebClient(token=SANDBOX_TOKEN, base_url=stack.stand_in.url)
+            for line in seed(stack.approvals, client, stack.approvals.settings).lines():
+                print(line, flush=True)
             stack.start_demo()
         while not stop.wait(0.5):
             if stack.worker.poll() is not None:

@@ -90,6 +90,7 @@ def test_hitl_dev_runs_the_demo_and_stops_cleanly(
     proc, terminal = dev
     url = terminal.expect(r"Open the sandbox \(a local Slack\):\s+(http://127\.0\.0\.1:\d+/_sandbox/)").group(1)
     worker_pid = int(terminal.expect(r"Worker\s+pid (\d+)").group(1))
+    terminal.expect(r"seeded: 5 tag_ticket requests approved by bob; a promotion proposal waits in #eng-leads")
     with urllib.request.urlopen(url, timeout=5) as page:
         assert page.status == 200
         assert b"hitl-router" in page.read()

@@ -63,3 +63,36 @@ def test_dev_serves_mcp_with_the_key_it_prints(redis_url: str, prefix: str) -> N
         assert pending["status"] == "pending" and decided["status"] == "approved"
         wrong = httpx2.post(url, headers={"Authorization": "Bearer not-the-key"}, json={}, timeout=10)
         assert wrong.status_code == 401
+
+
+def test_the_demo_seeds_a_promotion_proposal_and_a_card_offering_a_grant(redis_url: str, prefix: str) -> None:
+    """`make demo` shows the trust loop in its first minute: a proposal to promote the action
+    a short decided history qualifies, and a card with Approve for 1 hour."""
+    from hitl_sandbox.dev import DEFAULT_CHANNEL, SANDBOX_TOKEN
+    from hitl_sandbox.seed import ACTION, PROPOSALS_CHANNEL, seed
+    from slack_sdk import WebClient
+
+    from bot.slack.blocks.cards import ACTION_GRANT
+
+    with running_stack(port=free_port(), redis_url=redis_url, prefix=prefix, isolated=True) as stack:
+        client = WebClient(token=SANDBOX_TOKEN, base_url=stack.stand_in.url)
+        seeded = seed(stack.approvals, client, stack.approvals.settings)
+        assert seeded.policy_version == 1 and seeded.decided == 5 and seeded.proposals == 1
+        ws = stack.stand_in.workspace
+        proposal = [m for m in ws.messages(PROPOSALS_CHANNEL, include_replies=False)
+                    if f"Promote `{ACTION}` from gate to override" in (m.text or "")]
+        assert len(proposal) == 1
+
+        def grant_card():
+            for m in ws.messages(DEFAULT_CHANNEL, include_replies=False):
+                if (m.metadata or {}).get("event_payload", {}).get("id") == seeded.grantable:
+                    ids = {e.get("action_id") for b in m.blocks or [] if b.get("type") == "actions"
+                           for e in b["elements"]}
+                    return m if ACTION_GRANT in ids else None
+            return None
+
+        ws.wait_for(grant_card, 30, what="the seeded card offering a grant")
+        # seeding again (a developer's own prefix, a policy already in force) leaves the policy be
+        again = seed(stack.approvals, client, stack.approvals.settings)
+        assert again.policy_version is None and stack.approvals.policy.version_in_force() == 1
+        assert "seeded: 5 tag_ticket requests approved by bob" in again.lines()[0]
