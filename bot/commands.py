@@ -59,7 +59,12 @@ def _run_mcp(args: argparse.Namespace) -> int:
 
 
 def _run_gateway(args: argparse.Namespace) -> int:
+    from bot.gateway.mcpgateway import config
+
+    # A bad file is one line within a few hundred milliseconds, before the MCP SDK, the
+    # Redis client and the upstreams load (seconds of CPU that a typo should not cost).
+    loaded = config.load(args.config)
     from bot.gateway.mcpgateway.server import run_stdio
 
-    run_stdio(args.config, load_settings())
+    run_stdio(loaded, load_settings())
     return 0

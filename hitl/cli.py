@@ -484,9 +484,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hitl import hookcli
 
         return hookcli.main(given[2:])
-    # Not at the top: the hook above relays over HTTP and must not pay for the Redis client.
-    import redis
-
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.configure(_log_format(), logging.DEBUG if args.verbose else logging.INFO)
@@ -500,7 +497,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HitlError as exc:
         print(f"hitl: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except redis.RedisError as exc:
+    except Exception as exc:
+        # The Redis client is imported by the commands that talk to Redis, not here: `hitl
+        # hook`, `--help` and a config error need none of its second of imports. A command
+        # that never loaded it cannot have raised its error.
+        redis = sys.modules.get("redis")
+        if redis is None or not isinstance(exc, redis.RedisError):
+            raise
         print(f"hitl: error: Redis at {_redis_location()} failed: {exc}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -91,9 +91,11 @@ async def running(calls: Calls) -> AsyncIterator[None]:
         await calls.upstreams.close()
 
 
-def run_stdio(config_path: str, settings: Settings | None = None) -> None:
-    """`hitl mcp gateway --config FILE`: serve the gateway on standard input and output."""
-    config = gateway_config.load(config_path)  # a bad file stops here, before any upstream starts
+def run_stdio(config: GatewayConfig | str, settings: Settings | None = None) -> None:
+    """`hitl mcp gateway --config FILE`: serve the gateway on standard input and output
+    (`config` loaded already, or the file's path)."""
+    if isinstance(config, str):
+        config = gateway_config.load(config)  # a bad file stops here, before any upstream starts
     settings = settings or load_settings()
 
     async def main() -> None:
