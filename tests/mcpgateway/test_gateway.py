@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 import redis
 
+from bot.slack.blocks import cards
 from hitl import Approvals
+from hitl.keys import timer_member
 from hitl.status import ExecutionState, SystemVerb
 from tests.helpers import events, eventually
 from tests.mcp.conftest import first_pending
@@ -124,8 +126,11 @@ def test_a_gateway_killed_after_approval_forwards_at_most_once_and_says_unknown(
     assert received.calls("hang") == [{"tag": "t1"}]
     [created] = [e for e in events(conn, prefix) if e["type"] == "created"]
     rid = created["id"]
-    assert approvals.fetch(rid).execution is ExecutionState.UNKNOWN
+    req = approvals.fetch(rid)
+    assert req.execution is ExecutionState.UNKNOWN
     assert [e["type"] for e in events(conn, prefix, rid)].count("outcome_unknown") == 1
+    assert conn.zscore(f"{prefix}:timers", timer_member(rid, "sync")) is not None  # the card re-syncs...
+    assert "Outcome unknown: check before retrying" in str(cards.build_card(req)[1])  # ...to say so
 
 
 def test_an_http_upstream_gets_the_edited_arguments_once(
