@@ -41,7 +41,11 @@ def _tool(name: str) -> str:
 
 
 def _run(*args: str, timeout: float = 600, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(args, cwd=PACKAGE, capture_output=True, text=True, timeout=timeout, env=env)
+    try:
+        done = subprocess.run(args, cwd=PACKAGE, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:  # say which of node's tests was still running
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        raise AssertionError(f"{' '.join(args)} still running after {timeout} s:\n{out[-6000:]}") from None
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
     return done.stdout
 
@@ -61,6 +65,7 @@ class Reviewer:
         self.stack = stack
         self.done: set[str] = set()
         self.errors: list[str] = []
+        self.refused: list[str] = []  # submissions the bot refused (and retried), for the failure message
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="reviewer", daemon=True)
 
@@ -82,6 +87,9 @@ class Reviewer:
             status, body = bot.interact(bot.interactions.submit(view.id, {"reason": rest}))
         if status != 200:
             self.errors.append(f"{directive} on {rid}: {status} {body}")
+        elif '"errors"' in body:  # the modal answered with an error and stays open: nothing was decided
+            self.refused.append(f"{directive} on {rid}: {body}")
+            self.done.discard(rid)  # the next pass clicks again, as a person would
 
     def _loop(self) -> None:
         while not self.stopping.wait(0.1):  # polls: the store offers no event for "a request was filed"
@@ -129,7 +137,11 @@ def test_the_typescript_client_builds_is_current_and_passes_against_the_real_bot
     env = {**os.environ, "HITL_API_URL": stack.api_url, "HITL_API_KEY": AGENT_KEY}
     try:
         tests = sorted(str(p.relative_to(PACKAGE)) for p in (PACKAGE / "dist" / "test").glob("*.test.js"))
-        out = _run(node, "--test", "--test-concurrency=1", *tests, env=env, timeout=300)
+        try:
+            out = _run(node, "--test", "--test-concurrency=1", *tests, env=env, timeout=300)
+        except AssertionError as exc:  # what the reviewer saw is most of the diagnosis
+            waiting = [(r.id, r.run_id, r.status.value) for r in pending(stack.approvals.store, limit=20)]
+            raise AssertionError(f"{exc}\nreviewer errors: {reviewer.errors}\nrefused: {reviewer.refused}\nstill pending: {waiting}") from None
     finally:
         reviewer.stopping.set()
         reviewer.thread.join(timeout=30)
