@@ -136,10 +136,16 @@ def _remaining(end: float | None) -> float | None:
 class RequestHandle:
     """A filed request, seen from the agent."""
 
-    def __init__(self, approvals: Approvals, request_id: str, mode: Mode) -> None:
+    def __init__(
+        self, approvals: Approvals, request_id: str, mode: Mode, *, created: bool | None = None
+    ) -> None:
         self._approvals = approvals
         self.id = request_id
         self.mode = mode
+        # True when this call filed the request, False when its idempotency key found an
+        # earlier one (None: not known). A request decided within milliseconds of being filed
+        # is still this call's, not a spent one from before (the MCP gateway relies on it).
+        self.created = created
 
     def __repr__(self) -> str:
         return f"<RequestHandle {self.id} mode={self.mode}>"
@@ -294,10 +300,10 @@ class Approvals(BaseApprovals):
         missing name is an `InvalidRequest` naming it rather than a `TypeError`."""
         with _traced(fields) as traced:
             doc = self.policy.routed(lambda policy: self.build(fields, via=via, policy=policy))
-            _, rid, mode, _status = self.store.create(traced.stamp(doc))
+            created, rid, mode, _status = self.store.create(traced.stamp(doc))
             self.policy.saw(doc["policy_version"])
             traced.filed(rid, mode)
-        return RequestHandle(self, rid, mode)
+        return RequestHandle(self, rid, mode, created=created)
 
     def request_batch(
         self,
@@ -502,10 +508,13 @@ class Approvals(BaseApprovals):
 class AsyncRequestHandle:
     """`RequestHandle` for asyncio code."""
 
-    def __init__(self, approvals: AsyncApprovals, request_id: str, mode: Mode) -> None:
+    def __init__(
+        self, approvals: AsyncApprovals, request_id: str, mode: Mode, *, created: bool | None = None
+    ) -> None:
         self._approvals = approvals
         self.id = request_id
         self.mode = mode
+        self.created = created  # as `RequestHandle.created`
 
     def __repr__(self) -> str:
         return f"<AsyncRequestHandle {self.id} mode={self.mode}>"
@@ -609,10 +618,10 @@ class AsyncApprovals(BaseApprovals):
 
         with _traced(fields) as traced:
             doc = await self.policy.routed(build)
-            _, rid, mode, _status = await self.store.create(traced.stamp(doc))
+            created, rid, mode, _status = await self.store.create(traced.stamp(doc))
             self.policy.saw(doc["policy_version"])
             traced.filed(rid, mode)
-        return AsyncRequestHandle(self, rid, mode)
+        return AsyncRequestHandle(self, rid, mode, created=created)
 
     async def request_batch(
         self,

@@ -59,6 +59,7 @@ class HttpRequestHandle:
         self._approvals = approvals
         self.id = request_id
         self.mode = mode
+        self.created: bool | None = None  # `RequestHandle.created`: not said over HTTP
 
     def __repr__(self) -> str:
         return f"<HttpRequestHandle {self.id} mode={self.mode}>"
@@ -279,6 +280,7 @@ class AsyncHttpRequestHandle:
         self._approvals = approvals
         self.id = request_id
         self.mode = mode
+        self.created: bool | None = None  # `RequestHandle.created`: not said over HTTP
 
     def __repr__(self) -> str:
         return f"<AsyncHttpRequestHandle {self.id} mode={self.mode}>"

@@ -169,7 +169,10 @@ class Calls:
                 generation += 1
                 continue
             req = await self.aio.fetch(handle.id)
-            if not _spent(req):
+            # Filed by this very call: ours, even if a reviewer already rejected it (or it
+            # expired) before this read. Taken for an earlier call's spent request, it made the
+            # gateway file another one and wait on it for good (seen in the suite under load).
+            if handle.created or not _spent(req):
                 self._remember(base, generation)
                 return req
             generation += 1
