@@ -110,13 +110,28 @@ class ModeChange:
     by: str
 
 
+# Published versions' policies by sha256, parsed once: versions never change, and the
+# dashboard asks for the latest 50 on every refresh of every open page.
+_PARSED: dict[str, Policy] = {}
+_PARSED_MAX = 256
+
+
+def _parsed(v: PolicyVersion) -> Policy:
+    policy = _PARSED.get(v.sha256)
+    if policy is None:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        policy = _PARSED[v.sha256] = v.policy()
+    return policy
+
+
 def mode_history(versions: list[PolicyVersion], actions: list[str]) -> dict[str, list[ModeChange]]:
     """Per action, the versions (oldest first) at which its mode changed: the dashboard's
     mode over time, read from the published history rather than kept twice. Each version is
     parsed once, whatever the number of actions."""
     changes: dict[str, list[ModeChange]] = {a: [] for a in actions}
     for v in versions:
-        policy = v.policy()
+        policy = _parsed(v)
         for action, seen in changes.items():
             mode = mode_of(policy, action)
             if not seen or seen[-1].mode is not mode:

@@ -600,6 +600,8 @@ class AsyncApprovals(BaseApprovals):
         self.executions = AsyncExecutions(self.redis, self.keys)
         # The published policy (never this process's own HITL_POLICY_FILE).
         self.policy = AsyncPolicyStore(self.redis, self.keys)
+        # Demotions run on a synchronous connection, in a thread (`_demote_after`).
+        self._sync_policy: PolicyStore | None = None
 
     async def request(
         self, *, action: str, summary: str, via: str | None = None, **fields: Unpack[RequestFields]
@@ -706,11 +708,9 @@ class AsyncApprovals(BaseApprovals):
         return req
 
     def _demote_after(self, req: Request, verb: Verb, by: str, critical: bool) -> None:
-        conn = redis.Redis.from_url(self.url, **_connect_kwargs())
-        try:
-            autonomy.after_request_decided(PolicyStore(conn, self.keys), req, verb, by=by, critical=critical)
-        finally:
-            conn.close()
+        if self._sync_policy is None:  # one connection for this client's demotions, made on the first
+            self._sync_policy = PolicyStore(redis.Redis.from_url(self.url, **_connect_kwargs()), self.keys)
+        autonomy.after_request_decided(self._sync_policy, req, verb, by=by, critical=critical)
 
     async def cancel(self, request_id: str, *, by: str | None = None) -> Status:
         """`Approvals.cancel` for asyncio."""
@@ -762,6 +762,8 @@ class AsyncApprovals(BaseApprovals):
 
     async def aclose(self) -> None:
         await self.redis.aclose()
+        if self._sync_policy is not None:
+            self._sync_policy.redis.close()
 
     async def __aenter__(self) -> AsyncApprovals:
         return self

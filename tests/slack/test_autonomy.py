@@ -8,7 +8,7 @@ import json
 from slack_sdk import WebClient
 
 from bot.slack.blocks import cards, views
-from bot.slack.listeners.autonomy import ACTION_NOT_YET, ACTION_PROMOTE, check
+from bot.slack.listeners.autonomy import ACTION_NOT_YET, ACTION_PROMOTE, check, tell_demotions
 from hitl.status import Mode
 from tests.helpers import eventually, publish_policy
 from tests.slack.conftest import TOKEN, Bot
@@ -131,6 +131,21 @@ def test_a_demotion_decided_outside_slack_is_told_by_the_workers_loop_once(bot: 
     _check(bot)
     told = [m for m in _admin_messages(bot) if "moved back from override to gate" in m]
     assert len(told) == 1 and "<@U0BOB> vetoed it" in told[0]
+
+
+def test_demotion_notices_slack_cannot_take_wait_for_the_next_pass(bot: Bot) -> None:
+    from hitl import autonomy as a
+    from hitl.embedded import free_port
+
+    publish_policy(bot.approvals, POLICY.replace("mode: gate", "mode: override"))
+    bot.approvals.decide(bot.approvals.request(action="send_email", summary="one").id, "veto", by="U0BOB",
+                         comment="no")  # override -> gate
+    bot.approvals.decide(bot.approvals.request(action="send_email", summary="two").id, "reject", by="U0BOB",
+                         comment="no", critical=True)  # gate -> shadow
+    gone = WebClient(token=TOKEN, base_url=f"http://127.0.0.1:{free_port()}/api/")  # nothing listens
+    assert tell_demotions(bot.approvals, gone, bot.approvals.settings) == 0
+    kept = a.take_demotions(bot.approvals.policy)
+    assert [d.now for d in kept] == [Mode.GATE, Mode.SHADOW]  # both kept, oldest first
 
 
 def test_a_plain_rejection_does_not_demote(bot: Bot) -> None:

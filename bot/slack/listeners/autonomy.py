@@ -112,12 +112,21 @@ def tell_demotions(approvals: Approvals, client: WebClient, settings: Settings) 
     could be sent goes back in line for the next pass."""
     told = 0
     store = approvals.policy
-    for demotion in auto.take_demotions(store):
-        if tell_admins(client, settings, store.current().policy, demotion.text()):
-            told += 1
-        else:
-            store.return_demotion(demotion.record())
+    taken = auto.take_demotions(store)
+    policy = store.current().policy if taken else None
+    for i, demotion in enumerate(taken):
+        assert policy is not None
+        try:
+            sent = tell_admins(client, settings, policy, demotion.text())
+        except Exception as exc:  # Slack unreachable: nothing is lost, the next pass tries again
+            log.warning("could not tell the admins of a demotion: %s", exc)
+            sent = False
+        if not sent:
+            # Slack took none: this one and every one taken after it go back, oldest first
+            for untold in reversed(taken[i:]):
+                store.return_demotion(untold.record())
             break
+        told += 1
     return told
 
 
