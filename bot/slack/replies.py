@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from bot.slack.blocks.text import escape, mask_text, one_line, people
+from bot.slack.blocks.text import escape, one_line, people
 from hitl.errors import AlreadyDecided, HitlError, RequestNotFound, StaleVersion, TransitionRefused
+from hitl.masking import mask_text
 from hitl.models import Request
 
 

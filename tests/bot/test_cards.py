@@ -18,15 +18,13 @@ from slack_sdk.models.views import View
 
 from bot.slack.blocks import cards, views
 from bot.slack.blocks.text import (
-    MASK,
     ZWJ,
     escape,
     format_value,
-    mask_params,
-    mask_text,
     truncate,
     units,
 )
+from hitl.masking import MASK, mask_params, mask_text
 from hitl.models import CardPlacement, Placed, Request
 from hitl.status import Mode, Status
 

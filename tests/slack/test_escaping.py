@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from bot.slack.blocks.text import MASK
+from hitl.masking import MASK
 from tests.slack.conftest import CHANNEL, Bot
 
 EVIL = "U0BOB> <!channel> <https://evil.example|login"

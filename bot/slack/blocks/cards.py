@@ -36,16 +36,11 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.slack.blocks.text import (
-    MASK,
     approver_ref,
     code_inline,
     escape_cut,
     format_value,
     inline_text,
-    is_secret_key,
-    mask_text,
-    mask_value,
-    masked_head,
     one_line,
     people,
     plain,
@@ -55,6 +50,7 @@ from bot.slack.blocks.text import (
     units,
     user_ref,
 )
+from hitl.masking import MASK, is_secret_key, mask_text, mask_value, masked_head
 from hitl.models import Request
 from hitl.policy import DEFAULT_GATE_BELOW
 from hitl.status import ExecutionState, Mode, Risk, Status

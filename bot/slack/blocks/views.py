@@ -44,32 +44,34 @@ from bot.slack.blocks.cards import (
     status_line,
 )
 from bot.slack.blocks.text import (
-    MASK,
-    MASK_MARGIN,
     channel_ref,
     clean,
-    clip_json,
     code_block_text,
     code_inline,
-    compact_size,
     escape,
     escape_cut,
     inline_text,
-    is_secret_key,
-    mask_params,
-    mask_value,
-    masked_head,
     one_line,
     people,
     plain,
     pretty_json,
     quote_block,
-    restore_masked,
     slack_date,
     split_for_blocks,
     truncate,
     units,
     user_ref,
+)
+from hitl.masking import (
+    MASK,
+    MASK_MARGIN,
+    clip_json,
+    compact_size,
+    is_secret_key,
+    mask_params,
+    mask_value,
+    masked_head,
+    restore_masked,
 )
 from hitl.models import MAX_PARAMS_BYTES, CardPlacement, Placed, Request
 from hitl.status import Mode
