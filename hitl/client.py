@@ -440,18 +440,21 @@ class Approvals(BaseApprovals):
         """
         return self.executions.start(request_id)
 
-    def finish_execution(self, request_id: str, *, ok: bool = True) -> None:
+    def finish_execution(self, request_id: str, *, ok: bool = True, result: Any = None) -> None:
         """Record that a started tool call ended, so a re-run knows it ran.
 
         Args:
             request_id: The request whose call `start_execution` started.
             ok: False when the tool raised (it may have done part of its work).
+            result: What the tool answered (JSON-able), for the audit log's
+                `execution_finished` event: masked like a card's parameters and cut near
+                4 KiB, so neither a secret it printed nor a long listing is kept.
 
         Raises:
             ExecutionRefused: No execution of this request was started.
             RequestNotFound: No such request.
         """
-        self.executions.finish(request_id, ok=ok)
+        self.executions.finish(request_id, ok=ok, result=result)
 
     def require_approval(
         self, action: str | None = None, summary: str | None = None, **fields: Unpack[GateFields]
@@ -724,14 +727,15 @@ class AsyncApprovals(BaseApprovals):
         """
         return await self.executions.start(request_id)
 
-    async def finish_execution(self, request_id: str, *, ok: bool = True) -> None:
+    async def finish_execution(self, request_id: str, *, ok: bool = True, result: Any = None) -> None:
         """`Approvals.finish_execution` for asyncio.
 
         Args:
             request_id: The request whose call `start_execution` started.
             ok: False when the tool raised.
+            result: What the tool answered, kept masked and capped in the audit event.
         """
-        await self.executions.finish(request_id, ok=ok)
+        await self.executions.finish(request_id, ok=ok, result=result)
 
     def require_approval(
         self, action: str | None = None, summary: str | None = None, **fields: Unpack[GateFields]

@@ -22,17 +22,21 @@ from hitl import scripts
 from hitl.errors import ExecutionRefused, RequestNotFound
 from hitl.ids import known_shape
 from hitl.keys import Keys, sync_member
+from hitl.masking import result_text
 from hitl.redisvalues import as_str
 from hitl.status import EventType, ExecutionState
 
 STARTED, FINISHED = "started", "finished"
 
 
-def execution_args(keys: Keys, request_id: str, state: str, ok: bool = True) -> tuple[list[str], list[str]]:
+def execution_args(
+    keys: Keys, request_id: str, state: str, ok: bool = True, result: Any = None
+) -> tuple[list[str], list[str]]:
     """KEYS and ARGV for `scripts.EXECUTION`; `RequestNotFound` for a string that is no
-    request id (it would name another key of the request)."""
+    request id (it would name another key of the request). A finish's `result` goes into its
+    audit event masked and size-capped (`hitl.masking.result_text`)."""
     known_shape(request_id)
-    payload = {
+    payload: dict[str, Any] = {
         "id": request_id, "sync": sync_member(request_id), "state": state, "ok": ok,
         "events": {
             "started": EventType.EXECUTION_STARTED.value,
@@ -40,6 +44,8 @@ def execution_args(keys: Keys, request_id: str, state: str, ok: bool = True) -> 
             "unknown": EventType.OUTCOME_UNKNOWN.value,
         },
     }
+    if result is not None:
+        payload["result"] = result_text(result)
     return [keys.req(request_id), keys.timers, keys.events], [json.dumps(payload, separators=(",", ":"))]
 
 
@@ -82,9 +88,10 @@ class Executions:
         """Record the start; False when a call already started (then it must not run)."""
         return parse_started(request_id, self._script(*execution_args(self.keys, request_id, STARTED)))
 
-    def finish(self, request_id: str, *, ok: bool = True) -> None:
-        """Record the end of a started call; `ok` False when the tool raised."""
-        parse_finished(request_id, self._script(*execution_args(self.keys, request_id, FINISHED, ok)))
+    def finish(self, request_id: str, *, ok: bool = True, result: Any = None) -> None:
+        """Record the end of a started call; `ok` False when the tool raised; `result`, if
+        given, is kept (masked, capped) in the audit event."""
+        parse_finished(request_id, self._script(*execution_args(self.keys, request_id, FINISHED, ok, result)))
 
 
 class AsyncExecutions:
@@ -98,8 +105,8 @@ class AsyncExecutions:
         args = execution_args(self.keys, request_id, STARTED)
         return parse_started(request_id, await self._script(*args))
 
-    async def finish(self, request_id: str, *, ok: bool = True) -> None:
-        args = execution_args(self.keys, request_id, FINISHED, ok)
+    async def finish(self, request_id: str, *, ok: bool = True, result: Any = None) -> None:
+        args = execution_args(self.keys, request_id, FINISHED, ok, result)
         parse_finished(request_id, await self._script(*args))
 
 

@@ -285,3 +285,21 @@ def restore_masked(edited: Any, original: Any, path: str = "") -> Any:
         ]
     return edited
 
+
+
+# Longest result of a tool call the audit log keeps, as compact JSON (characters).
+RESULT_CHARS = 4096
+
+
+def recorded_result(value: Any, limit: int = RESULT_CHARS) -> Any:
+    """A tool call's result as the audit log may keep it: clipped near `limit` characters of
+    JSON, then masked (`mask_value`), so neither a secret the tool printed nor a megabyte
+    listing reaches the log. The outcome is JSON-able and small enough for any request body.
+    """
+    return mask_value(None, clip_json(value, limit))
+
+
+def result_text(value: Any, limit: int = RESULT_CHARS) -> str:
+    """`recorded_result` as compact JSON text of at most `limit` characters (cut with "…")."""
+    text = json.dumps(recorded_result(value, limit), ensure_ascii=False, separators=(",", ":"), default=str)
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS

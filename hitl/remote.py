@@ -222,10 +222,11 @@ class HttpApprovals(BaseHttpApprovals):
                 return False
             raise execution_refused(conflict) from None
 
-    def finish_execution(self, request_id: str, *, ok: bool = True) -> None:
-        """Record that the started tool call ended (`ok`: it did not raise)."""
+    def finish_execution(self, request_id: str, *, ok: bool = True, result: Any = None) -> None:
+        """Record that the started tool call ended (`ok`: it did not raise; `result`: what it
+        answered, for the audit log, masked and capped)."""
         try:
-            self._send(self.execution_call(request_id, Execution.FINISHED, ok))
+            self._send(self.execution_call(request_id, Execution.FINISHED, ok, result))
         except Conflict as conflict:
             raise execution_refused(conflict) from None
 
@@ -439,10 +440,10 @@ class AsyncHttpApprovals(BaseHttpApprovals):
                 return False
             raise execution_refused(conflict) from None
 
-    async def finish_execution(self, request_id: str, *, ok: bool = True) -> None:
+    async def finish_execution(self, request_id: str, *, ok: bool = True, result: Any = None) -> None:
         """`HttpApprovals.finish_execution` for asyncio."""
         try:
-            await self._send(self.execution_call(request_id, Execution.FINISHED, ok))
+            await self._send(self.execution_call(request_id, Execution.FINISHED, ok, result))
         except Conflict as conflict:
             raise execution_refused(conflict) from None
 

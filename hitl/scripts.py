@@ -976,6 +976,7 @@ return out
 # ARGV[1] JSON input:
 #   id       the request;  sync  its card-sync timer member (`{id}|sync`)
 #   state    "started" or "finished";  ok  (finished) whether the tool call succeeded
+#   result   (finished, optional) what the tool answered, masked and capped: into the audit event
 #   events   the audit event types: {started, finished, unknown}
 # Returns {"started"} | {"finished", previous state} | {"already", state} (a start refused:
 # the call started before; state is "unknown" when that start never finished) |
@@ -1017,8 +1018,14 @@ if not input.ok then ended = 'failed' end
 redis.call('HSET', REQ, 'execution', ended, 'exec_finished_ms', now)
 -- The card said "outcome unknown": it can say what happened now.
 if current == 'unknown' then redis.call('ZADD', TIMERS, now, input.sync) end
-audit({'type', input.events.finished, 'id', input.id, 'action', action, 'status', status,
-  'ok', input.ok and '1' or '0'})
+local finished = {'type', input.events.finished, 'id', input.id, 'action', action, 'status', status,
+  'ok', input.ok and '1' or '0'}
+-- What the tool answered, masked and capped by the caller (hitl.masking.result_text).
+if type(input.result) == 'string' then
+  finished[#finished + 1] = 'result'
+  finished[#finished + 1] = input.result
+end
+audit(finished)
 return {'finished', current}
 """
 

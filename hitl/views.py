@@ -97,13 +97,15 @@ class ExecutionInput(BaseModel):
 
     ``{"state": "started"}`` answers ``{"started": true}``, or 409 when a call already
     started (then do not run the tool); ``{"state": "finished", "ok": true}`` answers
-    ``{"finished": true}`` (``ok`` false when the tool raised).
+    ``{"finished": true}`` (``ok`` false when the tool raised). A finish may carry the
+    tool's ``result`` (any JSON), which the audit event keeps masked and cut near 4 KiB.
     """
 
     model_config = {"extra": "forbid"}
 
     state: Literal["started", "finished"]
     ok: bool = True
+    result: Any = None
 
 
 class _BatchBase(BaseModel):

@@ -88,3 +88,26 @@ def test_concurrent_starts_let_exactly_one_run(approvals: Approvals) -> None:
             return list(await asyncio.gather(*(aio.start_execution(rid) for _ in range(20))))
 
     assert sorted(asyncio.run(race())) == [False] * 19 + [True]
+
+
+def test_the_finish_keeps_the_tools_result_masked_and_capped_in_the_audit_log(
+    approvals: Approvals, conn: redis.Redis, prefix: str
+) -> None:
+    rid = approved(approvals)
+    assert approvals.start_execution(rid)
+    answer = {
+        "stdout": "connected with xoxb-1234567890-abcdefghijkl as bot",
+        "password": "hunter2",
+        "rows": [f"row {i}: " + "x" * 200 for i in range(400)],  # about 80 KiB
+    }
+    approvals.finish_execution(rid, result=answer)
+    (finished,) = [e for e in events(conn, prefix, rid) if e["type"] == EventType.EXECUTION_FINISHED]
+    kept = finished["result"]
+    assert len(kept) <= 4096 and "more items" in kept  # cut, and says so
+    assert "xoxb-1234567890" not in kept and "hunter2" not in kept and "••••••" in kept
+    assert "connected with" in kept and "row 0: " in kept  # the rest stays readable
+    plain = approved(approvals)
+    assert approvals.start_execution(plain)
+    approvals.finish_execution(plain)
+    (bare,) = [e for e in events(conn, prefix, plain) if e["type"] == EventType.EXECUTION_FINISHED]
+    assert "result" not in bare  # no result given, none invented

@@ -229,7 +229,7 @@ def routes(ctx: ApiContext) -> list[Route]:
                         "(outcome unknown: check before retrying)", "id",
                     )
                 return JSONResponse({"started": True})
-            await ctx.aio.finish_execution(rid, ok=body.ok)
+            await ctx.aio.finish_execution(rid, ok=body.ok, result=body.result)
         except ExecutionRefused as exc:
             raise ApiError(409, str(exc), "id") from None
         return JSONResponse({"finished": True})

@@ -46,7 +46,7 @@ _OUTPUTS = (RequestView, BatchView, WebhookPayload, ErrorBody)
 _OPTIONAL: dict[str, frozenset[str]] = {
     "RequestInput": names(RequestFields),
     "BatchInput": names(PlanFields) | {"action"},
-    "ExecutionInput": frozenset({"ok"}),
+    "ExecutionInput": frozenset({"ok", "result"}),
 }
 
 

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+import redis
 
 from bot.gateway.web import WebServer, build_web_app
 from hitl import Approvals, InvalidRequest
@@ -340,7 +341,9 @@ def test_openapi_describes_every_endpoint_and_docs_render_offline(gateway: Gatew
     assert bundle.status_code == 200 and "SwaggerUIBundle" in bundle.text
 
 
-def test_execution_route_starts_once_then_answers_409_and_records_the_finish(gateway: Gateway) -> None:
+def test_execution_route_starts_once_then_answers_409_and_records_the_finish(
+    gateway: Gateway, conn: redis.Redis, prefix: str
+) -> None:
     """The HTTP shape of `start_execution` / `finish_execution` (hitl.executions)."""
     rid = file(gateway)["id"]
     early = gateway.http.post(f"/v1/requests/{rid}/execution", json={"state": "started"})
@@ -352,9 +355,14 @@ def test_execution_route_starts_once_then_answers_409_and_records_the_finish(gat
     assert again.status_code == 409 and again.json()["field"] == "id"
     assert "outcome unknown: check before retrying" in again.json()["error"]
     assert gateway.http.get(f"/v1/requests/{rid}").json()["execution"] == "unknown"
-    done = gateway.http.post(f"/v1/requests/{rid}/execution", json={"state": "finished", "ok": True})
+    done = gateway.http.post(
+        f"/v1/requests/{rid}/execution",
+        json={"state": "finished", "ok": True, "result": {"sent": 3, "token": "abc123"}},
+    )
     assert (done.status_code, done.json()) == (200, {"finished": True})
     assert gateway.http.get(f"/v1/requests/{rid}").json()["execution"] == "finished"
+    (finished,) = [e for e in events(conn, prefix, rid) if e["type"] == "execution_finished"]
+    assert json.loads(finished["result"]) == {"sent": 3, "token": "••••••"}  # kept, secret masked
 
 
 @pytest.mark.parametrize(("body", "field"), [

@@ -42,7 +42,7 @@ def test_an_auto_call_is_forwarded_at_once_and_recorded(
 
 
 def test_a_gated_call_forwards_the_reviewers_edit_exactly_once(
-    gateway: Callable[..., Any], received: UpstreamLog, approvals: Approvals
+    gateway: Callable[..., Any], received: UpstreamLog, approvals: Approvals, conn: redis.Redis, prefix: str
 ) -> None:
     async def scenario() -> Any:
         async with gateway({"up": stdio_upstream(received)}) as client:
@@ -55,6 +55,8 @@ def test_a_gated_call_forwards_the_reviewers_edit_exactly_once(
     answer = asyncio.run(scenario())
     assert not answer.error and answer.text == "deleted /srv/one.txt"
     assert received.calls("delete_file") == [{"path": "/srv/one.txt"}]
+    (finished,) = [e for e in events(conn, prefix) if e["type"] == "execution_finished"]
+    assert finished["ok"] == "1" and "deleted /srv/one.txt" in finished["result"]  # the upstream's answer
 
 
 def test_a_rejection_is_a_tool_error_with_the_reviewers_words(

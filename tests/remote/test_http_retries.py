@@ -177,11 +177,13 @@ def test_execution_is_recorded_at_most_once(stand_in: StandIn, client: HttpAppro
     async def twin() -> tuple[bool, bool]:
         async with AsyncApprovals(api_url=stand_in.url, api_key="k") as aio:
             first, again = await aio.start_execution("r2"), await aio.start_execution("r2")
-            await aio.finish_execution("r2")
+            await aio.finish_execution("r2", result={"out": "x" * 100_000})
             return first, again
 
     assert asyncio.run(twin()) == (True, False)
-    assert stand_in.calls[-1][2] == {"state": "finished", "ok": True}
+    sent = stand_in.calls[-1][2]
+    assert sent["state"] == "finished" and sent["ok"] is True
+    assert 4000 < len(sent["result"]["out"]) < 5000  # clipped before sending: fits any body limit
 
 
 def test_an_execution_the_request_does_not_allow_is_an_error_not_a_skip(client: HttpApprovals) -> None:

@@ -238,24 +238,28 @@ class Calls:
             result = await route.upstream.call(route.tool.name, arguments)
         except Exception as exc:
             log.warning("MCP upstream %s failed on %s: %s", route.upstream.name, route.tool.name, exc)
-            self._record(req.id, started=recorded, ok=False)
+            self._record(req.id, started=recorded, ok=False, result={"error": str(exc) or type(exc).__name__})
             return _error(
                 f"MCP server {route.upstream.name!r} failed on {route.tool.name} "
                 f"({exc or type(exc).__name__}); "
                 f"it may or may not have acted. Recorded on request {req.id} as failed; it is not retried."
             )
+        answer = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         if recorded:  # gate: the end is on record before the agent hears of it
-            await self.aio.finish_execution(req.id, ok=not result.is_error)
+            await self.aio.finish_execution(req.id, ok=not result.is_error, result=answer)
         else:
-            self._record(req.id, started=False, ok=not result.is_error)
+            self._record(req.id, started=False, ok=not result.is_error, result=answer)
         return result
 
-    def _record(self, request_id: str, *, started: bool, ok: bool) -> None:
+    def _record(self, request_id: str, *, started: bool, ok: bool, result: Any) -> None:
+        """Record the call's start (unless done) and end with the upstream's `result`, which the
+        audit event keeps masked and capped (`hitl.masking.result_text`)."""
+
         async def record() -> None:
             try:
                 if not started and not await self.aio.start_execution(request_id):
                     return
-                await self.aio.finish_execution(request_id, ok=ok)
+                await self.aio.finish_execution(request_id, ok=ok, result=result)
             except Exception as exc:  # the call ran; only its record is missing: say so in the log
                 log.warning("hitl: could not record the end of request %s's call: %s", request_id, exc)
 

@@ -306,7 +306,8 @@ export interface components {
          *
          *     ``{"state": "started"}`` answers ``{"started": true}``, or 409 when a call already
          *     started (then do not run the tool); ``{"state": "finished", "ok": true}`` answers
-         *     ``{"finished": true}`` (``ok`` false when the tool raised).
+         *     ``{"finished": true}`` (``ok`` false when the tool raised). A finish may carry the
+         *     tool's ``result`` (any JSON), which the audit event keeps masked and cut near 4 KiB.
          */
         ExecutionInput: {
             /**
@@ -319,6 +320,8 @@ export interface components {
              * @description Default: true.
              */
             ok?: boolean;
+            /** Result */
+            result?: unknown;
         };
         /**
          * ExecutionState
