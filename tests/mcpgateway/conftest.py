@@ -121,14 +121,20 @@ def gateway(redis_url: str, prefix: str, tmp_path: Path) -> Callable[..., contex
     connect to it with the SDK's client."""
 
     @contextlib.asynccontextmanager
-    async def connect(upstreams: dict[str, Any]) -> AsyncIterator[Client]:
+    async def connect(
+        upstreams: dict[str, Any], *, wait_seconds: float | None = None, mode: str = "auto"
+    ) -> AsyncIterator[Client]:
+        """`mode`: the client's protocol negotiation ("legacy": a pre-2026 client)."""
         config = tmp_path / "gateway.yaml"
-        config.write_text(yaml.safe_dump({"upstreams": upstreams}))
+        document: dict[str, Any] = {"upstreams": upstreams}
+        if wait_seconds is not None:
+            document["wait_seconds"] = wait_seconds
+        config.write_text(yaml.safe_dump(document))
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "hitl.cli", "mcp", "gateway", "--config", str(config)],
             env=hitl_env(redis_url, prefix), cwd=ROOT,
         )
-        async with Client(params, read_timeout_seconds=60) as client:
+        async with Client(params, read_timeout_seconds=60, mode=mode) as client:
             yield client
 
     return connect

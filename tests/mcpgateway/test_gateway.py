@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 import redis
+from mcp_types import CallToolResult, InputRequiredResult
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bot.slack.blocks import cards
 from hitl import Approvals
@@ -20,7 +23,7 @@ from hitl.keys import timer_member
 from hitl.status import ExecutionState, SystemVerb
 from tests.helpers import events, eventually
 from tests.mcp.conftest import first_pending
-from tests.mcpgateway.conftest import UpstreamLog, call, http_upstream, stdio_upstream
+from tests.mcpgateway.conftest import Answer, UpstreamLog, call, http_upstream, stdio_upstream
 
 pytestmark = pytest.mark.usefixtures("policy")
 
@@ -87,6 +90,83 @@ def test_an_expired_gate_says_no_one_decided_in_time(
     answer = asyncio.run(scenario())
     assert answer.error and "No one decided on up.delete_file in time" in answer.text
     assert received.calls() == []
+
+
+def test_a_modern_client_is_deferred_past_wait_seconds_and_its_retry_reattaches(
+    gateway: Callable[..., Any], received: UpstreamLog, approvals: Approvals, conn: redis.Redis, prefix: str
+) -> None:
+    """MCP 2026-07-28: a call still pending after wait_seconds answers input_required with a
+    requestState; the client's retries re-attach to the same request, which never lapses."""
+
+    async def scenario() -> tuple[str, Any, Any, Any, str]:
+        async with gateway({"up": stdio_upstream(received)}, wait_seconds=0.3) as client:
+            version = client.protocol_version
+            ask = functools.partial(client.session.call_tool, "delete_file", {"path": "/srv/a"})
+            first = await ask(allow_input_required=True)
+            rid = await asyncio.to_thread(first_pending, approvals)
+            again = await ask(request_state=first.request_state, allow_input_required=True)
+            approvals.decide(rid, "approve", by="U01", params={"path": "/srv/b"})
+            final = await ask(request_state=again.request_state, allow_input_required=True)
+            return version, first, again, final, rid
+
+    version, first, again, final, rid = asyncio.run(scenario())
+    assert version in MODERN_PROTOCOL_VERSIONS
+    assert isinstance(first, InputRequiredResult) and first.request_state == f"hitl-request:{rid}"
+    assert isinstance(again, InputRequiredResult)  # still pending: deferred again, not re-filed
+    assert isinstance(final, CallToolResult) and not final.is_error
+    assert final.content[0].text == "deleted /srv/b"  # type: ignore[union-attr]
+    assert received.calls("delete_file") == [{"path": "/srv/b"}]  # the edit, once
+    assert [e["type"] for e in events(conn, prefix)].count("created") == 1
+
+
+def test_the_sdks_own_retry_loop_waits_out_a_slow_reviewer(
+    gateway: Callable[..., Any], received: UpstreamLog, approvals: Approvals, conn: redis.Redis, prefix: str
+) -> None:
+    """`Client.call_tool` follows input_required by itself: the model sees only the answer."""
+
+    async def scenario() -> Any:
+        async with gateway({"up": stdio_upstream(received)}, wait_seconds=0.2) as client:
+            session, retried = client.session, asyncio.Event()
+            send = session.call_tool
+
+            async def watched(*args: Any, **kwargs: Any) -> Any:
+                if kwargs.get("request_state"):  # the SDK's own retry of a deferred call
+                    retried.set()
+                return await send(*args, **kwargs)
+
+            session.call_tool = watched  # type: ignore[method-assign]
+            pending = asyncio.create_task(call(client, "delete_file", path="/srv/c"))
+            rid = await asyncio.to_thread(first_pending, approvals)
+            # Decide only once a hold ran out and the SDK retried, so a retry re-attached.
+            await asyncio.wait_for(retried.wait(), 30)
+            approvals.decide(rid, "approve", by="U01")
+            return await pending
+
+    answer = asyncio.run(scenario())
+    assert not answer.error and answer.text == "deleted /srv/c"
+    assert received.calls("delete_file") == [{"path": "/srv/c"}]
+    assert [e["type"] for e in events(conn, prefix)].count("created") == 1
+
+
+def test_an_older_client_hears_still_pending_and_the_same_call_reattaches(
+    gateway: Callable[..., Any], received: UpstreamLog, approvals: Approvals, conn: redis.Redis, prefix: str
+) -> None:
+    async def scenario() -> tuple[str, Answer, Answer, Answer, str]:
+        async with gateway({"up": stdio_upstream(received)}, wait_seconds=0.3, mode="legacy") as client:
+            first = await call(client, "delete_file", path="/srv/d")
+            rid = await asyncio.to_thread(first_pending, approvals)
+            again = await call(client, "delete_file", path="/srv/d")
+            approvals.decide(rid, "approve", by="U01")
+            return client.protocol_version, first, again, await call(client, "delete_file", path="/srv/d"), rid
+
+    version, first, again, final, rid = asyncio.run(scenario())
+    assert version not in MODERN_PROTOCOL_VERSIONS
+    for answer in (first, again):
+        assert answer.error and f"request {rid} is still pending in Slack" in answer.text
+        assert "Call delete_file again with the same arguments" in answer.text and "NOT called" in answer.text
+    assert not final.error and final.text == "deleted /srv/d"
+    assert received.calls("delete_file") == [{"path": "/srv/d"}]
+    assert [e["type"] for e in events(conn, prefix)].count("created") == 1  # one request, one card
 
 
 def test_a_notify_call_runs_at_once_and_says_a_veto_cannot_uncall_it(

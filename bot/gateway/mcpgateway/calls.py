@@ -8,17 +8,28 @@ HITL_API_URL, never by the agent. The mode it comes back with decides:
 - `auto`, `shadow`: forward at once;
 - `notify`, `override`: forward at once; the card is posted, and the result says that a veto
   cannot un-call the tool (a veto arrives as an audit event and on the card);
-- `gate`: wait for the decision, then forward exactly the approved arguments (a reviewer's
-  edit included), at most once: `start_execution` is recorded before forwarding, and a
-  retry that finds it started without an end marks the outcome unknown rather than run the
-  tool again. A rejection is a tool error with the reviewer's words; an expiry says no one
-  decided in time.
+- `gate`: wait for the decision (at most `wait_seconds`, see below), then forward exactly
+  the approved arguments (a reviewer's edit included), at most once: `start_execution` is
+  recorded before forwarding, and a retry that finds it started without an end marks the
+  outcome unknown rather than run the tool again. A rejection is a tool error with the
+  reviewer's words; an expiry says no one decided in time.
 
 A retried call re-attaches to its request through the request's idempotency key, derived
 from who calls, the action and the arguments (`call_key`), so a client or gateway restart
 neither files a second card nor loses an approval. Once a request's call has run (or was
 refused), the same call again is a new request: the key carries a generation, and the
 gateway steps past spent ones.
+
+A reviewer may take longer than a client lets a tool call last, so no call is held past
+`wait_seconds`; the request stays pending (a client giving up never withdraws it) and:
+
+- a client speaking MCP 2026-07-28 gets an `InputRequiredResult` carrying only a
+  `requestState`, the protocol's way to say "ask again": its SDK retries the same call after
+  a short pause, the retry re-attaches, and the model sees only the final answer. The state
+  names the request, but nothing is taken from it (a client may send anything): the retry
+  re-attaches by its own idempotency key, as any repeat does;
+- an older client gets a tool error saying which request is pending and to call the same
+  tool with the same arguments again, which re-attaches the same way.
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ import redis
 from bot.gateway.mcpgateway.upstreams import Route, UpstreamDown, Upstreams
 from hitl.apikeys import ActionForbidden, Principal
 from hitl.client import AsyncApprovals
-from hitl.errors import ExecutionRefused, HitlError, IdempotencyConflict, InvalidRequest
+from hitl.errors import ExecutionRefused, HitlError, IdempotencyConflict, InvalidRequest, WaitTimeout
 from hitl.models import Request
 from hitl.pool import RedisBusy
 from hitl.status import ExecutionState, Mode, Risk, Status
@@ -61,6 +72,13 @@ UNKNOWN = (
     "finished (the gateway stopped mid-call?). It was NOT forwarded again: its outcome is "
     "unknown, so check whether it took effect before asking again."
 )
+PENDING = (
+    "hitl: no decision yet: request {id} is still pending in Slack (held {seconds:g} s). The tool was "
+    "NOT called. Call {tool} again with the same arguments to keep waiting: that re-attaches to the "
+    "same request (nothing new is filed), and waiting never withdraws it."
+)
+# The requestState of a deferred call: which request it waits on (for logs; never trusted).
+STATE_PREFIX = "hitl-request:"
 RAN = (
     "hitl: request {id}'s approved call to {action} already ran ({state}); it is not forwarded twice."
 )
@@ -116,16 +134,25 @@ def _spent(req: Request) -> bool:
 class Calls:
     """The `tools/call` handler shared by the stdio gateway and /mcp/gateway."""
 
-    def __init__(self, upstreams: Upstreams, aio: AsyncApprovals) -> None:
+    def __init__(self, upstreams: Upstreams, aio: AsyncApprovals, *, wait_seconds: float = 50.0) -> None:
         self.upstreams = upstreams
         self.aio = aio
+        self.wait_seconds = wait_seconds
         self._generation: OrderedDict[str, int] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
 
     async def call(
-        self, name: str, arguments: dict[str, Any], principal: Principal | None
-    ) -> types.CallToolResult:
-        """Answer one call: the upstream's result, or a tool error a model can act on."""
+        self, name: str, arguments: dict[str, Any], principal: Principal | None, *, deferrable: bool = False
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Answer one call: the upstream's result, or a tool error a model can act on.
+
+        Args:
+            name: The tool as the gateway lists it.
+            arguments: The call's arguments, as the agent proposed them.
+            principal: The API key that called (HTTP); None over stdio.
+            deferrable: The client speaks MCP 2026-07-28, so a gated call still pending after
+                `wait_seconds` is answered with an `InputRequiredResult` its SDK retries.
+        """
         route = self.upstreams.routes.get(name)
         if route is None:
             return _error(f"unknown tool {name!r}: the gateway lists {sorted(self.upstreams.routes)}")
@@ -133,7 +160,7 @@ class Calls:
             if principal is not None:
                 principal.check_action(route.action)
             await route.upstream.ready()  # down: said before anything is filed
-            return await self._decide(route, arguments, principal)
+            return await self._decide(name, route, arguments, principal, deferrable)
         except UpstreamDown as exc:
             return _error(f"{exc}. Nothing was filed for review and the tool was not called; try again later")
         except (InvalidRequest, ActionForbidden, ExecutionRefused) as exc:
@@ -193,10 +220,22 @@ class Calls:
         self._remember(base, self._generation.get(base, 0) + 1)
 
     async def _decide(
-        self, route: Route, arguments: dict[str, Any], principal: Principal | None
-    ) -> types.CallToolResult:
+        self,
+        name: str,
+        route: Route,
+        arguments: dict[str, Any],
+        principal: Principal | None,
+        deferrable: bool,
+    ) -> types.CallToolResult | types.InputRequiredResult:
         req = await self._file(route, arguments, principal)
         if req.mode is Mode.GATE:
+            if not req.final:
+                try:
+                    req = await self.aio.wait_request(req.id, timeout=self.wait_seconds)
+                except WaitTimeout:  # still pending: the request stays; the retry re-attaches
+                    if deferrable:
+                        return types.InputRequiredResult(request_state=STATE_PREFIX + req.id)
+                    return _error(PENDING.format(id=req.id, seconds=self.wait_seconds, tool=name))
             return await self._gated(route, req, arguments, principal)
         self._spend(route, arguments, principal)
         if req.mode in (Mode.AUTO, Mode.SHADOW):
@@ -207,8 +246,7 @@ class Calls:
     async def _gated(
         self, route: Route, req: Request, arguments: dict[str, Any], principal: Principal | None
     ) -> types.CallToolResult:
-        if not req.final:
-            req = await self.aio.wait_request(req.id)
+        """Forward a decided gate's call, or say why not."""
         decision = req.decision()
         if not decision.approved:
             self._spend(route, arguments, principal)

@@ -1,6 +1,7 @@
 """The gateway's YAML file: which MCP servers sit behind it, and how to reach each.
 
 ```yaml
+wait_seconds: 50              # optional: longest one call is held before "still pending"
 upstreams:
   files:                      # a stdio server: the gateway starts it
     command: [npx, -y, "@modelcontextprotocol/server-filesystem", /srv/data]
@@ -12,6 +13,10 @@ upstreams:
 
 ``${NAME}`` in `env` and `headers` values is replaced from the gateway's own environment, so
 secrets stay out of the file; an unset one is an error naming it, not an empty header.
+
+`wait_seconds` (default 50, under the 60 s many MCP clients allow a tool call) bounds how long
+one `tools/call` of a gated tool is held waiting for a reviewer before the gateway answers
+that the request is still pending (`bot.gateway.mcpgateway.calls`).
 """
 
 from __future__ import annotations
@@ -53,11 +58,18 @@ class HttpUpstream(BaseModel):
 Upstream = StdioUpstream | HttpUpstream
 
 
+# The file's top-level keys.
+KEYS = frozenset({"upstreams", "wait_seconds"})
+# How long one gated call is held, by default and at most (seconds).
+DEFAULT_WAIT, MAX_WAIT = 50.0, 3600.0
+
+
 class GatewayConfig(BaseModel):
     """The whole file."""
 
     model_config = ConfigDict(extra="forbid")
     upstreams: dict[UpstreamName, Upstream] = Field(min_length=1)
+    wait_seconds: float = DEFAULT_WAIT
 
 
 def _expand(value: str, where: str) -> str:
@@ -92,8 +104,13 @@ def _upstream(name: str, raw: Any) -> Upstream:
 
 def parse(raw: Any, source: str = "gateway config") -> GatewayConfig:
     """The config from YAML already read; `ConfigError` naming the field at fault."""
-    if not isinstance(raw, dict) or set(raw) != {"upstreams"} or not isinstance(raw["upstreams"], dict):
-        raise ConfigError(f"{source}: must be a mapping with one key, upstreams: {{NAME: {{...}}}}")
+    if not isinstance(raw, dict) or not isinstance(raw.get("upstreams"), dict) or set(raw) - KEYS:
+        raise ConfigError(
+            f"{source}: must be a mapping with upstreams: {{NAME: {{...}}}} (and optionally wait_seconds)"
+        )
+    wait = raw.get("wait_seconds", DEFAULT_WAIT)
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 < wait <= MAX_WAIT:
+        raise ConfigError(f"{source}: wait_seconds: a number of seconds above 0 and at most {MAX_WAIT:g}")
     if not raw["upstreams"]:
         raise ConfigError(f"{source}: upstreams: name at least one MCP server")
     ups: dict[str, Upstream] = {}
@@ -103,7 +120,7 @@ def parse(raw: Any, source: str = "gateway config") -> GatewayConfig:
                 f"upstreams.{name}: a name is 1 to 40 letters, digits, _ or - (it prefixes tool names)"
             )
         ups[name] = _upstream(name, value)
-    return GatewayConfig.model_construct(upstreams=ups)
+    return GatewayConfig.model_construct(upstreams=ups, wait_seconds=float(wait))
 
 
 def load(path: str | os.PathLike[str]) -> GatewayConfig:

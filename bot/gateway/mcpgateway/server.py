@@ -23,6 +23,7 @@ from mcp.server.lowlevel.server import Server
 from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
@@ -69,13 +70,15 @@ def build_server(calls: Calls) -> Server[Any]:
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         try:
             principal = _principal(ctx)
         except PermissionError as exc:
             text = types.TextContent(type="text", text=str(exc))
             return types.CallToolResult(content=[text], is_error=True)
-        return await calls.call(params.name, dict(params.arguments or {}), principal)
+        # A retry's requestState is ignored: the call re-attaches by its own key (calls.py).
+        deferrable = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        return await calls.call(params.name, dict(params.arguments or {}), principal, deferrable=deferrable)
 
     return Server("hitl-gateway", instructions=INSTRUCTIONS, on_list_tools=list_tools, on_call_tool=call_tool)
 
@@ -101,7 +104,7 @@ def run_stdio(config: GatewayConfig | str, settings: Settings | None = None) -> 
     async def main() -> None:
         aio = AsyncApprovals(settings=settings)
         try:
-            calls = Calls(Upstreams(config), aio)
+            calls = Calls(Upstreams(config), aio, wait_seconds=config.wait_seconds)
             server = build_server(calls)
             async with running(calls), stdio_server() as (read, write):
                 await server.run(read, write, server.create_initialization_options())
@@ -122,7 +125,7 @@ class GatewayHttp:
 def http_app(config: GatewayConfig, settings: Settings) -> GatewayHttp:
     """The gateway over stateless streamable HTTP, behind the bearer keys of /v1."""
     aio = AsyncApprovals(settings=settings.model_copy(update={"api_url": None}))
-    calls = Calls(Upstreams(config), aio)
+    calls = Calls(Upstreams(config), aio, wait_seconds=config.wait_seconds)
     authenticators: list[Authenticator] = []
 
     def authenticator() -> Authenticator:
