@@ -35,7 +35,11 @@ CONFIG = {"configurable": {"thread_id": "thread-1"}}
 
 
 class Reviewer:
-    """Decides requests as they are filed, from another thread (as Slack would)."""
+    """Decides requests as they are filed, from another thread (as Slack would).
+
+    Its threads are joined before the test's `approvals` closes (`reviewers_done` in conftest.py): the agent
+    wakes as soon as a decision lands, while `decide` still records its autonomy bookkeeping,
+    so a test could otherwise end and close the connection under the reviewer's feet."""
 
     def __init__(self, approvals: Approvals) -> None:
         self.approvals = approvals
@@ -53,7 +57,12 @@ class Reviewer:
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
+        REVIEWERS.append(thread)
         return thread
+
+
+# Reviewer threads started by the running test, joined at its end (tests/integrations/conftest.py).
+REVIEWERS: list[threading.Thread] = []
 
 
 def approve(**kw: Any) -> Callable[[Any], tuple[str, dict[str, Any]]]:
