@@ -39,6 +39,7 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as types
@@ -131,6 +132,17 @@ def _spent(req: Request) -> bool:
     return req.execution not in (None, ExecutionState.STARTED)
 
 
+@dataclass(frozen=True)
+class Filed:
+    """The request a call stands for: its id and mode, and the request as read back when the
+    call re-attached to an earlier one (None when this very call filed it: nothing to read,
+    which saves a Redis round trip on every `auto` call)."""
+
+    id: str
+    mode: Mode
+    request: Request | None
+
+
 class Calls:
     """The `tools/call` handler shared by the stdio gateway and /mcp/gateway."""
 
@@ -172,7 +184,7 @@ class Calls:
         except HitlError as exc:  # the HTTP transport's: the server refused the key, or did not answer
             return _error(f"hitl: {exc}; the tool was not called.")
 
-    async def _file(self, route: Route, arguments: dict[str, Any], principal: Principal | None) -> Request:
+    async def _file(self, route: Route, arguments: dict[str, Any], principal: Principal | None) -> Filed:
         """The request this call stands for: the pending or approved one it re-attaches to,
         or a new one after the spent generations."""
         who = "" if principal is None else principal.name
@@ -195,13 +207,16 @@ class Calls:
             except IdempotencyConflict:  # a key of ours used with other content: step past it
                 generation += 1
                 continue
-            req = await self.aio.fetch(handle.id)
             # Filed by this very call: ours, even if a reviewer already rejected it (or it
-            # expired) before this read. Taken for an earlier call's spent request, it made the
-            # gateway file another one and wait on it for good (seen in the suite under load).
-            if handle.created or not _spent(req):
+            # expired) since. Taken for an earlier call's spent request, it made the gateway
+            # file another one and wait on it for good (seen in the suite under load).
+            if handle.created:
                 self._remember(base, generation)
-                return req
+                return Filed(handle.id, handle.mode, None)
+            req = await self.aio.fetch(handle.id)
+            if not _spent(req):
+                self._remember(base, generation)
+                return Filed(req.id, req.mode, req)
             generation += 1
         raise InvalidRequest(
             f"this exact call was already made {MAX_GENERATIONS} times; vary it", "arguments"
@@ -227,21 +242,22 @@ class Calls:
         principal: Principal | None,
         deferrable: bool,
     ) -> types.CallToolResult | types.InputRequiredResult:
-        req = await self._file(route, arguments, principal)
-        if req.mode is Mode.GATE:
-            if not req.final:
+        filed = await self._file(route, arguments, principal)
+        if filed.mode is Mode.GATE:
+            req = filed.request
+            if req is None or not req.final:
                 try:
-                    req = await self.aio.wait_request(req.id, timeout=self.wait_seconds)
+                    req = await self.aio.wait_request(filed.id, timeout=self.wait_seconds)
                 except WaitTimeout:  # still pending: the request stays; the retry re-attaches
                     if deferrable:
-                        return types.InputRequiredResult(request_state=STATE_PREFIX + req.id)
-                    return _error(PENDING.format(id=req.id, seconds=self.wait_seconds, tool=name))
+                        return types.InputRequiredResult(request_state=STATE_PREFIX + filed.id)
+                    return _error(PENDING.format(id=filed.id, seconds=self.wait_seconds, tool=name))
             return await self._gated(route, req, arguments, principal)
         self._spend(route, arguments, principal)
-        if req.mode in (Mode.AUTO, Mode.SHADOW):
-            return await self._forward(route, req, arguments, recorded=False)
-        result = await self._forward(route, req, arguments, recorded=False)
-        return _noted(result, NO_UNDO.format(id=req.id, mode=req.mode.value))
+        result = await self._forward(route, filed.id, arguments, recorded=False)
+        if filed.mode in (Mode.AUTO, Mode.SHADOW):
+            return result
+        return _noted(result, NO_UNDO.format(id=filed.id, mode=filed.mode.value))
 
     async def _gated(
         self, route: Route, req: Request, arguments: dict[str, Any], principal: Principal | None
@@ -265,10 +281,10 @@ class Calls:
         self._spend(route, arguments, principal)
         # Exactly what was approved: the reviewer's edit, if any, replaces the proposal.
         approved = dict(decision.params or {})
-        return await self._forward(route, req, approved, recorded=True)
+        return await self._forward(route, req.id, approved, recorded=True)
 
     async def _forward(
-        self, route: Route, req: Request, arguments: dict[str, Any], *, recorded: bool
+        self, route: Route, request_id: str, arguments: dict[str, Any], *, recorded: bool
     ) -> types.CallToolResult:
         """Call the upstream. `recorded`: its start is already in the request (gate); otherwise
         start and end are recorded after answering, off the call's path."""
@@ -276,17 +292,17 @@ class Calls:
             result = await route.upstream.call(route.tool.name, arguments)
         except Exception as exc:
             log.warning("MCP upstream %s failed on %s: %s", route.upstream.name, route.tool.name, exc)
-            self._record(req.id, started=recorded, ok=False, result={"error": str(exc) or type(exc).__name__})
+            why = str(exc) or type(exc).__name__
+            self._record(request_id, started=recorded, ok=False, result={"error": why})
             return _error(
-                f"MCP server {route.upstream.name!r} failed on {route.tool.name} "
-                f"({exc or type(exc).__name__}); "
-                f"it may or may not have acted. Recorded on request {req.id} as failed; it is not retried."
+                f"MCP server {route.upstream.name!r} failed on {route.tool.name} ({why}); it may or "
+                f"may not have acted. Recorded on request {request_id} as failed; it is not retried."
             )
         answer = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         if recorded:  # gate: the end is on record before the agent hears of it
-            await self.aio.finish_execution(req.id, ok=not result.is_error, result=answer)
+            await self.aio.finish_execution(request_id, ok=not result.is_error, result=answer)
         else:
-            self._record(req.id, started=False, ok=not result.is_error, result=answer)
+            self._record(request_id, started=False, ok=not result.is_error, result=answer)
         return result
 
     def _record(self, request_id: str, *, started: bool, ok: bool, result: Any) -> None:
