@@ -194,8 +194,13 @@ export class HitlClient {
     }
   }
 
-  /** Record that the approved tool call ended (`ok` false when it threw). */
-  async finishExecution(id: string, ok: boolean): Promise<void> {
-    await this.#call("POST", `/v1/requests/${encodeURIComponent(id)}/execution`, { state: "finished", ok });
+  /**
+   * Record that the approved tool call ended (`ok` false when it threw). `result`, when
+   * given, is kept in the audit log masked and cut near 4 KiB: pass something small (the
+   * request body limit still applies).
+   */
+  async finishExecution(id: string, ok: boolean, result?: unknown): Promise<void> {
+    const body = result === undefined ? { state: "finished", ok } : { state: "finished", ok, result };
+    await this.#call("POST", `/v1/requests/${encodeURIComponent(id)}/execution`, body);
   }
 }
