@@ -29,6 +29,7 @@ from hitl.remotebase import (
     BaseHttpApprovals,
     Call,
     Conflict,
+    Exchange,
     Execution,
     Poll,
     Retries,
@@ -55,11 +56,15 @@ __all__ = ["AsyncHttpApprovals", "AsyncHttpBatchHandle", "AsyncHttpRequestHandle
 class HttpRequestHandle:
     """A filed request, seen from the agent over HTTP (`RequestHandle`'s methods)."""
 
-    def __init__(self, approvals: HttpApprovals, request_id: str, mode: Mode) -> None:
+    def __init__(
+        self, approvals: HttpApprovals, request_id: str, mode: Mode, *, created: bool | None = None
+    ) -> None:
         self._approvals = approvals
         self.id = request_id
         self.mode = mode
-        self.created: bool | None = None  # `RequestHandle.created`: not said over HTTP
+        # `RequestHandle.created`: the server's 201 (filed now) or 200 (the idempotency key's
+        # earlier request); None when the POST was sent more than once, so either may be true.
+        self.created = created
 
     def __repr__(self) -> str:
         return f"<HttpRequestHandle {self.id} mode={self.mode}>"
@@ -117,8 +122,14 @@ class HttpApprovals(BaseHttpApprovals):
         self.http = httpx.Client(transport=transport, **self.client_kwargs())
 
     def _send(self, call: Call) -> dict[str, Any]:
+        return self._exchange(call)[0]
+
+    def _exchange(self, call: Call) -> tuple[dict[str, Any], Exchange]:
+        """The answer's body, and its status and whether the call was sent more than once."""
         retries = Retries(call)
+        sent = 0
         while True:
+            sent += 1
             try:
                 resp = self.http.send(call.build(self.http))
             except httpx.TransportError as exc:
@@ -128,7 +139,7 @@ class HttpApprovals(BaseHttpApprovals):
             else:
                 delay = retries.after_response(resp)
                 if delay is None:
-                    return answer(call, resp, self.base_url)
+                    return answer(call, resp, self.base_url), Exchange(resp.status_code, sent > 1)
             time.sleep(delay)
 
     def _decided(self, conflict: Conflict) -> NoReturn:
@@ -143,8 +154,9 @@ class HttpApprovals(BaseHttpApprovals):
 
     def request_from(self, fields: Mapping[str, Any], *, via: str | None = None) -> HttpRequestHandle:
         """`request()` with its arguments in a mapping: `POST /v1/requests`."""
-        rid, mode = self.filed(self._send(self.create_call(fields, via)))
-        return HttpRequestHandle(self, rid, mode)
+        body, exchange = self._exchange(self.create_call(fields, via))
+        rid, mode = self.filed(body)
+        return HttpRequestHandle(self, rid, mode, created=exchange.created())
 
     def request_batch(
         self,
@@ -277,11 +289,15 @@ class HttpApprovals(BaseHttpApprovals):
 class AsyncHttpRequestHandle:
     """`HttpRequestHandle` for asyncio code."""
 
-    def __init__(self, approvals: AsyncHttpApprovals, request_id: str, mode: Mode) -> None:
+    def __init__(
+        self, approvals: AsyncHttpApprovals, request_id: str, mode: Mode, *, created: bool | None = None
+    ) -> None:
         self._approvals = approvals
         self.id = request_id
         self.mode = mode
-        self.created: bool | None = None  # `RequestHandle.created`: not said over HTTP
+        # `RequestHandle.created`: the server's 201 (filed now) or 200 (the idempotency key's
+        # earlier request); None when the POST was sent more than once, so either may be true.
+        self.created = created
 
     def __repr__(self) -> str:
         return f"<AsyncHttpRequestHandle {self.id} mode={self.mode}>"
@@ -337,8 +353,14 @@ class AsyncHttpApprovals(BaseHttpApprovals):
         self.http = httpx.AsyncClient(transport=transport, **self.client_kwargs())
 
     async def _send(self, call: Call) -> dict[str, Any]:
+        return (await self._exchange(call))[0]
+
+    async def _exchange(self, call: Call) -> tuple[dict[str, Any], Exchange]:
+        """`HttpApprovals._exchange` for asyncio."""
         retries = Retries(call)
+        sent = 0
         while True:
+            sent += 1
             try:
                 resp = await self.http.send(call.build(self.http))
             except httpx.TransportError as exc:
@@ -348,7 +370,7 @@ class AsyncHttpApprovals(BaseHttpApprovals):
             else:
                 delay = retries.after_response(resp)
                 if delay is None:
-                    return answer(call, resp, self.base_url)
+                    return answer(call, resp, self.base_url), Exchange(resp.status_code, sent > 1)
             await asyncio.sleep(delay)
 
     async def _decided(self, conflict: Conflict) -> NoReturn:
@@ -365,8 +387,9 @@ class AsyncHttpApprovals(BaseHttpApprovals):
         self, fields: Mapping[str, Any], *, via: str | None = None
     ) -> AsyncHttpRequestHandle:
         """`request()` with its arguments in a mapping: `POST /v1/requests`."""
-        rid, mode = self.filed(await self._send(self.create_call(fields, via)))
-        return AsyncHttpRequestHandle(self, rid, mode)
+        body, exchange = await self._exchange(self.create_call(fields, via))
+        rid, mode = self.filed(body)
+        return AsyncHttpRequestHandle(self, rid, mode, created=exchange.created())
 
     async def request_batch(
         self,

@@ -71,6 +71,20 @@ class Execution(enum.StrEnum):
     FINISHED = "finished"
 
 
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """How a call's final answer came: its status, and whether the call was sent more than
+    once (an earlier attempt may have landed before its answer was lost)."""
+
+    status: int
+    resent: bool
+
+    def created(self) -> bool | None:
+        """For `POST /v1/requests`: True when this call filed the request (201), False when
+        its idempotency key found an earlier one (200), None when a resend blurs the two."""
+        return None if self.resent else self.status == 201
+
+
 @dataclass(frozen=True)
 class Call:
     """One round trip: the HTTP request, and what the client needs to read its answer.

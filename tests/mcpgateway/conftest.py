@@ -122,9 +122,11 @@ def gateway(redis_url: str, prefix: str, tmp_path: Path) -> Callable[..., contex
 
     @contextlib.asynccontextmanager
     async def connect(
-        upstreams: dict[str, Any], *, wait_seconds: float | None = None, mode: str = "auto"
+        upstreams: dict[str, Any], *, wait_seconds: float | None = None, mode: str = "auto",
+        env: dict[str, str] | None = None,
     ) -> AsyncIterator[Client]:
-        """`mode`: the client's protocol negotiation ("legacy": a pre-2026 client)."""
+        """`mode`: the client's protocol negotiation ("legacy": a pre-2026 client); `env`:
+        extra variables for the gateway (HITL_API_URL and HITL_API_KEY: an agent's machine)."""
         config = tmp_path / "gateway.yaml"
         document: dict[str, Any] = {"upstreams": upstreams}
         if wait_seconds is not None:
@@ -132,7 +134,7 @@ def gateway(redis_url: str, prefix: str, tmp_path: Path) -> Callable[..., contex
         config.write_text(yaml.safe_dump(document))
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "hitl.cli", "mcp", "gateway", "--config", str(config)],
-            env=hitl_env(redis_url, prefix), cwd=ROOT,
+            env={**hitl_env(redis_url, prefix), **(env or {})}, cwd=ROOT,
         )
         async with Client(params, read_timeout_seconds=60, mode=mode) as client:
             yield client

@@ -21,6 +21,7 @@ from bot.slack.blocks import cards
 from hitl import Approvals
 from hitl.keys import timer_member
 from hitl.status import ExecutionState, SystemVerb
+from tests.gateway.conftest import SECRET, running_gateway
 from tests.helpers import events, eventually
 from tests.mcp.conftest import first_pending
 from tests.mcpgateway.conftest import Answer, UpstreamLog, call, http_upstream, stdio_upstream
@@ -167,6 +168,29 @@ def test_an_older_client_hears_still_pending_and_the_same_call_reattaches(
     assert not final.error and final.text == "deleted /srv/d"
     assert received.calls("delete_file") == [{"path": "/srv/d"}]
     assert [e["type"] for e in events(conn, prefix)].count("created") == 1  # one request, one card
+
+
+def test_on_an_agents_machine_the_gateway_files_over_http_and_forwards_the_edit_once(
+    gateway: Callable[..., Any], received: UpstreamLog, redis_url: str, prefix: str, conn: redis.Redis
+) -> None:
+    """HITL_API_URL and an API key, as on an agent's machine: the hitl server routes and
+    records the key; the gateway learns from 201 that the request is its own."""
+    with running_gateway(redis_url, prefix) as web:
+        env = {"HITL_API_URL": web.url, "HITL_API_KEY": SECRET}
+
+        async def scenario() -> Any:
+            async with gateway({"up": stdio_upstream(received)}, env=env) as client:
+                pending = asyncio.create_task(call(client, "delete_file", path="/srv/all"))
+                rid = await asyncio.to_thread(first_pending, web.approvals)
+                web.approvals.decide(rid, "approve", by="U01", params={"path": "/srv/tmp"})
+                return await pending, rid
+
+        answer, rid = asyncio.run(scenario())
+        assert web.approvals.get(rid).fetch().via == "ci"  # the key is the requester
+    assert not answer.error and answer.text == "deleted /srv/tmp"
+    assert received.calls("delete_file") == [{"path": "/srv/tmp"}]
+    created = [e for e in events(conn, prefix) if e["type"] == "created"]
+    assert len(created) == 1 and created[0]["id"] == rid
 
 
 def test_a_notify_call_runs_at_once_and_says_a_veto_cannot_uncall_it(

@@ -146,6 +146,24 @@ def test_a_filing_that_may_have_landed_is_not_repeated_unless_idempotent(
     assert len(stand_in.calls) == 2 and stand_in.calls[1][2]["idempotency_key"] == "run-1"
 
 
+def test_the_handle_says_whether_this_call_filed_the_request(stand_in: StandIn, client: HttpApprovals) -> None:
+    """201 is "filed now", 200 "the idempotency key's earlier request"; after a resend either
+    may be true, so the handle says it does not know (the MCP gateway then reads it back)."""
+    stand_in.answer("POST /v1/requests", (201, VIEW, {}))
+    assert client.request(action="deploy", summary="Deploy").created is True
+    stand_in.answer("POST /v1/requests", (200, VIEW, {}))
+    assert client.request(action="deploy", summary="Deploy", idempotency_key="run-1").created is False
+    stand_in.answer("POST /v1/requests", (502, {"error": "bad gateway"}, {}), (201, VIEW, {}))
+    assert client.request(action="deploy", summary="Deploy", idempotency_key="run-2").created is None
+
+    async def twin() -> bool | None:
+        stand_in.answer("POST /v1/requests", (201, VIEW, {}))
+        async with AsyncApprovals(api_url=stand_in.url, api_key="k") as aio:
+            return (await aio.request(action="deploy", summary="Deploy")).created
+
+    assert asyncio.run(twin()) is True
+
+
 def test_connection_refused_is_retried_then_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rb, "MAX_ATTEMPTS", 3)
     dead = HttpApprovals(api_url=f"http://127.0.0.1:{free_port()}", api_key="k")
