@@ -20,6 +20,8 @@ from collections import Counter
 from itertools import pairwise
 from typing import Any
 
+from hitl.models import MAX_PARAMS_DEPTH
+
 # What a masked secret looks like on a card and in the edit box.
 MASK = "••••••"
 # Marker appended to anything cut short.
@@ -191,14 +193,18 @@ def compact_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, default=str))
 
 
-def clip_json(value: Any, budget: int) -> Any:
+def clip_json(value: Any, budget: int, depth: int = MAX_PARAMS_DEPTH) -> Any:
     """A display copy of `value` whose JSON is roughly at most `budget` chars.
 
     Long strings are cut (keeping a margin so secrets across the cut are still masked
     afterwards), and containers stop early with a "…" entry saying how much is left. Used
-    before masking and pretty-printing, both of which are slow on megabytes.
+    before masking and pretty-printing, both of which are slow on megabytes. Containers
+    nested more than `depth` levels become a "…" note: a tool's result is not bounded like
+    `params`, and masking and encoding recurse.
     """
     budget = max(budget, 64)
+    if isinstance(value, dict | list | tuple) and depth <= 0:
+        return f"{ELLIPSIS} nested deeper than {MAX_PARAMS_DEPTH} levels"
     if isinstance(value, str):
         if len(value) <= budget + MASK_MARGIN:
             return value
@@ -210,7 +216,7 @@ def clip_json(value: Any, budget: int) -> Any:
             if used > budget:
                 out[ELLIPSIS] = f"{len(value) - i} more keys"
                 break
-            out[k] = clipped = clip_json(v, budget - used)
+            out[k] = clipped = clip_json(v, budget - used, depth - 1)
             used += compact_size(clipped) + len(str(k)) + 6
         return out
     if isinstance(value, list | tuple):
@@ -220,7 +226,7 @@ def clip_json(value: Any, budget: int) -> Any:
             if used > budget:
                 items.append(f"{ELLIPSIS} {len(value) - i} more items")
                 break
-            items.append(clipped := clip_json(v, budget - used))
+            items.append(clipped := clip_json(v, budget - used, depth - 1))
             used += compact_size(clipped) + 2
         return items
     return value
@@ -291,15 +297,10 @@ def restore_masked(edited: Any, original: Any, path: str = "") -> Any:
 RESULT_CHARS = 4096
 
 
-def recorded_result(value: Any, limit: int = RESULT_CHARS) -> Any:
-    """A tool call's result as the audit log may keep it: clipped near `limit` characters of
-    JSON, then masked (`mask_value`), so neither a secret the tool printed nor a megabyte
-    listing reaches the log. The outcome is JSON-able and small enough for any request body.
-    """
-    return mask_value(None, clip_json(value, limit))
-
-
 def result_text(value: Any, limit: int = RESULT_CHARS) -> str:
-    """`recorded_result` as compact JSON text of at most `limit` characters (cut with "…")."""
-    text = json.dumps(recorded_result(value, limit), ensure_ascii=False, separators=(",", ":"), default=str)
+    """A tool call's result as the audit log keeps it: compact JSON of at most `limit`
+    characters, clipped first (`clip_json`), then masked (`mask_value`), so neither a secret
+    the tool printed nor a megabyte listing reaches the log."""
+    kept = mask_value(None, clip_json(value, limit))
+    text = json.dumps(kept, ensure_ascii=False, separators=(",", ":"), default=str)
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS

@@ -41,7 +41,7 @@ from hitl.errors import (
     ReviewerOnly,
     TransitionRefused,
 )
-from hitl.masking import recorded_result
+from hitl.masking import RESULT_CHARS, clip_json
 from hitl.models import Request, RequestInput
 from hitl.settings import Settings, api_base_url, load_settings
 from hitl.status import Mode, Status
@@ -452,8 +452,8 @@ class BaseHttpApprovals:
         body: dict[str, Any] = {"state": state.value}
         if state is Execution.FINISHED:
             body["ok"] = ok
-            if result is not None:  # clipped and masked here too: a big result fits any body limit
-                body["result"] = recorded_result(result)
+            if result is not None:  # clipped here so a big result fits any body limit; the server masks
+                body["result"] = clip_json(result, RESULT_CHARS)
         # Not repeated once it may have landed: a second "started" would read as a start that
         # never finished (outcome unknown), and a lost answer already keeps the tool from running.
         return Call("POST", _path(request_id, "/execution"), body, request_id=request_id)

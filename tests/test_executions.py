@@ -111,3 +111,19 @@ def test_the_finish_keeps_the_tools_result_masked_and_capped_in_the_audit_log(
     approvals.finish_execution(plain)
     (bare,) = [e for e in events(conn, prefix, plain) if e["type"] == EventType.EXECUTION_FINISHED]
     assert "result" not in bare  # no result given, none invented
+
+
+def test_a_result_nested_deeper_than_any_encoder_recurses_is_kept_cut(
+    approvals: Approvals, conn: redis.Redis, prefix: str
+) -> None:
+    """An upstream's answer is not bounded like params; 5,000 levels would exhaust the stack
+    of the recursive clip, mask and encode, and the finish (so the at-most-once record) with it."""
+    rid = approved(approvals)
+    assert approvals.start_execution(rid)
+    deep: list[object] = ["bottom"]
+    for _ in range(5_000):
+        deep = [deep]
+    approvals.finish_execution(rid, result={"rows": deep})
+    assert approvals.get(rid).fetch().execution is ExecutionState.FINISHED
+    (finished,) = [e for e in events(conn, prefix, rid) if e["type"] == EventType.EXECUTION_FINISHED]
+    assert "nested deeper than 32 levels" in finished["result"] and "bottom" not in finished["result"]

@@ -15,13 +15,16 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import redis
 from mcp import types
 
 from bot.gateway.mcpgateway.calls import Calls
 from bot.gateway.mcpgateway.upstreams import Route
 from hitl import Approvals, AsyncApprovals
 from hitl.settings import Settings
+from hitl.status import ExecutionState
 from tests.helpers import events, publish_policy
+from tests.mcp.conftest import first_pending
 
 
 class ReviewerFirst:
@@ -70,3 +73,46 @@ def test_a_call_rejected_before_the_gateway_looks_again_gets_that_rejection(
 
 async def _ready() -> None:
     """The upstream is up (it is never called: the call is rejected)."""
+
+
+class RedisGoneAfterTheCall:
+    """The gateway's client, with Redis going away between the tool's run and its record."""
+
+    def __init__(self, aio: AsyncApprovals) -> None:
+        self._aio = aio
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._aio, name)
+
+    async def finish_execution(self, request_id: str, **_: Any) -> None:
+        raise redis.ConnectionError("Connection refused")
+
+
+def test_a_call_that_ran_while_redis_went_away_says_it_ran(
+    settings: Settings, approvals: Approvals, prefix: str
+) -> None:
+    """Never "the tool was not called" for a tool that was: the agent must not run it again."""
+    publish_policy(approvals, "actions:\n  up.delete_file: {mode: gate}\n")
+    tool = types.Tool(name="delete_file", inputSchema={"type": "object"})
+    answer = types.CallToolResult(content=[types.TextContent(type="text", text="deleted /srv/a")])
+    ran: list[dict[str, Any]] = []
+
+    async def forward(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        ran.append(arguments)
+        return answer
+
+    route = Route(SimpleNamespace(name="up", ready=_ready, call=forward), tool)  # type: ignore[arg-type]
+
+    async def scenario() -> Any:
+        async with AsyncApprovals(settings=settings) as aio:
+            calls = Calls(SimpleNamespace(routes={"delete_file": route}), RedisGoneAfterTheCall(aio))  # type: ignore[arg-type]
+            pending = asyncio.create_task(calls.call("delete_file", {"path": "/srv/a"}, None))
+            rid = await asyncio.to_thread(first_pending, approvals)
+            approvals.decide(rid, "approve", by="U01")
+            return await pending, rid
+
+    result, rid = asyncio.run(scenario())
+    texts = [c.text for c in result.content]
+    assert not result.is_error and texts[0] == "deleted /srv/a" and ran == [{"path": "/srv/a"}]
+    assert "ran, but its end could not be recorded" in texts[-1] and "not called" not in " ".join(texts)
+    assert approvals.get(rid).fetch().execution is ExecutionState.STARTED  # a repeat: outcome unknown

@@ -45,6 +45,7 @@ from typing import Any
 import mcp_types as types
 import redis
 
+from bot.gateway.mcpgateway.config import DEFAULT_WAIT
 from bot.gateway.mcpgateway.upstreams import Route, UpstreamDown, Upstreams
 from hitl.apikeys import ActionForbidden, Principal
 from hitl.client import AsyncApprovals
@@ -73,12 +74,16 @@ UNKNOWN = (
     "finished (the gateway stopped mid-call?). It was NOT forwarded again: its outcome is "
     "unknown, so check whether it took effect before asking again."
 )
+UNRECORDED = (
+    "hitl: request {id}'s approved call ran, but its end could not be recorded ({why}); the "
+    "request shows it as started. Do not repeat it: a repeat is refused as outcome unknown."
+)
 PENDING = (
     "hitl: no decision yet: request {id} is still pending in Slack (held {seconds:g} s). The tool was "
     "NOT called. Call {tool} again with the same arguments to keep waiting: that re-attaches to the "
     "same request (nothing new is filed), and waiting never withdraws it."
 )
-# The requestState of a deferred call: which request it waits on (for logs; never trusted).
+# The requestState of a deferred call names the request it waits on; the retry never reads it.
 STATE_PREFIX = "hitl-request:"
 RAN = (
     "hitl: request {id}'s approved call to {action} already ran ({state}); it is not forwarded twice."
@@ -146,7 +151,9 @@ class Filed:
 class Calls:
     """The `tools/call` handler shared by the stdio gateway and /mcp/gateway."""
 
-    def __init__(self, upstreams: Upstreams, aio: AsyncApprovals, *, wait_seconds: float = 50.0) -> None:
+    def __init__(
+        self, upstreams: Upstreams, aio: AsyncApprovals, *, wait_seconds: float = DEFAULT_WAIT
+    ) -> None:
         self.upstreams = upstreams
         self.aio = aio
         self.wait_seconds = wait_seconds
@@ -300,7 +307,13 @@ class Calls:
             )
         answer = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         if recorded:  # gate: the end is on record before the agent hears of it
-            await self.aio.finish_execution(request_id, ok=not result.is_error, result=answer)
+            try:
+                await self.aio.finish_execution(request_id, ok=not result.is_error, result=answer)
+            except (redis.ConnectionError, redis.TimeoutError, RedisBusy, HitlError) as exc:
+                # The tool ran: say so, never "not called". Its start stays on record, so the
+                # same call again is refused as "outcome unknown", not run twice.
+                log.warning("hitl: request %s's call ran but its end was not recorded: %s", request_id, exc)
+                return _noted(result, UNRECORDED.format(id=request_id, why=exc or type(exc).__name__))
         else:
             self._record(request_id, started=False, ok=not result.is_error, result=answer)
         return result
